@@ -1,0 +1,126 @@
+// The agent configuration: named like kube-proxy's KubeProxyConfiguration where it has the same key.
+// Parsed once at the edge (zod, strict: an unknown key is an error naming the key).
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** Go-style durations as kube-proxy writes them: "1s", "30s", "1m0s", "500ms", "1h2m3.5s". */
+export function parseDuration(text: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
+  let total = 0;
+  let matched = 0;
+  let m: RegExpExecArray | null;
+  if (text === '0') return 0;
+  while ((m = re.exec(text)) !== null) {
+    const n = Number(m[1]);
+    const unit = m[2];
+    total += unit === 'h' ? n * 3_600_000 : unit === 'm' ? n * 60_000 : unit === 's' ? n * 1000 : n;
+    matched = re.lastIndex;
+  }
+  if (matched !== text.length || text.length === 0) throw new Error(`invalid duration "${text}"`);
+  return Math.round(total);
+}
+
+const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v * 1000; // a bare number means seconds
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IP address' });
+const cidr = z.string().refine(
+  (s) => {
+    const [addr, bits, extra] = s.split('/');
+    if (extra !== undefined || addr === undefined || bits === undefined || !/^\d+$/.test(bits)) return false;
+    const family = isIP(addr);
+    return family !== 0 && Number(bits) <= (family === 4 ? 32 : 128);
+  },
+  { message: 'not a CIDR (address/prefix)' },
+);
+const bindAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected host:port');
+
+export const IptablesConfigSchema = z
+  .object({
+    /** Accept NodePort connections to 127.0.0.1 (IPv4 only, needs route_localnet), as kube-proxy does. */
+    localhostNodePorts: z.boolean().default(true),
+    /** Minimum gap between syncs (milliseconds after parsing). */
+    minSyncPeriod: duration.default('1s'),
+    /** Period of full resyncs that repair drift (milliseconds after parsing). */
+    syncPeriod: duration.default('30s'),
+    /** Use --random-fully on MASQUERADE when the kernel/tool supports it. */
+    masqueradeRandomFully: z.boolean().default(true),
+  })
+  .strict();
+
+export const IpvsConfigSchema = z
+  .object({
+    scheduler: z.enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh']).default('rr'),
+    /** Set arp_ignore=1 / arp_announce=2 so only the layer2 owner answers ARP for service addresses. */
+    strictARP: z.boolean().default(false),
+    minSyncPeriod: duration.default('1s'),
+    syncPeriod: duration.default('30s'),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** This node's name (matches EndpointSlice endpoints' nodeName). Defaults to the host name. */
+    nodeName: z.string().default(''),
+    /** Addresses this node owns: used for NodePorts and the LOCAL address type. Empty = read from interfaces. */
+    nodeIPs: z.array(ipAddress).default([]),
+    mode: z.enum(['iptables', 'ipvs']).default('iptables'),
+    /** Pod CIDRs for the local-traffic detector; empty = no detector. */
+    clusterCIDRs: z.array(cidr).default([]),
+    masqueradeAll: z.boolean().default(false),
+    masqueradeBit: z.number().int().min(0).max(31).default(14),
+    /** CIDRs whose node addresses accept NodePorts, or ["primary"]; empty = all node addresses. */
+    nodePortAddresses: z
+      .array(z.union([z.literal('primary'), cidr]))
+      .default([])
+      .refine((v) => !v.includes('primary') || v.length === 1, {
+        message: '"primary" cannot be combined with CIDRs',
+      }),
+    metricsBindAddress: bindAddress.default('127.0.0.1:10249'),
+    healthzBindAddress: bindAddress.default('0.0.0.0:10256'),
+    iptables: IptablesConfigSchema.default({}),
+    ipvs: IpvsConfigSchema.default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export const defaultConfig = (): Config => ConfigSchema.parse({});
+
+/** A configuration error: names the key path and what is wrong with it. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: Array<{ path: string; message: string }>,
+  ) {
+    super(`${source}: invalid configuration: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validate an already-decoded configuration object. Pure. */
+export function parseConfig(raw: unknown, source = 'config'): Config {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  throw new ConfigError(
+    source,
+    result.error.issues.map((i) => {
+      const path = i.path.join('.');
+      if (i.code === z.ZodIssueCode.unrecognized_keys) {
+        return {
+          path: i.keys.map((k) => (path ? `${path}.${k}` : k)).join(', '),
+          message: 'unknown key',
+        };
+      }
+      return { path, message: i.message };
+    }),
+  );
+}

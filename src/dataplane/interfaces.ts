@@ -1,0 +1,66 @@
+// Narrow interfaces over the system tools (DESIGN §4.1). Each has a real executor (execa, argument
+// arrays, optional network namespace) and a stateful, validating fake for unit tests.
+import type { IPFamily } from '../model/cluster-state.js';
+import type { TableName } from '../render/types.js';
+
+export interface RestoreOptions {
+  /** Keep chains/rules not mentioned in the payload (iptables-restore --noflush). */
+  noflush: boolean;
+  /** Prepend a no-op "-S" after the table header: makes iptables-nft-restore linear on big inputs. */
+  listFirst?: boolean;
+}
+
+export type IptablesBackend = 'nft' | 'legacy';
+
+export interface Iptables {
+  readonly family: IPFamily;
+  readonly backend: IptablesBackend;
+  /** iptables-save -t TABLE (whole table text). */
+  save(table: TableName): Promise<string>;
+  /** iptables-restore -w [--noflush] with the given payload (may contain several tables). */
+  restore(payload: string, opts: RestoreOptions): Promise<void>;
+  /** iptables -w -t TABLE -C CHAIN spec… ; true when the rule exists. */
+  checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean>;
+  /** iptables -w -t TABLE -I|-A CHAIN spec… */
+  insertRule(table: TableName, chain: string, spec: string[], position: 'prepend' | 'append'): Promise<void>;
+  /** iptables -w -t TABLE -D CHAIN spec… ; false when there was no such rule. */
+  deleteRule(table: TableName, chain: string, spec: string[]): Promise<boolean>;
+}
+
+export interface IpsetEntrySet {
+  name: string;
+  /** e.g. "hash:ip,port" */
+  type: string;
+  family: 'inet' | 'inet6';
+  entries: string[];
+  comment?: string;
+}
+
+export interface Ipset {
+  list(): Promise<IpsetEntrySet[]>;
+  /** ipset restore -exist with the given payload. */
+  restore(payload: string): Promise<void>;
+  destroy(name: string): Promise<void>;
+}
+
+export interface Sysctl {
+  /** Read e.g. "net/ipv4/ip_forward"; null when the key does not exist on this kernel. */
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<void>;
+}
+
+export interface ConntrackFilter {
+  family: IPFamily;
+  protocol: 'udp' | 'tcp' | 'sctp';
+  /** Original destination (the service address / node address). */
+  origDst?: string;
+  origDstPort?: number;
+  /** Reply source = the endpoint the flow was DNATed to. */
+  replySrc?: string;
+  replySrcPort?: number;
+}
+
+export interface Conntrack {
+  /** conntrack -D with the filter; returns the number of entries deleted. */
+  deleteEntries(filter: ConntrackFilter): Promise<number>;
+}
