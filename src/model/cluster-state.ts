@@ -15,7 +15,10 @@ export interface Endpoint {
   family: IPFamily;
   /** conditions.ready; unset = true. */
   ready: boolean;
-  /** conditions.serving; unset = same as ready (true when ready is unset). */
+  /**
+   * conditions.serving; unset = true (kube-proxy's endpointslicecache: `Serving == nil || *Serving`).
+   * For a legacy v1 Endpoints address it follows ready.
+   */
   serving: boolean;
   /** conditions.terminating; unset = false. */
   terminating: boolean;
@@ -113,6 +116,8 @@ export interface IngressInfo {
 /** portway.io/v1alpha1 IPAddressPool, parsed. */
 export interface AddressPool {
   name: string;
+  /** metadata.labels, for L2Advertisement ipAddressPoolSelectors (always set by the model). */
+  labels?: Record<string, string>;
   /** Ranges as written (CIDR or a-b), normalised: canonical first/last address. */
   addresses: Array<{ first: string; last: string; family: IPFamily; text: string }>;
   autoAssign: boolean;

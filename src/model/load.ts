@@ -1,0 +1,189 @@
+// Reading manifests: files, directories and stdin → raw objects, each tagged with where it came from.
+// parseManifestText is pure (the directory watcher reuses it); loadManifestFiles is the I/O around it.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { InputProblem } from './cluster-state.js';
+
+/** One raw Kubernetes object and where it was read from. */
+export interface SourcedObject {
+  /** File path as given (or joined under a given directory), '<stdin>', or 'api'. */
+  source: string;
+  object: unknown;
+  /**
+   * 1-based position of the YAML document in its file, when read from a file. Items of a `kind: List`
+   * share their list's document. Used to order objects deterministically and to point at a document.
+   */
+  document?: number;
+}
+
+export interface LoadResult {
+  objects: SourcedObject[];
+  problems: InputProblem[];
+}
+
+export const STDIN_SOURCE = '<stdin>';
+const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
+// A YAML alias bomb must not exhaust memory: kubectl-produced manifests use no aliases at all.
+const MAX_ALIAS_COUNT = 100;
+
+function fileProblem(source: string, message: string): InputProblem {
+  return { source, kind: '', object: '', field: '', message };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Split a manifest text into objects. YAML multi-document streams and JSON (a JSON document is YAML)
+ * both work; empty documents are skipped; an array document and `kind: List` / `*List` with `items`
+ * (what `kubectl get -o yaml` prints) are flattened. A document with a syntax error becomes one problem
+ * naming the document and line; the other documents of the text still load.
+ */
+export function parseManifestText(text: string, source: string): LoadResult {
+  const objects: SourcedObject[] = [];
+  const problems: InputProblem[] = [];
+  const documents = parseAllDocuments(text);
+  documents.forEach((doc, index) => {
+    const document = index + 1;
+    const firstError = doc.errors[0];
+    if (firstError) {
+      const pos = firstError.linePos?.[0];
+      const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+      const firstLine = firstError.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? '';
+      problems.push(fileProblem(source, `YAML syntax error in document ${document}${where}: ${firstLine}`));
+      return;
+    }
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      problems.push(fileProblem(source, `document ${document}: ${(e as Error).message}`));
+      return;
+    }
+    for (const object of flattenLists(value)) objects.push({ source, object, document });
+  });
+  return { objects, problems };
+}
+
+/** An array or a `*List` with `items` becomes its items; typed lists' items inherit kind/apiVersion. */
+function flattenLists(value: unknown): unknown[] {
+  if (value === null || value === undefined) return [];
+  if (Array.isArray(value)) return value.flatMap(flattenLists);
+  if (
+    isRecord(value) &&
+    typeof value.kind === 'string' &&
+    value.kind.endsWith('List') &&
+    Array.isArray(value.items)
+  ) {
+    // The API server omits kind/apiVersion on the items of a typed list (ServiceList); kubectl adds them.
+    const itemKind = value.kind === 'List' ? undefined : value.kind.slice(0, -'List'.length);
+    return value.items.flatMap((item) => {
+      if (itemKind !== undefined && isRecord(item) && item.kind === undefined) {
+        return flattenLists({ apiVersion: value.apiVersion, kind: itemKind, ...item });
+      }
+      return flattenLists(item);
+    });
+  }
+  return [value];
+}
+
+/** Code-point order, independent of the locale: the file order must be the same on every machine. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Files under a directory, recursively, with a manifest extension, in sorted order. Entries whose
+ * name starts with "." are skipped: a ConfigMap mounted as a volume holds every file twice, once
+ * through the `..data` symlink and once in a `..<timestamp>` directory.
+ */
+async function listManifestFiles(dir: string): Promise<{ files: string[]; problems: InputProblem[] }> {
+  const files: string[] = [];
+  const problems: InputProblem[] = [];
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort(compareText);
+  } catch (e) {
+    return { files, problems: [fileProblem(dir, `cannot read directory: ${(e as Error).message}`)] };
+  }
+  for (const name of names) {
+    if (name.startsWith('.')) continue;
+    const path = join(dir, name);
+    let info;
+    try {
+      info = await stat(path); // follows symlinks, as `kubectl apply -f dir` does
+    } catch (e) {
+      problems.push(fileProblem(path, `cannot read: ${(e as Error).message}`));
+      continue;
+    }
+    if (info.isDirectory()) {
+      const sub = await listManifestFiles(path);
+      files.push(...sub.files);
+      problems.push(...sub.problems);
+    } else if (info.isFile() && MANIFEST_EXTENSIONS.some((ext) => name.toLowerCase().endsWith(ext))) {
+      files.push(path);
+    }
+  }
+  return { files, problems };
+}
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Load every manifest named by `paths`: files (any extension), directories (recursively, *.yaml,
+ * *.yml, *.json, sorted) and `-` for stdin. An unreadable file or a syntax error is a problem naming
+ * the file; everything else still loads. Objects come out in path order, then file order.
+ */
+export async function loadManifestFiles(paths: string[], stdin?: NodeJS.ReadableStream): Promise<LoadResult> {
+  const objects: SourcedObject[] = [];
+  const problems: InputProblem[] = [];
+  const add = (r: LoadResult): void => {
+    objects.push(...r.objects);
+    problems.push(...r.problems);
+  };
+  let stdinRead = false;
+  for (const path of paths) {
+    if (path === '-') {
+      if (stdinRead) continue; // stdin can only be read once; a second "-" adds nothing
+      stdinRead = true;
+      try {
+        add(parseManifestText(await readStream(stdin ?? process.stdin), STDIN_SOURCE));
+      } catch (e) {
+        problems.push(fileProblem(STDIN_SOURCE, `cannot read: ${(e as Error).message}`));
+      }
+      continue;
+    }
+    let files: string[];
+    try {
+      const info = await stat(path);
+      if (info.isDirectory()) {
+        const listed = await listManifestFiles(path);
+        problems.push(...listed.problems);
+        files = listed.files;
+      } else {
+        files = [path];
+      }
+    } catch (e) {
+      problems.push(fileProblem(path, `cannot read: ${(e as Error).message}`));
+      continue;
+    }
+    for (const file of files) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (e) {
+        problems.push(fileProblem(file, `cannot read: ${(e as Error).message}`));
+        continue;
+      }
+      add(parseManifestText(text, file));
+    }
+  }
+  return { objects, problems };
+}
