@@ -1,0 +1,128 @@
+// Answers ARP for the addresses this node owns, on one interface, with the interface's MAC; on taking an
+// address it sends a burst of gratuitous ARP so neighbours move their entries at once instead of waiting
+// for their cache to expire. A node that does not own an address never answers for it.
+import type { ArpSocket, ArpSocketOpener } from './arp-socket.js';
+import { buildArpReply, buildGratuitousArp, formatMac, parseArpRequest } from './arp-frame.js';
+
+/** Timer functions, injected so tests drive time (DESIGN habit 12). */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface GratuitousBurst {
+  /** Rounds sent on taking an address (each round = one request + one reply). */
+  count: number;
+  /** Gap between rounds. */
+  intervalMs: number;
+}
+
+export const DEFAULT_BURST: GratuitousBurst = { count: 5, intervalMs: 200 };
+
+export interface ArpResponderEvents {
+  onReply?(ip: string, to: string): void;
+  onGratuitous?(ip: string): void;
+  onError?(err: Error): void;
+}
+
+export class ArpResponder {
+  private socket: ArpSocket | null = null;
+  private readonly owned = new Set<string>();
+  private readonly bursts = new Map<string, unknown>();
+  /** Counters for metrics and tests. */
+  readonly counters = { requestsSeen: 0, repliesSent: 0, gratuitousSent: 0, sendErrors: 0 };
+
+  constructor(
+    readonly ifname: string,
+    private readonly open: ArpSocketOpener,
+    private readonly timers: Timers = realTimers,
+    private readonly burst: GratuitousBurst = DEFAULT_BURST,
+    private readonly events: ArpResponderEvents = {},
+  ) {}
+
+  /** Opens the packet socket. Throws (naming the interface) when it cannot. */
+  start(): void {
+    if (this.socket) return;
+    this.socket = this.open(this.ifname, (frame, outgoing) => this.handleFrame(frame, outgoing));
+  }
+
+  stop(): void {
+    for (const handle of this.bursts.values()) this.timers.clearTimeout(handle);
+    this.bursts.clear();
+    this.owned.clear();
+    this.socket?.close();
+    this.socket = null;
+  }
+
+  get mac(): string {
+    if (!this.socket) throw new Error(`ARP responder on ${this.ifname} is not started`);
+    return formatMac(this.socket.mac);
+  }
+
+  ownedAddresses(): string[] {
+    return [...this.owned].sort();
+  }
+
+  /** Replace the set of owned addresses: newly owned ones get a gratuitous burst, dropped ones go quiet at once. */
+  setOwned(ips: Iterable<string>): void {
+    const next = new Set(ips);
+    for (const ip of [...this.owned]) {
+      if (next.has(ip)) continue;
+      this.owned.delete(ip);
+      const handle = this.bursts.get(ip);
+      if (handle !== undefined) this.timers.clearTimeout(handle);
+      this.bursts.delete(ip);
+    }
+    for (const ip of [...next].sort()) {
+      if (this.owned.has(ip)) continue;
+      this.owned.add(ip);
+      this.sendBurst(ip, this.burst.count);
+    }
+  }
+
+  private sendBurst(ip: string, remaining: number): void {
+    this.bursts.delete(ip);
+    if (remaining <= 0 || !this.owned.has(ip) || !this.socket) return;
+    for (const op of ['request', 'reply'] as const) {
+      if (this.send(buildGratuitousArp(this.mac, ip, op))) this.counters.gratuitousSent++;
+    }
+    this.events.onGratuitous?.(ip);
+    if (remaining > 1) {
+      this.bursts.set(
+        ip,
+        this.timers.setTimeout(() => this.sendBurst(ip, remaining - 1), this.burst.intervalMs),
+      );
+    }
+  }
+
+  private send(frame: Buffer): boolean {
+    try {
+      this.socket?.send(frame);
+      return true;
+    } catch (e) {
+      this.counters.sendErrors++;
+      this.events.onError?.(e as Error);
+      return false;
+    }
+  }
+
+  /** Exposed for tests with a fake socket; the real socket calls it for every ARP frame on the interface. */
+  handleFrame(frame: Buffer, outgoing: boolean): void {
+    if (outgoing || !this.socket) return;
+    const req = parseArpRequest(frame);
+    if (!req) return;
+    this.counters.requestsSeen++;
+    if (!this.owned.has(req.targetIp)) return;
+    // A gratuitous request from someone else announcing this address is not a question.
+    if (req.senderIp === req.targetIp) return;
+    if (this.send(buildArpReply(req, this.mac))) {
+      this.counters.repliesSent++;
+      this.events.onReply?.(req.targetIp, req.senderMac);
+    }
+  }
+}

@@ -1,0 +1,156 @@
+// Which node answers ARP for a LoadBalancer address (DESIGN habit 8). Pure: every node computes the same
+// owner from the same inputs (cluster state + the set of agents it sees alive), so no coordination traffic
+// is needed. The eligible nodes are sorted by sha256(node + '#' + ip) and the first one announces, as
+// MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
+import { createHash } from 'node:crypto';
+import type {
+  AddressPool,
+  ClusterState,
+  L2Advertisement,
+  NodeInfo,
+  TrafficPolicy,
+} from '../model/cluster-state.js';
+import { ipFamilyOf } from '../model/ip.js';
+import type { AllocationResult } from '../lb/allocator.js';
+import { matchesAnySelector } from '../lb/label-selector.js';
+
+export type AnnounceReason =
+  /** This node announces. */
+  | ''
+  /** Another node is the owner. */
+  | 'notOwner'
+  /** No L2Advertisement covers the address's pool. */
+  | 'notAdvertised'
+  /** externalTrafficPolicy Local and no node has a ready endpoint. */
+  | 'noLocalEndpoints'
+  /** No node is selected, Ready, alive (and, for Local, has an endpoint). */
+  | 'noEligibleNodes'
+  /** IPv6 addresses need NDP, which portway does not speak yet. */
+  | 'ipv6NotAnnounced';
+
+/** One address to announce and what its eligibility depends on. */
+export interface AnnouncedAddress {
+  ip: string;
+  pool: string;
+  /** "namespace/name" of every Service on the address (several when shared). */
+  services: string[];
+  /** Local only when every Service on the address is Local. */
+  externalTrafficPolicy: TrafficPolicy;
+  /** Nodes with a ready endpoint of one of the Services (used for Local). */
+  nodesWithReadyEndpoints: string[];
+}
+
+export interface ElectionInputs {
+  nodes: NodeInfo[];
+  pools: AddressPool[];
+  advertisements: L2Advertisement[];
+  /** Agents seen alive by member health (this node's agent is always alive to itself). */
+  aliveNodes: ReadonlySet<string>;
+}
+
+export interface OwnerDecision {
+  ip: string;
+  owner: string | null;
+  /** Why this node does or does not announce ('' = it does). */
+  reason: AnnounceReason;
+  /** The eligible nodes, in election order (owner first). */
+  eligible: string[];
+  /** Interfaces to announce on for this node; empty = every interface. */
+  interfaces: string[];
+}
+
+/** Election order of `nodes` for `ip`: ascending sha256(node + '#' + ip), compared byte by byte. */
+export function rankNodes(ip: string, nodes: string[]): string[] {
+  const keyed = nodes.map((node) => ({ node, hash: createHash('sha256').update(`${node}#${ip}`).digest() }));
+  keyed.sort((a, b) => Buffer.compare(a.hash, b.hash) || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  return keyed.map((k) => k.node);
+}
+
+/** Advertisements whose pool choice covers `poolName` (no pools and no selectors = every pool). */
+export function advertisementsForPool(
+  poolName: string,
+  pools: AddressPool[],
+  ads: L2Advertisement[],
+): L2Advertisement[] {
+  const labels = pools.find((p) => p.name === poolName)?.labels ?? {};
+  return ads.filter((ad) => {
+    if (ad.ipAddressPools.length === 0 && ad.ipAddressPoolSelectors.length === 0) return true;
+    return ad.ipAddressPools.includes(poolName) || matchesAnySelector(ad.ipAddressPoolSelectors, labels);
+  });
+}
+
+function selects(ad: L2Advertisement, node: NodeInfo): boolean {
+  return ad.nodeSelectors.length === 0 || matchesAnySelector(ad.nodeSelectors, node.labels);
+}
+
+/** Decide the owner of one address and what `myNode` does about it. */
+export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: ElectionInputs): OwnerDecision {
+  const none = (reason: AnnounceReason, eligible: string[] = []): OwnerDecision => ({
+    ip: addr.ip,
+    owner: null,
+    reason,
+    eligible,
+    interfaces: [],
+  });
+  if (ipFamilyOf(addr.ip) !== 'IPv4') return none('ipv6NotAnnounced');
+  const ads = advertisementsForPool(addr.pool, inputs.pools, inputs.advertisements);
+  if (ads.length === 0) return none('notAdvertised');
+  const withEndpoints = new Set(addr.nodesWithReadyEndpoints);
+  if (addr.externalTrafficPolicy === 'Local' && withEndpoints.size === 0) return none('noLocalEndpoints');
+  const eligible = inputs.nodes
+    .filter((n) => n.ready)
+    .filter((n) => n.name === myNode || inputs.aliveNodes.has(n.name))
+    .filter((n) => ads.some((ad) => selects(ad, n)))
+    .filter((n) => addr.externalTrafficPolicy !== 'Local' || withEndpoints.has(n.name))
+    .map((n) => n.name);
+  if (eligible.length === 0) return none('noEligibleNodes');
+  const ranked = rankNodes(addr.ip, eligible);
+  const owner = ranked[0] as string;
+  if (owner !== myNode) return { ip: addr.ip, owner, reason: 'notOwner', eligible: ranked, interfaces: [] };
+  const me = inputs.nodes.find((n) => n.name === myNode) as NodeInfo;
+  const mine = ads.filter((ad) => selects(ad, me));
+  // Any advertisement without an interface list means "every interface".
+  const interfaces = mine.some((ad) => ad.interfaces.length === 0)
+    ? []
+    : [...new Set(mine.flatMap((ad) => ad.interfaces))].sort();
+  return { ip: addr.ip, owner, reason: '', eligible: ranked, interfaces };
+}
+
+/** The addresses to consider for layer2, one entry per address, from the allocation and the cluster state. */
+export function collectAnnouncedAddresses(
+  state: Pick<ClusterState, 'services' | 'servicePorts'>,
+  allocation: AllocationResult,
+): AnnouncedAddress[] {
+  const byIp = new Map<string, AnnouncedAddress>();
+  const policyOf = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.externalTrafficPolicy]));
+  const endpointNodes = new Map<string, Set<string>>();
+  for (const sp of state.servicePorts) {
+    const key = `${sp.namespace}/${sp.serviceName}`;
+    let set = endpointNodes.get(key);
+    if (!set) endpointNodes.set(key, (set = new Set()));
+    for (const ep of sp.endpoints) if (ep.ready && ep.nodeName) set.add(ep.nodeName);
+  }
+  const keys = [...allocation.assignments.keys()].sort();
+  for (const key of keys) {
+    const a = allocation.assignments.get(key);
+    if (!a) continue;
+    for (const ip of a.ips) {
+      let entry = byIp.get(ip);
+      if (!entry) {
+        entry = {
+          ip,
+          pool: a.pool,
+          services: [],
+          externalTrafficPolicy: 'Local',
+          nodesWithReadyEndpoints: [],
+        };
+        byIp.set(ip, entry);
+      }
+      entry.services.push(key);
+      if ((policyOf.get(key) ?? 'Cluster') === 'Cluster') entry.externalTrafficPolicy = 'Cluster';
+      const nodes = new Set([...entry.nodesWithReadyEndpoints, ...(endpointNodes.get(key) ?? [])]);
+      entry.nodesWithReadyEndpoints = [...nodes].sort();
+    }
+  }
+  return [...byIp.values()].sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0));
+}

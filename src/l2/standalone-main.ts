@@ -1,0 +1,145 @@
+// A standalone layer2 announcer for one address: the whole path (allocation → election → member health →
+// ARP responder) without an API server. Used by the e2e tests and for trying layer2 on a bench:
+//
+//   node --import tsx src/l2/standalone-main.ts --node node-a --interface eth0 --vip 192.168.50.100 \
+//        --bind 192.168.50.11 --peers node-a=192.168.50.11,node-b=192.168.50.12 [--port 7473]
+//
+// Logs one JSON object per line on stdout. SIGTERM/SIGINT stop it cleanly.
+import { parseArgs } from 'node:util';
+import { allocate } from '../lb/allocator.js';
+import { parsePoolAddress } from '../lb/pools.js';
+import type { ClusterState, ServiceInfo } from '../model/cluster-state.js';
+import { canonicalIP } from '../model/ip.js';
+import { L2Announcer } from './announcer.js';
+import { openArpSocket } from './arp-socket.js';
+import { MemberHealth, type Peer } from './member-health.js';
+
+function fail(message: string): never {
+  process.stderr.write(`l2 announcer: ${message}\n`);
+  process.exit(2);
+}
+
+const { values } = parseArgs({
+  options: {
+    node: { type: 'string' },
+    interface: { type: 'string' },
+    vip: { type: 'string' },
+    bind: { type: 'string', default: '' },
+    peers: { type: 'string', default: '' },
+    port: { type: 'string', default: '7473' },
+    'interval-ms': { type: 'string', default: '300' },
+    'timeout-ms': { type: 'string', default: '1000' },
+    'down-after-ms': { type: 'string', default: '1000' },
+    'hold-ms': { type: 'string', default: '1500' },
+  },
+});
+
+const node = values.node ?? fail('--node is required');
+const ifname = values.interface ?? fail('--interface is required');
+const vip =
+  canonicalIP(values.vip ?? fail('--vip is required')) ?? fail(`--vip: "${values.vip}" is not an IP address`);
+const num = (flag: string, text: string | undefined) => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) fail(`--${flag}: "${text}" is not a non-negative integer`);
+  return n;
+};
+const peers: Peer[] = (values.peers ?? '')
+  .split(',')
+  .filter((s) => s !== '')
+  .map((entry) => {
+    const [name, address] = entry.split('=');
+    if (!name || !address || canonicalIP(address) === null) fail(`--peers: "${entry}" is not name=address`);
+    return { name, address };
+  });
+
+const log = (event: Record<string, unknown>) =>
+  process.stdout.write(`${JSON.stringify({ t: Date.now(), node, ...event })}\n`);
+
+const service: ServiceInfo = {
+  namespace: 'default',
+  name: 'vip',
+  type: 'LoadBalancer',
+  labels: {},
+  annotations: {},
+  selector: {},
+  clusterIPs: [],
+  ipFamilies: ['IPv4'],
+  ipFamilyPolicy: 'SingleStack',
+  loadBalancerIP: vip,
+  loadBalancerClass: '',
+  externalTrafficPolicy: 'Cluster',
+  ports: [{ name: '', protocol: 'TCP', port: 80, nodePort: 0 }],
+  statusIngress: [],
+};
+const nodeNames = [...new Set([node, ...peers.map((p) => p.name)])].sort();
+const state: Pick<ClusterState, 'services' | 'servicePorts' | 'nodes' | 'addressPools' | 'l2Advertisements'> =
+  {
+    services: [service],
+    servicePorts: [],
+    nodes: nodeNames.map((name) => ({
+      name,
+      addresses: peers.filter((p) => p.name === name).map((p) => p.address),
+      ready: true,
+      labels: {},
+    })),
+    addressPools: [
+      {
+        name: 'standalone',
+        addresses: [parsePoolAddress(`${vip}/32`)],
+        autoAssign: true,
+        avoidBuggyIPs: false,
+      },
+    ],
+    l2Advertisements: [
+      {
+        name: 'standalone',
+        ipAddressPools: [],
+        ipAddressPoolSelectors: [],
+        nodeSelectors: [],
+        interfaces: [],
+      },
+    ],
+  };
+const allocation = allocate(state.services, state.addressPools, {});
+if (allocation.reasons.size > 0) fail(`allocation failed: ${[...allocation.reasons.values()].join('; ')}`);
+
+let announcer: L2Announcer | null = null;
+const health = new MemberHealth({
+  self: node,
+  bindAddress: values.bind ?? '',
+  port: num('port', values.port),
+  intervalMs: num('interval-ms', values['interval-ms']),
+  timeoutMs: num('timeout-ms', values['timeout-ms']),
+  downAfterMs: num('down-after-ms', values['down-after-ms']),
+  onChange: (alive) => {
+    log({ msg: 'alive set changed', alive: [...alive].sort() });
+    announcer?.membershipChanged();
+  },
+});
+health.setPeers(peers);
+announcer = new L2Announcer({
+  nodeName: node,
+  interfaces: [ifname],
+  openSocket: openArpSocket,
+  aliveNodes: () => health.aliveNodes(),
+  startupHoldMs: num('hold-ms', values['hold-ms']),
+  log,
+});
+
+try {
+  await health.start();
+  announcer.start();
+} catch (e) {
+  fail((e as Error).message);
+}
+announcer.update(state, allocation);
+log({ msg: 'started', interface: ifname, vip });
+
+const shutdown = async () => {
+  announcer?.stop();
+  await health.stop();
+  log({ msg: 'stopped' });
+  process.exit(0);
+};
+process.on('SIGTERM', () => void shutdown());
+process.on('SIGINT', () => void shutdown());

@@ -1,0 +1,193 @@
+import { allocate } from '../../../src/lb/allocator.js';
+import {
+  type AnnouncedAddress,
+  type ElectionInputs,
+  collectAnnouncedAddresses,
+  decideOwner,
+  rankNodes,
+} from '../../../src/l2/election.js';
+import type { L2Advertisement, NodeInfo, ServicePort } from '../../../src/model/cluster-state.js';
+import { pool, svc } from '../lb/fixtures.js';
+
+const node = (name: string, over: Partial<NodeInfo> = {}): NodeInfo => ({
+  name,
+  addresses: [],
+  ready: true,
+  labels: {},
+  ...over,
+});
+const ad = (over: Partial<L2Advertisement> = {}): L2Advertisement => ({
+  name: 'l2',
+  ipAddressPools: [],
+  ipAddressPoolSelectors: [],
+  nodeSelectors: [],
+  interfaces: [],
+  ...over,
+});
+const addr = (ip: string, over: Partial<AnnouncedAddress> = {}): AnnouncedAddress => ({
+  ip,
+  pool: 'p',
+  services: ['default/a'],
+  externalTrafficPolicy: 'Cluster',
+  nodesWithReadyEndpoints: [],
+  ...over,
+});
+const nodes = [node('node-a'), node('node-b', { labels: { l2: 'yes' } }), node('node-c')];
+const inputs = (over: Partial<ElectionInputs> = {}): ElectionInputs => ({
+  nodes,
+  pools: [pool('p', ['192.168.1.0/24'], { labels: { tier: 'edge' } })],
+  advertisements: [ad()],
+  aliveNodes: new Set(['node-a', 'node-b', 'node-c']),
+  ...over,
+});
+
+describe('rankNodes', () => {
+  // Pinned against `printf 'node-x#IP' | openssl dgst -sha256`: a changed order would move every address on upgrade.
+  test('orders by sha256(node#ip)', () => {
+    expect(rankNodes('192.168.1.100', ['node-a', 'node-b', 'node-c'])).toEqual([
+      'node-c',
+      'node-b',
+      'node-a',
+    ]);
+    expect(rankNodes('192.168.1.101', ['node-b', 'node-a', 'node-c'])).toEqual([
+      'node-c',
+      'node-a',
+      'node-b',
+    ]);
+  });
+});
+
+describe('decideOwner', () => {
+  test('the first ranked eligible node announces; the others are notOwner', () => {
+    const decisions = ['node-a', 'node-b', 'node-c'].map((me) =>
+      decideOwner(me, addr('192.168.1.100'), inputs()),
+    );
+    expect(decisions.map((d) => d.reason)).toEqual(['notOwner', 'notOwner', '']);
+    expect(decisions.every((d) => d.owner === 'node-c')).toBe(true);
+    expect(decisions[2]?.eligible).toEqual(['node-c', 'node-b', 'node-a']);
+  });
+
+  test('a dead or NotReady owner is replaced by the next in rank', () => {
+    const dead = inputs({ aliveNodes: new Set(['node-a', 'node-b']) });
+    expect(decideOwner('node-b', addr('192.168.1.100'), dead)).toMatchObject({ reason: '', owner: 'node-b' });
+    const notReady = inputs({ nodes: [node('node-a'), node('node-b'), node('node-c', { ready: false })] });
+    expect(decideOwner('node-b', addr('192.168.1.100'), notReady).owner).toBe('node-b');
+  });
+
+  test('a node always counts itself alive', () => {
+    expect(decideOwner('node-c', addr('192.168.1.100'), inputs({ aliveNodes: new Set() })).reason).toBe('');
+  });
+
+  test('nodeSelectors limit the candidates', () => {
+    const onlyB = inputs({
+      advertisements: [ad({ nodeSelectors: [{ matchLabels: { l2: 'yes' }, matchExpressions: [] }] })],
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), onlyB)).toMatchObject({
+      reason: 'notOwner',
+      owner: 'node-b',
+    });
+    expect(decideOwner('node-b', addr('192.168.1.100'), onlyB).reason).toBe('');
+  });
+
+  test('Local: only nodes with a ready endpoint; none at all is noLocalEndpoints', () => {
+    const local = addr('192.168.1.100', {
+      externalTrafficPolicy: 'Local',
+      nodesWithReadyEndpoints: ['node-a'],
+    });
+    expect(decideOwner('node-a', local, inputs()).reason).toBe('');
+    expect(decideOwner('node-c', local, inputs()).reason).toBe('notOwner');
+    expect(
+      decideOwner('node-c', addr('192.168.1.100', { externalTrafficPolicy: 'Local' }), inputs()).reason,
+    ).toBe('noLocalEndpoints');
+    const deadA = inputs({ aliveNodes: new Set(['node-b', 'node-c']) });
+    expect(decideOwner('node-c', local, deadA).reason).toBe('noEligibleNodes');
+  });
+
+  test('pools not covered by any advertisement are not announced; pool selection by name or label', () => {
+    expect(
+      decideOwner(
+        'node-c',
+        addr('192.168.1.100'),
+        inputs({ advertisements: [ad({ ipAddressPools: ['other'] })] }),
+      ).reason,
+    ).toBe('notAdvertised');
+    expect(
+      decideOwner(
+        'node-c',
+        addr('192.168.1.100'),
+        inputs({ advertisements: [ad({ ipAddressPools: ['p'] })] }),
+      ).reason,
+    ).toBe('');
+    const bySel = ad({
+      ipAddressPoolSelectors: [
+        { matchLabels: {}, matchExpressions: [{ key: 'tier', operator: 'In', values: ['edge'] }] },
+      ],
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), inputs({ advertisements: [bySel] })).reason).toBe('');
+    expect(decideOwner('node-c', addr('192.168.1.100'), inputs({ advertisements: [] })).reason).toBe(
+      'notAdvertised',
+    );
+  });
+
+  test('interfaces: union of the advertisements selecting this node, empty = all', () => {
+    const two = [ad({ interfaces: ['eth1'] }), ad({ name: 'x', interfaces: ['eth0', 'eth1'] })];
+    expect(decideOwner('node-c', addr('192.168.1.100'), inputs({ advertisements: two })).interfaces).toEqual([
+      'eth0',
+      'eth1',
+    ]);
+    expect(
+      decideOwner('node-c', addr('192.168.1.100'), inputs({ advertisements: [...two, ad({ name: 'all' })] }))
+        .interfaces,
+    ).toEqual([]);
+  });
+
+  test('IPv6 addresses are not announced over ARP', () => {
+    expect(decideOwner('node-c', addr('2001:db8::1'), inputs()).reason).toBe('ipv6NotAnnounced');
+  });
+});
+
+describe('collectAnnouncedAddresses', () => {
+  test('one entry per address; shared addresses list every Service; Local only if all are Local', () => {
+    const share = { 'portway.io/allow-shared-ip': 'k' };
+    const services = [
+      svc('a', { annotations: share, externalTrafficPolicy: 'Local', selector: { app: 'x' } }),
+      svc('b', {
+        annotations: share,
+        externalTrafficPolicy: 'Local',
+        selector: { app: 'x' },
+        ports: [{ name: 'q', protocol: 'UDP', port: 53, nodePort: 0 }],
+      }),
+      svc('c'),
+    ];
+    const allocation = allocate(services, [pool('p', ['192.168.1.1-192.168.1.2'])], {});
+    const sp = (name: string, nodeName: string, ready = true): ServicePort =>
+      ({
+        id: `default/${name}`,
+        namespace: 'default',
+        serviceName: name,
+        endpoints: [
+          { ip: '10.0.0.1', port: 80, family: 'IPv4', ready, serving: ready, terminating: false, nodeName },
+        ],
+      }) as unknown as ServicePort;
+    const got = collectAnnouncedAddresses(
+      { services, servicePorts: [sp('a', 'node-a'), sp('b', 'node-b'), sp('c', 'node-c', false)] },
+      allocation,
+    );
+    expect(got).toEqual([
+      {
+        ip: '192.168.1.1',
+        pool: 'p',
+        services: ['default/a', 'default/b'],
+        externalTrafficPolicy: 'Local',
+        nodesWithReadyEndpoints: ['node-a', 'node-b'],
+      },
+      {
+        ip: '192.168.1.2',
+        pool: 'p',
+        services: ['default/c'],
+        externalTrafficPolicy: 'Cluster',
+        nodesWithReadyEndpoints: [],
+      },
+    ]);
+  });
+});
