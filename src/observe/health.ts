@@ -1,0 +1,174 @@
+// kube-proxy's proxy health (pkg/proxy/healthcheck/proxy_health.go): healthy while every IP family's
+// queued changes are applied within healthTimeout (kube-proxy uses 2 × syncPeriod); /healthz also
+// turns 503 when this node is being deleted (deletionTimestamp or the cluster autoscaler's taint).
+// /readyz (portway's addition) is 503 until the first successful sync.
+// The evaluation is pure over an injected clock; HealthServer is the HTTP shell around it.
+import type { IPFamily } from '../model/cluster-state.js';
+import { parseBindAddress, pathOf, SimpleHttpServer } from './http-server.js';
+import type { ProxyMetrics } from './metrics.js';
+
+/** Taint the cluster autoscaler puts on a node before deleting it. */
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
+export interface HealthReply {
+  status: 200 | 503;
+  /** JSON text, laid out as kube-proxy writes it. */
+  body: string;
+}
+
+export interface ProxyHealthOptions {
+  /** A queued change not applied within this long makes the proxy unhealthy. */
+  healthTimeoutMs: number;
+  now?: () => number;
+  metrics?: ProxyMetrics;
+}
+
+/** kube-proxy's choice: healthTimeout = 2 × syncPeriod. */
+export function healthTimeoutFor(syncPeriodMs: number): number {
+  return 2 * syncPeriodMs;
+}
+
+/** Go's time.Time.String() for a UTC instant ("2006-01-02 15:04:05.999999999 +0000 UTC"); undefined = zero time. */
+export function formatGoTime(ms: number | undefined): string {
+  if (ms === undefined) return '0001-01-01 00:00:00 +0000 UTC';
+  const iso = new Date(ms).toISOString(); // 2024-05-01T10:00:00.123Z
+  const [date, time] = iso.slice(0, -1).split('T') as [string, string];
+  const [hms, frac = ''] = time.split('.');
+  const trimmed = frac.replace(/0+$/, '');
+  return `${date} ${hms}${trimmed ? `.${trimmed}` : ''} +0000 UTC`;
+}
+
+export class ProxyHealth {
+  private readonly lastUpdated = new Map<IPFamily, number>();
+  private readonly oldestPendingQueued = new Map<IPFamily, number>();
+  private nodeEligible = true;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ProxyHealthOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** A change for this family arrived and is waiting for a sync (only the oldest pending one counts). */
+  queuedUpdate(family: IPFamily): void {
+    if (!this.oldestPendingQueued.has(family)) this.oldestPendingQueued.set(family, this.now());
+  }
+
+  /** This family's rules were synced successfully. */
+  updated(family: IPFamily): void {
+    this.oldestPendingQueued.delete(family);
+    this.lastUpdated.set(family, this.now());
+  }
+
+  /** Node object as read from the API (or manifests): not eligible while being deleted. */
+  syncNode(node: {
+    metadata?: { deletionTimestamp?: unknown };
+    spec?: { taints?: Array<{ key?: string }> };
+  }): void {
+    const deleting =
+      node.metadata?.deletionTimestamp !== undefined && node.metadata.deletionTimestamp !== null;
+    const tainted = (node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+    this.nodeEligible = !deleting && !tainted;
+  }
+
+  get isNodeEligible(): boolean {
+    return this.nodeEligible;
+  }
+
+  /** Healthy, ignoring the node's state (what service health checks consult). */
+  isHealthy(): boolean {
+    return this.evaluate().healthy;
+  }
+
+  private evaluate(): { healthy: boolean; lastUpdated?: number; now: number } {
+    const now = this.now();
+    let lastUpdated: number | undefined;
+    for (const [family, updated] of this.lastUpdated) {
+      if (lastUpdated === undefined || updated > lastUpdated) lastUpdated = updated;
+      const queued = this.oldestPendingQueued.get(family);
+      if (queued !== undefined && now - queued >= this.opts.healthTimeoutMs) {
+        return { healthy: false, lastUpdated: updated, now };
+      }
+    }
+    // A family that has never synced is judged on its pending change too: a first sync that
+    // never completes must not look healthy forever. (kube-proxy only iterates families that
+    // have synced at least once; it starts healthy and stays so until then.)
+    for (const [family, queued] of this.oldestPendingQueued) {
+      if (!this.lastUpdated.has(family) && now - queued >= this.opts.healthTimeoutMs)
+        return { healthy: false, lastUpdated, now };
+    }
+    return { healthy: true, lastUpdated, now };
+  }
+
+  healthz(): HealthReply {
+    const { healthy, lastUpdated, now } = this.evaluate();
+    const ok = healthy && this.nodeEligible;
+    this.opts.metrics?.healthzTotal.inc({ code: ok ? '200' : '503' });
+    // As kube-proxy: when healthy, lastUpdated reports the current time (compatibility with old releases).
+    const shown = ok ? now : lastUpdated;
+    return {
+      status: ok ? 200 : 503,
+      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(shown))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}}`,
+    };
+  }
+
+  livez(): HealthReply {
+    const { healthy, lastUpdated, now } = this.evaluate();
+    this.opts.metrics?.livezTotal.inc({ code: healthy ? '200' : '503' });
+    const shown = healthy ? now : lastUpdated;
+    return {
+      status: healthy ? 200 : 503,
+      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(shown))},"currentTime": ${JSON.stringify(formatGoTime(now))}}`,
+    };
+  }
+
+  /** Ready = healthz, and at least one successful sync has happened. */
+  readyz(): HealthReply {
+    const { healthy, lastUpdated, now } = this.evaluate();
+    const ok = healthy && this.nodeEligible && lastUpdated !== undefined;
+    return {
+      status: ok ? 200 : 503,
+      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(lastUpdated))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}, "synced": ${lastUpdated !== undefined}}`,
+    };
+  }
+}
+
+/** /healthz, /livez and /readyz on healthzBindAddress. */
+export class HealthServer {
+  private readonly http: SimpleHttpServer;
+
+  constructor(health: ProxyHealth, opts: { bindAddress: string }) {
+    this.http = new SimpleHttpServer(parseBindAddress(opts.bindAddress, 'healthzBindAddress'), (req, res) => {
+      const path = pathOf(req);
+      const reply =
+        path === '/healthz'
+          ? health.healthz()
+          : path === '/livez'
+            ? health.livez()
+            : path === '/readyz'
+              ? health.readyz()
+              : undefined;
+      if (!reply) {
+        res.writeHead(404, { 'Content-Type': 'text/plain' });
+        res.end('404 page not found\n');
+        return;
+      }
+      res.writeHead(reply.status, {
+        'Content-Type': 'application/json',
+        'X-Content-Type-Options': 'nosniff',
+      });
+      res.end(reply.body);
+    });
+  }
+
+  start(): Promise<void> {
+    return this.http.start();
+  }
+
+  stop(): Promise<void> {
+    return this.http.stop();
+  }
+
+  get port(): number {
+    return this.http.port;
+  }
+}

@@ -1,0 +1,33 @@
+// Cluster mode's source, wired with the shared normaliser and kube-proxy's config precedence.
+import { buildClusterState } from '../../model/normalise.js';
+import type { Logger } from '../../observe/logger.js';
+import { ApiSource } from './api-source.js';
+import type { BackoffOptions } from './informer.js';
+import { loadKubeConfig, type ApiConnectionOptions } from './kube-config.js';
+
+export { ApiSource, WATCHED_RESOURCES } from './api-source.js';
+export type { ApiConnectionStatus, ApiSnapshot, ApiSourceOptions, Normaliser } from './api-source.js';
+export { ApiConfigError, apiServerUrl, loadKubeConfig } from './kube-config.js';
+export type { ApiConnectionOptions } from './kube-config.js';
+export type { InformerStatus } from './informer.js';
+
+export interface CreateApiSourceOptions extends ApiConnectionOptions {
+  logger?: Logger;
+  now?: () => number;
+  backoff?: Partial<BackoffOptions>;
+}
+
+/**
+ * `portway run --kubeconfig FILE [--master URL]` (or in-cluster): an ApiSource that produces
+ * ClusterState exactly as the manifest source does. Throws ApiConfigError for a bad config;
+ * starts nothing until start().
+ */
+export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
+  return new ApiSource({
+    kubeConfig: loadKubeConfig(opts),
+    normalise: buildClusterState,
+    logger: opts.logger,
+    now: opts.now,
+    backoff: opts.backoff,
+  });
+}

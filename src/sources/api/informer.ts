@@ -1,0 +1,415 @@
+// One kind's list+watch loop (a reflector with its store).
+//
+// Why not client-node's makeInformer/ListWatch: on any error other than 410 it stops for good
+// (the caller must notice and restart it, with no backoff), it does not ask for bookmarks, it
+// gives no way to know when the connection was lost, and its list function returns objects
+// deserialised into V1* classes (Dates instead of strings) which the shared normaliser does not
+// expect. This loop keeps client-node's Watch (auth, TLS, line framing) and adds: relist on 410,
+// bookmarks, capped exponential backoff, a connected/disconnected-since status, and raw objects.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../../observe/logger.js';
+
+export interface WatchedResource {
+  kind: string;
+  apiVersion: string;
+  /** Cluster-wide collection path, e.g. /api/v1/services. */
+  path: string;
+  /** A missing API (CRD not installed: 404) counts as an empty, synced list; retried in the background. */
+  optional?: boolean;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface InformerStatus {
+  kind: string;
+  synced: boolean;
+  connected: boolean;
+  /** Milliseconds since the epoch (injected clock) when the connection was lost; undefined when connected. */
+  disconnectedSince?: number;
+  lastError?: string;
+  resourceVersion: string;
+  lists: number;
+  watches: number;
+}
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface InformerDeps {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  now?: () => number;
+  backoff?: Partial<BackoffOptions>;
+  /** Timeout of one list request. */
+  listTimeoutMs?: number;
+  /** Server-side watch timeout asked for; default random 300–600 s, as client-go's reflector. */
+  watchTimeoutSeconds?: number;
+  /** A watch the server has not ended this long after its timeoutSeconds is presumed dead and aborted. */
+  watchStallGraceMs?: number;
+}
+
+export type KubeObject = {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+} & Record<string, unknown>;
+
+/** An HTTP error from the API server, with its status code. */
+export class ApiRequestError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+/** kube's reflector backs off 800 ms → 30 s; the same bounds by default. */
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 800, maxMs: 30_000 };
+
+/** Delay before retry number `attempt` (1-based): doubling from initial, capped. Pure. */
+export function backoffDelay(attempt: number, opts: BackoffOptions): number {
+  return Math.min(opts.maxMs, opts.initialMs * 2 ** Math.max(0, attempt - 1));
+}
+
+/** Remove anything that looks like a credential from a message before it is logged. */
+export function redact(text: string): string {
+  return text
+    .replace(/(authorization["']?\s*[:=]\s*["']?)(bearer|basic)\s+[^\s"',}]+/gi, '$1$2 [redacted]')
+    .replace(/\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
+    .replace(/([?&](access_token|token)=)[^&\s]+/gi, '$1[redacted]');
+}
+
+type WatchOutcome = 'closed' | 'expired';
+
+export class ResourceInformer {
+  private readonly store = new Map<string, KubeObject>();
+  private readonly listeners: Array<() => void> = [];
+  private readonly watch: Watch;
+  private readonly now: () => number;
+  private readonly backoff: BackoffOptions;
+  private running = false;
+  private abortWatch?: () => void;
+  private wakeSleep?: () => void;
+  private loop?: Promise<void>;
+  private state: InformerStatus;
+
+  constructor(
+    readonly resource: WatchedResource,
+    private readonly deps: InformerDeps,
+  ) {
+    this.watch = new Watch(deps.kubeConfig);
+    this.now = deps.now ?? Date.now;
+    this.backoff = { ...DEFAULT_BACKOFF, ...deps.backoff };
+    this.state = {
+      kind: resource.kind,
+      synced: false,
+      connected: false,
+      resourceVersion: '',
+      lists: 0,
+      watches: 0,
+    };
+  }
+
+  /** Called after every change to the store (and after each relist). */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abortWatch?.();
+    this.wakeSleep?.();
+    await this.loop;
+  }
+
+  get synced(): boolean {
+    return this.state.synced;
+  }
+
+  status(): InformerStatus {
+    return { ...this.state };
+  }
+
+  /** The current objects, each stamped with kind/apiVersion (list items come without them). */
+  objects(): KubeObject[] {
+    return [...this.store.values()];
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private emitQueued = false;
+
+  /** Events arrive in bursts (one network chunk holds many lines): notify once per burst. */
+  private emitSoon(): void {
+    if (this.emitQueued) return;
+    this.emitQueued = true;
+    queueMicrotask(() => {
+      this.emitQueued = false;
+      this.emit();
+    });
+  }
+
+  private markConnected(): void {
+    if (!this.state.connected) {
+      if (this.state.disconnectedSince !== undefined) {
+        this.deps.logger.info(
+          { kind: this.resource.kind, disconnectedForMs: this.now() - this.state.disconnectedSince },
+          'API connection restored',
+        );
+      }
+      this.state.connected = true;
+      this.state.disconnectedSince = undefined;
+    }
+  }
+
+  private markDisconnected(err: unknown): void {
+    const message = redact(errorMessage(err));
+    this.state.lastError = message;
+    if (this.state.connected || this.state.disconnectedSince === undefined) {
+      this.state.connected = false;
+      this.state.disconnectedSince = this.now();
+      this.deps.logger.warn(
+        { kind: this.resource.kind, error: message },
+        'API connection lost; keeping last known state',
+      );
+    } else {
+      this.deps.logger.debug({ kind: this.resource.kind, error: message }, 'API still unreachable');
+    }
+  }
+
+  private async run(): Promise<void> {
+    let needList = true;
+    let failures = 0;
+    while (this.running) {
+      try {
+        if (needList) {
+          await this.list();
+          needList = false;
+        }
+        const started = this.now();
+        const outcome = await this.watchOnce();
+        if (!this.running) break;
+        if (outcome === 'expired') {
+          this.deps.logger.info(
+            { kind: this.resource.kind },
+            'watch resourceVersion expired (410); relisting',
+          );
+          needList = true;
+          failures = 0;
+          continue;
+        }
+        // A watch the server ended normally is resumed at once; one that ends as soon as it
+        // starts is treated like a failure, so a misbehaving server cannot make us spin.
+        failures = this.now() - started < 1000 ? failures + 1 : 0;
+        if (failures > 0) await this.sleep(backoffDelay(failures, this.backoff));
+      } catch (err) {
+        if (!this.running) break;
+        if (err instanceof ApiRequestError && err.statusCode === 410) {
+          needList = true;
+          continue;
+        }
+        if (err instanceof ApiRequestError && err.statusCode === 404 && this.resource.optional && needList) {
+          this.markMissingApi();
+        } else {
+          this.markDisconnected(err);
+        }
+        failures += 1;
+        await this.sleep(backoffDelay(failures, this.backoff));
+      }
+    }
+  }
+
+  /** An optional API that is not served (CRD not installed) is an empty list, retried slowly. */
+  private markMissingApi(): void {
+    if (!this.state.synced) {
+      this.deps.logger.warn(
+        { kind: this.resource.kind, path: this.resource.path },
+        'API not served (CRD not installed?); treating as empty and retrying',
+      );
+    }
+    const changed = !this.state.synced || this.store.size > 0;
+    this.store.clear();
+    this.state.synced = true;
+    if (changed) this.emit();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeSleep = done;
+    });
+  }
+
+  private keyOf(obj: KubeObject): string {
+    return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  }
+
+  private stamp(obj: KubeObject): KubeObject {
+    return { ...obj, kind: this.resource.kind, apiVersion: this.resource.apiVersion };
+  }
+
+  private async list(): Promise<void> {
+    const query = new URLSearchParams();
+    if (this.resource.labelSelector) query.set('labelSelector', this.resource.labelSelector);
+    if (this.resource.fieldSelector) query.set('fieldSelector', this.resource.fieldSelector);
+    const qs = query.toString();
+    const body = (await this.getJson(`${this.resource.path}${qs ? `?${qs}` : ''}`)) as {
+      items?: KubeObject[] | null;
+      metadata?: { resourceVersion?: string };
+    };
+    this.store.clear();
+    for (const item of body.items ?? []) this.store.set(this.keyOf(item), this.stamp(item));
+    this.state.resourceVersion = body.metadata?.resourceVersion ?? '';
+    this.state.lists += 1;
+    this.state.synced = true;
+    this.markConnected();
+    this.emit();
+  }
+
+  /** GET a path with the kubeconfig's TLS and credentials; the raw JSON body. */
+  private async getJson(path: string): Promise<unknown> {
+    const server = this.deps.kubeConfig.getCurrentCluster()?.server;
+    if (!server) throw new Error('kubeconfig has no current cluster');
+    const url = new URL(server.replace(/\/$/, '') + path);
+    const opts: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+    await this.deps.kubeConfig.applyToHTTPSOptions(opts);
+    const timeoutMs = this.deps.listTimeoutMs ?? 60_000;
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status !== 200) {
+            let reason = res.statusMessage ?? '';
+            try {
+              reason = (JSON.parse(text) as { message?: string }).message ?? reason;
+            } catch {
+              // not a Status object
+            }
+            reject(new ApiRequestError(`list ${url.pathname}: HTTP ${status} ${reason}`, status));
+            return;
+          }
+          try {
+            resolve(JSON.parse(text));
+          } catch (e) {
+            reject(new Error(`list ${url.pathname}: invalid JSON: ${(e as Error).message}`));
+          }
+        });
+      });
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new Error(`list ${url.pathname}: timed out after ${timeoutMs} ms`)),
+      );
+      req.on('error', (e) => reject(new Error(`list ${url.pathname}: ${e.message}`)));
+      req.end();
+    });
+  }
+
+  /** Watch from the current resourceVersion until the server ends the stream. */
+  private watchOnce(): Promise<WatchOutcome> {
+    return new Promise<WatchOutcome>((resolve, reject) => {
+      let expired = false;
+      let finished = false;
+      let stalled = false;
+      let watchdog: NodeJS.Timeout | undefined;
+      const timeoutSeconds = this.deps.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300);
+      const finish = (err: unknown): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(watchdog);
+        this.abortWatch = undefined;
+        if (!this.running) resolve('closed');
+        else if (expired) resolve('expired');
+        else if (stalled)
+          reject(
+            new Error(
+              `watch ${this.resource.path}: server did not end it ${timeoutSeconds} s after it began; presumed dead`,
+            ),
+          );
+        else if (err) {
+          const code = (err as { statusCode?: number }).statusCode;
+          reject(
+            code === undefined
+              ? err
+              : new ApiRequestError(`watch ${this.resource.path}: HTTP ${code} ${errorMessage(err)}`, code),
+          );
+        } else resolve('closed');
+      };
+      const params: Record<string, string> = {
+        allowWatchBookmarks: 'true',
+        resourceVersion: this.state.resourceVersion,
+        // The server ends the watch after this; if it does not (a silently dead peer), the
+        // watchdog below does, so a half-open connection cannot freeze the state forever.
+        timeoutSeconds: String(timeoutSeconds),
+      };
+      if (this.resource.labelSelector) params.labelSelector = this.resource.labelSelector;
+      if (this.resource.fieldSelector) params.fieldSelector = this.resource.fieldSelector;
+      const onEvent = (type: string, obj: KubeObject): void => {
+        if (type === 'ERROR') {
+          const status = obj as { code?: number; message?: string };
+          if (status.code === 410) expired = true;
+          else
+            this.deps.logger.warn(
+              { kind: this.resource.kind, code: status.code, error: status.message },
+              'watch error event',
+            );
+          return;
+        }
+        const rv = obj?.metadata?.resourceVersion;
+        if (type === 'ADDED' || type === 'MODIFIED') {
+          this.store.set(this.keyOf(obj), this.stamp(obj));
+          this.emitSoon();
+        } else if (type === 'DELETED') {
+          this.store.delete(this.keyOf(obj));
+          this.emitSoon();
+        } else if (type !== 'BOOKMARK') {
+          return;
+        }
+        if (rv) this.state.resourceVersion = rv;
+      };
+      this.watch
+        .watch(this.resource.path, params, onEvent, finish)
+        .then((controller) => {
+          if (finished) return;
+          this.state.watches += 1;
+          this.markConnected();
+          this.abortWatch = () => controller.abort();
+          watchdog = setTimeout(
+            () => {
+              stalled = true;
+              controller.abort();
+            },
+            timeoutSeconds * 1000 + (this.deps.watchStallGraceMs ?? 30_000),
+          );
+          if (!this.running) controller.abort();
+        })
+        .catch(finish);
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err !== null && 'message' in err)
+    return String((err as { message: unknown }).message);
+  return String(err);
+}

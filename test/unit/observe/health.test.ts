@@ -1,0 +1,152 @@
+// kube-proxy's healthz semantics with a fake clock, and the HTTP server around them.
+import { request } from 'node:http';
+import {
+  formatGoTime,
+  HealthServer,
+  healthTimeoutFor,
+  ProxyHealth,
+  TO_BE_DELETED_TAINT,
+} from '../../../src/observe/health.js';
+import { ProxyMetrics } from '../../../src/observe/metrics.js';
+
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }),
+      );
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+const T0 = Date.UTC(2026, 0, 2, 3, 4, 5, 120);
+const SYNC_PERIOD = 30_000;
+
+describe('ProxyHealth', () => {
+  let now: number;
+  let health: ProxyHealth;
+  beforeEach(() => {
+    now = T0;
+    health = new ProxyHealth({ healthTimeoutMs: healthTimeoutFor(SYNC_PERIOD), now: () => now });
+  });
+
+  it('formats times as Go does', () => {
+    expect(formatGoTime(T0)).toBe('2026-01-02 03:04:05.12 +0000 UTC');
+    expect(formatGoTime(Date.UTC(2026, 0, 2, 3, 4, 5))).toBe('2026-01-02 03:04:05 +0000 UTC');
+    expect(formatGoTime(undefined)).toBe('0001-01-01 00:00:00 +0000 UTC');
+  });
+
+  it('is healthy while starting up and after syncs that keep up', () => {
+    expect(health.healthz().status).toBe(200);
+    health.queuedUpdate('IPv4');
+    now += 10_000;
+    health.updated('IPv4');
+    now += 10 * SYNC_PERIOD; // idle for a long time: nothing queued, still healthy
+    expect(health.healthz().status).toBe(200);
+    expect(health.livez().status).toBe(200);
+  });
+
+  it('turns 503 when a queued change is not applied within 2 × syncPeriod, and recovers after a sync', () => {
+    health.updated('IPv4');
+    health.queuedUpdate('IPv4');
+    const queuedAt = now;
+    now += 30_000;
+    health.queuedUpdate('IPv4'); // a later change does not move the oldest pending one
+    now = queuedAt + 2 * SYNC_PERIOD - 1;
+    expect(health.healthz().status).toBe(200);
+    now = queuedAt + 2 * SYNC_PERIOD;
+    const stale = health.healthz();
+    expect(stale.status).toBe(503);
+    expect(JSON.parse(stale.body)).toEqual({
+      lastUpdated: formatGoTime(T0),
+      currentTime: formatGoTime(now),
+      nodeEligible: true,
+    });
+    expect(health.livez().status).toBe(503);
+    expect(health.isHealthy()).toBe(false);
+    health.updated('IPv4');
+    const ok = health.healthz();
+    expect(ok.status).toBe(200);
+    // Healthy replies report lastUpdated = currentTime, as kube-proxy does.
+    expect(JSON.parse(ok.body).lastUpdated).toBe(formatGoTime(now));
+  });
+
+  it('judges each IP family on its own', () => {
+    health.updated('IPv4');
+    health.updated('IPv6');
+    health.queuedUpdate('IPv6');
+    now += 2 * SYNC_PERIOD;
+    health.updated('IPv4');
+    expect(health.healthz().status).toBe(503);
+  });
+
+  it('is unhealthy when the first sync never completes', () => {
+    health.queuedUpdate('IPv4');
+    now += 2 * SYNC_PERIOD;
+    expect(health.healthz().status).toBe(503);
+  });
+
+  it('reports 503 on /healthz (not /livez) while the node is being deleted', () => {
+    health.updated('IPv4');
+    health.syncNode({ metadata: {}, spec: { taints: [{ key: TO_BE_DELETED_TAINT }] } });
+    expect(health.healthz().status).toBe(503);
+    expect(JSON.parse(health.healthz().body).nodeEligible).toBe(false);
+    expect(health.livez().status).toBe(200);
+    health.syncNode({ metadata: { deletionTimestamp: '2026-01-01T00:00:00Z' } });
+    expect(health.healthz().status).toBe(503);
+    health.syncNode({ metadata: {}, spec: {} });
+    expect(health.healthz().status).toBe(200);
+  });
+
+  it('is ready only after the first successful sync', () => {
+    expect(health.readyz().status).toBe(503);
+    health.updated('IPv4');
+    expect(health.readyz().status).toBe(200);
+    expect(JSON.parse(health.readyz().body)).toMatchObject({ synced: true, nodeEligible: true });
+  });
+
+  it('counts healthz and livez replies by code', async () => {
+    const metrics = new ProxyMetrics({ processMetrics: false });
+    const h = new ProxyHealth({ healthTimeoutMs: 1000, now: () => now, metrics });
+    h.healthz();
+    h.queuedUpdate('IPv4');
+    now += 1000;
+    h.healthz();
+    h.livez();
+    const text = await metrics.text();
+    expect(text).toContain('kubeproxy_proxy_healthz_total{code="200"} 1');
+    expect(text).toContain('kubeproxy_proxy_healthz_total{code="503"} 1');
+    expect(text).toContain('kubeproxy_proxy_livez_total{code="503"} 1');
+  });
+});
+
+describe('HealthServer', () => {
+  it('serves /healthz, /livez and /readyz as JSON over HTTP', async () => {
+    let now = T0;
+    const health = new ProxyHealth({ healthTimeoutMs: 60_000, now: () => now });
+    const server = new HealthServer(health, { bindAddress: '127.0.0.1:0' });
+    await server.start();
+    try {
+      let res = await get(server.port, '/healthz');
+      expect(res.status).toBe(200);
+      expect(res.type).toBe('application/json');
+      expect(res.body).toBe(
+        `{"lastUpdated": "${formatGoTime(T0)}","currentTime": "${formatGoTime(T0)}", "nodeEligible": true}`,
+      );
+      expect((await get(server.port, '/readyz')).status).toBe(503);
+      health.updated('IPv4');
+      health.queuedUpdate('IPv4');
+      now += 60_000;
+      res = await get(server.port, '/healthz');
+      expect(res.status).toBe(503);
+      expect((await get(server.port, '/livez')).status).toBe(503);
+      expect((await get(server.port, '/other')).status).toBe(404);
+    } finally {
+      await server.stop();
+    }
+  });
+});
