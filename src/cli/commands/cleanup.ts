@@ -1,0 +1,159 @@
+// `portway cleanup`: remove what portway (or kube-proxy, whose chain names it shares) put into the
+// network namespace it runs in — built-in jumps into portway's chains, the chains themselves, the
+// ipsets of ipvs mode, and the sysctls portway changed (restored to their journalled values) — and
+// nothing else: kubelet's KUBE-FIREWALL / KUBE-MARK-DROP / canaries, Docker's chains, other rules
+// in the built-in chains are left alone.
+import type { Dataplane } from '../../dataplane/index.js';
+import { createDataplane } from '../../dataplane/index.js';
+import type { Iptables, Ipset } from '../../dataplane/interfaces.js';
+import { parseIptablesSave } from '../../dataplane/iptables-text.js';
+import type { IPFamily } from '../../model/cluster-state.js';
+import type { Logger } from '../../observe/logger.js';
+import { isOwnedChainName, LineBuffer } from '../../plan/iptables-plan.js';
+import type { TableName } from '../../render/types.js';
+import {
+  FileCreatedChainsJournal,
+  FileSysctlJournal,
+  revertSysctls,
+  type CreatedChainsJournal,
+  type SysctlChange,
+  type SysctlJournal,
+} from '../../sync/sysctls.js';
+import { createdChainsJournalPath, sysctlJournalPath } from './run.js';
+
+/** The ipsets kube-proxy's ipvs mode creates (DESIGN §3); only these names are destroyed. */
+export const PORTWAY_IPSET_NAMES: ReadonlySet<string> = new Set([
+  'KUBE-CLUSTER-IP',
+  'KUBE-LOOP-BACK',
+  'KUBE-EXTERNAL-IP',
+  'KUBE-EXTERNAL-IP-LOCAL',
+  'KUBE-LOAD-BALANCER',
+  'KUBE-LOAD-BALANCER-LOCAL',
+  'KUBE-LOAD-BALANCER-FW',
+  'KUBE-LOAD-BALANCER-SOURCE-IP',
+  'KUBE-LOAD-BALANCER-SOURCE-CIDR',
+  'KUBE-NODE-PORT-TCP',
+  'KUBE-NODE-PORT-UDP',
+  'KUBE-NODE-PORT-SCTP-HASH',
+  'KUBE-NODE-PORT-LOCAL-TCP',
+  'KUBE-NODE-PORT-LOCAL-UDP',
+  'KUBE-NODE-PORT-LOCAL-SCTP-HASH',
+  'KUBE-HEALTH-CHECK-NODE-PORT',
+  'KUBE-IPVS-IPS',
+]);
+
+const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
+export interface FamilyCleanup {
+  family: IPFamily;
+  jumpsRemoved: string[];
+  chainsDeleted: string[];
+}
+
+export interface CleanupReport {
+  families: FamilyCleanup[];
+  ipsetsDestroyed: string[];
+  sysctlsReverted: SysctlChange[];
+  errors: string[];
+}
+
+export interface CleanupOptions {
+  logger: Logger;
+  families?: IPFamily[];
+  stateDir?: string;
+  // Injection points for tests.
+  dataplane?: Dataplane;
+  sysctlJournal?: SysctlJournal;
+  createdChainsJournal?: CreatedChainsJournal;
+}
+
+/**
+ * Remove portway's rules from one family. Jumps first (a referenced chain cannot be deleted).
+ * `alsoChains` names shared chains (kubelet's KUBE-FIREWALL) that portway's journal says it created.
+ */
+export async function cleanupIptables(iptables: Iptables, alsoChains: ReadonlyArray<{ table: string; chain: string }> = []): Promise<FamilyCleanup> {
+  const res: FamilyCleanup = { family: iptables.family, jumpsRemoved: [], chainsDeleted: [] };
+  const tables: TableName[] = ['filter', 'nat'];
+  const payload = new LineBuffer();
+  for (const table of tables) {
+    const saved = parseIptablesSave(await iptables.save(table)).get(table);
+    if (!saved) continue;
+    const ours = (name: string): boolean => isOwnedChainName(name) || alsoChains.some((c) => c.table === table && c.chain === name);
+    for (const rule of saved.rules) {
+      if (!BUILTIN.has(rule.chain)) continue;
+      const target = targetOf(rule.spec);
+      if (target === null || !ours(target)) continue;
+      if (await iptables.deleteRule(table, rule.chain, rule.spec)) res.jumpsRemoved.push(`${table} ${rule.chain} ${rule.text}`);
+    }
+    const owned = saved.chains.map((c) => c.name).filter(ours);
+    if (owned.length === 0) continue;
+    // Declaring flushes every owned chain (dropping jumps between them); then they can all go.
+    payload.write(`*${table}`);
+    for (const name of owned) payload.write(`:${name}`, '-', '[0:0]');
+    for (const name of owned) payload.write('-X', name);
+    payload.write('COMMIT');
+    for (const name of owned) res.chainsDeleted.push(`${table} ${name}`);
+  }
+  if (payload.lineCount > 0) await iptables.restore(payload.toString(), { noflush: true });
+  return res;
+}
+
+function targetOf(spec: readonly string[]): string | null {
+  for (let i = 0; i < spec.length - 1; i++) if (spec[i] === '-j' || spec[i] === '-g') return spec[i + 1] ?? null;
+  return null;
+}
+
+export async function cleanupIpsets(ipset: Ipset): Promise<string[]> {
+  const destroyed: string[] = [];
+  for (const set of await ipset.list()) {
+    if (!PORTWAY_IPSET_NAMES.has(set.name)) continue;
+    await ipset.destroy(set.name);
+    destroyed.push(set.name);
+  }
+  return destroyed;
+}
+
+/** Clean the current network namespace; every step runs even when an earlier one failed. */
+export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
+  const log = opts.logger;
+  const families = opts.families ?? ['IPv4', 'IPv6'];
+  const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [] };
+  const dataplane = opts.dataplane ?? (await createDataplane({ families }));
+  let createdJournal: CreatedChainsJournal | null = null;
+  let created: Array<{ family: IPFamily; table: string; chain: string }> = [];
+  try {
+    createdJournal = opts.createdChainsJournal ?? new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir));
+    created = await createdJournal.load();
+  } catch (err) {
+    report.errors.push(`created-chains journal: ${(err as Error).message}`);
+  }
+  let iptablesOk = true;
+  for (const family of families) {
+    const iptables = dataplane.iptables[family];
+    if (!iptables) continue;
+    try {
+      const r = await cleanupIptables(iptables, created.filter((c) => c.family === family));
+      report.families.push(r);
+      log.info({ family, jumpsRemoved: r.jumpsRemoved.length, chainsDeleted: r.chainsDeleted.length }, 'removed iptables rules');
+    } catch (err) {
+      iptablesOk = false;
+      report.errors.push(`${family} iptables: ${(err as Error).message}`);
+    }
+  }
+  if (iptablesOk) await createdJournal?.clear();
+  try {
+    report.ipsetsDestroyed = await cleanupIpsets(dataplane.ipset);
+    if (report.ipsetsDestroyed.length > 0) log.info({ ipsets: report.ipsetsDestroyed }, 'destroyed ipsets');
+  } catch (err) {
+    report.errors.push(`ipset: ${(err as Error).message}`);
+  }
+  try {
+    const journal = opts.sysctlJournal ?? new FileSysctlJournal(await sysctlJournalPath(opts.stateDir));
+    report.sysctlsReverted = await revertSysctls(dataplane.sysctl, journal);
+    for (const c of report.sysctlsReverted) log.info({ sysctl: c.key, from: c.from, to: c.to }, 'restored sysctl');
+  } catch (err) {
+    report.errors.push(`sysctl: ${(err as Error).message}`);
+  }
+  for (const e of report.errors) log.error({ err: e }, 'cleanup step failed');
+  return report;
+}

@@ -1,0 +1,403 @@
+// One sync of iptables mode: for each IP family with node addresses, render → plan → restore, then
+// the built-in jumps and the UDP conntrack cleanup. The BoundedFrequencyRunner decides when; this
+// decides what. Level-triggered: every sync renders the whole current snapshot.
+//
+// Invariants:
+//  - lastApplied is recorded only after the restore succeeded; it is what partial plans diff against;
+//  - any failure leaves the previous rules in force (a restore is atomic) and makes the family's next
+//    sync full;
+//  - a full sync reads iptables-save, reports drift against lastApplied, deletes stale owned chains
+//    (ours or kube-proxy's) and re-checks the built-in jumps; it never flushes first, so taking over
+//    a node programmed by kube-proxy (or an earlier portway) replaces chains atomically.
+import type { Conntrack, Iptables, Sysctl } from '../dataplane/interfaces.js';
+import { parseIptablesSave, splitRuleSpec, type SavedTable } from '../dataplane/iptables-text.js';
+import type { ClusterState, IPFamily, ServicePort } from '../model/cluster-state.js';
+import type { Logger } from '../observe/logger.js';
+import { planIptablesRestore, SHARED_CHAIN_NAMES, type IptablesPlan } from '../plan/iptables-plan.js';
+import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
+import type { Clock } from './clock.js';
+import { planConntrackCleanup } from './conntrack-cleanup.js';
+import { detectDrift, savedHasJump, type DriftFinding } from './drift.js';
+import {
+  applySysctls,
+  planSysctls,
+  type CreatedChainsJournal,
+  type SysctlChange,
+  type SysctlJournal,
+} from './sysctls.js';
+
+export interface FamilyDataplane {
+  family: IPFamily;
+  iptables: Iptables;
+  /** Absent = no conntrack cleanup (e.g. the tool is not installed; reported at start). */
+  conntrack?: Conntrack;
+}
+
+/** Counters and timings a metrics exporter reads (no Prometheus types here). */
+export interface SyncStats {
+  syncs: number;
+  fullSyncs: number;
+  partialSyncs: number;
+  failures: number;
+  restoreFailures: number;
+  /** Clock time of the last sync attempt / the last fully successful one; null before the first. */
+  lastSyncAt: number | null;
+  lastSuccessAt: number | null;
+  lastSyncDurationMs: number;
+  totalSyncDurationMs: number;
+  lastPayloadBytes: number;
+  totalPayloadBytes: number;
+  driftDetected: number;
+  jumpsInserted: number;
+  conntrackEntriesDeleted: number;
+  conntrackFailures: number;
+  lastError: string | null;
+}
+
+export const emptySyncStats = (): SyncStats => ({
+  syncs: 0,
+  fullSyncs: 0,
+  partialSyncs: 0,
+  failures: 0,
+  restoreFailures: 0,
+  lastSyncAt: null,
+  lastSuccessAt: null,
+  lastSyncDurationMs: 0,
+  totalSyncDurationMs: 0,
+  lastPayloadBytes: 0,
+  totalPayloadBytes: 0,
+  driftDetected: 0,
+  jumpsInserted: 0,
+  conntrackEntriesDeleted: 0,
+  conntrackFailures: 0,
+  lastError: null,
+});
+
+export interface FamilySyncResult {
+  family: IPFamily;
+  full: boolean;
+  ok: boolean;
+  /** The failure, when !ok. */
+  error?: string;
+  plan?: Pick<IptablesPlan, 'changedChains' | 'deletedChains' | 'flushedChains' | 'bytes' | 'lines' | 'listFirst'>;
+  drift: DriftFinding[];
+  jumpsInserted: BuiltinJump[];
+  jumpsRemoved: BuiltinJump[];
+  conntrackDeleted: number;
+}
+
+export interface SyncResult {
+  ok: boolean;
+  durationMs: number;
+  families: FamilySyncResult[];
+  sysctlsChanged: SysctlChange[];
+}
+
+export interface IptablesSyncerOptions {
+  families: FamilyDataplane[];
+  /** Pure renderer for one family (renderIptables with the node's options bound). */
+  render: (state: ClusterState, family: IPFamily) => IptablesRuleSet;
+  clock: Clock;
+  logger: Logger;
+  sysctl?: Sysctl;
+  sysctlJournal?: SysctlJournal;
+  localhostNodePorts?: boolean;
+  listFirstMinLines?: number;
+  /** Records shared chains (kubelet's KUBE-FIREWALL) that portway created, for cleanup. */
+  createdChainsJournal?: CreatedChainsJournal;
+}
+
+interface FamilyState {
+  dp: FamilyDataplane;
+  lastApplied: IptablesRuleSet | null;
+  lastServicePorts: readonly ServicePort[] | null;
+  needFull: boolean;
+}
+
+function jumpKey(j: BuiltinJump): string {
+  return `${j.table} ${j.chain} ${j.position} ${j.spec}`;
+}
+
+export class IptablesSyncer {
+  readonly stats: SyncStats = emptySyncStats();
+  private state: ClusterState | null = null;
+  private readonly families: FamilyState[];
+  private sysctlsDone = false;
+
+  constructor(private readonly opts: IptablesSyncerOptions) {
+    if (opts.families.length === 0) throw new Error('iptables syncer: no IP family to program (no node addresses?)');
+    this.families = opts.families.map((dp) => ({ dp, lastApplied: null, lastServicePorts: null, needFull: true }));
+  }
+
+  /** The snapshot the next sync renders. */
+  setState(state: ClusterState): void {
+    this.state = state;
+  }
+
+  /** The rule set last restored successfully for a family (null before the first success). */
+  lastApplied(family: IPFamily): IptablesRuleSet | null {
+    return this.families.find((f) => f.dp.family === family)?.lastApplied ?? null;
+  }
+
+  /** Force the next sync of every family to be full. */
+  requireFullSync(): void {
+    for (const f of this.families) f.needFull = true;
+  }
+
+  /**
+   * Sync every family. Throws (after trying all families) when any failed, so the runner backs off;
+   * the returned/attached result says what happened per family.
+   */
+  async sync(opts: { full?: boolean } = {}): Promise<SyncResult> {
+    const state = this.state;
+    if (state === null) throw new Error('iptables syncer: sync before the first cluster state');
+    const start = this.opts.clock.now();
+    this.stats.syncs++;
+    this.stats.lastSyncAt = start;
+    const result: SyncResult = { ok: true, durationMs: 0, families: [], sysctlsChanged: [] };
+
+    if (!this.sysctlsDone && this.opts.sysctl) {
+      try {
+        const wanted = planSysctls(this.families.map((f) => f.dp.family), this.opts.localhostNodePorts ?? false);
+        result.sysctlsChanged = await applySysctls(this.opts.sysctl, wanted, this.opts.sysctlJournal ?? noJournal);
+        this.sysctlsDone = true;
+        for (const c of result.sysctlsChanged) this.opts.logger.info({ sysctl: c.key, from: c.from, to: c.to }, 'set sysctl');
+      } catch (err) {
+        // Not fatal for the rules themselves: log, count, and try again next sync.
+        this.opts.logger.error({ err: errorText(err) }, 'setting sysctls failed');
+        result.ok = false;
+      }
+    }
+
+    let anyFull = false;
+    for (const fam of this.families) {
+      const full = opts.full === true || fam.needFull || fam.lastApplied === null;
+      anyFull ||= full;
+      const r = await this.syncFamily(fam, state, full);
+      result.families.push(r);
+      if (!r.ok) result.ok = false;
+    }
+
+    const duration = this.opts.clock.now() - start;
+    result.durationMs = duration;
+    this.stats.lastSyncDurationMs = duration;
+    this.stats.totalSyncDurationMs += duration;
+    if (anyFull) this.stats.fullSyncs++;
+    else this.stats.partialSyncs++;
+    if (result.ok) {
+      this.stats.lastSuccessAt = this.opts.clock.now();
+      this.stats.lastError = null;
+    } else {
+      this.stats.failures++;
+      const firstError = result.families.find((f) => !f.ok)?.error ?? 'sysctl change failed';
+      this.stats.lastError = firstError;
+      throw new SyncFailedError(firstError, result);
+    }
+    return result;
+  }
+
+  private async syncFamily(fam: FamilyState, state: ClusterState, full: boolean): Promise<FamilySyncResult> {
+    const { family, iptables } = fam.dp;
+    const log = this.opts.logger;
+    const res: FamilySyncResult = { family, full, ok: false, drift: [], jumpsInserted: [], jumpsRemoved: [], conntrackDeleted: 0 };
+    let stage = 'render';
+    try {
+      const desired = this.opts.render(state, family);
+
+      let saved: Map<string, SavedTable> | null = null;
+      if (full) {
+        stage = 'iptables-save';
+        saved = await readTables(iptables, tablesOf(desired, fam.lastApplied));
+        if (fam.lastApplied) {
+          res.drift = detectDrift(fam.lastApplied, saved);
+          if (res.drift.length > 0) {
+            this.stats.driftDetected += res.drift.length;
+            log.warn(
+              {
+                family,
+                drift: res.drift.map((d) => ({
+                  table: d.table,
+                  chain: d.chain,
+                  kind: d.kind,
+                  missing: d.missingRules.length,
+                  extra: d.extraRules.length,
+                })),
+              },
+              'rules changed behind portway’s back; the full sync repairs them',
+            );
+          }
+        }
+      }
+
+      stage = 'plan';
+      const observedChains: Partial<Record<TableName, string[]>> = {};
+      for (const [name, t] of saved ?? []) if (name === 'filter' || name === 'nat') observedChains[name] = t.chains.map((c) => c.name);
+      const plan = planIptablesRestore(desired, fam.lastApplied, {
+        full,
+        observedChains,
+        ...(this.opts.listFirstMinLines !== undefined ? { listFirstMinLines: this.opts.listFirstMinLines } : {}),
+      });
+      res.plan = {
+        changedChains: plan.changedChains,
+        deletedChains: plan.deletedChains,
+        flushedChains: plan.flushedChains,
+        bytes: plan.bytes,
+        lines: plan.lines,
+        listFirst: plan.listFirst,
+      };
+
+      if (plan.payload !== '') {
+        stage = 'iptables-restore';
+        try {
+          await iptables.restore(plan.payload, { noflush: true, listFirst: plan.listFirst });
+        } catch (err) {
+          this.stats.restoreFailures++;
+          throw err;
+        }
+        this.stats.lastPayloadBytes = plan.bytes;
+        this.stats.totalPayloadBytes += plan.bytes;
+      }
+      // From here on the kernel holds `desired`'s chains, whatever happens to the jumps below.
+      const previous = fam.lastApplied;
+      const previousPorts = fam.lastServicePorts;
+      fam.lastApplied = desired;
+      fam.lastServicePorts = state.servicePorts;
+
+      if (saved && this.opts.createdChainsJournal) {
+        stage = 'created-chains journal';
+        await this.recordCreatedSharedChains(family, desired, saved, this.opts.createdChainsJournal);
+      }
+
+      stage = 'built-in jumps';
+      const jumps = await this.ensureJumps(iptables, desired, previous, saved, full);
+      res.jumpsInserted = jumps.inserted;
+      res.jumpsRemoved = jumps.removed;
+
+      stage = 'conntrack';
+      res.conntrackDeleted = await this.cleanConntrack(fam.dp, previousPorts, state.servicePorts);
+
+      fam.needFull = false;
+      res.ok = true;
+      log.info(
+        {
+          family,
+          full,
+          changedChains: plan.changedChains.length,
+          deletedChains: plan.deletedChains.length,
+          bytes: plan.bytes,
+          jumpsInserted: jumps.inserted.length,
+          conntrackDeleted: res.conntrackDeleted,
+        },
+        plan.payload === '' ? 'iptables already up to date' : 'iptables rules applied',
+      );
+    } catch (err) {
+      fam.needFull = true;
+      res.error = `${family} ${stage}: ${errorText(err)}`;
+      log.error({ family, stage, full, err: errorText(err) }, 'iptables sync failed; previous rules stay in force, next sync is full');
+    }
+    return res;
+  }
+
+  /**
+   * Make the built-in chains jump into portway's chains exactly once each. On full syncs the save
+   * dump says what is there; a jump it does not show is confirmed absent with -C before inserting
+   * (the kernel's printout is authoritative, our canonical form is only a guess). On partial syncs
+   * only jumps new since lastApplied are checked; jumps no longer desired are deleted.
+   */
+  private async ensureJumps(
+    iptables: Iptables,
+    desired: IptablesRuleSet,
+    previous: IptablesRuleSet | null,
+    saved: Map<string, SavedTable> | null,
+    full: boolean,
+  ): Promise<{ inserted: BuiltinJump[]; removed: BuiltinJump[] }> {
+    const inserted: BuiltinJump[] = [];
+    const removed: BuiltinJump[] = [];
+    const before = new Set((previous?.builtinJumps ?? []).map(jumpKey));
+    const toCheck = full || previous === null ? desired.builtinJumps : desired.builtinJumps.filter((j) => !before.has(jumpKey(j)));
+    for (const jump of toCheck) {
+      if (saved && savedHasJump(saved, jump, desired.family)) continue;
+      const spec = splitRuleSpec(jump.spec);
+      if (await iptables.checkRule(jump.table, jump.chain, spec)) continue;
+      await iptables.insertRule(jump.table, jump.chain, spec, jump.position);
+      inserted.push(jump);
+      this.stats.jumpsInserted++;
+    }
+    const now = new Set(desired.builtinJumps.map(jumpKey));
+    for (const jump of previous?.builtinJumps ?? []) {
+      if (now.has(jumpKey(jump))) continue;
+      if (await iptables.deleteRule(jump.table, jump.chain, splitRuleSpec(jump.spec))) removed.push(jump);
+    }
+    return { inserted, removed };
+  }
+
+  /** Shared chains this restore created (absent from the dump read before it) are portway's to remove later. */
+  private async recordCreatedSharedChains(
+    family: IPFamily,
+    desired: IptablesRuleSet,
+    saved: Map<string, SavedTable>,
+    journal: CreatedChainsJournal,
+  ): Promise<void> {
+    const created = desired.tables.flatMap((t) =>
+      t.chains
+        .filter((c) => SHARED_CHAIN_NAMES.has(c.name) && !(saved.get(t.name)?.chains.some((s) => s.name === c.name) ?? false))
+        .map((c) => ({ family, table: t.name, chain: c.name })),
+    );
+    if (created.length === 0) return;
+    const known = await journal.load();
+    const fresh = created.filter((c) => !known.some((k) => k.family === c.family && k.table === c.table && k.chain === c.chain));
+    if (fresh.length > 0) await journal.save([...known, ...fresh]);
+  }
+
+  /** Conntrack failures are logged and counted, not fatal: the rules are already right. */
+  private async cleanConntrack(dp: FamilyDataplane, before: readonly ServicePort[] | null, after: readonly ServicePort[]): Promise<number> {
+    if (!dp.conntrack) return 0;
+    let deleted = 0;
+    for (const d of planConntrackCleanup(before, after, dp.family)) {
+      try {
+        deleted += await dp.conntrack.deleteEntries(d.filter);
+      } catch (err) {
+        this.stats.conntrackFailures++;
+        this.opts.logger.warn({ family: dp.family, filter: d.filter, reason: d.reason, err: errorText(err) }, 'conntrack cleanup failed');
+      }
+    }
+    this.stats.conntrackEntriesDeleted += deleted;
+    return deleted;
+  }
+}
+
+/** A sync in which at least one family (or the sysctls) failed; carries the per-family result. */
+export class SyncFailedError extends Error {
+  constructor(
+    message: string,
+    readonly result: SyncResult,
+  ) {
+    super(message);
+    this.name = 'SyncFailedError';
+  }
+}
+
+const noJournal: SysctlJournal = {
+  load: async () => [],
+  save: async () => undefined,
+  clear: async () => undefined,
+};
+
+function tablesOf(...sets: Array<IptablesRuleSet | null>): TableName[] {
+  const names = new Set<TableName>(['filter', 'nat']);
+  for (const s of sets) for (const t of s?.tables ?? []) names.add(t.name);
+  return [...names];
+}
+
+async function readTables(iptables: Iptables, tables: TableName[]): Promise<Map<string, SavedTable>> {
+  const out = new Map<string, SavedTable>();
+  for (const t of tables) {
+    const parsed = parseIptablesSave(await iptables.save(t));
+    out.set(t, parsed.get(t) ?? { name: t, chains: [], rules: [] });
+  }
+  return out;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from '@jest/globals';
+import { planConntrackCleanup } from '../../../src/sync/conntrack-cleanup.js';
+import { endpoint, servicePort } from './fixtures.js';
+
+const dns = (over: Parameters<typeof servicePort>[1] = {}) =>
+  servicePort('kube-system/dns:dns', { endpoints: [endpoint('10.244.1.5'), endpoint('10.244.2.5')], ...over });
+
+const filters = (d: ReturnType<typeof planConntrackCleanup>) => d.map((x) => ({ ...x.filter, reason: x.reason }));
+
+describe('planConntrackCleanup', () => {
+  it('does nothing on the first sync or when nothing changed', () => {
+    expect(planConntrackCleanup(null, [dns()], 'IPv4')).toEqual([]);
+    expect(planConntrackCleanup([dns()], [dns()], 'IPv4')).toEqual([]);
+  });
+
+  it('a UDP endpoint that goes away: entries to every service address and the node port DNATed to it', () => {
+    const before = dns({ nodePort: 30053, externalIPs: ['192.0.2.10'], loadBalancerIngress: [{ ip: '192.0.2.20', ipMode: 'VIP' }] });
+    const after = { ...before, endpoints: [endpoint('10.244.1.5')] };
+    expect(filters(planConntrackCleanup([before], [after], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.244.2.5', reason: 'endpointRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.10', origDstPort: 53, replySrc: '10.244.2.5', reason: 'endpointRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.20', origDstPort: 53, replySrc: '10.244.2.5', reason: 'endpointRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, replySrc: '10.244.2.5', reason: 'endpointRemoved' },
+    ]);
+  });
+
+  it('an endpoint that stops serving counts as gone; a Proxy-mode LB address is not a service address', () => {
+    const before = dns({ loadBalancerIngress: [{ ip: '192.0.2.20', ipMode: 'Proxy' }] });
+    const after = { ...before, endpoints: [endpoint('10.244.1.5'), endpoint('10.244.2.5', { ready: false, serving: false, terminating: true })] };
+    expect(filters(planConntrackCleanup([before], [after], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.244.2.5', reason: 'endpointRemoved' },
+    ]);
+  });
+
+  it('TCP services are left alone', () => {
+    const before = dns({ protocol: 'TCP' });
+    expect(planConntrackCleanup([before], [{ ...before, endpoints: [] }], 'IPv4')).toEqual([]);
+  });
+
+  it('a service going from no endpoints to some clears every entry to it (they were rejected)', () => {
+    const before = dns({ endpoints: [], nodePort: 30053 });
+    const after = dns({ nodePort: 30053 });
+    expect(filters(planConntrackCleanup([before], [after], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, reason: 'serviceNewlyActive' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, reason: 'serviceNewlyActive' },
+    ]);
+    // a new Service with endpoints is newly active too
+    expect(planConntrackCleanup([], [after], 'IPv4').map((d) => d.reason)).toEqual(['serviceNewlyActive', 'serviceNewlyActive']);
+  });
+
+  it('a changed cluster IP, external IP or node port clears entries to the old ones', () => {
+    const before = dns({ nodePort: 30053, externalIPs: ['192.0.2.10'] });
+    const after = dns({ nodePort: 30054, externalIPs: ['192.0.2.11'], clusterIPs: ['10.96.0.99'] });
+    expect(filters(planConntrackCleanup([before], [after], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, reason: 'addressRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.10', origDstPort: 53, reason: 'addressRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, reason: 'nodePortChanged' },
+    ]);
+  });
+
+  it('a removed UDP service port clears entries to its addresses and node port', () => {
+    const before = dns({ nodePort: 30053 });
+    expect(filters(planConntrackCleanup([before], [], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, reason: 'servicePortRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, reason: 'servicePortRemoved' },
+    ]);
+  });
+
+  it('only addresses and endpoints of the family being synced', () => {
+    const before = dns({
+      clusterIPs: ['10.96.0.10', 'fd00::10'],
+      endpoints: [endpoint('10.244.1.5'), endpoint('fd00:244::5'), endpoint('fd00:244::6')],
+    });
+    const after = { ...before, endpoints: [endpoint('10.244.1.5'), endpoint('fd00:244::5')] };
+    expect(planConntrackCleanup([before], [after], 'IPv4')).toEqual([]);
+    expect(filters(planConntrackCleanup([before], [after], 'IPv6'))).toEqual([
+      { family: 'IPv6', protocol: 'udp', origDst: 'fd00::10', origDstPort: 53, replySrc: 'fd00:244::6', reason: 'endpointRemoved' },
+    ]);
+  });
+});

@@ -1,0 +1,163 @@
+// runAgent / cleanup (src/cli/commands) over the fake dataplane: the agent's wiring, without a kernel.
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanup } from '../../../src/cli/commands/cleanup.js';
+import { nodeIPsFromInterfaces, runAgent } from '../../../src/cli/commands/run.js';
+import { createFakeDataplane, FakeIpLinks, FakeIptables, type FakeDataplane } from '../../../src/dataplane/index.js';
+import { RecordingLogger } from '../../../src/observe/logger.js';
+import { MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+
+const web = (endpoints: string[]) => `
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: demo }
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.10
+  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080, protocol: TCP }]
+endpoints: [${endpoints.map((e) => `{ addresses: [${e}], conditions: { ready: true } }`).join(', ')}]
+`;
+
+async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('runAgent', () => {
+  let dir: string;
+  let stateDir: string;
+  let dp: FakeDataplane;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portway-run-'));
+    stateDir = await mkdtemp(join(tmpdir(), 'portway-state-'));
+    dp = createFakeDataplane({ families: ['IPv4'] });
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const common = (logger: RecordingLogger) => ({
+    manifests: dir,
+    logger,
+    stateDir,
+    handleSignals: false,
+    hostname: 'node-a',
+    ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
+    createDataplane: async () => dp,
+  });
+
+  it('--once syncs once and returns 0; node IPs come from the interfaces', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const logger = new RecordingLogger();
+    const code = await runAgent({ ...common(logger), once: true });
+    expect(code).toBe(0);
+    const dump = dp.iptables.IPv4!.dump();
+    expect(dump).toMatch(/-A KUBE-SERVICES .*-d 10\.96\.0\.10\/32/);
+    expect(dump).toMatch(/-A KUBE-NODEPORTS .*--dport 30080/);
+    expect(logger.records.find((r) => r.message === 'portway agent starting')?.fields).toMatchObject({
+      nodeName: 'node-a',
+      nodeIPs: ['192.168.50.2'],
+      families: ['IPv4'],
+    });
+    expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
+  });
+
+  it('--once returns 1 when the sync fails, and 2 when it cannot start', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    dp.iptables.IPv4!.injectFailure('restore', new Error('iptables-restore: line 1 failed'));
+    expect(await runAgent({ ...common(new RecordingLogger()), once: true })).toBe(1);
+    const logger = new RecordingLogger();
+    const code = await runAgent({ ...common(logger), once: true, ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'] }) });
+    expect(code).toBe(2);
+    expect(logger.records.at(-1)?.fields).toMatchObject({ err: expect.stringMatching(/no node IPs/) });
+  });
+
+  it('watches the directory and re-syncs on change; stopping leaves the rules in place', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const configPath = join(stateDir, 'config.yaml');
+    await writeFile(configPath, 'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\n');
+    const abort = new AbortController();
+    let syncs = 0;
+    const running = runAgent({ ...common(new RecordingLogger()), configPath, once: false, signal: abort.signal, onSync: () => syncs++ });
+    const ipt = dp.iptables.IPv4 as FakeIptables;
+    await waitFor(() => syncs >= 1, 'first sync');
+    expect(ipt.dump()).toContain('10.244.1.5');
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5', '10.244.1.6']));
+    await waitFor(() => ipt.dump().includes('10.244.1.6'), 'the re-sync after the change');
+    const restores = ipt.restores();
+    expect(restores.length).toBe(2);
+    expect(restores[1]?.payload).not.toContain('*filter'); // a partial sync
+    abort.abort();
+    expect(await running).toBe(0);
+    expect(ipt.dump()).toContain('10.244.1.6');
+  });
+});
+
+describe('cleanup', () => {
+  it('removes portway’s chains, jumps and sysctl changes and nothing else', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portway-clean-'));
+    const stateDir = await mkdtemp(join(tmpdir(), 'portway-state-'));
+    try {
+      await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+      const dp = createFakeDataplane({ families: ['IPv4'] });
+      const ipt = dp.iptables.IPv4 as FakeIptables;
+      // someone else's rules: must survive
+      await ipt.restore('*nat\n:DOCKER - [0:0]\n-A DOCKER -j RETURN\n-A PREROUTING -j DOCKER\nCOMMIT\n', { noflush: true });
+      const code = await runAgent({
+        manifests: dir,
+        logger: new RecordingLogger(),
+        stateDir,
+        handleSignals: false,
+        hostname: 'node-a',
+        ipLinks: new FakeIpLinks({ eth0: ['192.168.50.2/24'] }),
+        createDataplane: async () => dp,
+        once: true,
+      });
+      expect(code).toBe(0);
+      expect(await dp.sysctl.get('net/ipv4/conf/all/route_localnet')).toBe('1');
+      const report = await cleanup({ logger: new RecordingLogger(), families: ['IPv4'], dataplane: dp, stateDir });
+      expect(report.errors).toEqual([]);
+      const dump = ipt.dump();
+      expect(dump).not.toMatch(/KUBE-(SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|SVC|SEP|FORWARD|EXTERNAL|PROXY)/);
+      // portway created KUBE-FIREWALL here (no kubelet), so it goes too
+      expect(dump).not.toContain('KUBE-FIREWALL');
+      expect(dump).toContain('-A PREROUTING -j DOCKER');
+      expect(dump).toContain('-A DOCKER -j RETURN');
+      expect(report.families[0]?.jumpsRemoved.length).toBeGreaterThan(5);
+      expect(report.sysctlsReverted.map((c) => c.key).sort()).toEqual(['net/ipv4/conf/all/route_localnet', 'net/ipv4/ip_forward']);
+      expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('0');
+      // a second cleanup finds nothing to do
+      const again = await cleanup({ logger: new RecordingLogger(), families: ['IPv4'], dataplane: dp, sysctlJournal: new MemorySysctlJournal() });
+      expect(again.families[0]).toEqual({ family: 'IPv4', jumpsRemoved: [], chainsDeleted: [] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('nodeIPsFromInterfaces', () => {
+  it('takes global addresses of every interface but lo, in order, without link-local', () => {
+    expect(
+      nodeIPsFromInterfaces([
+        { ifname: 'lo', family: 'IPv4', address: '127.0.0.1', prefixLength: 8, scope: 'host' },
+        { ifname: 'eth0', family: 'IPv4', address: '192.168.50.2', prefixLength: 24, scope: 'global' },
+        { ifname: 'eth0', family: 'IPv6', address: 'fe80::1', prefixLength: 64, scope: 'link' },
+        { ifname: 'eth0', family: 'IPv6', address: 'fd00::2', prefixLength: 64, scope: 'global' },
+        { ifname: 'eth1', family: 'IPv4', address: '10.0.0.2', prefixLength: 24, scope: 'global' },
+      ]),
+    ).toEqual(['192.168.50.2', 'fd00::2', '10.0.0.2']);
+  });
+});
