@@ -64,3 +64,29 @@ export interface Conntrack {
   /** conntrack -D with the filter; returns the number of entries deleted. */
   deleteEntries(filter: ConntrackFilter): Promise<number>;
 }
+
+// ── additions (dataplane executors, "Apply for real") ───────────────────────────────────────────
+
+/** One address configured on a network interface (`ip -j addr`). */
+export interface InterfaceAddress {
+  ifname: string;
+  family: IPFamily;
+  address: string;
+  prefixLength: number;
+  /** "host", "link", "global" … */
+  scope: string;
+}
+
+/** Interfaces and their addresses (iproute2): kube-ipvs0, node addresses for nodePortAddresses, VIPs. */
+export interface IpLinks {
+  /** Addresses of one interface, or of all interfaces when ifname is omitted. */
+  listAddresses(ifname?: string): Promise<InterfaceAddress[]>;
+  /** ip addr add ADDRESS/PREFIX dev IFNAME; a no-op when the address is already there. */
+  addAddress(ifname: string, cidr: string): Promise<void>;
+  /** ip addr del ADDRESS/PREFIX dev IFNAME; false when it was not there. */
+  deleteAddress(ifname: string, cidr: string): Promise<boolean>;
+  /** ip link add NAME type dummy (kept as is when it exists); brought up when `up`. */
+  ensureDummyInterface(name: string, opts?: { up?: boolean }): Promise<void>;
+  /** ip link del NAME; false when there was no such link. */
+  deleteInterface(name: string): Promise<boolean>;
+}

@@ -1,0 +1,92 @@
+// Clearing stale conntrack entries (UDP flows to a service whose endpoint went away keep being sent
+// to the dead endpoint until their entry is removed). conntrack-tools' CLI, like kube-proxy used.
+import type { IPFamily } from '../model/cluster-state.js';
+import { CommandError, createRunner, type CommandRunner } from './exec.js';
+import type { Conntrack, ConntrackFilter } from './interfaces.js';
+import { ipFamilyOf } from '../model/ip.js';
+
+/** Arguments of `conntrack -D` for a filter; throws when the filter selects nothing specific. */
+export function conntrackDeleteArgs(filter: ConntrackFilter): string[] {
+  const args = ['-D', '-f', filter.family === 'IPv4' ? 'ipv4' : 'ipv6', '-p', filter.protocol];
+  const addr = (flag: string, value: string | undefined) => {
+    if (value === undefined) return;
+    if (ipFamilyOf(value) !== filter.family) {
+      throw new Error(`conntrack filter ${flag} "${value}" is not an ${filter.family} address`);
+    }
+    args.push(flag, value);
+  };
+  const port = (flag: string, value: number | undefined) => {
+    if (value === undefined) return;
+    if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`conntrack filter ${flag} ${value} is not a port`);
+    args.push(flag, String(value));
+  };
+  addr('--orig-dst', filter.origDst);
+  port('--orig-port-dst', filter.origDstPort);
+  addr('--reply-src', filter.replySrc);
+  port('--reply-port-src', filter.replySrcPort);
+  if (args.length === 5) throw new Error('conntrack filter needs at least one address or port (refusing to delete every flow)');
+  return args;
+}
+
+/** "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been deleted." → 3 */
+export function parseDeletedCount(output: string): number | null {
+  const m = /(\d+) flow entr(?:y|ies) ha(?:s|ve) been deleted/.exec(output);
+  return m?.[1] ? Number(m[1]) : null;
+}
+
+export interface ConntrackOptions {
+  netns?: string;
+  runner?: CommandRunner;
+}
+
+export class RealConntrack implements Conntrack {
+  private readonly runner: CommandRunner;
+
+  constructor(opts: ConntrackOptions = {}) {
+    this.runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+  }
+
+  async deleteEntries(filter: ConntrackFilter): Promise<number> {
+    const args = conntrackDeleteArgs(filter);
+    const res = await this.runner.run('conntrack', args, { timeoutMs: 60_000 });
+    const count = parseDeletedCount(res.stderr + res.stdout);
+    // conntrack exits 1 when nothing matched ("0 flow entries have been deleted"): not a failure.
+    if (res.exitCode === 0 || (res.exitCode === 1 && count === 0)) return count ?? 0;
+    throw new CommandError({ command: 'conntrack', args, ...res });
+  }
+}
+
+export function createConntrack(opts: ConntrackOptions = {}): Conntrack {
+  return new RealConntrack(opts);
+}
+
+export interface FakeFlow {
+  family: IPFamily;
+  protocol: 'udp' | 'tcp' | 'sctp';
+  origDst: string;
+  origDstPort: number;
+  replySrc: string;
+  replySrcPort: number;
+}
+
+/** A conntrack table in memory: deleteEntries removes the matching flows and records the filter. */
+export class FakeConntrack implements Conntrack {
+  readonly deletions: ConntrackFilter[] = [];
+
+  constructor(public flows: FakeFlow[] = []) {}
+
+  async deleteEntries(filter: ConntrackFilter): Promise<number> {
+    conntrackDeleteArgs(filter); // same validation as the real one
+    this.deletions.push(filter);
+    const matches = (f: FakeFlow) =>
+      f.family === filter.family &&
+      f.protocol === filter.protocol &&
+      (filter.origDst === undefined || f.origDst === filter.origDst) &&
+      (filter.origDstPort === undefined || f.origDstPort === filter.origDstPort) &&
+      (filter.replySrc === undefined || f.replySrc === filter.replySrc) &&
+      (filter.replySrcPort === undefined || f.replySrcPort === filter.replySrcPort);
+    const before = this.flows.length;
+    this.flows = this.flows.filter((f) => !matches(f));
+    return before - this.flows.length;
+  }
+}

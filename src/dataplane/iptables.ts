@@ -1,0 +1,187 @@
+// The real Iptables executor (iptables-save / iptables-restore / iptables for one IP family and one
+// backend) and backend detection. Commands run through a CommandRunner, so they can run inside a
+// network namespace and be recorded in tests.
+import type { IPFamily } from '../model/cluster-state.js';
+import type { TableName } from '../render/types.js';
+import { CommandError, createRunner, RestoreError, runChecked, type CommandRunner } from './exec.js';
+import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
+import { addListFirst } from './iptables-text.js';
+
+/** Seconds to wait for the xtables lock (iptables -w); the legacy backend needs it, nft ignores it. */
+export const DEFAULT_LOCK_WAIT_SECONDS = 5;
+
+export interface IptablesCommands {
+  iptables: string;
+  save: string;
+  restore: string;
+}
+
+/** Binary names for a family and backend: explicit "-nft"/"-legacy" so the choice never depends on alternatives. */
+export function iptablesCommands(family: IPFamily, backend: IptablesBackend): IptablesCommands {
+  const base = family === 'IPv4' ? 'iptables' : 'ip6tables';
+  return { iptables: `${base}-${backend}`, save: `${base}-${backend}-save`, restore: `${base}-${backend}-restore` };
+}
+
+export interface IptablesOptions {
+  family: IPFamily;
+  /** Detected (detectIptablesBackend) when not given. */
+  backend?: IptablesBackend;
+  /** Run inside this network namespace (ignored when `runner` is given). */
+  netns?: string;
+  runner?: CommandRunner;
+  lockWaitSeconds?: number;
+  /** Per-command timeout; restores of big payloads take seconds, so this is generous. */
+  timeoutMs?: number;
+}
+
+export class RealIptables implements Iptables {
+  readonly family: IPFamily;
+  readonly backend: IptablesBackend;
+  readonly commands: IptablesCommands;
+  private readonly runner: CommandRunner;
+  private readonly wait: string[];
+  private readonly timeoutMs: number;
+
+  constructor(opts: IptablesOptions & { backend: IptablesBackend; runner: CommandRunner }) {
+    this.family = opts.family;
+    this.backend = opts.backend;
+    this.runner = opts.runner;
+    this.commands = iptablesCommands(opts.family, opts.backend);
+    this.wait = ['-w', String(opts.lockWaitSeconds ?? DEFAULT_LOCK_WAIT_SECONDS)];
+    this.timeoutMs = opts.timeoutMs ?? 10 * 60_000;
+  }
+
+  async save(table: TableName): Promise<string> {
+    const res = await runChecked(this.runner, this.commands.save, ['-t', table], { timeoutMs: this.timeoutMs });
+    return res.stdout;
+  }
+
+  async restore(payload: string, opts: RestoreOptions): Promise<void> {
+    const args = [...this.wait, ...(opts.noflush ? ['--noflush'] : [])];
+    // "-S" after each table header is a list command: it prints the table on stdout (ignored) and
+    // changes nothing, but makes iptables-nft-restore load its cache once (see addListFirst).
+    const shaped = opts.listFirst ? addListFirst(payload) : { payload, originalLine: (n: number) => n };
+    const res = await this.runner.run(this.commands.restore, args, { input: shaped.payload, timeoutMs: this.timeoutMs });
+    if (res.exitCode !== 0) {
+      const probe = new RestoreError({
+        command: this.commands.restore,
+        args,
+        exitCode: res.exitCode,
+        stderr: res.stderr,
+        durationMs: res.durationMs,
+        payload: shaped.payload,
+      });
+      // Report the line of the payload the caller wrote, not of the one with "-S" inserted.
+      throw new RestoreError({
+        command: this.commands.restore,
+        args,
+        exitCode: res.exitCode,
+        stderr: res.stderr,
+        durationMs: res.durationMs,
+        payload,
+        line: probe.line === null ? null : shaped.originalLine(probe.line),
+      });
+    }
+  }
+
+  async checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
+    const args = [...this.wait, '-t', table, '-C', chain, ...spec];
+    const res = await this.runner.run(this.commands.iptables, args, { timeoutMs: this.timeoutMs });
+    if (res.exitCode === 0) return true;
+    // Exit 1: no such rule (or no such chain). Anything else is a bad spec or a lock timeout.
+    if (res.exitCode === 1 && !/xtables lock/i.test(res.stderr)) return false;
+    throw this.error(args, res);
+  }
+
+  async insertRule(table: TableName, chain: string, spec: string[], position: 'prepend' | 'append'): Promise<void> {
+    const args = [...this.wait, '-t', table, position === 'prepend' ? '-I' : '-A', chain, ...spec];
+    await runChecked(this.runner, this.commands.iptables, args, { timeoutMs: this.timeoutMs });
+  }
+
+  async deleteRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
+    const args = [...this.wait, '-t', table, '-D', chain, ...spec];
+    const res = await this.runner.run(this.commands.iptables, args, { timeoutMs: this.timeoutMs });
+    if (res.exitCode === 0) return true;
+    if (res.exitCode === 1 && !/xtables lock/i.test(res.stderr)) return false;
+    throw this.error(args, res);
+  }
+
+  private error(args: string[], res: { exitCode: number; stderr: string; stdout: string; durationMs: number }) {
+    return new CommandError({ command: this.commands.iptables, args, ...res });
+  }
+}
+
+// ── backend detection ───────────────────────────────────────────────────────────────────────────
+
+/** What the host looks like, gathered by detectIptablesBackend; the decision is the pure function below. */
+export interface BackendObservations {
+  /** `iptables --version` (the host's default through alternatives), or null if it failed. */
+  defaultVersion: string | null;
+  /** iptables-nft-save -t mangle / ip6tables-nft-save -t mangle (concatenated), or '' */
+  nftMangle: string;
+  /** iptables-legacy-save / ip6tables-legacy-save of all tables, or '' */
+  legacyAll: string;
+  /** iptables-nft-save -t nat (both families), or '' */
+  nftNat: string;
+}
+
+export interface BackendChoice {
+  backend: IptablesBackend;
+  reason: string;
+}
+
+const KUBELET_CHAINS = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)\b/m;
+const KUBE_PROXY_CHAINS = /^:(KUBE-SERVICES|KUBE-POSTROUTING|KUBE-NODEPORTS)\b/m;
+
+/**
+ * Which backend to use, as kube-proxy's iptables-wrapper decides: the one where kubelet left its
+ * hint chains in mangle; else the one already holding kube-proxy/portway rules (so a takeover
+ * programs the same backend); else the host's default `iptables`; else nft.
+ */
+export function chooseIptablesBackend(o: BackendObservations): BackendChoice {
+  if (KUBELET_CHAINS.test(o.nftMangle)) return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
+  if (KUBELET_CHAINS.test(o.legacyAll)) return { backend: 'legacy', reason: 'kubelet chains in legacy tables' };
+  const nftKube = KUBE_PROXY_CHAINS.test(o.nftNat);
+  const legacyKube = KUBE_PROXY_CHAINS.test(o.legacyAll);
+  if (nftKube && !legacyKube) return { backend: 'nft', reason: 'service chains present in nft nat table' };
+  if (legacyKube && !nftKube) return { backend: 'legacy', reason: 'service chains present in legacy tables' };
+  if (o.defaultVersion?.includes('(legacy)')) return { backend: 'legacy', reason: 'host iptables is legacy' };
+  if (o.defaultVersion?.includes('(nf_tables)')) return { backend: 'nft', reason: 'host iptables is nf_tables' };
+  return { backend: 'nft', reason: 'no evidence; nft by default' };
+}
+
+async function stdoutOrEmpty(runner: CommandRunner, cmd: string, args: string[]): Promise<string> {
+  try {
+    const res = await runner.run(cmd, args, { timeoutMs: 60_000 });
+    return res.exitCode === 0 ? res.stdout : '';
+  } catch {
+    return ''; // a missing binary is simply no evidence for that backend
+  }
+}
+
+/** Look at the host (or netns) and choose a backend. Read-only: legacy is saved whole, never with -t. */
+export async function detectIptablesBackend(runner: CommandRunner): Promise<BackendChoice> {
+  const [defaultVersion, nft4, nft6, legacy4, legacy6, nftNat4, nftNat6] = await Promise.all([
+    stdoutOrEmpty(runner, 'iptables', ['--version']),
+    stdoutOrEmpty(runner, 'iptables-nft-save', ['-t', 'mangle']),
+    stdoutOrEmpty(runner, 'ip6tables-nft-save', ['-t', 'mangle']),
+    // "-t mangle" would make the legacy kernel module create the table; save everything instead.
+    stdoutOrEmpty(runner, 'iptables-legacy-save', []),
+    stdoutOrEmpty(runner, 'ip6tables-legacy-save', []),
+    stdoutOrEmpty(runner, 'iptables-nft-save', ['-t', 'nat']),
+    stdoutOrEmpty(runner, 'ip6tables-nft-save', ['-t', 'nat']),
+  ]);
+  return chooseIptablesBackend({
+    defaultVersion: defaultVersion || null,
+    nftMangle: nft4 + nft6,
+    legacyAll: legacy4 + legacy6,
+    nftNat: nftNat4 + nftNat6,
+  });
+}
+
+/** The real executor for one family; detects the backend when none is given. */
+export async function createIptables(opts: IptablesOptions): Promise<RealIptables> {
+  const runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+  const backend = opts.backend ?? (await detectIptablesBackend(runner)).backend;
+  return new RealIptables({ ...opts, backend, runner });
+}
