@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything portway needs on a fresh Debian machine with Node 20 (as root): the system tools
+# the agent and its tests drive, the npm packages, the native ARP addon, and the build. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command → Debian package
+declare -A tools=(
+  [iptables]=iptables [ip6tables]=iptables [ipset]=ipset [ipvsadm]=ipvsadm [ip]=iproute2
+  [arping]=arping [conntrack]=conntrack [curl]=curl [socat]=socat [openssl]=openssl
+)
+missing=()
+for cmd in "${!tools[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${tools[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "setup: installing Debian packages: $pkgs"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install $pkgs (or install them yourself)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq </dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs </dev/null >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-fund --no-audit --loglevel=error </dev/null
+fi
+
+if [ -f native/arp/binding.gyp ] && [ ! -f native/arp/build/Release/arp.node ] ; then
+  echo "setup: building the native ARP addon"
+  npx --no-install node-gyp rebuild -C native/arp --loglevel=warn </dev/null >/dev/null
+fi
+
+echo "setup: building portway"
+npm run --silent build

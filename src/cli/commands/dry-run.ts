@@ -1,0 +1,89 @@
+// `portway render` and `portway diff`: the dry-run path. Same render() as the agent, no kernel.
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import type { Config } from '../../config/config.js';
+import type { ClusterState, IPFamily, InputProblem } from '../../model/cluster-state.js';
+import { ipFamilyOf } from '../../model/ip.js';
+import { formatProblem, loadClusterState } from '../../model/index.js';
+import { renderIptables, renderOptionsFromConfig, serializeRuleSet } from '../../render/iptables/index.js';
+import type { IptablesRuleSet } from '../../render/types.js';
+import { diffIsEmpty, diffRuleSets, formatDiffMarkdown, formatDiffText } from '../../plan/diff.js';
+import { CliExit } from '../exit.js';
+
+const FAMILIES: Record<string, IPFamily> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+
+export function renderFamily(state: ClusterState, config: Config, family: IPFamily): IptablesRuleSet {
+  const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
+  return renderIptables(state, renderOptionsFromConfig(config, family, nodeIPs));
+}
+
+/** Load manifests, print each problem (file, object, field) to stderr; --strict makes any problem fatal. */
+async function loadReported(paths: string[], strict: boolean, label = ''): Promise<ClusterState> {
+  // A path that is not there is a mistake in the command line, not a malformed object: always fatal.
+  for (const p of paths) if (p !== '-' && !existsSync(p)) throw new CliExit(2, `${label}no such file or directory: ${p}`);
+  const { state, problems } = await loadClusterState(paths);
+  reportProblems(problems, label);
+  if (strict && problems.length > 0) {
+    throw new CliExit(2, `${problems.length} invalid object(s) and --strict is set`);
+  }
+  return state;
+}
+
+function reportProblems(problems: InputProblem[], label: string): void {
+  for (const p of problems) process.stderr.write(`portway: ${label}skipped: ${formatProblem(p)}\n`);
+}
+
+export function registerDryRunCommands(program: Command): void {
+  program
+    .command('render')
+    .description('print the iptables-restore payload portway would program on a node (no kernel touched)')
+    .requiredOption('-f, --filename <paths...>', 'manifest files or directories (YAML/JSON, kind: List), - for stdin')
+    .option('--config <file>', 'agent configuration (YAML or JSON)')
+    .option('--family <family>', 'ipv4 or ipv6', 'ipv4')
+    .option('-o, --output <format>', 'rules (iptables-restore payload) or json', 'rules')
+    .option('--strict', 'exit 2 (printing nothing) when any object is invalid', false)
+    .action(async (opts: { filename: string[]; config?: string; family: string; output: string; strict: boolean }) => {
+      const family = FAMILIES[opts.family];
+      if (!family) throw new CliExit(2, `--family must be ipv4 or ipv6 (got "${opts.family}")`);
+      if (opts.output !== 'rules' && opts.output !== 'json') {
+        throw new CliExit(2, `--output must be rules or json (got "${opts.output}")`);
+      }
+      const config = await loadConfigFile(opts.config);
+      const state = await loadReported(opts.filename, opts.strict);
+      const ruleSet = renderFamily(state, config, family);
+      process.stdout.write(
+        opts.output === 'json' ? JSON.stringify(ruleSet, null, 2) + '\n' : serializeRuleSet(ruleSet, { includeBuiltinJumps: true }),
+      );
+    });
+
+  program
+    .command('diff')
+    .description('show what would change on a node between two sets of manifests; exit 1 when something changes')
+    .requiredOption('--before <paths...>', 'manifests before the change')
+    .requiredOption('--after <paths...>', 'manifests after the change')
+    .option('--config <file>', 'agent configuration (YAML or JSON)')
+    .option('-o, --output <format>', 'text, json or markdown', 'text')
+    .option('--strict', 'exit 2 when any object is invalid', false)
+    .action(async (opts: { before: string[]; after: string[]; config?: string; output: string; strict: boolean }) => {
+      if (!['text', 'json', 'markdown'].includes(opts.output)) {
+        throw new CliExit(2, `--output must be text, json or markdown (got "${opts.output}")`);
+      }
+      const config = await loadConfigFile(opts.config);
+      const before = await loadReported(opts.before, opts.strict, 'before: ');
+      const after = await loadReported(opts.after, opts.strict, 'after: ');
+      const families: IPFamily[] = ['IPv4', 'IPv6'];
+      const diff = diffRuleSets(
+        families.map((f) => renderFamily(before, config, f)),
+        families.map((f) => renderFamily(after, config, f)),
+      );
+      const text =
+        opts.output === 'json'
+          ? JSON.stringify(diff, null, 2) + '\n'
+          : opts.output === 'markdown'
+            ? formatDiffMarkdown(diff)
+            : formatDiffText(diff);
+      process.stdout.write(text);
+      if (!diffIsEmpty(diff)) throw new CliExit(1);
+    });
+}
