@@ -1,0 +1,219 @@
+// Render benchmark: synthetic clusters rendered by renderIptables + serializeRuleSet, and the time the
+// real iptables-restore takes to load the payload into a fresh network namespace.
+//
+//   npm run bench                      all sizes (1k, 10k, 20k × 10 endpoints; 1k × 100)
+//   npm run bench -- --sizes 1000x10   selected sizes
+//   npm run bench -- --no-restore      skip the iptables-restore measurement
+//   npm run bench -- --backend legacy  use iptables-legacy-restore (default: iptables-restore, nft here)
+//
+// Each size is measured in its own child process so the sizes do not pollute each other's heap and
+// peak RSS (maxRSS of the child, which includes the Node runtime, ~50 MB).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  emptyClusterState,
+  type ClusterState,
+  type Endpoint,
+  type ServicePort,
+} from '../../src/model/cluster-state.js';
+import {
+  renderIptables,
+  serializeRuleSet,
+  type IptablesRenderOptions,
+} from '../../src/render/iptables/index.js';
+
+const DEFAULT_SIZES = ['1000x10', '10000x10', '20000x10', '1000x100'];
+const RUNS = 5;
+
+function ipv4(base: [number, number], offset: number): string {
+  const v = offset + 1;
+  return `${base[0]}.${base[1] + (v >> 16)}.${(v >> 8) & 255}.${v & 255}`;
+}
+
+/** A cluster shaped like kube-proxy's scale tests: every 10th Service is a NodePort, one in 20 has eTP=Local. */
+export function syntheticState(services: number, endpointsPerService: number): ClusterState {
+  const state = emptyClusterState();
+  for (let i = 0; i < services; i++) {
+    const endpoints: Endpoint[] = [];
+    for (let k = 0; k < endpointsPerService; k++) {
+      endpoints.push({
+        ip: ipv4([10, 128], i * endpointsPerService + k),
+        port: 8080,
+        family: 'IPv4',
+        ready: true,
+        serving: true,
+        terminating: false,
+        nodeName: k % 2 === 0 ? 'node-a' : 'node-b',
+      });
+    }
+    const nodePortService = i % 10 === 0;
+    const sp: ServicePort = {
+      id: `ns${i % 100}/svc${i}:http`,
+      namespace: `ns${i % 100}`,
+      serviceName: `svc${i}`,
+      portName: 'http',
+      protocol: 'TCP',
+      type: nodePortService ? 'NodePort' : 'ClusterIP',
+      port: 80,
+      nodePort: nodePortService ? 30000 + ((i / 10) % 2768) : 0,
+      healthCheckNodePort: 0,
+      clusterIPs: [ipv4([10, 96], i)],
+      externalIPs: [],
+      loadBalancerIngress: [],
+      loadBalancerSourceRanges: [],
+      externalTrafficPolicy: nodePortService && i % 20 === 0 ? 'Local' : 'Cluster',
+      internalTrafficPolicy: 'Cluster',
+      sessionAffinity: { type: 'None' },
+      ipFamilies: ['IPv4'],
+      endpoints,
+    };
+    state.servicePorts.push(sp);
+  }
+  state.servicePorts.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return state;
+}
+
+const OPTIONS: IptablesRenderOptions = {
+  family: 'IPv4',
+  nodeName: 'node-a',
+  nodeIPs: ['10.99.0.2'],
+  clusterCIDRs: ['10.128.0.0/9'],
+  masqueradeAll: false,
+  masqueradeBit: 14,
+  nodePortAddresses: [],
+  localhostNodePorts: true,
+  randomFully: true,
+  largeClusterEndpointThreshold: 1000,
+};
+
+interface ChildResult {
+  services: number;
+  endpoints: number;
+  renderMs: number;
+  serializeMs: number;
+  payloadBytes: number;
+  lines: number;
+  peakRssMB: number;
+  payloadFile: string;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+function runChild(services: number, endpointsPerService: number, payloadFile: string): void {
+  const state = syntheticState(services, endpointsPerService);
+  const renderTimes: number[] = [];
+  const serializeTimes: number[] = [];
+  let payload = '';
+  for (let r = 0; r < RUNS; r++) {
+    (globalThis as { gc?: () => void }).gc?.();
+    const t0 = performance.now();
+    const rs = renderIptables(state, OPTIONS);
+    const t1 = performance.now();
+    payload = serializeRuleSet(rs, { includeBuiltinJumps: true });
+    const t2 = performance.now();
+    renderTimes.push(t1 - t0);
+    serializeTimes.push(t2 - t1);
+  }
+  writeFileSync(payloadFile, payload);
+  const result: ChildResult = {
+    services,
+    endpoints: endpointsPerService,
+    renderMs: median(renderTimes),
+    serializeMs: median(serializeTimes),
+    payloadBytes: Buffer.byteLength(payload),
+    lines: payload.split('\n').length - 1,
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    payloadFile,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/** Load the payload into a fresh namespace; "-S" after "*nat" keeps iptables-nft-restore linear. */
+function timeRestore(payloadFile: string, tool: string): { ms: number; ok: boolean; detail: string } {
+  const ns = `pw-bench-${randomBytes(4).toString('hex')}`;
+  // The built-in jumps ("-I PREROUTING …") are left out: in a fresh namespace iptables-nft-restore
+  // fails them after "-S" (the listing caches a nat table without its built-in chains). They are
+  // 15 lines; the agent ensures them separately anyway.
+  const withList = readFileSync(payloadFile, 'utf8')
+    .replace(/^-I .*\n/gm, '')
+    .replace(/^\*nat\n/m, '*nat\n-S\n');
+  const listFile = payloadFile + '.listfirst';
+  writeFileSync(listFile, withList);
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const t0 = performance.now();
+    const r = spawnSync('ip', ['netns', 'exec', ns, tool, '-w'], {
+      input: readFileSync(listFile),
+      stdio: ['pipe', 'ignore', 'pipe'],
+      maxBuffer: 1 << 30,
+    });
+    const ms = performance.now() - t0;
+    return { ms, ok: r.status === 0, detail: r.status === 0 ? '' : String(r.stderr).slice(0, 300) };
+  } finally {
+    spawnSync('ip', ['netns', 'delete', ns]);
+    rmSync(listFile, { force: true });
+  }
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child') {
+    runChild(Number(args[1]), Number(args[2]), args[3] ?? '');
+    return;
+  }
+  const sizesArg = args.indexOf('--sizes');
+  const sizes = sizesArg >= 0 ? (args[sizesArg + 1] ?? '').split(',') : DEFAULT_SIZES;
+  const backendArg = args.indexOf('--backend');
+  const tool =
+    backendArg >= 0 && args[backendArg + 1] === 'legacy' ? 'iptables-legacy-restore' : 'iptables-restore';
+  const restore = !args.includes('--no-restore');
+  const isRoot = process.getuid?.() === 0;
+  if (restore && !isRoot) console.log('iptables-restore timing SKIPPED: needs root (network namespaces)');
+  const dir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
+  const self = fileURLToPath(import.meta.url);
+  console.log(
+    'services x endpoints | render ms (median of 5) | serialize ms | payload MB | lines | peak RSS MB | restore s',
+  );
+  try {
+    for (const size of sizes) {
+      const [s, e] = size.split('x').map(Number);
+      const file = join(dir, `${size}.rules`);
+      const child = spawnSync(
+        process.execPath,
+        ['--expose-gc', '--import', 'tsx', self, '--child', String(s), String(e), file],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 20,
+        },
+      );
+      if (child.status !== 0) {
+        console.log(`${size}: child failed: ${child.stderr}`);
+        continue;
+      }
+      const r = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
+      let restoreText = 'skipped';
+      if (restore && isRoot) {
+        const t = timeRestore(r.payloadFile, tool);
+        restoreText = t.ok ? (t.ms / 1000).toFixed(2) : `FAILED ${t.detail}`;
+      }
+      console.log(
+        `${String(s).padStart(6)} x ${String(e).padEnd(4)} | ${r.renderMs.toFixed(0).padStart(8)} | ${r.serializeMs
+          .toFixed(0)
+          .padStart(
+            6,
+          )} | ${(r.payloadBytes / 1e6).toFixed(1).padStart(6)} | ${String(r.lines).padStart(7)} | ${r.peakRssMB
+          .toFixed(0)
+          .padStart(5)} | ${restoreText} (${tool})`,
+      );
+      rmSync(file, { force: true });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main();

@@ -1,0 +1,62 @@
+// Inputs of the iptables renderer besides the ClusterState: node facts and configuration, with tool
+// capabilities detected by the caller (render itself reads no kernel, clock or environment).
+import type { Config } from '../../config/config.js';
+import type { IPFamily } from '../../model/cluster-state.js';
+import { ipFamilyOf, parseCIDR } from '../../model/ip.js';
+import { RenderInputError } from './tokens.js';
+
+export interface IptablesRenderOptions {
+  family: IPFamily;
+  /** Endpoints whose nodeName equals this are local (externalTrafficPolicy/internalTrafficPolicy Local). */
+  nodeName: string;
+  /** This node's addresses of `family`; the first is the primary (kube-proxy's nodeIP). */
+  nodeIPs: string[];
+  /** Pod CIDRs of `family` for the local-traffic detector; empty = no detector. At most one. */
+  clusterCIDRs: string[];
+  masqueradeAll: boolean;
+  masqueradeBit: number;
+  /** CIDRs (any family; filtered here) whose node addresses accept NodePorts, ['primary'], or [] for all. */
+  nodePortAddresses: string[];
+  /** Accept NodePorts on 127.0.0.0/8 (IPv4 only; needs route_localnet=1). */
+  localhostNodePorts: boolean;
+  /** iptables supports MASQUERADE --random-fully (detected capability). */
+  randomFully: boolean;
+  /** Above this many endpoints, per-endpoint comments are dropped (kube-proxy: 1000). */
+  largeClusterEndpointThreshold: number;
+  /**
+   * net.netfilter.nf_conntrack_tcp_be_liberal is set: kube-proxy then skips the INVALID-state DROP
+   * in KUBE-FORWARD. Default false (the DROP rule is written).
+   */
+  conntrackTCPBeLiberal?: boolean;
+}
+
+export const LARGE_CLUSTER_ENDPOINT_THRESHOLD = 1000;
+
+/** Options for one family from the agent configuration and the node addresses of that family. */
+export function renderOptionsFromConfig(
+  config: Config,
+  family: IPFamily,
+  nodeIPs: string[],
+): IptablesRenderOptions {
+  const clusterCIDRs = config.clusterCIDRs.filter((c) => parseCIDR(c)?.family === family);
+  if (clusterCIDRs.length > 1) {
+    // kube-proxy's cluster-CIDR detector takes one CIDR per family ("! -s A ! -s B" is not expressible).
+    throw new RenderInputError(
+      'config',
+      'clusterCIDRs',
+      `at most one ${family} CIDR is supported for the local-traffic detector (got ${clusterCIDRs.join(', ')})`,
+    );
+  }
+  return {
+    family,
+    nodeName: config.nodeName,
+    nodeIPs: nodeIPs.filter((ip) => ipFamilyOf(ip) === family),
+    clusterCIDRs,
+    masqueradeAll: config.masqueradeAll,
+    masqueradeBit: config.masqueradeBit,
+    nodePortAddresses: [...config.nodePortAddresses],
+    localhostNodePorts: config.iptables.localhostNodePorts,
+    randomFully: config.iptables.masqueradeRandomFully,
+    largeClusterEndpointThreshold: LARGE_CLUSTER_ENDPOINT_THRESHOLD,
+  };
+}

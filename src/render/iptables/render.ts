@@ -1,0 +1,817 @@
+// kube-proxy's iptables mode as a pure function: ClusterState + node options → the rule set of one
+// IP family. Follows pkg/proxy/iptables/proxier.go syncProxyRules (and proxy.CategorizeEndpoints)
+// chain for chain and rule for rule, so that a packet kube-proxy sends to endpoint set S goes to S.
+// No clock, environment or kernel reads; the same input gives byte-identical output.
+import type { ClusterState, Endpoint, ServicePort } from '../../model/cluster-state.js';
+import { cidrContains, compareIPs, joinHostPort, parseCIDR, type ParsedCIDR } from '../../model/ip.js';
+import type { BuiltinJump, ChainRole, IptablesRuleSet, RenderedChain, TableName } from '../types.js';
+import { joinTokens, type LineToken } from '../line-buffer.js';
+import {
+  chainOwner,
+  endpointChainName,
+  EXTERNAL_CHAIN_PREFIX,
+  FIREWALL_CHAIN_PREFIX,
+  LOCAL_SERVICE_CHAIN_PREFIX,
+  portProtoHash,
+  protocolToken,
+  SERVICE_CHAIN_PREFIX,
+} from '../naming.js';
+import type { IptablesRenderOptions } from './options.js';
+import {
+  checkedCIDR,
+  checkedIP,
+  checkedPort,
+  commentArgs,
+  commentMatch,
+  RenderInputError,
+} from './tokens.js';
+
+export const KUBE_SERVICES = 'KUBE-SERVICES';
+export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
+export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
+export const KUBE_POSTROUTING = 'KUBE-POSTROUTING';
+export const KUBE_MARK_MASQ = 'KUBE-MARK-MASQ';
+export const KUBE_FORWARD = 'KUBE-FORWARD';
+export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
+/** kubelet's anti-martian chain, duplicated by kube-proxy when localhost NodePorts are on. */
+export const KUBE_FIREWALL = 'KUBE-FIREWALL';
+
+const IPV4_LOOPBACK_CIDR = '127.0.0.0/8';
+const IPV6_LOOPBACK_CIDR = '::1/128';
+
+/** One table under construction: chains in declaration order, rules appended per chain. */
+class TableBuilder {
+  private readonly chains: RenderedChain[] = [];
+  private readonly staticChains = new Map<string, RenderedChain>();
+  /** Chains of the service port being rendered (cleared per service: keeps lookups small). */
+  private readonly serviceChains = new Map<string, RenderedChain>();
+
+  constructor(readonly name: TableName) {}
+
+  declare(name: string, role: ChainRole, owner?: string): void {
+    const chain: RenderedChain =
+      owner === undefined ? { name, role, rules: [] } : { name, role, owner, rules: [] };
+    this.chains.push(chain);
+    (role === 'static' ? this.staticChains : this.serviceChains).set(name, chain);
+  }
+
+  beginService(): void {
+    this.serviceChains.clear();
+  }
+
+  /** Append "-A <chain> tokens…" to a declared chain; empty tokens are skipped, lists flattened. */
+  write(chain: string, ...tokens: LineToken[]): void {
+    const target = this.serviceChains.get(chain) ?? this.staticChains.get(chain);
+    if (target === undefined) throw new Error(`internal: rule for undeclared ${this.name} chain ${chain}`);
+    // Collected and joined once: a flat string, not a chain of concatenations (GC-heavy at 400k lines).
+    const parts = ['-A', chain];
+    for (const t of tokens) collectToken(parts, t);
+    target.rules.push(parts.join(' '));
+  }
+
+  build(): { name: TableName; chains: RenderedChain[] } {
+    return { name: this.name, chains: this.chains };
+  }
+}
+
+function collectToken(parts: string[], token: LineToken): void {
+  if (typeof token === 'string') {
+    if (token !== '') parts.push(token);
+    return;
+  }
+  for (const t of token) collectToken(parts, t);
+}
+
+/** The facts about one service port that rendering needs, already filtered to the family. */
+interface FamilyServicePort {
+  sp: ServicePort;
+  object: string;
+  owner: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  clusterIP: string;
+  port: string;
+  nodePort: number;
+  healthCheckNodePort: number;
+  externalIPs: string[];
+  loadBalancerVIPs: string[];
+  loadBalancerSourceRanges: ParsedCIDR[];
+  externalPolicyLocal: boolean;
+  internalPolicyLocal: boolean;
+  /** Endpoints of the family in kube-proxy's order (by "ip:port" string), each with its chain name. */
+  endpoints: Array<{ ep: Endpoint; hostPort: string; chain: string; local: boolean }>;
+}
+
+/** Go's fmt "%0.10f" (round half to even on the exact binary value), which kube-proxy uses. */
+export function formatProbability(n: number): string {
+  const x = 1 / n;
+  const rounded = x.toFixed(10);
+  const exact = x.toFixed(100);
+  const dot = exact.indexOf('.');
+  const tail = exact.slice(dot + 11);
+  if (/^50*$/.test(tail)) {
+    // An exact tie: JavaScript rounds up, Go rounds to even.
+    const truncated = exact.slice(0, dot + 11);
+    const lastDigit = Number(truncated[truncated.length - 1]);
+    return lastDigit % 2 === 0 ? truncated : rounded;
+  }
+  return rounded;
+}
+
+class ProbabilityCache {
+  private readonly cache: string[] = [];
+  get(n: number): string {
+    let p = this.cache[n];
+    if (p === undefined) {
+      p = formatProbability(n);
+      this.cache[n] = p;
+    }
+    return p;
+  }
+}
+
+function markValue(bit: number): string {
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) {
+    throw new RenderInputError('options', 'masqueradeBit', `${String(bit)} is not a bit number 0..31`);
+  }
+  return '0x' + (2 ** bit).toString(16);
+}
+
+/** Which node addresses take NodePorts, as kube-proxy's NodePortAddresses decides for one family. */
+interface NodePortAddressing {
+  matchAll: boolean;
+  /** For !matchAll: the addresses that get a "-d ip -j KUBE-NODEPORTS" rule. */
+  ips: string[];
+  /** The effective localhost-NodePorts setting (IPv4, enabled, and the CIDRs include loopback). */
+  localhostNodePorts: boolean;
+}
+
+function resolveNodePortAddresses(opts: IptablesRenderOptions): NodePortAddressing {
+  const { family } = opts;
+  let cidrs: ParsedCIDR[];
+  let primaryWithoutIP = false;
+  if (opts.nodePortAddresses.length === 1 && opts.nodePortAddresses[0] === 'primary') {
+    // kube-proxy turns "primary" into the node's primary IP of each family as a host CIDR.
+    const primary = opts.nodeIPs[0];
+    cidrs = primary === undefined ? [] : [parseCIDR(primary) as ParsedCIDR];
+    primaryWithoutIP = primary === undefined;
+  } else {
+    cidrs = opts.nodePortAddresses.map((text, i) => {
+      const parsed = parseCIDR(text);
+      if (parsed === null)
+        throw new RenderInputError('options', `nodePortAddresses[${i}]`, `"${text}" is not a CIDR`);
+      return parsed;
+    });
+    cidrs = cidrs.filter((c) => c.family === family);
+  }
+  if (cidrs.length === 0 && !primaryWithoutIP) {
+    cidrs = [parseCIDR(family === 'IPv4' ? '0.0.0.0/0' : '::/0') as ParsedCIDR];
+  }
+  const containsIPv4Loopback = family === 'IPv4' && cidrs.some((c) => cidrContains(c, '127.0.0.1'));
+  const localhostNodePorts = family === 'IPv4' && opts.localhostNodePorts && containsIPv4Loopback;
+  const matchAll = cidrs.some((c) => c.prefix === 0);
+  if (matchAll) return { matchAll, ips: [], localhostNodePorts };
+  // The loopback interface always holds 127.0.0.1; kube-proxy finds it when listing interfaces.
+  const candidates = family === 'IPv4' ? [...opts.nodeIPs, '127.0.0.1'] : [...opts.nodeIPs];
+  const ips = [...new Set(candidates)]
+    .filter((ip) => cidrs.some((c) => cidrContains(c, ip)))
+    .filter((ip) => !isLoopback(ip) || localhostNodePorts)
+    .sort(compareIPs);
+  return { matchAll, ips, localhostNodePorts };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || cidrContains(IPV4_LOOPBACK_CIDR, ip);
+}
+
+/** ExternallyAccessible(service) in k8s.io/kubernetes/pkg/api/v1/service: by type, any family. */
+function typeIsExternallyAccessible(sp: ServicePort): boolean {
+  return (
+    sp.type === 'LoadBalancer' ||
+    sp.type === 'NodePort' ||
+    (sp.type === 'ClusterIP' && sp.externalIPs.length > 0)
+  );
+}
+
+function familyView(sp: ServicePort, opts: IptablesRenderOptions): FamilyServicePort | null {
+  const { family } = opts;
+  const object = `servicePort ${sp.id}/${protocolToken(sp.protocol)}`;
+  const clusterIP = sp.clusterIPs.find((ip) => (family === 'IPv4') === !ip.includes(':'));
+  // kube-proxy's per-family proxier ignores a Service without a cluster IP of its family.
+  if (clusterIP === undefined) return null;
+  checkedIP(clusterIP, family, object, 'clusterIPs');
+  checkedPort(sp.port, object, 'port');
+  const nodePort = checkedPort(sp.nodePort, object, 'nodePort', true);
+  checkedPort(sp.healthCheckNodePort, object, 'healthCheckNodePort', true);
+
+  const inFamily = (ip: string): boolean => (family === 'IPv4') === !ip.includes(':');
+  const externalIPs = sp.externalIPs
+    .filter(inFamily)
+    .map((ip) => checkedIP(ip, family, object, 'externalIPs'));
+  const loadBalancerVIPs = sp.loadBalancerIngress
+    .filter((ing) => ing.ipMode === 'VIP' && inFamily(ing.ip))
+    .map((ing) => checkedIP(ing.ip, family, object, 'loadBalancerIngress'));
+  let loadBalancerSourceRanges = sp.loadBalancerSourceRanges
+    .map((c, i) => {
+      const parsed = parseCIDR(c);
+      if (parsed === null) throw new RenderInputError(object, `loadBalancerSourceRanges[${i}]`, 'not a CIDR');
+      return parsed;
+    })
+    .filter((c) => c.family === family);
+  // A zero-length prefix means "allow any", the same as no ranges at all.
+  if (loadBalancerSourceRanges.some((c) => c.prefix === 0)) loadBalancerSourceRanges = [];
+
+  const externalPolicyLocal = sp.externalTrafficPolicy === 'Local' && typeIsExternallyAccessible(sp);
+  const internalPolicyLocal = sp.internalTrafficPolicy === 'Local';
+  // NeedsHealthCheck: only LoadBalancer Services with externalTrafficPolicy Local.
+  const healthCheckNodePort = sp.type === 'LoadBalancer' && externalPolicyLocal ? sp.healthCheckNodePort : 0;
+
+  const protocol = protocolToken(sp.protocol);
+  const local = (ep: Endpoint): boolean => opts.nodeName !== '' && ep.nodeName === opts.nodeName;
+  const endpoints = sp.endpoints
+    .filter((ep) => ep.family === family)
+    .map((ep) => {
+      checkedIP(ep.ip, family, object, `endpoints[${ep.ip}].ip`);
+      checkedPort(ep.port, object, `endpoints[${ep.ip}].port`);
+      const hostPort = joinHostPort(ep.ip, ep.port);
+      return { ep, hostPort, chain: endpointChainName(sp.id, sp.protocol, hostPort), local: local(ep) };
+    })
+    // kube-proxy sorts endpoints by their "ip:port" string (byEndpoint), not numerically.
+    .sort((a, b) => (a.hostPort < b.hostPort ? -1 : a.hostPort > b.hostPort ? 1 : 0));
+
+  return {
+    sp,
+    object,
+    owner: chainOwner(sp),
+    protocol,
+    clusterIP,
+    port: String(sp.port),
+    nodePort,
+    healthCheckNodePort,
+    externalIPs,
+    loadBalancerVIPs,
+    loadBalancerSourceRanges,
+    externalPolicyLocal,
+    internalPolicyLocal,
+    endpoints,
+  };
+}
+
+type EndpointEntry = FamilyServicePort['endpoints'][number];
+
+/** proxy.CategorizeEndpoints without topology hints (the model carries none). */
+function categorizeEndpoints(
+  svc: FamilyServicePort,
+  usesClusterEndpoints: boolean,
+  usesLocalEndpoints: boolean,
+): {
+  clusterEndpoints: EndpointEntry[];
+  localEndpoints: EndpointEntry[];
+  allReachable: EndpointEntry[];
+  hasAnyEndpoints: boolean;
+} {
+  let clusterEndpoints: EndpointEntry[] = [];
+  let localEndpoints: EndpointEntry[] = [];
+  let hasAnyEndpoints = false;
+  let useServingTerminating = false;
+  const servingTerminating = (e: EndpointEntry): boolean => e.ep.serving && e.ep.terminating;
+
+  if (usesClusterEndpoints) {
+    clusterEndpoints = svc.endpoints.filter((e) => e.ep.ready);
+    // No ready endpoint anywhere: fall back to serving-and-terminating ones.
+    if (clusterEndpoints.length === 0) clusterEndpoints = svc.endpoints.filter(servingTerminating);
+    if (clusterEndpoints.length > 0) hasAnyEndpoints = true;
+  }
+  if (!usesLocalEndpoints)
+    return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
+
+  let hasLocalReady = false;
+  let hasLocalServingTerminating = false;
+  for (const e of svc.endpoints) {
+    if (e.ep.ready) {
+      hasAnyEndpoints = true;
+      if (e.local) hasLocalReady = true;
+    } else if (servingTerminating(e)) {
+      hasAnyEndpoints = true;
+      if (e.local) hasLocalServingTerminating = true;
+    }
+  }
+  if (hasLocalReady) {
+    localEndpoints = svc.endpoints.filter((e) => e.local && e.ep.ready);
+  } else if (hasLocalServingTerminating) {
+    useServingTerminating = true;
+    localEndpoints = svc.endpoints.filter((e) => e.local && servingTerminating(e));
+  }
+  if (!usesClusterEndpoints)
+    return { clusterEndpoints, localEndpoints, allReachable: localEndpoints, hasAnyEndpoints };
+  if (!useServingTerminating) {
+    // Without topology, clusterEndpoints holds every ready endpoint: a superset of localEndpoints.
+    return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
+  }
+  // Union, kept in the service's endpoint order (kube-proxy uses map order; ours is stable).
+  const chosen = new Set<EndpointEntry>([...clusterEndpoints, ...localEndpoints]);
+  const allReachable = svc.endpoints.filter((e) => chosen.has(e));
+  return { clusterEndpoints, localEndpoints, allReachable, hasAnyEndpoints };
+}
+
+/** kube-proxy's iptablesJumpChains (+ the kubelet firewall jumps), each prepended to a built-in chain. */
+function builtinJumps(withKubeletFirewall: boolean): BuiltinJump[] {
+  const ctNew = ['-m', 'conntrack', '--ctstate', 'NEW'];
+  const jump = (
+    table: BuiltinJump['table'],
+    chain: BuiltinJump['chain'],
+    target: string,
+    comment: string,
+    extra: string[] = [],
+  ): BuiltinJump => ({
+    table,
+    chain,
+    spec: joinTokens([...extra, ...(comment === '' ? [] : commentArgs(comment)), '-j', target]),
+    position: 'prepend',
+  });
+  const jumps: BuiltinJump[] = [
+    jump('filter', 'INPUT', KUBE_EXTERNAL_SERVICES, 'kubernetes externally-visible service portals', ctNew),
+    jump('filter', 'FORWARD', KUBE_EXTERNAL_SERVICES, 'kubernetes externally-visible service portals', ctNew),
+    jump('filter', 'INPUT', KUBE_NODEPORTS, 'kubernetes health check service ports'),
+    jump('filter', 'FORWARD', KUBE_SERVICES, 'kubernetes service portals', ctNew),
+    jump('filter', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals', ctNew),
+    jump('filter', 'FORWARD', KUBE_FORWARD, 'kubernetes forwarding rules'),
+    jump('filter', 'INPUT', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', ctNew),
+    jump('filter', 'OUTPUT', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', ctNew),
+    jump('filter', 'FORWARD', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', ctNew),
+    jump('nat', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals'),
+    jump('nat', 'PREROUTING', KUBE_SERVICES, 'kubernetes service portals'),
+    jump('nat', 'POSTROUTING', KUBE_POSTROUTING, 'kubernetes postrouting rules'),
+  ];
+  if (withKubeletFirewall) {
+    jumps.push(jump('filter', 'INPUT', KUBE_FIREWALL, ''), jump('filter', 'OUTPUT', KUBE_FIREWALL, ''));
+  }
+  return jumps;
+}
+
+/** Render the iptables rules of one IP family (kube-proxy's syncProxyRules, full sync). Pure. */
+export function renderIptables(state: ClusterState, opts: IptablesRenderOptions): IptablesRuleSet {
+  const { family } = opts;
+  const isIPv6 = family === 'IPv6';
+  const mark = markValue(opts.masqueradeBit);
+  const nodePorts = resolveNodePortAddresses(opts);
+  const primaryNodeIP = opts.nodeIPs[0];
+  if (primaryNodeIP !== undefined) checkedIP(primaryNodeIP, family, 'options', 'nodeIPs[0]');
+  const localCIDR =
+    opts.clusterCIDRs.length === 0
+      ? null
+      : checkedCIDR(opts.clusterCIDRs[0] ?? '', family, 'options', 'clusterCIDRs[0]');
+  if (opts.clusterCIDRs.length > 1) {
+    throw new RenderInputError('options', 'clusterCIDRs', `at most one ${family} CIDR is supported`);
+  }
+  // kube-proxy's LocalTrafficDetector by cluster CIDR.
+  const ifLocal = localCIDR === null ? null : ['-s', localCIDR];
+  const ifNotLocal = localCIDR === null ? null : ['!', '-s', localCIDR];
+
+  const filter = new TableBuilder('filter');
+  const nat = new TableBuilder('nat');
+  for (const c of [
+    KUBE_SERVICES,
+    KUBE_EXTERNAL_SERVICES,
+    KUBE_FORWARD,
+    KUBE_NODEPORTS,
+    KUBE_PROXY_FIREWALL,
+  ]) {
+    filter.declare(c, 'static');
+  }
+  for (const c of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) nat.declare(c, 'static');
+
+  nat.write(KUBE_POSTROUTING, '-m', 'mark', '!', '--mark', `${mark}/${mark}`, '-j', 'RETURN');
+  // Clear the mark so a packet that re-traverses the stack is not masqueraded twice.
+  nat.write(KUBE_POSTROUTING, '-j', 'MARK', '--xor-mark', mark);
+  nat.write(
+    KUBE_POSTROUTING,
+    commentMatch('kubernetes service traffic requiring SNAT'),
+    '-j',
+    'MASQUERADE',
+    opts.randomFully ? ['--random-fully'] : [],
+  );
+  nat.write(KUBE_MARK_MASQ, '-j', 'MARK', '--or-mark', mark);
+
+  if (nodePorts.localhostNodePorts) {
+    // route_localnet (needed for localhost NodePorts) opens a hole (kubernetes#90259); kubelet and
+    // kube-proxy both install this rule to close it.
+    filter.declare(KUBE_FIREWALL, 'static');
+    filter.write(
+      KUBE_FIREWALL,
+      commentMatch('block incoming localnet connections'),
+      '-d',
+      IPV4_LOOPBACK_CIDR,
+      '!',
+      '-s',
+      IPV4_LOOPBACK_CIDR,
+      '-m',
+      'conntrack',
+      '!',
+      '--ctstate',
+      'RELATED,ESTABLISHED,DNAT',
+      '-j',
+      'DROP',
+    );
+  }
+
+  const services: FamilyServicePort[] = [];
+  let totalEndpoints = 0;
+  for (const sp of state.servicePorts) {
+    const view = familyView(sp, opts);
+    if (view === null) continue;
+    services.push(view);
+    totalEndpoints += view.endpoints.length;
+  }
+  const largeClusterMode = totalEndpoints > opts.largeClusterEndpointThreshold;
+  const probabilities = new ProbabilityCache();
+  // Dropping per-endpoint comments in big clusters saves a third of the payload (kube-proxy does too).
+  const serviceComment = (text: string): string => (largeClusterMode ? '' : commentMatch(text));
+
+  for (const svc of services) {
+    const { sp, protocol, owner, port } = svc;
+    const name = sp.id;
+    const protoMatch = `-m ${protocol} -p ${protocol}`;
+    nat.beginService();
+
+    const externallyAccessible =
+      svc.nodePort !== 0 || svc.loadBalancerVIPs.length > 0 || svc.externalIPs.length > 0;
+    const usesClusterEndpoints = !svc.internalPolicyLocal || externallyAccessible;
+    const usesLocalEndpoints = svc.internalPolicyLocal || (svc.externalPolicyLocal && externallyAccessible);
+    const {
+      clusterEndpoints,
+      localEndpoints,
+      allReachable,
+      hasAnyEndpoints: hasEndpoints,
+    } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints);
+
+    // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
+    const hash = portProtoHash(name, sp.protocol);
+    const clusterPolicyChain = SERVICE_CHAIN_PREFIX + hash;
+    const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
+    const localPolicyChain = LOCAL_SERVICE_CHAIN_PREFIX + hash;
+    const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints;
+
+    let internalTrafficChain = clusterPolicyChain;
+    let hasInternalEndpoints = hasEndpoints;
+    if (svc.internalPolicyLocal) {
+      internalTrafficChain = localPolicyChain;
+      if (localEndpoints.length === 0) hasInternalEndpoints = false;
+    }
+    let externalPolicyChain = clusterPolicyChain;
+    let hasExternalEndpoints = hasEndpoints;
+    if (svc.externalPolicyLocal) {
+      externalPolicyChain = localPolicyChain;
+      if (localEndpoints.length === 0) hasExternalEndpoints = false;
+    }
+    const externalTrafficChain = EXTERNAL_CHAIN_PREFIX + hash;
+    // Based on hasEndpoints (not hasExternalEndpoints): the short-circuit rules for traffic from
+    // inside the cluster are needed even when no endpoint takes external traffic.
+    const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
+
+    const fwChain = FIREWALL_CHAIN_PREFIX + hash;
+    const usesFWChain =
+      hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
+    const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
+
+    let internalFilterTarget = '';
+    let internalFilterComment = '';
+    let externalFilterTarget = '';
+    let externalFilterComment = '';
+    if (!hasEndpoints) {
+      // No endpoints anywhere: no nat chains, only REJECTs in filter.
+      internalFilterTarget = 'REJECT';
+      internalFilterComment = `${name} has no endpoints`;
+      externalFilterTarget = 'REJECT';
+      externalFilterComment = internalFilterComment;
+    } else {
+      if (!hasInternalEndpoints) {
+        internalFilterTarget = 'DROP';
+        internalFilterComment = `${name} has no local endpoints`;
+      }
+      if (!hasExternalEndpoints) {
+        externalFilterTarget = 'DROP';
+        externalFilterComment = `${name} has no local endpoints`;
+      }
+    }
+
+    // Declare this service's nat chains up front, in kube-proxy's order (EXT, FW, SVC, SVL, SEPs).
+    if (usesExternalTrafficChain) nat.declare(externalTrafficChain, 'external', owner);
+    if (usesFWChain) nat.declare(fwChain, 'firewall', owner);
+    if (usesClusterPolicyChain) nat.declare(clusterPolicyChain, 'service', owner);
+    if (usesLocalPolicyChain) nat.declare(localPolicyChain, 'service', owner);
+    for (const e of allReachable) nat.declare(e.chain, 'endpoint', owner);
+
+    // Cluster IP.
+    const clusterIPMatch = `${protoMatch} -d ${svc.clusterIP} --dport ${port}`;
+    if (hasInternalEndpoints) {
+      nat.write(
+        KUBE_SERVICES,
+        commentMatch(`${name} cluster IP`),
+        clusterIPMatch,
+        '-j',
+        internalTrafficChain,
+      );
+    } else {
+      filter.write(
+        KUBE_SERVICES,
+        commentMatch(internalFilterComment),
+        clusterIPMatch,
+        '-j',
+        internalFilterTarget,
+      );
+    }
+
+    // External IPs.
+    for (const externalIP of svc.externalIPs) {
+      const match = `${protoMatch} -d ${externalIP} --dport ${port}`;
+      if (hasEndpoints) {
+        nat.write(KUBE_SERVICES, commentMatch(`${name} external IP`), match, '-j', externalTrafficChain);
+      }
+      if (!hasExternalEndpoints) {
+        filter.write(
+          KUBE_EXTERNAL_SERVICES,
+          commentMatch(externalFilterComment),
+          match,
+          '-j',
+          externalFilterTarget,
+        );
+      }
+    }
+
+    // Load-balancer ingress IPs (VIP mode only).
+    for (const lbIP of svc.loadBalancerVIPs) {
+      const match = `${protoMatch} -d ${lbIP} --dport ${port}`;
+      if (hasEndpoints) {
+        nat.write(
+          KUBE_SERVICES,
+          commentMatch(`${name} loadbalancer IP`),
+          match,
+          '-j',
+          loadBalancerTrafficChain,
+        );
+      }
+      if (usesFWChain) {
+        filter.write(
+          KUBE_PROXY_FIREWALL,
+          commentMatch(`${name} traffic not accepted by ${fwChain}`),
+          match,
+          '-j',
+          'DROP',
+        );
+      }
+    }
+    if (!hasExternalEndpoints) {
+      for (const lbIP of svc.loadBalancerVIPs) {
+        filter.write(
+          KUBE_EXTERNAL_SERVICES,
+          commentMatch(externalFilterComment),
+          protoMatch,
+          '-d',
+          lbIP,
+          '--dport',
+          port,
+          '-j',
+          externalFilterTarget,
+        );
+      }
+    }
+
+    // Node ports. (kube-proxy's extra "-d 127.0.0.0/8 … -m nfacct" rule only counts packets and needs
+    // nfacct, which portway does not use; the rule below accepts localhost traffic as well.)
+    if (svc.nodePort !== 0) {
+      const nodePort = String(svc.nodePort);
+      if (hasEndpoints) {
+        nat.write(
+          KUBE_NODEPORTS,
+          commentMatch(name),
+          protoMatch,
+          '--dport',
+          nodePort,
+          '-j',
+          externalTrafficChain,
+        );
+      }
+      if (!hasExternalEndpoints) {
+        filter.write(
+          KUBE_EXTERNAL_SERVICES,
+          commentMatch(externalFilterComment),
+          '-m',
+          'addrtype',
+          '--dst-type',
+          'LOCAL',
+          protoMatch,
+          '--dport',
+          nodePort,
+          '-j',
+          externalFilterTarget,
+        );
+      }
+    }
+
+    // Health-check node port: accepted whether or not this node has local endpoints.
+    if (svc.healthCheckNodePort !== 0) {
+      filter.write(
+        KUBE_NODEPORTS,
+        commentMatch(`${name} health check node port`),
+        '-m',
+        'tcp',
+        '-p',
+        'tcp',
+        '--dport',
+        String(svc.healthCheckNodePort),
+        '-j',
+        'ACCEPT',
+      );
+    }
+
+    // Internal traffic: masquerade what does not come from a pod (or everything with masqueradeAll).
+    if (hasInternalEndpoints) {
+      const args = [commentMatch(`${name} cluster IP`), clusterIPMatch];
+      if (opts.masqueradeAll) {
+        nat.write(internalTrafficChain, args, '-j', KUBE_MARK_MASQ);
+      } else if (ifNotLocal !== null) {
+        // Off-cluster traffic to a service VIP (e.g. via a static route to any node) may bounce
+        // to another node, so it is masqueraded.
+        nat.write(internalTrafficChain, args, ifNotLocal, '-j', KUBE_MARK_MASQ);
+      }
+    }
+
+    // External traffic: everything captured for external destinations enters the EXT chain.
+    if (usesExternalTrafficChain) {
+      if (!svc.externalPolicyLocal) {
+        nat.write(
+          externalTrafficChain,
+          commentMatch(`masquerade traffic for ${name} external destinations`),
+          '-j',
+          KUBE_MARK_MASQ,
+        );
+      } else {
+        if (ifLocal !== null) {
+          // Pod → external address of the service: like going out to the LB and back in, so it
+          // is subject to neither traffic policy.
+          nat.write(
+            externalTrafficChain,
+            commentMatch(`pod traffic for ${name} external destinations`),
+            ifLocal,
+            '-j',
+            clusterPolicyChain,
+          );
+        }
+        // From the node itself the source would be a local address: masquerade and use Cluster policy.
+        nat.write(
+          externalTrafficChain,
+          commentMatch(`masquerade LOCAL traffic for ${name} external destinations`),
+          '-m',
+          'addrtype',
+          '--src-type',
+          'LOCAL',
+          '-j',
+          KUBE_MARK_MASQ,
+        );
+        nat.write(
+          externalTrafficChain,
+          commentMatch(`route LOCAL traffic for ${name} external destinations`),
+          '-m',
+          'addrtype',
+          '--src-type',
+          'LOCAL',
+          '-j',
+          clusterPolicyChain,
+        );
+      }
+      if (hasExternalEndpoints) nat.write(externalTrafficChain, '-j', externalPolicyChain);
+    }
+
+    // loadBalancerSourceRanges (only meaningful for VIP-style balancers that keep the client source).
+    if (usesFWChain) {
+      const fwComment = commentMatch(`${name} loadbalancer IP`);
+      let allowFromNode = false;
+      for (const cidr of svc.loadBalancerSourceRanges) {
+        nat.write(fwChain, fwComment, '-s', cidr.text, '-j', externalTrafficChain);
+        if (primaryNodeIP !== undefined && cidrContains(cidr, primaryNodeIP)) allowFromNode = true;
+      }
+      // A VIP routed locally makes node → VIP traffic loop back with the VIP as source: allow it.
+      if (allowFromNode) {
+        for (const lbIP of svc.loadBalancerVIPs)
+          nat.write(fwChain, fwComment, '-s', lbIP, '-j', externalTrafficChain);
+      }
+      // Whatever reaches the end is not DNATed and meets the DROP in filter KUBE-PROXY-FIREWALL.
+      nat.write(fwChain, commentMatch(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`));
+    }
+
+    const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : null;
+    if (affinity !== null && (!Number.isInteger(affinity) || affinity < 0 || affinity > 86400)) {
+      throw new RenderInputError(
+        svc.object,
+        'sessionAffinity.timeoutSeconds',
+        `${String(affinity)} is not 0..86400`,
+      );
+    }
+    const writeServiceToEndpoints = (chain: string, endpoints: EndpointEntry[]): void => {
+      if (affinity !== null) {
+        for (const e of endpoints) {
+          nat.write(
+            chain,
+            serviceComment(`${name} -> ${e.hostPort}`),
+            '-m',
+            'recent',
+            '--name',
+            e.chain,
+            '--rcheck',
+            '--seconds',
+            String(affinity),
+            '--reap',
+            '-j',
+            e.chain,
+          );
+        }
+      }
+      const n = endpoints.length;
+      endpoints.forEach((e, i) => {
+        const comment = serviceComment(`${name} -> ${e.hostPort}`);
+        if (i < n - 1) {
+          nat.write(
+            chain,
+            comment,
+            '-m',
+            'statistic',
+            '--mode',
+            'random',
+            '--probability',
+            probabilities.get(n - i),
+            '-j',
+            e.chain,
+          );
+        } else {
+          nat.write(chain, comment, '-j', e.chain);
+        }
+      });
+    };
+    if (usesClusterPolicyChain) writeServiceToEndpoints(clusterPolicyChain, clusterEndpoints);
+    if (usesLocalPolicyChain) writeServiceToEndpoints(localPolicyChain, localEndpoints);
+
+    for (const e of allReachable) {
+      const comment = serviceComment(name);
+      // Hairpin: a pod reaching itself through the service must be masqueraded to get the reply.
+      nat.write(e.chain, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
+      nat.write(
+        e.chain,
+        comment,
+        affinity !== null ? ['-m', 'recent', '--name', e.chain, '--set'] : [],
+        protoMatch,
+        '-j',
+        'DNAT',
+        '--to-destination',
+        e.hostPort,
+      );
+    }
+  }
+
+  // Finally the tail call to KUBE-NODEPORTS: it must be the last rule of KUBE-SERVICES.
+  const nodePortsComment = commentMatch(
+    'kubernetes service nodeports; NOTE: this must be the last rule in this chain',
+  );
+  if (nodePorts.matchAll) {
+    const destinations = ['-m', 'addrtype', '--dst-type', 'LOCAL'];
+    // Localhost NodePorts never work on IPv6 and on IPv4 only with route_localnet: exclude them.
+    if (isIPv6) destinations.push('!', '-d', IPV6_LOOPBACK_CIDR);
+    else if (!nodePorts.localhostNodePorts) destinations.push('!', '-d', IPV4_LOOPBACK_CIDR);
+    nat.write(KUBE_SERVICES, nodePortsComment, destinations, '-j', KUBE_NODEPORTS);
+  } else {
+    for (const ip of nodePorts.ips)
+      nat.write(KUBE_SERVICES, nodePortsComment, '-d', ip, '-j', KUBE_NODEPORTS);
+  }
+
+  // INVALID packets can reset connections unless the kernel is liberal about TCP windows (#74839).
+  if (!opts.conntrackTCPBeLiberal)
+    filter.write(KUBE_FORWARD, '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP');
+  // Forward what was marked for masquerade even when the FORWARD policy is DROP (NodePorts).
+  filter.write(
+    KUBE_FORWARD,
+    commentMatch('kubernetes forwarding rules'),
+    '-m',
+    'mark',
+    '--mark',
+    `${mark}/${mark}`,
+    '-j',
+    'ACCEPT',
+  );
+  filter.write(
+    KUBE_FORWARD,
+    commentMatch('kubernetes forwarding conntrack rule'),
+    '-m',
+    'conntrack',
+    '--ctstate',
+    'RELATED,ESTABLISHED',
+    '-j',
+    'ACCEPT',
+  );
+
+  return {
+    family,
+    tables: [filter.build(), nat.build()],
+    builtinJumps: builtinJumps(nodePorts.localhostNodePorts),
+  };
+}
+
+export type { IptablesRenderOptions };
