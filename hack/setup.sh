@@ -28,7 +28,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  npm ci --no-fund --no-audit --loglevel=error </dev/null
+  # npm ci refuses a lock file that lacks other platforms' optional binaries (which this registry may not
+  # list); npm install then resolves from the same lock without changing what this platform gets.
+  npm ci --no-fund --no-audit --loglevel=error </dev/null 2>/dev/null ||
+    npm install --no-fund --no-audit --loglevel=error </dev/null
 fi
 
 if [ -f native/arp/binding.gyp ] && [ ! -f native/arp/build/Release/arp.node ] ; then

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { registerAgentCommands } from './commands/register-agent.js';
 import { registerDryRunCommands } from './commands/dry-run.js';
+import { registerTraceCommand } from './commands/trace.js';
 import { CliExit } from './exit.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
     });
   registerDryRunCommands(program);
   registerAgentCommands(program);
+  registerTraceCommand(program);
   return program;
 }
 

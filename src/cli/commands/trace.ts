@@ -1,0 +1,112 @@
+// `portway trace`: which rules a packet meets and where it ends up — either in the rules portway would
+// render from manifests (dry run) or in the rules live in this network namespace's kernel.
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import type { IPFamily } from '../../model/cluster-state.js';
+import { canonicalIP, ipFamilyOf } from '../../model/ip.js';
+import { formatProblem, loadClusterState } from '../../model/index.js';
+import { createRunner } from '../../dataplane/exec.js';
+import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
+import { RealIpLinks } from '../../dataplane/ip.js';
+import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
+import { CliExit } from '../exit.js';
+import { renderFamily } from './dry-run.js';
+
+interface TraceFlags {
+  filename?: string[];
+  live: boolean;
+  config?: string;
+  protocol: string;
+  src: string;
+  dst: string;
+  dport: string;
+  sport?: string;
+  fromNode: boolean;
+  localAddress: string[];
+  recent: string[];
+  output: string;
+}
+
+function parseAddress(flag: string, text: string): string {
+  const ip = canonicalIP(text);
+  if (ip === null) throw new CliExit(2, `${flag} must be an IP address (got "${text}")`);
+  return ip;
+}
+
+function parsePort(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliExit(2, `${flag} must be a port 1-65535 (got "${text}")`);
+  return n;
+}
+
+/** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
+async function loadRules(flags: TraceFlags, family: IPFamily): Promise<{ rules: TraceRules; localAddresses: string[] }> {
+  if (flags.live) {
+    const runner = createRunner({});
+    const backend = (await detectIptablesBackend(runner)).backend;
+    const iptables = await createIptables({ family, backend, runner });
+    const text = (await iptables.save('filter')) + (await iptables.save('nat'));
+    const addresses = await new RealIpLinks({ runner }).listAddresses();
+    return { rules: text, localAddresses: addresses.map((a) => a.address) };
+  }
+  const paths = flags.filename ?? [];
+  for (const p of paths) if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+  const config = await loadConfigFile(flags.config);
+  const { state, problems } = await loadClusterState(paths);
+  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
+  return { rules: renderFamily(state, config, family), localAddresses: nodeIPs };
+}
+
+export function registerTraceCommand(program: Command): void {
+  program
+    .command('trace')
+    .description('walk one packet through the rules (rendered from manifests, or --live from this kernel) and explain it')
+    .option('-f, --filename <paths...>', 'manifests to render the rules from (dry run)')
+    .option('--live', "trace through the rules currently in this network namespace's kernel", false)
+    .option('--config <file>', 'agent configuration (dry run: nodeName, nodeIPs, clusterCIDRs, …)')
+    .option('-p, --protocol <proto>', 'tcp, udp or sctp', 'tcp')
+    .requiredOption('--src <ip>', 'source address of the packet')
+    .requiredOption('--dst <ip>', 'destination address (a cluster IP, node IP, external or LoadBalancer IP)')
+    .requiredOption('--dport <port>', 'destination port')
+    .option('--sport <port>', 'source port')
+    .option('--from-node', 'the packet is generated on the node itself (nat OUTPUT path)', false)
+    .option('--local-address <ips...>', 'extra addresses this node owns', [])
+    .option('--recent <lists...>', 'session-affinity lists (KUBE-SEP-… names) that already hold the source', [])
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (flags: TraceFlags) => {
+      if (flags.live === (flags.filename !== undefined)) throw new CliExit(2, 'give exactly one of -f PATH… or --live');
+      if (!['tcp', 'udp', 'sctp'].includes(flags.protocol.toLowerCase())) {
+        throw new CliExit(2, `--protocol must be tcp, udp or sctp (got "${flags.protocol}")`);
+      }
+      if (flags.output !== 'text' && flags.output !== 'json') throw new CliExit(2, '--output must be text or json');
+      const src = parseAddress('--src', flags.src);
+      const dst = parseAddress('--dst', flags.dst);
+      const family = ipFamilyOf(dst)!;
+      if (ipFamilyOf(src) !== family) throw new CliExit(2, '--src and --dst must be of the same IP family');
+      const { rules, localAddresses } = await loadRules(flags, family);
+      const result = traceServicePacket(
+        rules,
+        {
+          protocol: flags.protocol.toUpperCase(),
+          sourceIP: src,
+          destIP: dst,
+          destPort: parsePort('--dport', flags.dport),
+          ...(flags.sport !== undefined ? { sourcePort: parsePort('--sport', flags.sport) } : {}),
+        },
+        {
+          localAddresses: [...localAddresses, ...flags.localAddress.map((a) => parseAddress('--local-address', a))],
+          locallyGenerated: flags.fromNode,
+          recentEntries: flags.recent,
+        },
+      );
+      process.stdout.write(
+        flags.output === 'json'
+          ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
+          : result.explanation.endsWith('\n')
+            ? result.explanation
+            : result.explanation + '\n',
+      );
+    });
+}
