@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { registerAgentCommands } from './commands/register-agent.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerDryRunCommands } from './commands/dry-run.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { CliExit } from './exit.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDryRunCommands(program);
   registerAgentCommands(program);
   registerTraceCommand(program);
+  registerDoctorCommand(program);
   return program;
 }
 

@@ -1,0 +1,82 @@
+// `portway doctor`: compare this network namespace's live state with what the manifests ask for.
+// Gathers inputs (iptables-save of both families, sysctls, running processes) and lets the pure
+// diagnose() judge them. Exit 0 when every check passes, 1 when something is wrong, 2 on error.
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import { createRunner } from '../../dataplane/exec.js';
+import { RealIpLinks } from '../../dataplane/ip.js';
+import { parseIptablesSave } from '../../dataplane/iptables-text.js';
+import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
+import { createSysctl } from '../../dataplane/sysctl.js';
+import type { IPFamily } from '../../model/cluster-state.js';
+import { ipFamilyOf } from '../../model/ip.js';
+import { formatProblem, loadClusterState } from '../../model/index.js';
+import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
+import { planSysctls } from '../../sync/sysctls.js';
+import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
+import { CliExit } from '../exit.js';
+import { nodeIPsFromInterfaces } from './run.js';
+
+/** Command names of running processes, from /proc/PID/comm. */
+export async function runningProcesses(procRoot = '/proc'): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await readdir(procRoot)) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      names.push((await readFile(join(procRoot, entry, 'comm'), 'utf8')).trim());
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return names;
+}
+
+export function registerDoctorCommand(program: Command): void {
+  program
+    .command('doctor')
+    .description("check this node's live rules, sysctls and neighbours against what the manifests ask for")
+    .requiredOption('--manifests <paths...>', 'manifests the node should be programmed from')
+    .option('--config <file>', 'agent configuration (YAML or JSON)')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (opts: { manifests: string[]; config?: string; output: string }) => {
+      if (opts.output !== 'text' && opts.output !== 'json') throw new CliExit(2, '--output must be text or json');
+      for (const p of opts.manifests) if (!existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+      const config = await loadConfigFile(opts.config);
+      const { state, problems } = await loadClusterState(opts.manifests);
+      for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+      const runner = createRunner({});
+      const nodeIPs = config.nodeIPs.length > 0 ? config.nodeIPs : nodeIPsFromInterfaces(await new RealIpLinks({ runner }).listAddresses());
+      const families = (['IPv4', 'IPv6'] as IPFamily[]).filter((f) => nodeIPs.some((ip) => ipFamilyOf(ip) === f));
+      const effective = { ...config, nodeName: config.nodeName || hostname() };
+      const choice = await detectIptablesBackend(runner);
+      const other = choice.backend === 'nft' ? 'legacy' : 'nft';
+
+      const inputs: DoctorInputs = {
+        families: [],
+        sysctls: [],
+        processes: await runningProcesses(),
+        backend: { inUse: choice.backend, otherBackendHasKubeChains: false },
+      };
+      for (const family of families) {
+        const iptables = await createIptables({ family, backend: choice.backend, runner });
+        const saved = parseIptablesSave((await iptables.save('filter')) + (await iptables.save('nat')));
+        const ips = nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
+        inputs.families.push({ family, desired: renderIptables(state, renderOptionsFromConfig(effective, family, ips)), saved });
+        // Whole-dump save without -t: asking the legacy backend for one table would create it.
+        const otherSave = `${family === 'IPv6' ? 'ip6tables' : 'iptables'}-${other}-save`;
+        const otherDump = await runner.run(otherSave, []).then((r) => r.stdout, () => '');
+        if (/^:KUBE-(SERVICES|POSTROUTING)\b/m.test(otherDump)) inputs.backend.otherBackendHasKubeChains = true;
+      }
+      const sysctl = createSysctl();
+      for (const wanted of planSysctls(families, config.iptables.localhostNodePorts)) {
+        inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
+      }
+      const findings = diagnose(inputs);
+      process.stdout.write(opts.output === 'json' ? JSON.stringify(findings, null, 2) + '\n' : formatDoctor(findings));
+      if (findings.some((f) => f.severity !== 'ok')) throw new CliExit(1);
+    });
+}
