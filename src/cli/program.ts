@@ -6,6 +6,7 @@ import { ConfigError } from '../config/config.js';
 import { registerAgentCommands } from './commands/register-agent.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerDryRunCommands } from './commands/dry-run.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { CliExit } from './exit.js';
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerTraceCommand(program);
   registerDoctorCommand(program);
+  registerStatusCommand(program);
   return program;
 }
 

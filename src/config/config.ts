@@ -65,6 +65,34 @@ export const IpvsConfigSchema = z
   })
   .strict();
 
+/**
+ * LoadBalancer addresses and layer2 announcement (src/lb, src/l2). With at least one IPAddressPool in the
+ * input, portway is the load-balancer implementation: it allocates addresses and those become the
+ * Services' LoadBalancer ingress IPs; without pools, status.loadBalancer.ingress is used as written.
+ */
+export const LoadBalancerConfigSchema = z
+  .object({
+    /** Allocate addresses from IPAddressPools (false: use status.loadBalancer.ingress as written). */
+    enabled: z.boolean().default(true),
+    /** Answer ARP for owned addresses (L2Advertisements); needs the native addon and CAP_NET_RAW. */
+    layer2: z.boolean().default(true),
+    /** spec.loadBalancerClass served (an unset class is served too). */
+    loadBalancerClass: z.string().min(1).default('portway.io/lb'),
+    /** TCP port of the member-health endpoint (GET /alive) every agent serves and probes on its peers. */
+    memberPort: z.number().int().min(1).max(65535).default(7473),
+    /** Address the member-health endpoint listens on; '' = every address. */
+    memberBindAddress: z.union([z.literal(''), ipAddress]).default(''),
+    /** Gap between probes of each peer. */
+    memberProbeInterval: duration.default('300ms'),
+    /** Limit of one probe. */
+    memberProbeTimeout: duration.default('1s'),
+    /** A peer without a successful probe for this long is dead (its addresses move). */
+    memberDownAfter: duration.default('1s'),
+    /** After start, announce nothing for this long, so peers see this agent alive before it takes over. */
+    startupHold: duration.default('1500ms'),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     /** This node's name (matches EndpointSlice endpoints' nodeName). Defaults to the host name. */
@@ -87,6 +115,7 @@ export const ConfigSchema = z
     healthzBindAddress: bindAddress.default('0.0.0.0:10256'),
     iptables: IptablesConfigSchema.default({}),
     ipvs: IpvsConfigSchema.default({}),
+    loadBalancer: LoadBalancerConfigSchema.default({}),
   })
   .strict();
 

@@ -41,6 +41,10 @@ export class L2Announcer {
   private holding = true;
   private holdTimer: unknown = null;
   private started = false;
+  /** Interfaces set by setInterfaces (null: only the constructor's). */
+  private wanted: string[] | null = null;
+  /** What an advertisement without interfaces means; null = every interface. */
+  private defaults: string[] | null = null;
   private lastDecisions: OwnerDecision[] = [];
   private readonly timers: Timers;
 
@@ -51,21 +55,13 @@ export class L2Announcer {
   start(): void {
     if (this.started) return;
     this.started = true;
+    // The constructor's interfaces are required: failing to open one fails start (the caller decides).
     for (const ifname of this.opts.interfaces) {
-      const responder = new ArpResponder(
-        ifname,
-        this.opts.openSocket,
-        this.timers,
-        this.opts.burst ?? DEFAULT_BURST,
-        {
-          onGratuitous: (ip) => this.opts.log?.({ msg: 'gratuitous ARP', ip, interface: ifname }),
-          onError: (err) =>
-            this.opts.log?.({ msg: 'ARP send failed', interface: ifname, error: err.message }),
-        },
-      );
+      const responder = this.newResponder(ifname);
       responder.start();
       this.responders.set(ifname, responder);
     }
+    if (this.wanted) this.openWanted();
     const hold = this.opts.startupHoldMs ?? 0;
     this.holding = hold > 0;
     if (this.holding) {
@@ -75,6 +71,49 @@ export class L2Announcer {
       }, hold);
     }
     this.reconcile();
+  }
+
+  /**
+   * Change the interfaces announced on (e.g. when L2Advertisements change): responders of interfaces no
+   * longer listed stop at once, new ones are opened (when started). `defaults` are the interfaces used for
+   * a decision whose advertisements name none (the interface holding the node IP); without it such a
+   * decision is announced on every interface. Never throws: returns the interfaces that could not be
+   * opened, with why; the others work, and a failed one is tried again on the next call.
+   */
+  setInterfaces(interfaces: string[], defaults?: string[]): Array<{ ifname: string; error: string }> {
+    this.wanted = [...new Set(interfaces)].sort();
+    this.defaults = defaults ? [...new Set(defaults)].sort() : null;
+    const failures = this.started ? this.openWanted() : [];
+    this.reconcile();
+    return failures;
+  }
+
+  private openWanted(): Array<{ ifname: string; error: string }> {
+    const wanted = new Set([...this.opts.interfaces, ...(this.wanted ?? [])]);
+    for (const [ifname, responder] of [...this.responders]) {
+      if (wanted.has(ifname)) continue;
+      responder.stop();
+      this.responders.delete(ifname);
+    }
+    const failures: Array<{ ifname: string; error: string }> = [];
+    for (const ifname of wanted) {
+      if (this.responders.has(ifname)) continue;
+      const responder = this.newResponder(ifname);
+      try {
+        responder.start();
+        this.responders.set(ifname, responder);
+      } catch (e) {
+        failures.push({ ifname, error: (e as Error).message });
+      }
+    }
+    return failures;
+  }
+
+  private newResponder(ifname: string): ArpResponder {
+    return new ArpResponder(ifname, this.opts.openSocket, this.timers, this.opts.burst ?? DEFAULT_BURST, {
+      onGratuitous: (ip) => this.opts.log?.({ msg: 'gratuitous ARP', ip, interface: ifname }),
+      onError: (err) => this.opts.log?.({ msg: 'ARP send failed', interface: ifname, error: err.message }),
+    });
   }
 
   stop(): void {
@@ -128,9 +167,14 @@ export class L2Announcer {
     if (!this.holding) {
       for (const d of decisions) {
         if (d.reason !== '') continue;
+        const targets =
+          this.defaults === null
+            ? d.interfaces.length > 0
+              ? d.interfaces
+              : null
+            : [...(d.namedInterfaces ?? d.interfaces), ...(d.defaultInterface ? this.defaults : [])];
         for (const ifname of this.responders.keys()) {
-          if (d.interfaces.length === 0 || d.interfaces.includes(ifname))
-            perInterface.get(ifname)?.push(d.ip);
+          if (targets === null || targets.includes(ifname)) perInterface.get(ifname)?.push(d.ip);
         }
       }
     }

@@ -86,6 +86,19 @@ export function buildArpReply(request: ArpRequest, mac: string): Buffer {
   });
 }
 
+/** A broadcast "who has targetIp? tell senderIp" request from `mac` (benchmarks and tests ask with it). */
+export function buildArpRequest(mac: string, senderIp: string, targetIp: string): Buffer {
+  return buildArpFrame({
+    ethDst: BROADCAST_MAC,
+    ethSrc: mac,
+    op: OP_REQUEST,
+    senderMac: mac,
+    senderIp,
+    targetMac: ZERO_MAC,
+    targetIp,
+  });
+}
+
 /**
  * An unsolicited announcement that `ip` is at `mac`, broadcast; sender and target address are both `ip`,
  * so every neighbour that has an entry for `ip` updates it. Like MetalLB, the burst sends it both as a

@@ -57,6 +57,10 @@ export interface OwnerDecision {
   eligible: string[];
   /** Interfaces to announce on for this node; empty = every interface. */
   interfaces: string[];
+  /** (Owner only) Interfaces the selecting advertisements name, sorted. */
+  namedInterfaces?: string[];
+  /** (Owner only) Some selecting advertisement names no interface: it means the node's default one. */
+  defaultInterface?: boolean;
 }
 
 /** Election order of `nodes` for `ip`: ascending sha256(node + '#' + ip), compared byte by byte. */
@@ -110,10 +114,18 @@ export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: Elec
   const me = inputs.nodes.find((n) => n.name === myNode) as NodeInfo;
   const mine = ads.filter((ad) => selects(ad, me));
   // Any advertisement without an interface list means "every interface".
-  const interfaces = mine.some((ad) => ad.interfaces.length === 0)
-    ? []
-    : [...new Set(mine.flatMap((ad) => ad.interfaces))].sort();
-  return { ip: addr.ip, owner, reason: '', eligible: ranked, interfaces };
+  const named = [...new Set(mine.flatMap((ad) => ad.interfaces))].sort();
+  const defaultInterface = mine.some((ad) => ad.interfaces.length === 0);
+  const interfaces = defaultInterface ? [] : named;
+  return {
+    ip: addr.ip,
+    owner,
+    reason: '',
+    eligible: ranked,
+    interfaces,
+    namedInterfaces: named,
+    defaultInterface,
+  };
 }
 
 /** The addresses to consider for layer2, one entry per address, from the allocation and the cluster state. */

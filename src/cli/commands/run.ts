@@ -13,6 +13,7 @@ import type { InterfaceAddress, IpLinks } from '../../dataplane/interfaces.js';
 import { RealIpLinks } from '../../dataplane/ip.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf } from '../../model/ip.js';
+import { LoadBalancerAgent } from '../../lb/lb-agent.js'; // LoadBalancer addresses + layer2 hook
 import type { Logger } from '../../observe/logger.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { ManifestDirectorySource } from '../../sources/manifests/directory-source.js';
@@ -85,6 +86,8 @@ interface AgentSetup {
   syncer: IptablesSyncer;
   source: ManifestDirectorySource;
   clock: Clock;
+  /** LoadBalancer allocation + layer2 (src/lb/lb-agent.ts): every state goes through lb.process(). */
+  lb: LoadBalancerAgent;
 }
 
 async function setUp(opts: RunAgentOptions, onChange: (s: ClusterState) => void): Promise<AgentSetup> {
@@ -120,6 +123,16 @@ async function setUp(opts: RunAgentOptions, onChange: (s: ClusterState) => void)
     localhostNodePorts: config.iptables.localhostNodePorts,
     createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
   });
+  // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
+  const lb = new LoadBalancerAgent({
+    config,
+    nodeName,
+    nodeIPs,
+    logger: log,
+    sysctl: dataplane.sysctl,
+    ...(opts.ipLinks ? { listAddresses: () => (opts.ipLinks as IpLinks).listAddresses() } : {}),
+  });
+  // ── end LoadBalancer hook ──
   const source = new ManifestDirectorySource({
     dir: opts.manifests,
     logger: log,
@@ -138,7 +151,7 @@ async function setUp(opts: RunAgentOptions, onChange: (s: ClusterState) => void)
     },
     'portway agent starting',
   );
-  return { config, nodeName, nodeIPs, families: [...families], syncer, source, clock };
+  return { config, nodeName, nodeIPs, families: [...families], syncer, source, clock, lb };
 }
 
 /** Run the agent; resolves with the process exit code. */
@@ -148,18 +161,18 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   let setup: AgentSetup;
   try {
     setup = await setUp(opts, (state) => {
-      setup.syncer.setState(state);
+      setup.syncer.setState(setup.lb.process(state));
       runner?.request();
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'portway agent cannot start');
     return 2;
   }
-  const { syncer, source, config, clock } = setup;
+  const { syncer, source, config, clock, lb } = setup;
 
   if (opts.once) {
     const snap = await source.load();
-    syncer.setState(snap.state);
+    syncer.setState(lb.process(snap.state));
     try {
       const result = await syncer.sync({ full: true });
       opts.onSync?.(true);
@@ -210,8 +223,9 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   });
 
   const first = await source.start();
-  syncer.setState(first.state);
+  syncer.setState(lb.process(first.state));
   runner.start();
+  await lb.start(); // LoadBalancer hook: strictARP + layer2
   runner.request();
   // Keep the event loop alive while the agent runs (the clock's timers are unref'd).
   const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -221,5 +235,6 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   log.info({ signal: why }, 'stopping; rules stay in place');
   await source.stop();
   await runner.stop();
+  await lb.stop(); // LoadBalancer hook
   return 0;
 }

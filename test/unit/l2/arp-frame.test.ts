@@ -76,3 +76,31 @@ describe('ARP frames', () => {
     expect(formatMac(Buffer.from([0, 1, 2, 0xab, 0xcd, 0xef]))).toBe('00:01:02:ab:cd:ef');
   });
 });
+
+describe('buildArpRequest', () => {
+  test('a broadcast who-has that parseArpRequest reads back, byte for byte', async () => {
+    const { buildArpRequest } = await import('../../../src/l2/arp-frame.js');
+    const frame = buildArpRequest('02:00:00:00:00:01', '10.0.0.5', '10.0.0.200');
+    expect(frame.toString('hex')).toBe(
+      'ffffffffffff' +
+        '020000000001' +
+        '0806' +
+        '0001' +
+        '0800' +
+        '06' +
+        '04' +
+        '0001' +
+        '020000000001' +
+        '0a000005' +
+        '000000000000' +
+        '0a0000c8',
+    );
+    expect(parseArpRequest(frame)).toEqual({
+      ethSrc: '02:00:00:00:00:01',
+      senderMac: '02:00:00:00:00:01',
+      senderIp: '10.0.0.5',
+      targetMac: '00:00:00:00:00:00',
+      targetIp: '10.0.0.200',
+    });
+  });
+});

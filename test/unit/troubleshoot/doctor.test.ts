@@ -86,7 +86,7 @@ describe('diagnose', () => {
 describe('runningProcesses', () => {
   it('reads command names from a proc root', async () => {
     const root = mkdtempSync(join(tmpdir(), 'pw-proc-'));
-    for (const [pid, comm] of [['1', 'systemd'], ['42', 'kube-proxy']]) {
+    for (const [pid, comm] of [['1', 'systemd'], ['42', 'kube-proxy']] as const) {
       mkdirSync(join(root, pid));
       writeFileSync(join(root, pid, 'comm'), `${comm}\n`);
     }
