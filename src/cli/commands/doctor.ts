@@ -19,6 +19,7 @@ import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/i
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
 import { CliExit } from '../exit.js';
+import { withAllocatedAddresses } from './dry-run.js';
 import { nodeIPsFromInterfaces } from './run.js';
 
 /** Command names of running processes, from /proc/PID/comm. */
@@ -48,6 +49,7 @@ export function registerDoctorCommand(program: Command): void {
       const config = await loadConfigFile(opts.config);
       const { state, problems } = await loadClusterState(opts.manifests);
       for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+      const desiredState = withAllocatedAddresses(state, config);
       const runner = createRunner({});
       const nodeIPs = config.nodeIPs.length > 0 ? config.nodeIPs : nodeIPsFromInterfaces(await new RealIpLinks({ runner }).listAddresses());
       const families = (['IPv4', 'IPv6'] as IPFamily[]).filter((f) => nodeIPs.some((ip) => ipFamilyOf(ip) === f));
@@ -65,7 +67,7 @@ export function registerDoctorCommand(program: Command): void {
         const iptables = await createIptables({ family, backend: choice.backend, runner });
         const saved = parseIptablesSave((await iptables.save('filter')) + (await iptables.save('nat')));
         const ips = nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
-        inputs.families.push({ family, desired: renderIptables(state, renderOptionsFromConfig(effective, family, ips)), saved });
+        inputs.families.push({ family, desired: renderIptables(desiredState, renderOptionsFromConfig(effective, family, ips)), saved });
         // Whole-dump save without -t: asking the legacy backend for one table would create it.
         const otherSave = `${family === 'IPv6' ? 'ip6tables' : 'iptables'}-${other}-save`;
         const otherDump = await runner.run(otherSave, []).then((r) => r.stdout, () => '');

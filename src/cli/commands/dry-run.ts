@@ -9,9 +9,19 @@ import { formatProblem, loadClusterState } from '../../model/index.js';
 import { renderIptables, renderOptionsFromConfig, serializeRuleSet } from '../../render/iptables/index.js';
 import type { IptablesRuleSet } from '../../render/types.js';
 import { diffIsEmpty, diffRuleSets, formatDiffMarkdown, formatDiffText } from '../../plan/diff.js';
+import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { CliExit } from '../exit.js';
 
 const FAMILIES: Record<string, IPFamily> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+
+/**
+ * The state the agent would render: with IPAddressPools in the input, LoadBalancer Services get the
+ * addresses the allocator gives them (as every agent computes them), exactly as `portway run` does.
+ */
+export function withAllocatedAddresses(state: ClusterState, config: Config): ClusterState {
+  const lb = config.loadBalancer;
+  return new LoadBalancerController({ enabled: lb.enabled, loadBalancerClass: lb.loadBalancerClass }).process(state).state;
+}
 
 export function renderFamily(state: ClusterState, config: Config, family: IPFamily): IptablesRuleSet {
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
@@ -19,7 +29,7 @@ export function renderFamily(state: ClusterState, config: Config, family: IPFami
 }
 
 /** Load manifests, print each problem (file, object, field) to stderr; --strict makes any problem fatal. */
-async function loadReported(paths: string[], strict: boolean, label = ''): Promise<ClusterState> {
+async function loadReported(paths: string[], config: Config, strict: boolean, label = ''): Promise<ClusterState> {
   // A path that is not there is a mistake in the command line, not a malformed object: always fatal.
   for (const p of paths) if (p !== '-' && !existsSync(p)) throw new CliExit(2, `${label}no such file or directory: ${p}`);
   const { state, problems } = await loadClusterState(paths);
@@ -27,7 +37,7 @@ async function loadReported(paths: string[], strict: boolean, label = ''): Promi
   if (strict && problems.length > 0) {
     throw new CliExit(2, `${problems.length} invalid object(s) and --strict is set`);
   }
-  return state;
+  return withAllocatedAddresses(state, config);
 }
 
 function reportProblems(problems: InputProblem[], label: string): void {
@@ -50,7 +60,7 @@ export function registerDryRunCommands(program: Command): void {
         throw new CliExit(2, `--output must be rules or json (got "${opts.output}")`);
       }
       const config = await loadConfigFile(opts.config);
-      const state = await loadReported(opts.filename, opts.strict);
+      const state = await loadReported(opts.filename, config, opts.strict);
       const ruleSet = renderFamily(state, config, family);
       process.stdout.write(
         opts.output === 'json' ? JSON.stringify(ruleSet, null, 2) + '\n' : serializeRuleSet(ruleSet, { includeBuiltinJumps: true }),
@@ -70,8 +80,8 @@ export function registerDryRunCommands(program: Command): void {
         throw new CliExit(2, `--output must be text, json or markdown (got "${opts.output}")`);
       }
       const config = await loadConfigFile(opts.config);
-      const before = await loadReported(opts.before, opts.strict, 'before: ');
-      const after = await loadReported(opts.after, opts.strict, 'after: ');
+      const before = await loadReported(opts.before, config, opts.strict, 'before: ');
+      const after = await loadReported(opts.after, config, opts.strict, 'after: ');
       const families: IPFamily[] = ['IPv4', 'IPv6'];
       const diff = diffRuleSets(
         families.map((f) => renderFamily(before, config, f)),

@@ -11,7 +11,7 @@ import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.
 import { RealIpLinks } from '../../dataplane/ip.js';
 import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
-import { renderFamily } from './dry-run.js';
+import { renderFamily, withAllocatedAddresses } from './dry-run.js';
 
 interface TraceFlags {
   filename?: string[];
@@ -56,7 +56,7 @@ async function loadRules(flags: TraceFlags, family: IPFamily): Promise<{ rules: 
   const { state, problems } = await loadClusterState(paths);
   for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
-  return { rules: renderFamily(state, config, family), localAddresses: nodeIPs };
+  return { rules: renderFamily(withAllocatedAddresses(state, config), config, family), localAddresses: nodeIPs };
 }
 
 export function registerTraceCommand(program: Command): void {

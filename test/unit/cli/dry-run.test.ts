@@ -39,6 +39,12 @@ describe('portway render', () => {
     expect(parsed.tables.map((t) => t.name)).toEqual(['filter', 'nat']);
   });
 
+  it('uses the address the pool allocator gives a LoadBalancer Service, as the agent does', async () => {
+    const r = await portway(['render', '-f', join(fixtures, 'pool.yaml')]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/"team-b\/shop:https loadbalancer IP" -m tcp -p tcp -d 192\.0\.2\.200 --dport 443/);
+  });
+
   it('renders the IPv6 family separately', async () => {
     const r = await portway(['render', '-f', examples, '--family', 'ipv6']);
     expect(r.exitCode).toBe(0);
