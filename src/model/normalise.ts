@@ -20,7 +20,7 @@ import type {
   ServicePort,
 } from './cluster-state.js';
 import { servicePortId } from './cluster-state.js';
-import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort } from './ip.js';
+import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
   endpointSliceSchema,
   endpointsSchema,
@@ -70,7 +70,7 @@ export function formatProblem(p: InputProblem): string {
 }
 
 /** Code-point order: independent of the locale, so output is identical on every machine. */
-function compareText(a: string, b: string): number {
+export function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -114,7 +114,7 @@ function issueMessage(issue: z.ZodIssue): string {
   return issue.message;
 }
 
-interface Identity {
+export interface Identity {
   source: string;
   document?: number;
   kind: KnownKind;
@@ -122,7 +122,7 @@ interface Identity {
   object: string;
 }
 
-class ProblemList {
+export class ProblemList {
   readonly items: InputProblem[] = [];
   add(id: Identity, field: string, message: string): void {
     const where = id.object === '' && id.document !== undefined ? ` (document ${id.document})` : '';
@@ -134,13 +134,13 @@ class ProblemList {
   }
 }
 
-interface Parsed<T> {
+export interface Parsed<T> {
   id: Identity;
   value: T;
 }
 
 /** Which kind portway reads this object as, or null when it is not one of ours. */
-function classify(
+export function classify(
   raw: Record<string, unknown>,
 ): { kind: KnownKind } | { versionMismatch: string; kind: KnownKind } | null {
   const kind = raw.kind;
@@ -160,7 +160,7 @@ function classify(
   return { kind: known };
 }
 
-function objectLabel(kind: KnownKind, metadata: unknown): string {
+export function objectLabel(kind: KnownKind, metadata: unknown): string {
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') return '';
   if (!KIND_VERSIONS[kind].namespaced) return metadata.name;
   const ns =
@@ -169,7 +169,7 @@ function objectLabel(kind: KnownKind, metadata: unknown): string {
 }
 
 /** Pools and advertisements are referenced by name alone, so their names must be unique across namespaces. */
-function identityKey(kind: KnownKind, object: string): string {
+export function identityKey(kind: KnownKind, object: string): string {
   const byNameOnly = kind === 'IPAddressPool' || kind === 'L2Advertisement';
   return `${kind} ${byNameOnly ? object.slice(object.lastIndexOf('/') + 1) : object}`;
 }
@@ -206,24 +206,118 @@ function inSourceOrder(objects: SourcedObject[]): SourcedObject[] {
     .map(({ o }) => o);
 }
 
+/** What reading one object's kind, apiVersion and name says, before duplicates and the schema. */
+export type Triage =
+  /** Not a kind portway reads (Deployment, ConfigMap, knative's Service …): no problem, no effect. */
+  | { type: 'ignored' }
+  /** Not an object, no kind, or a wrong apiVersion: these problems, nothing else. */
+  | { type: 'rejected'; problems: InputProblem[] }
+  | {
+      type: 'known';
+      kind: KnownKind;
+      raw: Record<string, unknown>;
+      id: Identity;
+      /** Key under which two objects are duplicates (see identityKey); null for an unnamed object. */
+      identityKey: string | null;
+    };
+
+/**
+ * Classify one object. Classification reads kind/apiVersion/metadata, where a null means the same
+ * as absent; nulls are stripped only before the schema parse.
+ */
+export function triageObject(sourced: SourcedObject): Triage {
+  const raw = sourced.object;
+  const problems = new ProblemList();
+  if (!isRecord(raw)) {
+    problems.addRaw(sourced.source, sourced.document, '', `not a Kubernetes object (got ${showValue(raw)})`);
+    return { type: 'rejected', problems: problems.items };
+  }
+  if (typeof raw.kind !== 'string' || raw.kind === '') {
+    problems.addRaw(sourced.source, sourced.document, 'kind', 'required: not a Kubernetes object');
+    return { type: 'rejected', problems: problems.items };
+  }
+  const cls = classify(raw);
+  if (cls === null) return { type: 'ignored' };
+  const { kind } = cls;
+  const id: Identity = { source: sourced.source, kind, object: objectLabel(kind, raw.metadata) };
+  if (sourced.document !== undefined) id.document = sourced.document;
+  if ('versionMismatch' in cls) {
+    const want = KIND_VERSIONS[kind];
+    const wanted = want.group === '' ? want.version : `${want.group}/${want.version}`;
+    problems.add(
+      id,
+      'apiVersion',
+      `portway reads ${kind} as ${wanted} (got ${showValue(cls.versionMismatch || undefined)})`,
+    );
+    return { type: 'rejected', problems: problems.items };
+  }
+  return {
+    type: 'known',
+    kind,
+    raw,
+    id,
+    identityKey: id.object === '' ? null : identityKey(kind, id.object),
+  };
+}
+
+/** The problem of the second of two objects with the same identity key; `earlier` is the one kept. */
+export function addDuplicateProblem(
+  problems: ProblemList,
+  id: Identity,
+  earlier: { source: string; document?: number },
+): void {
+  const at = earlier.document !== undefined ? ` document ${earlier.document}` : '';
+  problems.add(
+    id,
+    'metadata.name',
+    `duplicate of the ${id.kind} in ${earlier.source}${at}; this one is skipped`,
+  );
+}
+
+/** A schema result: the parsed value, or the issues as (field, message) pairs. */
+export type ParseOutcome =
+  { success: true; data: unknown } | { success: false; issues: Array<{ field: string; message: string }> };
+
+/**
+ * Parse one object of a known kind. Services and EndpointSlices (nearly all of a big cluster) go
+ * through a hand-written reader first, which yields exactly zod's result for well-formed input and
+ * declines anything else; zod then parses what was declined, so every problem message is zod's.
+ */
+export function parseKnownObject(kind: KnownKind, raw: Record<string, unknown>): ParseOutcome {
+  const fast =
+    kind === 'Service'
+      ? fastParseService(raw)
+      : kind === 'EndpointSlice'
+        ? fastParseEndpointSlice(raw)
+        : DECLINED;
+  if (fast !== DECLINED) return { success: true, data: fast };
+  return zodParse(kind, raw);
+}
+
+/** The zod schema's verdict alone (the reference for the fast readers). */
+export function zodParse(kind: KnownKind, raw: Record<string, unknown>): ParseOutcome {
+  const result = SCHEMAS[kind].safeParse(withoutNullFields(raw));
+  if (result.success) return { success: true, data: result.data };
+  return {
+    success: false,
+    issues: result.error.issues.map((issue) => ({
+      field: formatFieldPath(issue.path),
+      message: issueMessage(issue),
+    })),
+  };
+}
+
 /**
  * Schema results by raw object identity. The API source hands the same (never mutated) informer
- * objects to every sync, and parsing is most of the cost of a rebuild (zod: ~50 µs per Service,
- * ~120 µs per 10-endpoint slice), so an unchanged object is parsed once. Inputs must be treated as
+ * objects to every sync, so an unchanged object is parsed once. Inputs must be treated as
  * immutable, as informer caches already require.
  */
-const parseCache = new WeakMap<
-  object,
-  { kind: KnownKind; result: z.SafeParseReturnType<unknown, unknown> }
->();
+const parseCache = new WeakMap<object, { kind: KnownKind; result: ParseOutcome }>();
 
-function parseMemoised(
-  kind: KnownKind,
-  raw: Record<string, unknown>,
-): z.SafeParseReturnType<unknown, unknown> {
+function parseMemoised(kind: KnownKind, raw: Record<string, unknown>): ParseOutcome {
   const hit = parseCache.get(raw);
   if (hit && hit.kind === kind) return hit.result;
-  const result = SCHEMAS[kind].safeParse(withoutNullFields(raw));
+  const result = parseKnownObject(kind, raw);
   parseCache.set(raw, { kind, result });
   return result;
 }
@@ -241,55 +335,24 @@ function parseObjects(objects: SourcedObject[], problems: ProblemList): ParsedOb
   };
   const firstSeen = new Map<string, SourcedObject>();
   for (const sourced of inSourceOrder(objects)) {
-    // Classification reads kind/apiVersion/metadata, where a null means the same as absent;
-    // nulls are stripped only before the schema parse (on a cache miss).
-    const raw = sourced.object;
-    if (!isRecord(raw)) {
-      problems.addRaw(
-        sourced.source,
-        sourced.document,
-        '',
-        `not a Kubernetes object (got ${showValue(raw)})`,
-      );
+    const triage = triageObject(sourced);
+    if (triage.type === 'ignored') continue;
+    if (triage.type === 'rejected') {
+      problems.items.push(...triage.problems);
       continue;
     }
-    if (typeof raw.kind !== 'string' || raw.kind === '') {
-      problems.addRaw(sourced.source, sourced.document, 'kind', 'required: not a Kubernetes object');
-      continue;
-    }
-    const cls = classify(raw);
-    if (cls === null) continue; // a kind portway does not read (Deployment, ConfigMap, …)
-    const { kind } = cls;
-    const id: Identity = { source: sourced.source, kind, object: objectLabel(kind, raw.metadata) };
-    if (sourced.document !== undefined) id.document = sourced.document;
-    if ('versionMismatch' in cls) {
-      const want = KIND_VERSIONS[kind];
-      const wanted = want.group === '' ? want.version : `${want.group}/${want.version}`;
-      problems.add(
-        id,
-        'apiVersion',
-        `portway reads ${kind} as ${wanted} (got ${showValue(cls.versionMismatch || undefined)})`,
-      );
-      continue;
-    }
-    if (id.object !== '') {
-      const key = identityKey(kind, id.object);
-      const earlier = firstSeen.get(key);
+    const { kind, raw, id } = triage;
+    if (triage.identityKey !== null) {
+      const earlier = firstSeen.get(triage.identityKey);
       if (earlier) {
-        const at = earlier.document !== undefined ? ` document ${earlier.document}` : '';
-        problems.add(
-          id,
-          'metadata.name',
-          `duplicate of the ${kind} in ${earlier.source}${at}; this one is skipped`,
-        );
+        addDuplicateProblem(problems, id, earlier);
         continue;
       }
-      firstSeen.set(key, sourced);
+      firstSeen.set(triage.identityKey, sourced);
     }
     const result = parseMemoised(kind, raw);
     if (!result.success) {
-      for (const issue of result.error.issues)
-        problems.add(id, formatFieldPath(issue.path), issueMessage(issue));
+      for (const issue of result.issues) problems.add(id, issue.field, issue.message);
       continue;
     }
     (parsed[kind] as Parsed<unknown>[]).push({ id, value: result.data });
@@ -297,9 +360,336 @@ function parseObjects(objects: SourcedObject[], problems: ProblemList): ParsedOb
   return parsed;
 }
 
+/** True for an IPv4 address already in canonical form ("10.0.0.1", not "010.0.0.1" or " 10.0.0.1"). */
+function isCanonicalIPv4(text: string): boolean {
+  let dots = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0) return false;
+      dots++;
+      digits = 0;
+      value = 0;
+      continue;
+    }
+    if (c < 48 || c > 57 || (digits > 0 && value === 0)) return false;
+    value = value * 10 + (c - 48);
+    digits++;
+    if (value > 255) return false;
+  }
+  return digits > 0 && dots === 3;
+}
+
+/** canonicalIP, without its regex and splitting for the address that is already canonical (nearly all). */
+export function canonicalAddress(text: string): string | null {
+  return isCanonicalIPv4(text) ? text : canonicalIP(text);
+}
+
+/** The family of an address canonicalIP returned: only its IPv6 form has colons. */
+function familyOfCanonical(ip: string): IPFamily {
+  return ip.includes(':') ? 'IPv6' : 'IPv4';
+}
+
+// ── fast readers ───────────────────────────────────────────────────────────────────────────
+// Hand-written equivalents of serviceSchema and endpointSliceSchema for well-formed input: zod
+// costs ~50 µs per Service and ~120 µs per 10-endpoint slice, which is most of a first sync of a
+// big cluster. Each reader returns exactly what zod returns after withoutNullFields (same values,
+// same defaults, same canonical addresses, unknown fields dropped, fresh objects), or DECLINED at
+// the first thing that is not plainly valid, and zod then parses the object and words the
+// problems. A property test holds them to zod's output.
+
+const DECLINED: unique symbol = Symbol('declined');
+type Declined = typeof DECLINED;
+
+/** A JSON-like object (what the YAML loader and the API informers produce). */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** A map of strings (labels, annotations, selector); absent = {}; null values are absent. */
+function fastStringMap(value: unknown): Record<string, string> | Declined {
+  if (value === undefined || value === null) return {};
+  if (!isPlainObject(value)) return DECLINED;
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(value)) {
+    const v = value[key];
+    if (v === null) continue;
+    if (typeof v !== 'string' || key === '__proto__') return DECLINED;
+    out[key] = v;
+  }
+  return out;
+}
+
+const isAbsent = (v: unknown): v is null | undefined => v === undefined || v === null;
+const isIntegerIn = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+function fastNamespacedMetadata(value: unknown): ServiceObject['metadata'] | Declined {
+  if (!isPlainObject(value)) return DECLINED;
+  const { name, uid } = value;
+  let namespace = value.namespace;
+  if (typeof name !== 'string' || name === '') return DECLINED;
+  if (isAbsent(namespace)) namespace = 'default';
+  else if (typeof namespace !== 'string' || namespace === '') return DECLINED;
+  if (!isAbsent(uid) && typeof uid !== 'string') return DECLINED;
+  const labels = fastStringMap(value.labels);
+  const annotations = fastStringMap(value.annotations);
+  if (labels === DECLINED || annotations === DECLINED) return DECLINED;
+  // zod's key order: name, namespace, uid, labels, annotations.
+  return isAbsent(uid)
+    ? { name, namespace: namespace as string, labels, annotations }
+    : { name, namespace: namespace as string, uid, labels, annotations };
+}
+
+/** The value when it is absent (default) or one of `values`. */
+function fastOneOf<T extends string>(
+  value: unknown,
+  values: readonly T[],
+  fallback: T | undefined,
+): T | undefined | Declined {
+  if (isAbsent(value)) return fallback;
+  return typeof value === 'string' && (values as readonly string[]).includes(value) ? (value as T) : DECLINED;
+}
+
+function fastStringList(value: unknown, map?: (s: string) => string | null): string[] | Declined {
+  if (!Array.isArray(value)) return DECLINED;
+  const out: string[] = [];
+  for (const item of value) {
+    if (typeof item !== 'string') return DECLINED;
+    const v = map ? map(item) : item;
+    if (v === null) return DECLINED;
+    out.push(v);
+  }
+  return out;
+}
+
+const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
+const POLICIES = ['Cluster', 'Local'] as const;
+const AFFINITIES = ['None', 'ClientIP'] as const;
+const FAMILIES = ['IPv4', 'IPv6'] as const;
+const FAMILY_POLICIES = ['SingleStack', 'PreferDualStack', 'RequireDualStack'] as const;
+const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
+const INGRESS_MODES = ['VIP', 'Proxy'] as const;
+const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'] as const;
+const cidrText = (s: string): string | null => (s.includes('/') ? (parseCIDR(s)?.text ?? null) : null);
+
+type ServiceSpec = ServiceObject['spec'];
+
+function fastServiceSpec(value: unknown): ServiceSpec | Declined {
+  const s = isAbsent(value) ? {} : value;
+  if (!isPlainObject(s)) return DECLINED;
+  const type = fastOneOf(s.type, SERVICE_TYPES, 'ClusterIP');
+  const externalTrafficPolicy = fastOneOf(s.externalTrafficPolicy, POLICIES, 'Cluster');
+  const internalTrafficPolicy = fastOneOf(s.internalTrafficPolicy, POLICIES, 'Cluster');
+  const sessionAffinity = fastOneOf(s.sessionAffinity, AFFINITIES, 'None');
+  const ipFamilyPolicy = fastOneOf(s.ipFamilyPolicy, FAMILY_POLICIES, undefined);
+  if (
+    type === DECLINED ||
+    externalTrafficPolicy === DECLINED ||
+    internalTrafficPolicy === DECLINED ||
+    sessionAffinity === DECLINED ||
+    ipFamilyPolicy === DECLINED
+  )
+    return DECLINED;
+  const out: Record<string, unknown> = { type };
+  if (!isAbsent(s.clusterIP)) {
+    if (typeof s.clusterIP !== 'string') return DECLINED;
+    out.clusterIP = s.clusterIP;
+  }
+  if (!isAbsent(s.clusterIPs)) {
+    const ips = fastStringList(s.clusterIPs);
+    if (ips === DECLINED) return DECLINED;
+    out.clusterIPs = ips;
+  }
+  const externalIPs = isAbsent(s.externalIPs) ? [] : fastStringList(s.externalIPs, canonicalAddress);
+  if (externalIPs === DECLINED) return DECLINED;
+  out.externalIPs = externalIPs;
+  if (!isAbsent(s.externalName)) {
+    if (typeof s.externalName !== 'string') return DECLINED;
+    out.externalName = s.externalName;
+  }
+  if (!isAbsent(s.loadBalancerIP)) {
+    if (typeof s.loadBalancerIP !== 'string') return DECLINED;
+    const ip = s.loadBalancerIP === '' ? '' : canonicalAddress(s.loadBalancerIP);
+    if (ip === null) return DECLINED;
+    out.loadBalancerIP = ip;
+  }
+  if (!isAbsent(s.loadBalancerClass)) {
+    if (typeof s.loadBalancerClass !== 'string') return DECLINED;
+    out.loadBalancerClass = s.loadBalancerClass;
+  }
+  const ranges = isAbsent(s.loadBalancerSourceRanges)
+    ? []
+    : fastStringList(s.loadBalancerSourceRanges, cidrText);
+  if (ranges === DECLINED) return DECLINED;
+  out.loadBalancerSourceRanges = ranges;
+  out.externalTrafficPolicy = externalTrafficPolicy;
+  out.internalTrafficPolicy = internalTrafficPolicy;
+  out.sessionAffinity = sessionAffinity;
+  if (!isAbsent(s.sessionAffinityConfig)) {
+    const config = s.sessionAffinityConfig;
+    if (!isPlainObject(config)) return DECLINED;
+    const parsed: { clientIP?: { timeoutSeconds?: number } } = {};
+    if (!isAbsent(config.clientIP)) {
+      const clientIP = config.clientIP;
+      if (!isPlainObject(clientIP)) return DECLINED;
+      parsed.clientIP = {};
+      if (!isAbsent(clientIP.timeoutSeconds)) {
+        if (!isIntegerIn(clientIP.timeoutSeconds, 1, 86400)) return DECLINED;
+        parsed.clientIP.timeoutSeconds = clientIP.timeoutSeconds;
+      }
+    }
+    out.sessionAffinityConfig = parsed;
+  }
+  const healthCheckNodePort = isAbsent(s.healthCheckNodePort) ? 0 : s.healthCheckNodePort;
+  if (!isIntegerIn(healthCheckNodePort, 0, 65535)) return DECLINED;
+  out.healthCheckNodePort = healthCheckNodePort;
+  if (!isAbsent(s.ipFamilies)) {
+    const families = fastStringList(s.ipFamilies, (f) =>
+      (FAMILIES as readonly string[]).includes(f) ? f : null,
+    );
+    if (families === DECLINED || families.length > 2) return DECLINED;
+    out.ipFamilies = families;
+  }
+  if (ipFamilyPolicy !== undefined) out.ipFamilyPolicy = ipFamilyPolicy;
+  const selector = fastStringMap(s.selector);
+  if (selector === DECLINED) return DECLINED;
+  out.selector = selector;
+  const ports: ServiceSpec['ports'] = [];
+  const rawPorts = isAbsent(s.ports) ? [] : s.ports;
+  if (!Array.isArray(rawPorts)) return DECLINED;
+  for (const p of rawPorts) {
+    if (!isPlainObject(p)) return DECLINED;
+    const name = isAbsent(p.name) ? '' : p.name;
+    const protocol = fastOneOf(p.protocol, PROTOCOLS, 'TCP');
+    const nodePort = isAbsent(p.nodePort) ? 0 : p.nodePort;
+    if (typeof name !== 'string' || protocol === DECLINED || protocol === undefined) return DECLINED;
+    if (!isIntegerIn(p.port, 1, 65535) || !isIntegerIn(nodePort, 0, 65535)) return DECLINED;
+    const port: ServiceSpec['ports'][number] = { name, protocol, port: p.port, nodePort };
+    const targetPort = p.targetPort;
+    if (!isAbsent(targetPort)) {
+      if (typeof targetPort === 'string' || (typeof targetPort === 'number' && !Number.isNaN(targetPort)))
+        port.targetPort = targetPort;
+      else return DECLINED;
+    }
+    ports.push(port);
+  }
+  out.ports = ports;
+  return out as ServiceSpec;
+}
+
+function fastServiceStatus(value: unknown): ServiceObject['status'] | Declined {
+  const status = isAbsent(value) ? {} : value;
+  if (!isPlainObject(status)) return DECLINED;
+  const lb = isAbsent(status.loadBalancer) ? {} : status.loadBalancer;
+  if (!isPlainObject(lb)) return DECLINED;
+  const rawIngress = isAbsent(lb.ingress) ? [] : lb.ingress;
+  if (!Array.isArray(rawIngress)) return DECLINED;
+  const ingress: ServiceObject['status']['loadBalancer']['ingress'] = [];
+  for (const item of rawIngress) {
+    if (!isPlainObject(item)) return DECLINED;
+    const ipMode = fastOneOf(item.ipMode, INGRESS_MODES, 'VIP');
+    if (ipMode === DECLINED || ipMode === undefined) return DECLINED;
+    // zod's key order: ip, hostname, ipMode.
+    const out: (typeof ingress)[number] = {} as (typeof ingress)[number];
+    if (!isAbsent(item.ip)) {
+      const ip = typeof item.ip === 'string' ? canonicalAddress(item.ip) : null;
+      if (ip === null) return DECLINED;
+      out.ip = ip;
+    }
+    if (!isAbsent(item.hostname)) {
+      if (typeof item.hostname !== 'string') return DECLINED;
+      out.hostname = item.hostname;
+    }
+    out.ipMode = ipMode;
+    ingress.push(out);
+  }
+  return { loadBalancer: { ingress } };
+}
+
+/** serviceSchema's result for a well-formed Service, or DECLINED. */
+export function fastParseService(raw: Record<string, unknown>): ServiceObject | Declined {
+  const metadata = fastNamespacedMetadata(raw.metadata);
+  if (metadata === DECLINED) return DECLINED;
+  const spec = fastServiceSpec(raw.spec);
+  if (spec === DECLINED) return DECLINED;
+  const status = fastServiceStatus(raw.status);
+  if (status === DECLINED) return DECLINED;
+  return { metadata, spec, status };
+}
+
+type SliceEndpoint = EndpointSliceObject['endpoints'][number];
+
+function fastSliceEndpoint(value: unknown): SliceEndpoint | Declined {
+  if (!isPlainObject(value)) return DECLINED;
+  const addresses = fastStringList(value.addresses);
+  if (addresses === DECLINED) return DECLINED;
+  const rawConditions = isAbsent(value.conditions) ? {} : value.conditions;
+  if (!isPlainObject(rawConditions)) return DECLINED;
+  const conditions: SliceEndpoint['conditions'] = {};
+  for (const key of ['ready', 'serving', 'terminating'] as const) {
+    const v = rawConditions[key];
+    if (isAbsent(v)) continue;
+    if (typeof v !== 'boolean') return DECLINED;
+    conditions[key] = v;
+  }
+  const out: SliceEndpoint = { addresses, conditions };
+  for (const key of ['nodeName', 'zone'] as const) {
+    const v = value[key];
+    if (isAbsent(v)) continue;
+    if (typeof v !== 'string') return DECLINED;
+    out[key] = v;
+  }
+  if (!isAbsent(value.targetRef)) {
+    const ref = value.targetRef;
+    if (!isPlainObject(ref)) return DECLINED;
+    out.targetRef = {};
+    if (!isAbsent(ref.name)) {
+      if (typeof ref.name !== 'string') return DECLINED;
+      out.targetRef.name = ref.name;
+    }
+  }
+  return out;
+}
+
+/** endpointSliceSchema's result for a well-formed EndpointSlice, or DECLINED. */
+export function fastParseEndpointSlice(raw: Record<string, unknown>): EndpointSliceObject | Declined {
+  const metadata = fastNamespacedMetadata(raw.metadata);
+  if (metadata === DECLINED) return DECLINED;
+  const addressType = fastOneOf(raw.addressType, ADDRESS_TYPES, undefined);
+  if (addressType === DECLINED || addressType === undefined) return DECLINED;
+  const rawEndpoints = isAbsent(raw.endpoints) ? [] : raw.endpoints;
+  const rawPorts = isAbsent(raw.ports) ? [] : raw.ports;
+  if (!Array.isArray(rawEndpoints) || !Array.isArray(rawPorts)) return DECLINED;
+  const endpoints: SliceEndpoint[] = [];
+  for (const e of rawEndpoints) {
+    const endpoint = fastSliceEndpoint(e);
+    if (endpoint === DECLINED) return DECLINED;
+    endpoints.push(endpoint);
+  }
+  const ports: EndpointSliceObject['ports'] = [];
+  for (const p of rawPorts) {
+    if (!isPlainObject(p)) return DECLINED;
+    const name = isAbsent(p.name) ? '' : p.name;
+    const protocol = fastOneOf(p.protocol, PROTOCOLS, 'TCP');
+    if (typeof name !== 'string' || protocol === DECLINED || protocol === undefined) return DECLINED;
+    const port: EndpointSliceObject['ports'][number] = { name, protocol };
+    if (!isAbsent(p.port)) {
+      if (!isIntegerIn(p.port, 0, 65535)) return DECLINED;
+      port.port = p.port;
+    }
+    ports.push(port);
+  }
+  return { metadata, addressType, endpoints, ports };
+}
+
 // ── Services ───────────────────────────────────────────────────────────────────────────────
 
-interface ServiceEntry {
+export interface ServiceEntry {
   id: Identity;
   svc: ServiceObject;
   info: ServiceInfo;
@@ -307,7 +697,7 @@ interface ServiceEntry {
   proxied: boolean;
 }
 
-function readService(id: Identity, svc: ServiceObject, problems: ProblemList): ServiceEntry | null {
+export function readService(id: Identity, svc: ServiceObject, problems: ProblemList): ServiceEntry | null {
   const { spec, metadata } = svc;
   const errors: Array<[string, string]> = [];
 
@@ -325,7 +715,7 @@ function readService(id: Identity, svc: ServiceObject, problems: ProblemList): S
       errors.push([`${field}`, `at most two addresses, one per family (got ${rawIPs.length})`]);
     if (!headless) {
       rawIPs.forEach((text, i) => {
-        const ip = canonicalIP(text);
+        const ip = canonicalAddress(text);
         if (ip === null)
           errors.push([
             field === 'spec.clusterIP' ? field : `${field}[${i}]`,
@@ -419,7 +809,7 @@ function readService(id: Identity, svc: ServiceObject, problems: ProblemList): S
   return { id, svc, info, proxied };
 }
 
-function servicePortsOf(
+export function servicePortsOf(
   entry: ServiceEntry,
   endpointsFor: (name: string, protocol: Protocol) => Endpoint[],
 ): ServicePort[] {
@@ -462,14 +852,14 @@ function servicePortsOf(
 
 // ── Endpoints ──────────────────────────────────────────────────────────────────────────────
 
-interface SliceEntry {
+export interface SliceEntry {
   name: string;
   slice: EndpointSliceObject;
   /** addresses[0] of each endpoint, canonical; null when the endpoint has no address (kube-proxy skips it). */
   firstAddresses: Array<string | null>;
 }
 
-function readEndpointSlice(
+export function readEndpointSlice(
   id: Identity,
   slice: EndpointSliceObject,
   problems: ProblemList,
@@ -492,8 +882,8 @@ function readEndpointSlice(
   const firstAddresses = slice.endpoints.map((ep, i) => {
     let first: string | null = null;
     ep.addresses.forEach((text, j) => {
-      const ip = canonicalIP(text);
-      if (ip === null || ipFamilyOf(ip) !== family) {
+      const ip = canonicalAddress(text);
+      if (ip === null || familyOfCanonical(ip) !== family) {
         errors.push([
           `endpoints[${i}].addresses[${j}]`,
           `not a valid ${family} address (got ${showValue(text)})`,
@@ -512,10 +902,25 @@ function readEndpointSlice(
   };
 }
 
+/** Numeric value of a canonical address: a number for IPv4 (cheaper than a bigint), a bigint for IPv6. */
+function addressSortKey(ip: string): number | bigint {
+  if (ip.includes(':')) return ipToBigInt(ip);
+  let value = 0;
+  let octet = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      value = value * 256 + octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 48);
+  }
+  return value * 256 + octet;
+}
+
 /** Sort by (family, numeric IP, port); keys are computed once per endpoint, not per comparison. */
 function sortEndpoints(endpoints: Iterable<Endpoint>): Endpoint[] {
   return [...endpoints]
-    .map((e) => ({ e, family: e.family === 'IPv4' ? 0 : 1, ip: ipToBigInt(e.ip) }))
+    .map((e) => ({ e, family: e.family === 'IPv4' ? 0 : 1, ip: addressSortKey(e.ip) }))
     .sort((a, b) => a.family - b.family || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0) || a.e.port - b.e.port)
     .map(({ e }) => e);
 }
@@ -526,7 +931,7 @@ function sortEndpoints(endpoints: Iterable<Endpoint>): Endpoint[] {
  * ignored; only addresses[0] is used; an ip:port seen in several slices is kept once (the first by
  * slice name).
  */
-function endpointsFromSlices(slices: SliceEntry[], portName: string, protocol: Protocol): Endpoint[] {
+export function endpointsFromSlices(slices: SliceEntry[], portName: string, protocol: Protocol): Endpoint[] {
   const byKey = new Map<string, Endpoint>();
   for (const { slice, firstAddresses } of slices) {
     for (const sp of slice.ports) {
@@ -561,7 +966,11 @@ function endpointsFromSlices(slices: SliceEntry[], portName: string, protocol: P
  * EndpointSlice): ports match by name and protocol; `addresses` are ready, `notReadyAddresses` not.
  * Serving follows ready, as the EndpointSlice controller sets it for a pod that is not terminating.
  */
-function endpointsFromLegacy(endpoints: EndpointsObject, portName: string, protocol: Protocol): Endpoint[] {
+export function endpointsFromLegacy(
+  endpoints: EndpointsObject,
+  portName: string,
+  protocol: Protocol,
+): Endpoint[] {
   const byKey = new Map<string, Endpoint>();
   for (const subset of endpoints.subsets) {
     for (const sp of subset.ports) {
@@ -590,7 +999,7 @@ function endpointsFromLegacy(endpoints: EndpointsObject, portName: string, proto
 
 // ── Nodes, Ingresses, pools ─────────────────────────────────────────────────────────────────
 
-function readNode(id: Identity, node: NodeObject, problems: ProblemList): NodeInfo | null {
+export function readNode(id: Identity, node: NodeObject, problems: ProblemList): NodeInfo | null {
   const addresses: string[] = [];
   let bad = false;
   node.status.addresses.forEach((a, i) => {
@@ -618,7 +1027,7 @@ function readNode(id: Identity, node: NodeObject, problems: ProblemList): NodeIn
   return info;
 }
 
-function readIngress(ing: IngressObject): IngressInfo {
+export function readIngress(ing: IngressObject): IngressInfo {
   const backends: IngressBackendRef[] = [];
   const add = (backend: IngressObject['spec']['defaultBackend'], host: string, path: string): void => {
     const svc = backend?.service;
@@ -650,7 +1059,7 @@ function selector(s: {
   };
 }
 
-function readPool(pool: IPAddressPoolObject): AddressPool {
+export function readPool(pool: IPAddressPoolObject): AddressPool {
   const out: AddressPool = {
     name: pool.metadata.name,
     labels: pool.metadata.labels,
@@ -679,7 +1088,7 @@ function readPool(pool: IPAddressPoolObject): AddressPool {
  * MetalLB refuses overlapping pools: an address must belong to one pool. Pools are checked in name
  * order, so the later-named of two overlapping pools is the one reported and skipped.
  */
-function withoutOverlaps(pools: Parsed<AddressPool>[], problems: ProblemList): AddressPool[] {
+export function withoutOverlaps(pools: Parsed<AddressPool>[], problems: ProblemList): AddressPool[] {
   const accepted: AddressPool[] = [];
   const taken: Array<{ pool: string; text: string; family: IPFamily; first: bigint; last: bigint }> = [];
   for (const { id, value: pool } of pools) {
@@ -708,7 +1117,7 @@ function withoutOverlaps(pools: Parsed<AddressPool>[], problems: ProblemList): A
   return accepted;
 }
 
-function readL2Advertisement(ad: L2AdvertisementObject): L2Advertisement {
+export function readL2Advertisement(ad: L2AdvertisementObject): L2Advertisement {
   return {
     name: ad.metadata.name,
     ipAddressPools: [...ad.spec.ipAddressPools],
@@ -720,8 +1129,8 @@ function readL2Advertisement(ad: L2AdvertisementObject): L2Advertisement {
 
 // ── the whole picture ──────────────────────────────────────────────────────────────────────
 
-const byName = <T extends { name: string }>(a: T, b: T): number => compareText(a.name, b.name);
-const byNamespacedName = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
+export const byName = <T extends { name: string }>(a: T, b: T): number => compareText(a.name, b.name);
+export const byNamespacedName = <T extends { namespace: string; name: string }>(a: T, b: T): number =>
   compareText(a.namespace, b.namespace) || compareText(a.name, b.name);
 
 /**

@@ -10,6 +10,7 @@ import {
   ResourceInformer,
   type BackoffOptions,
   type InformerStatus,
+  type KubeObject,
   type WatchedResource,
 } from './informer.js';
 
@@ -18,6 +19,17 @@ export type Normaliser = (objects: Array<{ source: string; object: unknown }>) =
   state: ClusterState;
   problems: InputProblem[];
 };
+
+/**
+ * An incremental normaliser (src/model/incremental.ts ClusterStateBuilder): told only which objects
+ * changed, it turns one change into a new state in milliseconds where a full normalisation of a
+ * big cluster costs hundreds — what keeps network programming latency low at 50 changes/s.
+ */
+export interface IncrementalNormaliser {
+  upsert(object: { source: string; object: unknown }): void;
+  remove(kind: string, namespace: string, name: string): unknown;
+  build(): { state: ClusterState; problems: InputProblem[] };
+}
 
 export interface ApiSnapshot {
   state: ClusterState;
@@ -55,7 +67,8 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
 
 export interface ApiSourceOptions {
   kubeConfig: KubeConfig;
-  normalise: Normaliser;
+  /** A function given every object on each change, or an incremental normaliser given the changes. */
+  normalise: Normaliser | IncrementalNormaliser;
   logger?: Logger;
   /** Clock for "disconnected since" (ms since the epoch). */
   now?: () => number;
@@ -85,6 +98,11 @@ export class ApiSource {
   private recomputeQueued = false;
   private running = false;
   private firstSnapshot?: { resolve: () => void; reject: (e: Error) => void };
+  /** Per informer, the objects last handed to an incremental normaliser. */
+  private readonly fed = new Map<
+    ResourceInformer,
+    { byKey: Map<string, KubeObject>; objects: Set<KubeObject> }
+  >();
 
   constructor(private readonly opts: ApiSourceOptions) {
     this.logger = opts.logger ?? silentLogger;
@@ -180,13 +198,9 @@ export class ApiSource {
   }
 
   private recompute(): void {
-    const objects = this.informers.flatMap((i) =>
-      i
-        .objects()
-        .sort((a, b) => objectKey(a).localeCompare(objectKey(b)))
-        .map((object) => ({ source: 'api', object })),
-    );
-    const { state, problems } = this.opts.normalise(objects);
+    const normalise = this.opts.normalise;
+    const { state, problems } =
+      typeof normalise === 'function' ? normalise(this.allObjects()) : this.feedChanges(normalise);
     this.noteProblems(problems);
     this.snapshot = { state, problems };
     if (this.firstSnapshot) {
@@ -203,6 +217,55 @@ export class ApiSource {
       this.firstSnapshot = undefined;
     }
     for (const l of this.listeners) l(this.snapshot);
+  }
+
+  private allObjects(): Array<{ source: string; object: unknown }> {
+    return this.informers.flatMap((i) =>
+      i
+        .objects()
+        .sort((a, b) => objectKey(a).localeCompare(objectKey(b)))
+        .map((object) => ({ source: 'api', object })),
+    );
+  }
+
+  /**
+   * Hand the incremental normaliser what changed since the last call. Informer objects are replaced,
+   * never mutated, so identity tells what changed: an O(n) pass of set lookups (~1 ms for 20k
+   * objects) instead of O(n) normalisation. A relist hands out new copies of unchanged objects; an
+   * equal (uid, resourceVersion) says the content is the same, so they are not parsed again.
+   */
+  private feedChanges(normaliser: IncrementalNormaliser): { state: ClusterState; problems: InputProblem[] } {
+    for (const informer of this.informers) {
+      let fed = this.fed.get(informer);
+      if (!fed) this.fed.set(informer, (fed = { byKey: new Map(), objects: new Set() }));
+      const current = informer.objects();
+      const changed: KubeObject[] = [];
+      for (const object of current) if (!fed.objects.has(object)) changed.push(object);
+      if (changed.length === 0 && current.length === fed.objects.size) continue;
+      for (const object of changed) {
+        const key = objectKey(object);
+        const previous = fed.byKey.get(key);
+        if (previous) fed.objects.delete(previous);
+        fed.byKey.set(key, object);
+        fed.objects.add(object);
+        if (previous && sameVersion(previous, object)) continue;
+        normaliser.upsert({ source: 'api', object });
+      }
+      if (fed.objects.size > current.length) {
+        const present = new Set(current);
+        for (const [key, object] of fed.byKey) {
+          if (present.has(object)) continue;
+          fed.byKey.delete(key);
+          fed.objects.delete(object);
+          normaliser.remove(
+            stringOr(object.kind),
+            stringOr(object.metadata?.namespace),
+            stringOr(object.metadata?.name),
+          );
+        }
+      }
+    }
+    return normaliser.build();
   }
 
   /** Log and count problems not seen in the previous snapshot (an unchanged bad object is not re-logged). */
@@ -224,4 +287,14 @@ export class ApiSource {
 
 function objectKey(obj: { metadata?: { namespace?: string; name?: string } }): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+const stringOr = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+/** Two copies of one object version: same uid and resourceVersion (as the API server guarantees). */
+function sameVersion(a: KubeObject, b: KubeObject): boolean {
+  const ra = a.metadata?.resourceVersion;
+  const ua = (a.metadata as { uid?: unknown } | undefined)?.uid;
+  const ub = (b.metadata as { uid?: unknown } | undefined)?.uid;
+  return typeof ra === 'string' && ra !== '' && ra === b.metadata?.resourceVersion && ua === ub;
 }

@@ -1,12 +1,18 @@
 // Cluster mode's source, wired with the shared normaliser and kube-proxy's config precedence.
-import { buildClusterState } from '../../model/normalise.js';
+import { ClusterStateBuilder } from '../../model/incremental.js';
 import type { Logger } from '../../observe/logger.js';
 import { ApiSource } from './api-source.js';
 import type { BackoffOptions } from './informer.js';
 import { loadKubeConfig, type ApiConnectionOptions } from './kube-config.js';
 
 export { ApiSource, WATCHED_RESOURCES } from './api-source.js';
-export type { ApiConnectionStatus, ApiSnapshot, ApiSourceOptions, Normaliser } from './api-source.js';
+export type {
+  ApiConnectionStatus,
+  ApiSnapshot,
+  ApiSourceOptions,
+  IncrementalNormaliser,
+  Normaliser,
+} from './api-source.js';
 export { ApiConfigError, apiServerUrl, loadKubeConfig } from './kube-config.js';
 export type { ApiConnectionOptions } from './kube-config.js';
 export type { InformerStatus } from './informer.js';
@@ -25,7 +31,8 @@ export interface CreateApiSourceOptions extends ApiConnectionOptions {
 export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
   return new ApiSource({
     kubeConfig: loadKubeConfig(opts),
-    normalise: buildClusterState,
+    // Incremental: each change costs milliseconds, not a full normalisation (same result as buildClusterState).
+    normalise: new ClusterStateBuilder(),
     logger: opts.logger,
     now: opts.now,
     backoff: opts.backoff,

@@ -1,0 +1,140 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- assertions on raw Kubernetes JSON */
+// ApiSource with an incremental normaliser (ClusterStateBuilder): it is told only what changed,
+// and the snapshots equal a full buildClusterState of the informers' objects.
+import { KubeConfig } from '@kubernetes/client-node';
+import { ClusterStateBuilder } from '../../../src/model/incremental.js';
+import { buildClusterState } from '../../../src/model/normalise.js';
+import { ApiSource, type ApiSnapshot } from '../../../src/sources/api/api-source.js';
+import { StandInApiServer } from '../../stand-in/api-server.js';
+
+const svc = (name: string, port: unknown = 80) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'default' },
+  spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port, protocol: 'TCP' }] },
+});
+const slice = (name: string, service: string, ip: string) => ({
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
+  addressType: 'IPv4',
+  endpoints: [{ addresses: [ip], conditions: { ready: true } }],
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+});
+
+/** A ClusterStateBuilder that records the calls it gets. */
+class RecordingBuilder extends ClusterStateBuilder {
+  readonly calls: string[] = [];
+  override upsert(o: { source: string; object: any }): void {
+    this.calls.push(`upsert ${o.object.kind} ${o.object.metadata.name}`);
+    super.upsert(o);
+  }
+  override remove(kind: string, namespace: string, name: string): boolean {
+    this.calls.push(`remove ${kind} ${namespace}/${name}`);
+    return super.remove(kind, namespace, name);
+  }
+}
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('ApiSource with ClusterStateBuilder', () => {
+  let server: StandInApiServer;
+  let source: ApiSource | undefined;
+  beforeEach(async () => {
+    server = new StandInApiServer();
+    await server.start();
+  });
+  afterEach(async () => {
+    await source?.stop();
+    source = undefined;
+    await server.stop();
+  });
+
+  function start(builder: ClusterStateBuilder) {
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig());
+    source = new ApiSource({ kubeConfig: kc, normalise: builder, backoff: { initialMs: 20, maxMs: 200 } });
+    const snapshots: ApiSnapshot[] = [];
+    source.onChange((s) => snapshots.push(s));
+    return { source, snapshots };
+  }
+
+  /** What a full normalisation of the informers' current objects says. */
+  function reference(s: ApiSource) {
+    const objects = [
+      'Service',
+      'EndpointSlice',
+      'Node',
+      'Namespace',
+      'Ingress',
+      'IPAddressPool',
+      'L2Advertisement',
+    ]
+      .flatMap((kind) => s.rawObjects(kind))
+      .map((object) => ({ source: 'api', object }));
+    return buildClusterState(objects);
+  }
+
+  it('feeds only changed objects and matches a full normalisation after adds, updates and deletes', async () => {
+    server.put(svc('web'));
+    server.put(svc('broken', 70000));
+    server.put(slice('web-1', 'web', '10.0.0.1'));
+    const builder = new RecordingBuilder();
+    const { source: s, snapshots } = start(builder);
+    await s.start();
+    expect(builder.calls.sort()).toEqual([
+      'upsert EndpointSlice web-1',
+      'upsert Service broken',
+      'upsert Service web',
+    ]);
+    expect(snapshots.at(-1)).toEqual(reference(s));
+    expect(snapshots.at(-1)?.problems.map((p) => p.object)).toEqual(['default/broken']);
+    const webPort = snapshots.at(-1)!.state.servicePorts[0]!;
+
+    builder.calls.length = 0;
+    server.put(slice('web-1', 'web', '10.0.0.2'));
+    await waitFor(
+      'slice update',
+      () => snapshots.at(-1)?.state.servicePorts[0]?.endpoints[0]?.ip === '10.0.0.2',
+    );
+    expect(builder.calls).toEqual(['upsert EndpointSlice web-1']);
+    expect(snapshots.at(-1)).toEqual(reference(s));
+    expect(snapshots.at(-1)!.state.servicePorts[0]).not.toBe(webPort);
+
+    builder.calls.length = 0;
+    server.remove('Service', 'default', 'broken');
+    await waitFor('delete', () => snapshots.at(-1)?.problems.length === 0);
+    expect(builder.calls).toEqual(['remove Service default/broken']);
+    expect(snapshots.at(-1)).toEqual(reference(s));
+  });
+
+  it('does not re-read unchanged objects when an informer relists (same uid and resourceVersion)', async () => {
+    server.put(svc('keep'));
+    server.put(svc('gone'));
+    const builder = new RecordingBuilder();
+    const { source: s, snapshots } = start(builder);
+    await s.start();
+    builder.calls.length = 0;
+    await server.stop();
+    server.remove('Service', 'default', 'gone');
+    server.put(svc('new'));
+    server.expireHistory();
+    await server.start();
+    await waitFor(
+      'relisted',
+      () =>
+        snapshots
+          .at(-1)
+          ?.state.services.map((x) => x.name)
+          .join() === 'keep,new',
+    );
+    expect(builder.calls.sort()).toEqual(['remove Service default/gone', 'upsert Service new']);
+    expect(snapshots.at(-1)).toEqual(reference(s));
+  });
+});
