@@ -5,12 +5,20 @@
 //   npm run bench -- --sizes 1000x10   selected sizes
 //   npm run bench -- --no-restore      skip the iptables-restore measurement
 //   npm run bench -- --backend legacy  use iptables-legacy-restore (default: iptables-restore, nft here)
+//   npm run bench -- --stream          serialise by writing chunks to a file (writeRuleSet) instead of
+//                                      building the payload as one string (serializeRuleSet)
+//   npm run bench -- --tsx             run the measured child under tsx instead of plain node
 //
 // Each size is measured in its own child process so the sizes do not pollute each other's heap and
-// peak RSS (maxRSS of the child, which includes the Node runtime, ~50 MB).
+// peak RSS. The child runs as plain `node` on a bundle of this file (esbuild, which tsx brings) —
+// the agent's own shape (compiled JS): under tsx the runtime alone takes ~45 MB more RSS than node.
+// Columns: "base" is the child's RSS once loaded, "state" what building the synthetic ClusterState
+// adds (after a GC), "peak" the child's maxRSS over the render+serialize runs (measured before the
+// payload is written out for the restore timing), and "peak-state" = peak - (base + state): what
+// render + serialise cost on top of their input.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,11 +31,13 @@ import {
 import {
   renderIptables,
   serializeRuleSet,
+  writeRuleSet,
   type IptablesRenderOptions,
 } from '../../src/render/iptables/index.js';
+import type { IptablesRuleSet } from '../../src/render/types.js';
 
 const DEFAULT_SIZES = ['1000x10', '10000x10', '20000x10', '1000x100'];
-const RUNS = 5;
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function ipv4(base: [number, number], offset: number): string {
   const v = offset + 1;
@@ -97,39 +107,130 @@ interface ChildResult {
   serializeMs: number;
   payloadBytes: number;
   lines: number;
+  baseRssMB: number;
+  stateRssMB: number;
   peakRssMB: number;
   payloadFile: string;
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const MB = 1024 * 1024;
 
-function runChild(services: number, endpointsPerService: number, payloadFile: string): void {
-  const state = syntheticState(services, endpointsPerService);
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+function runChild(services: number, endpointsPerService: number, payloadFile: string, stream: boolean): void {
+  collectGarbage();
+  const baseRss = process.memoryUsage().rss;
+  let state: ClusterState | undefined = syntheticState(services, endpointsPerService);
+  collectGarbage();
+  const stateRss = process.memoryUsage().rss - baseRss;
   const renderTimes: number[] = [];
   const serializeTimes: number[] = [];
-  let payload = '';
+  let payload: string | undefined;
+  let bytes = 0;
+  let lines = 0;
   for (let r = 0; r < RUNS; r++) {
-    (globalThis as { gc?: () => void }).gc?.();
+    // Drop the previous run's output first: the peak is that of one render + serialise.
+    payload = undefined;
+    collectGarbage();
     const t0 = performance.now();
-    const rs = renderIptables(state, OPTIONS);
+    let rs: IptablesRuleSet | undefined = renderIptables(state, OPTIONS);
     const t1 = performance.now();
-    payload = serializeRuleSet(rs, { includeBuiltinJumps: true });
+    if (stream) {
+      const fd = openSync(payloadFile, 'w');
+      // Chunks are gathered into ~1 MB writes, as a stream with a buffer would do.
+      let pending: string[] = [];
+      let pendingLength = 0;
+      const flush = (): void => {
+        const block = pending.join('');
+        writeSync(fd, block);
+        lines += countLines(block);
+        pending = [];
+        pendingLength = 0;
+      };
+      bytes = 0;
+      lines = 0;
+      try {
+        writeRuleSet(
+          rs,
+          (chunk) => {
+            pending.push(chunk);
+            pendingLength += chunk.length;
+            bytes += chunk.length;
+            if (pendingLength >= 1 << 20) flush();
+          },
+          { includeBuiltinJumps: true },
+        );
+        flush();
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      payload = serializeRuleSet(rs, { includeBuiltinJumps: true });
+    }
     const t2 = performance.now();
+    rs = undefined;
     renderTimes.push(t1 - t0);
     serializeTimes.push(t2 - t1);
   }
-  writeFileSync(payloadFile, payload);
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  state = undefined;
+  if (payload !== undefined) {
+    bytes = Buffer.byteLength(payload);
+    lines = countLines(payload);
+    writeFileSync(payloadFile, payload);
+  }
   const result: ChildResult = {
     services,
     endpoints: endpointsPerService,
     renderMs: median(renderTimes),
     serializeMs: median(serializeTimes),
-    payloadBytes: Buffer.byteLength(payload),
-    lines: payload.split('\n').length - 1,
-    peakRssMB: process.resourceUsage().maxRSS / 1024,
+    payloadBytes: bytes,
+    lines,
+    baseRssMB: baseRss / MB,
+    stateRssMB: stateRss / MB,
+    peakRssMB: peakRss / MB,
     payloadFile,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/**
+ * The child's command: plain node on a bundle of this file when esbuild can make one (the agent
+ * runs compiled JS), else node with tsx.
+ */
+async function childCommand(dir: string, useTsx: boolean): Promise<{ args: string[]; runtime: string }> {
+  const self = fileURLToPath(import.meta.url);
+  const viaTsx = { args: ['--expose-gc', '--import', 'tsx', self], runtime: 'node+tsx' };
+  if (useTsx) return viaTsx;
+  try {
+    // esbuild comes with tsx (not a direct dependency): fall back to tsx when it is missing.
+    const esbuild = (await import('esbuild' as string)) as {
+      build(opts: Record<string, unknown>): Promise<unknown>;
+    };
+    const outfile = join(dir, 'render-bench.mjs');
+    await esbuild.build({
+      entryPoints: [self],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile,
+      logLevel: 'silent',
+    });
+    return { args: ['--expose-gc', outfile], runtime: 'node (bundled)' };
+  } catch (err) {
+    console.log(`esbuild bundle failed (${String(err).slice(0, 120)}); measuring under tsx`);
+    return viaTsx;
+  }
 }
 
 /** Load the payload into a fresh namespace; "-S" after "*nat" keeps iptables-nft-restore linear. */
@@ -159,10 +260,10 @@ function timeRestore(payloadFile: string, tool: string): { ms: number; ok: boole
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    runChild(Number(args[1]), Number(args[2]), args[3] ?? '');
+    runChild(Number(args[1]), Number(args[2]), args[3] ?? '', args[4] === 'stream');
     return;
   }
   const sizesArg = args.indexOf('--sizes');
@@ -171,43 +272,48 @@ function main(): void {
   const tool =
     backendArg >= 0 && args[backendArg + 1] === 'legacy' ? 'iptables-legacy-restore' : 'iptables-restore';
   const restore = !args.includes('--no-restore');
+  const stream = args.includes('--stream');
   const isRoot = process.getuid?.() === 0;
   if (restore && !isRoot) console.log('iptables-restore timing SKIPPED: needs root (network namespaces)');
   const dir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
-  const self = fileURLToPath(import.meta.url);
-  console.log(
-    'services x endpoints | render ms (median of 5) | serialize ms | payload MB | lines | peak RSS MB | restore s',
-  );
   try {
+    const child = await childCommand(dir, args.includes('--tsx'));
+    console.log(
+      `child runtime: ${child.runtime}; serialise: ${stream ? 'chunks written to a file (writeRuleSet)' : 'one string (serializeRuleSet)'}`,
+    );
+    console.log(
+      'services x endpoints | render ms (median of 5) | serialize ms | payload MB | lines | RSS MB: base | state | peak | peak-state | restore s',
+    );
     for (const size of sizes) {
       const [s, e] = size.split('x').map(Number);
       const file = join(dir, `${size}.rules`);
-      const child = spawnSync(
+      const run = spawnSync(
         process.execPath,
-        ['--expose-gc', '--import', 'tsx', self, '--child', String(s), String(e), file],
-        {
-          encoding: 'utf8',
-          maxBuffer: 1 << 20,
-        },
+        [...child.args, '--child', String(s), String(e), file, stream ? 'stream' : 'string'],
+        { encoding: 'utf8', maxBuffer: 1 << 20 },
       );
-      if (child.status !== 0) {
-        console.log(`${size}: child failed: ${child.stderr}`);
+      if (run.status !== 0) {
+        console.log(`${size}: child failed: ${run.stderr}`);
         continue;
       }
-      const r = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
+      const r = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
       let restoreText = 'skipped';
       if (restore && isRoot) {
         const t = timeRestore(r.payloadFile, tool);
         restoreText = t.ok ? (t.ms / 1000).toFixed(2) : `FAILED ${t.detail}`;
       }
+      const mb = (x: number, w: number): string => x.toFixed(0).padStart(w);
       console.log(
-        `${String(s).padStart(6)} x ${String(e).padEnd(4)} | ${r.renderMs.toFixed(0).padStart(8)} | ${r.serializeMs
-          .toFixed(0)
+        `${String(s).padStart(6)} x ${String(e).padEnd(4)} | ${mb(r.renderMs, 8)} | ${mb(r.serializeMs, 6)} | ${(
+          r.payloadBytes / 1e6
+        )
+          .toFixed(1)
           .padStart(
             6,
-          )} | ${(r.payloadBytes / 1e6).toFixed(1).padStart(6)} | ${String(r.lines).padStart(7)} | ${r.peakRssMB
-          .toFixed(0)
-          .padStart(5)} | ${restoreText} (${tool})`,
+          )} | ${String(r.lines).padStart(7)} | ${mb(r.baseRssMB, 4)} | ${mb(r.stateRssMB, 4)} | ${mb(
+          r.peakRssMB,
+          5,
+        )} | ${mb(r.peakRssMB - r.baseRssMB - r.stateRssMB, 5)} | ${restoreText} (${tool})`,
       );
       rmSync(file, { force: true });
     }
@@ -216,4 +322,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

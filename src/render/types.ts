@@ -20,6 +20,15 @@ export interface RenderedChain {
   owner?: string;
   /** Full rule lines as iptables-restore takes them, each starting with "-A <name> ". */
   rules: string[];
+  /**
+   * Optional: the same rules as one restore text, every line ending in "\n" (exactly
+   * `rules.map((r) => r + '\n').join('')`). renderIptables keeps each chain's rules this way (a
+   * non-enumerable property, so JSON output and equality checks see only `rules`) and makes `rules`
+   * from it on first read, its entries pointing into the text: a rule's characters are stored once
+   * and a serializer can write the text whole. Absent on chains built elsewhere. A consumer that
+   * changes `rules` should drop it (serializeRuleSet never trusts a text that disagrees with `rules`).
+   */
+  text?: string;
 }
 
 /** A jump from a built-in chain (PREROUTING, OUTPUT, …) into a portway chain; ensured idempotently. */

@@ -15,5 +15,10 @@ export {
   LARGE_CLUSTER_ENDPOINT_THRESHOLD,
   type IptablesRenderOptions,
 } from './options.js';
-export { serializeRuleSet, type SerializeOptions } from './serialize.js';
+export {
+  serializeRuleSet,
+  serializeRuleSetChunks,
+  writeRuleSet,
+  type SerializeOptions,
+} from './serialize.js';
 export { RenderInputError, commentToken } from './tokens.js';

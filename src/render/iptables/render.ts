@@ -6,16 +6,8 @@ import type { ClusterState, Endpoint, ServicePort } from '../../model/cluster-st
 import { cidrContains, compareIPs, joinHostPort, parseCIDR, type ParsedCIDR } from '../../model/ip.js';
 import type { BuiltinJump, ChainRole, IptablesRuleSet, RenderedChain, TableName } from '../types.js';
 import { joinTokens, type LineToken } from '../line-buffer.js';
-import {
-  chainOwner,
-  endpointChainName,
-  EXTERNAL_CHAIN_PREFIX,
-  FIREWALL_CHAIN_PREFIX,
-  LOCAL_SERVICE_CHAIN_PREFIX,
-  portProtoHash,
-  protocolToken,
-  SERVICE_CHAIN_PREFIX,
-} from '../naming.js';
+import { chainOwner, endpointChainName, perServiceChainNames, protocolToken } from '../naming.js';
+import { ServiceChainRecord, StaticChainRecord } from './chain-record.js';
 import type { IptablesRenderOptions } from './options.js';
 import {
   checkedCIDR,
@@ -39,23 +31,35 @@ export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 const IPV4_LOOPBACK_CIDR = '127.0.0.0/8';
 const IPV6_LOOPBACK_CIDR = '::1/128';
 
-/** One table under construction: chains in declaration order, rules appended per chain. */
+/** A chain whose rule lines are still being written. */
+interface OpenChain {
+  chain: RenderedChain;
+  lines: string[];
+}
+
+/**
+ * One table under construction: chains in declaration order, rule lines collected per chain. A
+ * service's chains are closed (their lines joined into one text) as soon as the next service
+ * begins, so the per-rule strings die young and every rule's characters are kept once — in the
+ * chain text that the serializer writes without copying (see chain-record.ts).
+ */
 class TableBuilder {
   private readonly chains: RenderedChain[] = [];
-  private readonly staticChains = new Map<string, RenderedChain>();
+  private readonly staticChains = new Map<string, OpenChain>();
   /** Chains of the service port being rendered (cleared per service: keeps lookups small). */
-  private readonly serviceChains = new Map<string, RenderedChain>();
+  private readonly serviceChains = new Map<string, OpenChain>();
 
   constructor(readonly name: TableName) {}
 
   declare(name: string, role: ChainRole, owner?: string): void {
-    const chain: RenderedChain =
-      owner === undefined ? { name, role, rules: [] } : { name, role, owner, rules: [] };
+    const chain =
+      owner === undefined ? new StaticChainRecord(name, role) : new ServiceChainRecord(name, role, owner);
     this.chains.push(chain);
-    (role === 'static' ? this.staticChains : this.serviceChains).set(name, chain);
+    (role === 'static' ? this.staticChains : this.serviceChains).set(name, { chain, lines: [] });
   }
 
   beginService(): void {
+    for (const open of this.serviceChains.values()) closeChain(open);
     this.serviceChains.clear();
   }
 
@@ -66,12 +70,36 @@ class TableBuilder {
     // Collected and joined once: a flat string, not a chain of concatenations (GC-heavy at 400k lines).
     const parts = ['-A', chain];
     for (const t of tokens) collectToken(parts, t);
-    target.rules.push(parts.join(' '));
+    target.lines.push(parts.join(' '));
   }
 
   build(): { name: TableName; chains: RenderedChain[] } {
+    this.beginService();
+    for (const open of this.staticChains.values()) closeChain(open);
+    this.staticChains.clear();
     return { name: this.name, chains: this.chains };
   }
+}
+
+/** Store a chain's lines once, as one flat text (`rules` is made from it when first read). */
+function closeChain(open: OpenChain): void {
+  const { chain, lines } = open;
+  if (lines.length > 0) {
+    lines.push(''); // so that join ends the last line with "\n" too
+    const text = lines.join('\n');
+    // Tokens are checked to hold no newline; a mismatch here would mean a rule split in two.
+    if (countNewlines(text) !== lines.length - 1) {
+      throw new Error(`internal: a rule of chain ${chain.name} contains a newline`);
+    }
+    chain.text = text;
+  }
+  open.lines = [];
+}
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 function collectToken(parts: string[], token: LineToken): void {
@@ -192,10 +220,15 @@ function typeIsExternallyAccessible(sp: ServicePort): boolean {
   );
 }
 
+/** The Service's cluster IP of the family (kube-proxy's per-family proxier ignores Services without one). */
+function familyClusterIP(sp: ServicePort, family: IptablesRenderOptions['family']): string | undefined {
+  return sp.clusterIPs.find((ip) => (family === 'IPv4') === !ip.includes(':'));
+}
+
 function familyView(sp: ServicePort, opts: IptablesRenderOptions): FamilyServicePort | null {
   const { family } = opts;
   const object = `servicePort ${sp.id}/${protocolToken(sp.protocol)}`;
-  const clusterIP = sp.clusterIPs.find((ip) => (family === 'IPv4') === !ip.includes(':'));
+  const clusterIP = familyClusterIP(sp, family);
   // kube-proxy's per-family proxier ignores a Service without a cluster IP of its family.
   if (clusterIP === undefined) return null;
   checkedIP(clusterIP, family, object, 'clusterIPs');
@@ -414,20 +447,21 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
     );
   }
 
-  const services: FamilyServicePort[] = [];
+  // Counted first (large-cluster mode depends on the total); each service's view is then built just
+  // before its rules and dropped after, instead of holding views of every service at once.
   let totalEndpoints = 0;
   for (const sp of state.servicePorts) {
-    const view = familyView(sp, opts);
-    if (view === null) continue;
-    services.push(view);
-    totalEndpoints += view.endpoints.length;
+    if (familyClusterIP(sp, family) === undefined) continue;
+    for (const ep of sp.endpoints) if (ep.family === family) totalEndpoints++;
   }
   const largeClusterMode = totalEndpoints > opts.largeClusterEndpointThreshold;
   const probabilities = new ProbabilityCache();
   // Dropping per-endpoint comments in big clusters saves a third of the payload (kube-proxy does too).
   const serviceComment = (text: string): string => (largeClusterMode ? '' : commentMatch(text));
 
-  for (const svc of services) {
+  for (const servicePort of state.servicePorts) {
+    const svc = familyView(servicePort, opts);
+    if (svc === null) continue;
     const { sp, protocol, owner, port } = svc;
     const name = sp.id;
     const protoMatch = `-m ${protocol} -p ${protocol}`;
@@ -445,10 +479,10 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
     } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints);
 
     // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
-    const hash = portProtoHash(name, sp.protocol);
-    const clusterPolicyChain = SERVICE_CHAIN_PREFIX + hash;
+    const chainNames = perServiceChainNames(name, sp.protocol);
+    const clusterPolicyChain = chainNames.service;
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
-    const localPolicyChain = LOCAL_SERVICE_CHAIN_PREFIX + hash;
+    const localPolicyChain = chainNames.localService;
     const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints;
 
     let internalTrafficChain = clusterPolicyChain;
@@ -463,12 +497,12 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
       externalPolicyChain = localPolicyChain;
       if (localEndpoints.length === 0) hasExternalEndpoints = false;
     }
-    const externalTrafficChain = EXTERNAL_CHAIN_PREFIX + hash;
+    const externalTrafficChain = chainNames.external;
     // Based on hasEndpoints (not hasExternalEndpoints): the short-circuit rules for traffic from
     // inside the cluster are needed even when no endpoint takes external traffic.
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
 
-    const fwChain = FIREWALL_CHAIN_PREFIX + hash;
+    const fwChain = chainNames.firewall;
     const usesFWChain =
       hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
     const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;

@@ -5,6 +5,7 @@ import {
   firewallChainName,
   isServiceChainName,
   localServiceChainName,
+  perServiceChainNames,
   portProtoHash,
   serviceChainName,
 } from '../../../src/render/naming.js';
@@ -60,5 +61,47 @@ describe('kube-proxy chain names', () => {
     expect(isServiceChainName('KUBE-SEP-SXIVWICOYRO3J4NJ')).toBe(true);
     expect(isServiceChainName('KUBE-SERVICES')).toBe(false);
     expect(isServiceChainName('KUBE-SVL-XPGD46QRK7WJZT7O')).toBe(true);
+  });
+});
+
+describe('perServiceChainNames', () => {
+  test('one hash, the same four names as the single-name functions', () => {
+    const names = perServiceChainNames('ns1/svc1:p80', 'TCP');
+    expect(names).toEqual({
+      hash: 'XPGD46QRK7WJZT7O',
+      service: 'KUBE-SVC-XPGD46QRK7WJZT7O',
+      localService: 'KUBE-SVL-XPGD46QRK7WJZT7O',
+      external: 'KUBE-EXT-XPGD46QRK7WJZT7O',
+      firewall: 'KUBE-FW-XPGD46QRK7WJZT7O',
+    });
+    for (const [sp, proto] of [
+      ['ns5/svc5:p80', 'TCP'],
+      ['default/nginx', 'UDP'],
+      ['a-very-long-namespace-name/a-very-long-service-name:https', 'SCTP'],
+    ] as const) {
+      const n = perServiceChainNames(sp, proto);
+      expect(n.service).toBe(serviceChainName(sp, proto));
+      expect(n.localService).toBe(localServiceChainName(sp, proto));
+      expect(n.external).toBe(externalChainName(sp, proto));
+      expect(n.firewall).toBe(firewallChainName(sp, proto));
+      expect(n.hash).toBe(portProtoHash(sp, proto));
+    }
+  });
+
+  test('names built one after another do not share state (scratch buffer reuse)', () => {
+    const a = endpointChainName('ns1/svc1:p80', 'TCP', '10.180.0.1:80');
+    const b = serviceChainName('ns3/svc3:p80', 'TCP');
+    const c = endpointChainName('ns1/svc1:p80', 'TCP', '10.180.0.1:80');
+    expect([a, b, c]).toEqual([
+      'KUBE-SEP-SXIVWICOYRO3J4NJ',
+      'KUBE-SVC-X27LE4BHSL4DOUIK',
+      'KUBE-SEP-SXIVWICOYRO3J4NJ',
+    ]);
+  });
+
+  test('non-ASCII service port names hash their UTF-8 bytes (as Go does)', () => {
+    // Computed independently: python3 -c "import hashlib,base64;
+    //   print(base64.b32encode(hashlib.sha256('ns/svc-é:p'.encode()+b'tcp').digest())[:16])"
+    expect(portProtoHash('ns/svc-é:p', 'TCP')).toBe('QVYXJBSN3PXAOJUS');
   });
 });
