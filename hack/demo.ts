@@ -11,6 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { withAllocatedAddresses } from '../src/cli/commands/dry-run.js';
+import { parseConfig } from '../src/config/config.js';
 import { loadClusterState, type ClusterState } from '../src/model/index.js';
 import { Topology, type NodeInfo, type PodInfo } from '../test/e2e/harness/topology.js';
 import { AgentProcess, RULES_APPLIED, TrafficClient } from '../test/e2e/traffic/traffic-env.js';
@@ -188,7 +190,8 @@ async function main(): Promise<number> {
     const podClientOn = lastNode.pods[0];
     const clusterIP = state.servicePorts.find((sp) => sp.type === 'ClusterIP' && sp.protocol === 'TCP');
     const nodePort = state.servicePorts.find((sp) => sp.type === 'NodePort');
-    const lb = state.servicePorts.find(
+    // The agents allocate LoadBalancer addresses from examples/manifests/pool.yaml; so does this.
+    const lb = withAllocatedAddresses(state, parseConfig(baseConfig)).servicePorts.find(
       (sp) => sp.type === 'LoadBalancer' && sp.loadBalancerIngress.length > 0,
     );
     if (clusterIP && podClientOn) {
@@ -224,17 +227,40 @@ async function main(): Promise<number> {
         );
     }
     if (lb) {
+      // Layer2: the client treats the VIP as on its LAN and asks by ARP; the one node portway elected
+      // answers with its own MAC (no route to a node, no address on any interface).
       const vip = lb.loadBalancerIngress[0]!.ip;
-      const owner = demoNodes[0]!;
-      // What the layer2 announcement (or a router) does for the client: send the VIP to a node.
-      await topo.addRoute(topo.client.netns, `${vip}/32`, owner.address);
-      failures += await show(
-        `LoadBalancer ${lb.id} ${vip}:${lb.port} (routed to ${owner.name}), from the client`,
-        client,
-        'tcp',
-        vip,
-        lb.port,
-      );
+      await execa('ip', ['-n', topo.client.netns, 'route', 'add', `${vip}/32`, 'dev', topo.client.ifname]);
+      const macs = new Map<string, string>();
+      for (const n of demoNodes) macs.set(await linkMac(n.harness.netns, n.harness.ifname), n.name);
+      failures += await show(`LoadBalancer ${lb.id} ${vip}:${lb.port}, from the client (ARP)`, client, 'tcp', vip, lb.port);
+      const ownerMac = await neighbourMac(topo.client.netns, vip);
+      const ownerName = macs.get(ownerMac ?? '') ?? 'nobody';
+      say(`  ${vip} is at ${ownerMac ?? '?'}: node ${ownerName} answers ARP for it (portway layer2 announcement)`);
+      const ownerAgent = agents.find((a) => a.node === demoNodes.find((n) => n.name === ownerName)?.harness);
+      if (ownerAgent && demoNodes.length > 1) {
+        say(`  killing the portway agent on ${ownerName} (SIGKILL) …`);
+        const killedAt = Date.now();
+        ownerAgent.child.kill('SIGKILL');
+        let moved: string | null = null;
+        while (Date.now() - killedAt < 15_000) {
+          await execa('ip', ['netns', 'exec', topo.client.netns, 'arping', '-c', '1', '-w', '1', '-I', topo.client.ifname, vip], {
+            reject: false,
+          });
+          const mac = await neighbourMac(topo.client.netns, vip);
+          if (mac && mac !== ownerMac) {
+            moved = mac;
+            break;
+          }
+        }
+        if (moved) {
+          say(`  ${vip} moved to ${macs.get(moved) ?? moved} ${Date.now() - killedAt} ms after the kill`);
+          failures += await show(`LoadBalancer ${lb.id} ${vip}:${lb.port} after failover, from the client`, client, 'tcp', vip, lb.port);
+        } else {
+          say(`  ${vip} did not move within 15 s`);
+          failures += 1;
+        }
+      }
     }
     say(
       failures === 0
@@ -249,6 +275,17 @@ async function main(): Promise<number> {
   } finally {
     if (!interrupted) await teardown();
   }
+}
+
+async function linkMac(netns: string, ifname: string): Promise<string> {
+  const r = await execa('ip', ['-n', netns, '-j', 'link', 'show', ifname]);
+  return ((JSON.parse(r.stdout) as Array<{ address: string }>)[0]?.address ?? '').toLowerCase();
+}
+
+async function neighbourMac(netns: string, ip: string): Promise<string | null> {
+  const r = await execa('ip', ['-n', netns, '-j', 'neigh', 'show', ip], { reject: false });
+  const entries = JSON.parse(r.stdout || '[]') as Array<{ lladdr?: string; state?: string[] }>;
+  return entries.find((e) => e.lladdr && !e.state?.includes('FAILED'))?.lladdr?.toLowerCase() ?? null;
 }
 
 async function netnsId(netns: string): Promise<string | null> {
