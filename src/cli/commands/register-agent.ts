@@ -1,12 +1,24 @@
 // Commander wiring of the agent commands: `portway run` and `portway cleanup`.
 import type { Command } from 'commander';
 import { destination, pino } from 'pino';
+import { parseBindAddress } from '../../observe/http-server.js';
 import type { Logger } from '../../observe/logger.js';
 import { CliExit } from '../exit.js';
 import { cleanup } from './cleanup.js';
 import { runAgent } from './run.js';
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+interface RunFlags {
+  kubeconfig?: string;
+  master?: string;
+  manifests?: string;
+  config?: string;
+  metricsBindAddress?: string;
+  healthzBindAddress?: string;
+  once: boolean;
+  logLevel: string;
+}
 
 /** A pino logger writing JSON lines to stderr (stdout stays free for command output). */
 export function createAgentLogger(level: string): Logger {
@@ -19,16 +31,47 @@ export function createAgentLogger(level: string): Logger {
 export function registerAgentCommands(program: Command): void {
   program
     .command('run')
-    .description('program this network namespace from a directory of manifests (watched), like kube-proxy')
-    .requiredOption('--manifests <dir>', 'directory of Service/EndpointSlice/Node manifests (YAML or JSON)')
+    .description(
+      'program this network namespace like kube-proxy, from the API (--kubeconfig/--master, or in-cluster) ' +
+        'or from a watched directory of manifests (--manifests)',
+    )
+    .option('--kubeconfig <file>', 'kubeconfig of the API server to watch (cluster mode)')
+    .option('--master <url>', 'API server URL (overrides the kubeconfig’s server; alone: no credentials)')
+    .option('--manifests <dir>', 'directory of Service/EndpointSlice/Node manifests, YAML or JSON (manifest mode)')
     .option('--config <file>', 'agent configuration (YAML or JSON)')
+    .option('--metrics-bind-address <host:port>', 'serve /metrics here (overrides metricsBindAddress)')
+    .option('--healthz-bind-address <host:port>', 'serve /healthz, /livez, /readyz here (overrides healthzBindAddress)')
     .option('--once', 'sync once and exit (0 on success, 1 on failure)', false)
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: { manifests: string; config?: string; once: boolean; logLevel: string }) => {
+    .addHelpText(
+      'after',
+      '\nExactly one source: --manifests, or --kubeconfig and/or --master. With none of them, inside a pod\n' +
+        '(KUBERNETES_SERVICE_HOST set, service-account token mounted) the in-cluster config is used.\n' +
+        'Node name: nodeName in the config, else $NODE_NAME, else the host name.',
+    )
+    .action(async (opts: RunFlags) => {
+      for (const [flag, value] of [
+        ['--metrics-bind-address', opts.metricsBindAddress],
+        ['--healthz-bind-address', opts.healthzBindAddress],
+      ] as const) {
+        if (value === undefined) continue;
+        try {
+          parseBindAddress(value, flag);
+        } catch (e) {
+          throw new CliExit(2, (e as Error).message);
+        }
+      }
+      if (opts.manifests !== undefined && (opts.kubeconfig !== undefined || opts.master !== undefined)) {
+        throw new CliExit(2, '--manifests cannot be combined with --kubeconfig/--master: give exactly one source');
+      }
       const logger = createAgentLogger(opts.logLevel);
       const code = await runAgent({
-        manifests: opts.manifests,
+        ...(opts.manifests !== undefined ? { manifests: opts.manifests } : {}),
+        ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+        ...(opts.master !== undefined ? { master: opts.master } : {}),
         ...(opts.config !== undefined ? { configPath: opts.config } : {}),
+        ...(opts.metricsBindAddress !== undefined ? { metricsBindAddress: opts.metricsBindAddress } : {}),
+        ...(opts.healthzBindAddress !== undefined ? { healthzBindAddress: opts.healthzBindAddress } : {}),
         once: opts.once,
         logger,
       });

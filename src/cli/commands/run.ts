@@ -1,8 +1,11 @@
-// `portway run`: the node agent with a directory of manifests as its source. It programs the network
-// namespace it runs in (so `ip netns exec NS portway run …` just works): watches the directory,
-// re-syncs on change (coalesced by the BoundedFrequencyRunner), resyncs fully every syncPeriod, and
-// on SIGTERM/SIGINT stops cleanly, leaving the rules in place (traffic keeps flowing while the agent
-// restarts; `portway cleanup` removes them).
+// `portway run`: the node agent. Its source is either the API (--kubeconfig/--master, or the in-cluster
+// service account) or a directory of manifests (--manifests, watched); exactly one. It programs the
+// network namespace it runs in (so `ip netns exec NS portway run …` just works): waits for the
+// initial list of every informer (or the first read of the directory), re-syncs on change (coalesced
+// by the BoundedFrequencyRunner), resyncs fully every syncPeriod, serves metrics, /healthz and the
+// health-check node ports, and on SIGTERM/SIGINT stops watches and servers cleanly, leaving the rules
+// in place (traffic keeps flowing while the agent restarts; `portway cleanup` removes them). While
+// the API is unreachable the last good rules stay and portway_api_connected says 0.
 import { readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -12,21 +15,45 @@ import { createDataplane, type Dataplane } from '../../dataplane/index.js';
 import type { InterfaceAddress, IpLinks } from '../../dataplane/interfaces.js';
 import { RealIpLinks } from '../../dataplane/ip.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
-import { ipFamilyOf } from '../../model/ip.js';
+import { cidrContains, ipFamilyOf } from '../../model/ip.js';
 import { LoadBalancerAgent } from '../../lb/lb-agent.js'; // LoadBalancer addresses + layer2 hook
 import type { Logger } from '../../observe/logger.js';
+import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
+import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
+import { ServiceHealthServer } from '../../observe/service-health.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
-import { ManifestDirectorySource } from '../../sources/manifests/directory-source.js';
+import { createApiSource, type ApiSource, type CreateApiSourceOptions } from '../../sources/api/index.js';
+import { apiServerUrl, loadKubeConfig } from '../../sources/api/kube-config.js';
+import {
+  ApiAgentSource,
+  chooseSource,
+  ManifestAgentSource,
+  SERVICE_ACCOUNT_ROOT,
+  type AgentSource,
+} from '../../sync/agent-source.js';
+import { AgentTelemetry } from '../../sync/agent-telemetry.js';
 import { BoundedFrequencyRunner } from '../../sync/bounded-frequency-runner.js';
 import { SystemClock, type Clock } from '../../sync/clock.js';
-import { IptablesSyncer, SyncFailedError, type FamilyDataplane } from '../../sync/iptables-syncer.js';
+import {
+  IptablesSyncer,
+  SyncFailedError,
+  type FamilyDataplane,
+  type SyncResult,
+} from '../../sync/iptables-syncer.js';
 import { FileCreatedChainsJournal, FileSysctlJournal } from '../../sync/sysctls.js';
 
 export const DEFAULT_STATE_DIR = '/run/portway';
 
 export interface RunAgentOptions {
-  /** Directory of manifests (Services, EndpointSlices, …). */
-  manifests: string;
+  /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
+  manifests?: string;
+  /** kubeconfig file (--kubeconfig): cluster mode. */
+  kubeconfig?: string;
+  /** API server URL (--master), alone or overriding the kubeconfig's server: cluster mode. */
+  master?: string;
+  /** --metrics-bind-address / --healthz-bind-address: override the configuration's. */
+  metricsBindAddress?: string;
+  healthzBindAddress?: string;
   configPath?: string;
   /** Sync once and return: 0 on success, 1 on failure. */
   once: boolean;
@@ -42,8 +69,18 @@ export interface RunAgentOptions {
   ipLinks?: IpLinks;
   createDataplane?: (families: IPFamily[]) => Promise<Dataplane>;
   hostname?: string;
+  /** Environment (NODE_NAME, KUBERNETES_SERVICE_HOST/PORT); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Service-account mount for in-cluster config (default /var/run/secrets/kubernetes.io/serviceaccount). */
+  serviceAccountRoot?: string;
+  /** Builds the API source (tests: shorter backoff). Default createApiSource. */
+  createApiSource?: (opts: CreateApiSourceOptions) => ApiSource;
+  /** Wall clock (ms since the epoch) for health and metrics timestamps; default Date.now. */
+  wallClock?: () => number;
   /** Called after every sync attempt (tests, metrics). */
   onSync?: (ok: boolean) => void;
+  /** Called once the metrics and health servers listen (tests read the bound ports). */
+  onServing?: (servers: { metricsPort: number; healthzPort: number }) => void;
 }
 
 /**
@@ -84,19 +121,57 @@ interface AgentSetup {
   nodeIPs: string[];
   families: IPFamily[];
   syncer: IptablesSyncer;
-  source: ManifestDirectorySource;
+  source: AgentSource;
   clock: Clock;
+  metrics: ProxyMetrics;
+  health: ProxyHealth;
+  serviceHealth: ServiceHealthServer;
+  telemetry: AgentTelemetry;
+  /** Where /metrics and /healthz listen (config, overridden by the flags). */
+  metricsBindAddress: string;
+  healthzBindAddress: string;
   /** LoadBalancer allocation + layer2 (src/lb/lb-agent.ts): every state goes through lb.process(). */
   lb: LoadBalancerAgent;
 }
 
-async function setUp(opts: RunAgentOptions, onChange: (s: ClusterState) => void): Promise<AgentSetup> {
+/** This node's name: the configuration's, else $NODE_NAME (the downward API's usual spelling), else the host name. */
+export function chooseNodeName(configured: string, env: NodeJS.ProcessEnv, host: string): string {
+  return configured || env.NODE_NAME?.trim() || host;
+}
+
+/**
+ * Addresses the health-check node ports listen on: kube-proxy's nodePortAddresses applied to the node's
+ * addresses ([] = every address).
+ */
+export function healthCheckListenAddresses(nodePortAddresses: readonly string[], nodeIPs: readonly string[]): string[] {
+  if (nodePortAddresses.length === 0) return [];
+  if (nodePortAddresses.includes('primary')) {
+    return (['IPv4', 'IPv6'] as const).flatMap((f) => nodeIPs.find((ip) => ipFamilyOf(ip) === f) ?? []);
+  }
+  // CIDRs matching none of this node's addresses give [] = every address: the health check still
+  // answers (503 without local endpoints), which is what a load balancer probing this node needs.
+  return nodeIPs.filter((ip) => nodePortAddresses.some((cidr) => cidrContains(cidr, ip)));
+}
+
+async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const log = opts.logger;
+  const env = opts.env ?? process.env;
+  const saRoot = opts.serviceAccountRoot ?? SERVICE_ACCOUNT_ROOT;
+  // The source first: a usage error (two sources, none) is reported before anything is touched.
+  const choice = chooseSource(
+    {
+      ...(opts.manifests !== undefined ? { manifests: opts.manifests } : {}),
+      ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+      ...(opts.master !== undefined ? { master: opts.master } : {}),
+    },
+    env,
+    saRoot,
+  );
   const config = await loadConfigFile(opts.configPath);
   if (config.mode !== 'iptables') {
     throw new Error(`config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`);
   }
-  const nodeName = config.nodeName || opts.hostname || hostname();
+  const nodeName = chooseNodeName(config.nodeName, env, opts.hostname ?? hostname());
   let nodeIPs = [...config.nodeIPs];
   if (nodeIPs.length === 0) {
     const links = opts.ipLinks ?? new RealIpLinks();
@@ -133,25 +208,77 @@ async function setUp(opts: RunAgentOptions, onChange: (s: ClusterState) => void)
     ...(opts.ipLinks ? { listAddresses: () => (opts.ipLinks as IpLinks).listAddresses() } : {}),
   });
   // ── end LoadBalancer hook ──
-  const source = new ManifestDirectorySource({
-    dir: opts.manifests,
+  let source: AgentSource;
+  if (choice.kind === 'manifests') {
+    source = new ManifestAgentSource({ dir: choice.dir, logger: log, clock });
+  } else {
+    const connection = {
+      ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
+      ...(choice.master !== undefined ? { master: choice.master } : {}),
+      env,
+      serviceAccountRoot: saRoot,
+    };
+    // Loaded here too so that a bad kubeconfig is a start-up error naming the flag, and the
+    // start-up line can name the server (credentials stripped).
+    const server = apiServerUrl(loadKubeConfig(connection));
+    const api = (opts.createApiSource ?? createApiSource)({ ...connection, logger: log });
+    source = new ApiAgentSource(api, choice, server);
+  }
+  const wallClock = opts.wallClock ?? Date.now;
+  const metrics = new ProxyMetrics();
+  if (source.apiView) metrics.bindApiSource(source.apiView);
+  const health = new ProxyHealth({ healthTimeoutMs: healthTimeoutFor(config.iptables.syncPeriod), metrics, now: wallClock });
+  const serviceHealth = new ServiceHealthServer({
+    nodeName,
+    listenAddresses: healthCheckListenAddresses(config.nodePortAddresses, nodeIPs),
+    proxyHealth: health,
     logger: log,
-    clock,
-    onChange: (snap) => onChange(snap.state),
+    metrics,
   });
+  const telemetry = new AgentTelemetry({
+    families: [...families],
+    nodeName,
+    metrics,
+    health,
+    serviceHealth,
+    logger: log,
+    now: wallClock,
+    startedAtMs: wallClock(),
+  });
+  const metricsBindAddress = opts.metricsBindAddress ?? config.metricsBindAddress;
+  const healthzBindAddress = opts.healthzBindAddress ?? config.healthzBindAddress;
   log.info(
     {
+      mode: source.kind === 'api' ? 'cluster' : 'manifests',
+      proxyMode: config.mode,
       nodeName,
       nodeIPs,
       families,
       backend: familyDataplanes[0]?.iptables.backend,
-      manifests: opts.manifests,
+      ...source.description,
+      metricsBindAddress,
+      healthzBindAddress,
       minSyncPeriodMs: config.iptables.minSyncPeriod,
       syncPeriodMs: config.iptables.syncPeriod,
     },
     'portway agent starting',
   );
-  return { config, nodeName, nodeIPs, families: [...families], syncer, source, clock, lb };
+  return {
+    config,
+    nodeName,
+    nodeIPs,
+    families: [...families],
+    syncer,
+    source,
+    clock,
+    lb,
+    metrics,
+    health,
+    serviceHealth,
+    telemetry,
+    metricsBindAddress,
+    healthzBindAddress,
+  };
 }
 
 /** Run the agent; resolves with the process exit code. */
@@ -160,26 +287,62 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   let runner: BoundedFrequencyRunner | null = null;
   let setup: AgentSetup;
   try {
-    setup = await setUp(opts, (state) => {
-      setup.syncer.setState(setup.lb.process(state));
-      runner?.request();
-    });
+    setup = await setUp(opts);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'portway agent cannot start');
     return 2;
   }
-  const { syncer, source, config, clock, lb } = setup;
+  const { syncer, source, config, clock, lb, telemetry } = setup;
+  /** The state handed to the syncer last (what the next sync renders). */
+  let latest: ClusterState | null = null;
+  const accept = (state: ClusterState): void => {
+    latest = lb.process(state); // LoadBalancer hook: allocation applied before rendering
+    syncer.setState(latest);
+  };
+  source.onChange((state) => {
+    accept(state);
+    telemetry.changeQueued(source);
+    runner?.request();
+  });
+
+  /** One sync with its metrics and health bookkeeping; throws as syncer.sync does. */
+  const syncAndRecord = async (full: boolean): Promise<SyncResult> => {
+    const state = latest;
+    const ticket = telemetry.syncStarted(syncer.stats.restoreFailures);
+    let result: SyncResult;
+    let failure: unknown;
+    try {
+      result = await syncer.sync({ full });
+    } catch (err) {
+      failure = err;
+      result = err instanceof SyncFailedError ? err.result : { ok: false, durationMs: 0, families: [], sysctlsChanged: [] };
+    }
+    if (state) {
+      await telemetry.syncFinished(ticket, {
+        result,
+        full: full || result.families.some((f) => f.full),
+        restoreFailures: syncer.stats.restoreFailures,
+        lastApplied: (family) => syncer.lastApplied(family),
+        state,
+      });
+    }
+    opts.onSync?.(failure === undefined);
+    if (failure !== undefined) throw failure;
+    return result;
+  };
 
   if (opts.once) {
-    const snap = await source.load();
-    syncer.setState(lb.process(snap.state));
     try {
-      const result = await syncer.sync({ full: true });
-      opts.onSync?.(true);
+      accept(await source.loadOnce());
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot read the cluster state');
+      return 2;
+    }
+    try {
+      const result = await syncAndRecord(true);
       log.info({ durationMs: result.durationMs, sysctlsChanged: result.sysctlsChanged }, 'synced once');
       return 0;
     } catch (err) {
-      opts.onSync?.(false);
       log.error({ err: (err as Error).message }, 'sync failed');
       return 1;
     }
@@ -193,13 +356,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
     retryMaxIntervalMs: Math.max(config.iptables.minSyncPeriod, Math.min(config.iptables.syncPeriod || 30_000, 30_000)),
     // The periodic run and every retry are full: they repair drift and recover from failures.
     run: async (trigger) => {
-      try {
-        await syncer.sync({ full: trigger !== 'requested' });
-        opts.onSync?.(true);
-      } catch (err) {
-        opts.onSync?.(false);
-        throw err;
-      }
+      await syncAndRecord(trigger !== 'requested');
     },
     onFailure: (err, retryInMs, failures) => {
       const reason = err instanceof SyncFailedError ? err.message : (err as Error).message;
@@ -221,20 +378,55 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
       else opts.signal.addEventListener('abort', () => resolve('abort'), { once: true });
     }
   });
-
-  const first = await source.start();
-  syncer.setState(lb.process(first.state));
-  runner.start();
-  await lb.start(); // LoadBalancer hook: strictARP + layer2
-  runner.request();
   // Keep the event loop alive while the agent runs (the clock's timers are unref'd).
   const keepAlive = setInterval(() => undefined, 1 << 30);
-  const why = await stopped;
+
+  // Servers first: /healthz and /metrics answer (not ready, not synced) while the initial list runs.
+  const metricsServer = new MetricsServer(setup.metrics, { bindAddress: setup.metricsBindAddress, proxyMode: config.mode });
+  const healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
+  for (const [what, server, address] of [
+    ['metrics', metricsServer, setup.metricsBindAddress],
+    ['healthz', healthServer, setup.healthzBindAddress],
+  ] as const) {
+    try {
+      await server.start();
+    } catch (err) {
+      // Not fatal: the rules matter more than the endpoints that report on them.
+      log.error({ err: (err as Error).message, bindAddress: address }, `cannot serve ${what}; continuing without it`);
+    }
+  }
+  opts.onServing?.({ metricsPort: metricsServer.port, healthzPort: healthServer.port });
+  await setup.serviceHealth.start();
+
+  let exitCode = 0;
+  let why: string;
+  const starting = source.start().then(
+    (state) => ({ state }),
+    (err: unknown) => ({ error: err as Error }),
+  );
+  const first = await Promise.race([starting, stopped.then((signal) => ({ signal }))]);
+  if ('signal' in first) {
+    why = first.signal;
+  } else if ('error' in first) {
+    log.error({ err: first.error.message }, 'cannot read the cluster state');
+    why = 'source failed';
+    exitCode = 2;
+  } else {
+    accept(first.state);
+    telemetry.changeQueued(source);
+    log.info({ services: first.state.services.length, servicePorts: first.state.servicePorts.length }, 'initial state read; syncing');
+    runner.start();
+    await lb.start(); // LoadBalancer hook: strictARP + layer2
+    runner.request();
+    why = await stopped;
+  }
   clearInterval(keepAlive);
   for (const [sig, h] of handlers) process.off(sig, h);
   log.info({ signal: why }, 'stopping; rules stay in place');
   await source.stop();
+  await starting;
   await runner.stop();
   await lb.stop(); // LoadBalancer hook
-  return 0;
+  await Promise.all([setup.serviceHealth.stop(), metricsServer.stop(), healthServer.stop()]);
+  return exitCode;
 }

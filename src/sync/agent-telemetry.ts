@@ -1,0 +1,254 @@
+// What `portway run` reports about its syncs, in both modes: kube-proxy's metrics (queued/last-sync
+// timestamps, durations, restore failures, rule counts, change counts, network programming latency,
+// services without local endpoints), proxy health (a queued change not applied within healthTimeout
+// makes /healthz 503), the health-check node ports, and this node's Node object for /healthz.
+// The agent calls changeQueued() for every new state and syncStarted()/syncFinished() around each
+// sync; everything here is bookkeeping over injected clocks.
+import type { ClusterState, Endpoint, IPFamily } from '../model/cluster-state.js';
+import type { ProxyHealth } from '../observe/health.js';
+import type { Logger } from '../observe/logger.js';
+import type { ProxyMetrics } from '../observe/metrics.js';
+import type { IptablesRuleSet, RenderedChain } from '../render/types.js';
+import { ObjectChangeTracker, type RawObject } from './agent-change-tracker.js';
+import type { AgentSource } from './agent-source.js';
+import type { SyncResult } from './iptables-syncer.js';
+
+/** Services whose Local traffic policy leaves this node without usable endpoints (kube-proxy's gauge). */
+export function countNoLocalEndpoints(
+  state: ClusterState,
+  nodeName: string,
+): { internal: number; external: number } {
+  let internal = 0;
+  let external = 0;
+  for (const sp of state.servicePorts) {
+    const usable = usableEndpoints(sp.endpoints);
+    if (usable.length === 0) continue; // no endpoints at all: REJECT, not "no local endpoints"
+    const hasLocal = usable.some((ep) => ep.nodeName === nodeName && nodeName !== '');
+    if (hasLocal) continue;
+    if (sp.internalTrafficPolicy === 'Local') internal++;
+    const externallyAccessible =
+      sp.nodePort !== 0 ||
+      sp.externalIPs.length > 0 ||
+      sp.loadBalancerIngress.some((i) => i.ipMode === 'VIP');
+    if (sp.externalTrafficPolicy === 'Local' && externallyAccessible) external++;
+  }
+  return { internal, external };
+}
+
+/** Ready endpoints, else the serving-terminating ones (kube-proxy's fallback). */
+function usableEndpoints(endpoints: readonly Endpoint[]): readonly Endpoint[] {
+  const ready = endpoints.filter((ep) => ep.ready);
+  return ready.length > 0 ? ready : endpoints.filter((ep) => ep.serving && ep.terminating);
+}
+
+/** Rules in a chain, without materialising `rules` when the renderer kept the text (large rule sets). */
+function rulesIn(chain: RenderedChain): number {
+  if (chain.text === undefined) return chain.rules.length;
+  let n = 0;
+  for (let i = chain.text.indexOf('\n'); i !== -1; i = chain.text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+type ChainRef = { table: string; chain: string };
+
+/**
+ * Rules owned per table (kubeproxy_sync_proxy_rules_iptables_total) and written by the last sync
+ * (…_iptables_last). Counted in full after a full sync; after a partial one only the chains it wrote
+ * or removed are recounted (the others are unchanged by definition), so a sync at 10k Services does
+ * not pay for counting 100k+ rules.
+ */
+export class RuleCounter {
+  private readonly perChain = new Map<string, Map<string, number>>();
+  private readonly totals = new Map<string, number>();
+
+  update(
+    ruleSet: IptablesRuleSet,
+    plan: {
+      changedChains: readonly ChainRef[];
+      deletedChains: readonly ChainRef[];
+      flushedChains: readonly ChainRef[];
+    },
+    full: boolean,
+  ): Array<{ table: string; total: number; written: number }> {
+    const written = new Map<string, Set<string>>();
+    for (const c of plan.changedChains) {
+      const set = written.get(c.table) ?? new Set<string>();
+      set.add(c.chain);
+      written.set(c.table, set);
+    }
+    const out: Array<{ table: string; total: number; written: number }> = [];
+    for (const t of ruleSet.tables) {
+      let counts = this.perChain.get(t.name);
+      const names = written.get(t.name);
+      let writtenRules = 0;
+      if (full || counts === undefined) {
+        counts = new Map();
+        let total = 0;
+        for (const c of t.chains) {
+          const n = rulesIn(c);
+          counts.set(c.name, n);
+          total += n;
+          if (names?.has(c.name)) writtenRules += n;
+        }
+        this.perChain.set(t.name, counts);
+        this.totals.set(t.name, total);
+      } else {
+        let total = this.totals.get(t.name) ?? 0;
+        for (const d of plan.deletedChains) {
+          if (d.table !== t.name) continue;
+          total -= counts.get(d.chain) ?? 0;
+          counts.delete(d.chain);
+        }
+        for (const f of plan.flushedChains) {
+          if (f.table !== t.name) continue;
+          total -= counts.get(f.chain) ?? 0;
+          counts.set(f.chain, 0);
+        }
+        if (names !== undefined && names.size > 0) {
+          for (const c of t.chains) {
+            if (!names.has(c.name)) continue;
+            const n = rulesIn(c);
+            total += n - (counts.get(c.name) ?? 0);
+            counts.set(c.name, n);
+            writtenRules += n;
+          }
+        }
+        this.totals.set(t.name, total);
+      }
+      out.push({ table: t.name, total: this.totals.get(t.name) ?? 0, written: writtenRules });
+    }
+    return out;
+  }
+}
+
+export interface AgentTelemetryOptions {
+  families: IPFamily[];
+  nodeName: string;
+  metrics: ProxyMetrics;
+  health: ProxyHealth;
+  /** Health-check node ports (kube-proxy's service health server). */
+  serviceHealth?: { sync(state: ClusterState): Promise<void> };
+  logger: Logger;
+  /** Wall clock in ms since the epoch (trigger times are wall-clock timestamps). */
+  now: () => number;
+  /** When the agent started: older trigger times are not measured. */
+  startedAtMs: number;
+}
+
+/** What a sync took from the pending changes; handed back to syncFinished(). */
+export interface SyncTicket {
+  triggerTimes: number[];
+  restoreFailuresBefore: number;
+}
+
+export class AgentTelemetry {
+  private readonly changes: ObjectChangeTracker;
+  private pendingServices = 0;
+  private pendingEndpoints = 0;
+  private nodeSummary = '';
+  private readonly ruleCounter = new RuleCounter();
+
+  constructor(private readonly opts: AgentTelemetryOptions) {
+    this.changes = new ObjectChangeTracker(opts.startedAtMs);
+  }
+
+  /** A new state arrived from the source and a sync was requested. */
+  changeQueued(source: AgentSource): void {
+    const { metrics, health } = this.opts;
+    if (source.kind === 'api') {
+      const seen = this.changes.observe(
+        source.rawObjects('Service') as ReadonlyArray<RawObject>,
+        source.rawObjects('EndpointSlice') as ReadonlyArray<RawObject>,
+      );
+      metrics.changesSeen(seen);
+      this.pendingServices += seen.services;
+      this.pendingEndpoints += seen.endpoints;
+      metrics.changesPending({ services: this.pendingServices, endpoints: this.pendingEndpoints });
+      this.syncNode(source);
+    }
+    for (const family of this.opts.families) health.queuedUpdate(family);
+    metrics.syncQueued(this.opts.now() / 1000);
+  }
+
+  /** Read this node's Node object (deletion, autoscaler taint → /healthz; zone and readiness → log). */
+  syncNode(source: AgentSource): void {
+    const node = source
+      .rawObjects('Node')
+      .find((n) => (n.metadata as { name?: unknown } | undefined)?.name === this.opts.nodeName);
+    const summary = node === undefined ? 'absent' : describeNode(node);
+    if (node !== undefined) this.opts.health.syncNode(node as Parameters<ProxyHealth['syncNode']>[0]);
+    if (summary !== this.nodeSummary) {
+      this.nodeSummary = summary;
+      if (node === undefined)
+        this.opts.logger.warn(
+          { nodeName: this.opts.nodeName },
+          'this node has no Node object in the API (is nodeName right?)',
+        );
+      else this.opts.logger.info({ nodeName: this.opts.nodeName, node: summary }, 'this node’s Node object');
+    }
+  }
+
+  syncStarted(syncerRestoreFailures: number): SyncTicket {
+    this.pendingServices = 0;
+    this.pendingEndpoints = 0;
+    this.opts.metrics.changesPending({ services: 0, endpoints: 0 });
+    return { triggerTimes: this.changes.takeTriggerTimes(), restoreFailuresBefore: syncerRestoreFailures };
+  }
+
+  /**
+   * After a sync (successful or not): durations, timestamps, rule counts and, for the families
+   * that made it, health and network programming latency.
+   */
+  async syncFinished(
+    ticket: SyncTicket,
+    outcome: {
+      result: SyncResult;
+      full: boolean;
+      restoreFailures: number;
+      lastApplied: (family: IPFamily) => IptablesRuleSet | null;
+      state: ClusterState;
+    },
+  ): Promise<void> {
+    const { metrics, health } = this.opts;
+    const { result, full } = outcome;
+    const end = this.opts.now();
+    metrics.syncCompleted({
+      durationSeconds: result.durationMs / 1000,
+      full,
+      succeeded: result.ok,
+      endSeconds: end / 1000,
+    });
+    for (let i = ticket.restoreFailuresBefore; i < outcome.restoreFailures; i++)
+      metrics.restoreFailed({ partial: !full });
+    for (const fam of result.families) {
+      if (!fam.ok) continue;
+      health.updated(fam.family);
+      const applied = outcome.lastApplied(fam.family);
+      // Rule gauges are per table as in kube-proxy; with two families the first family's figures are shown.
+      if (applied && fam.plan && fam.family === this.opts.families[0]) {
+        for (const t of this.ruleCounter.update(applied, fam.plan, fam.full))
+          metrics.iptablesRules(t.table, t.total, t.written);
+      }
+    }
+    if (result.ok) {
+      const latencies = ticket.triggerTimes.map((t) => Math.max(0, end - t) / 1000);
+      for (const seconds of latencies) metrics.networkProgrammed(seconds);
+      // Exact values (the histogram's buckets are coarse): for benchmarks and latency investigations.
+      if (latencies.length > 0)
+        this.opts.logger.debug({ networkProgrammingSeconds: latencies }, 'network programmed');
+      metrics.noLocalEndpoints(countNoLocalEndpoints(outcome.state, this.opts.nodeName));
+    } else {
+      this.changes.returnTriggerTimes(ticket.triggerTimes);
+    }
+    await this.opts.serviceHealth?.sync(outcome.state);
+  }
+}
+
+function describeNode(node: Record<string, unknown>): string {
+  const meta = (node.metadata ?? {}) as { labels?: Record<string, string>; deletionTimestamp?: unknown };
+  const status = (node.status ?? {}) as { conditions?: Array<{ type?: string; status?: string }> };
+  const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  const zone = meta.labels?.['topology.kubernetes.io/zone'] ?? '';
+  const deleting = meta.deletionTimestamp !== undefined && meta.deletionTimestamp !== null;
+  return `ready=${ready} zone=${zone || '(none)'}${deleting ? ' deleting' : ''}`;
+}
