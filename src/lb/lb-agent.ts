@@ -22,6 +22,16 @@ export interface LoadBalancerAgentOptions {
   listAddresses?: () => Promise<InterfaceAddress[]>;
   /** Overrides for the layer2 speaker (fake sockets, timers, probes). */
   speaker?: Partial<L2SpeakerOptions>;
+  /** Cluster mode: writes status.loadBalancer.ingress and Events while this node holds the Lease. */
+  statusWriter?: AllocationStatusWriter;
+}
+
+/** ── status writer hook (src/lb/status-writer.ts): what the agent needs of it ── */
+export interface AllocationStatusWriter {
+  /** The Services as read (their current status) and the allocation computed from them. */
+  update(services: ClusterState['services'], allocation: AllocationResult): void;
+  start(): void;
+  stop(): Promise<void>;
 }
 
 export class LoadBalancerAgent {
@@ -45,6 +55,8 @@ export class LoadBalancerAgent {
     const decision = this.controller.process(state);
     const allocation = decision.allocation ?? { assignments: new Map(), reasons: new Map(), problems: [] };
     this.last = { state: decision.state, allocation };
+    // Status hook: only when portway allocated (with no pools, status is someone else's to write).
+    if (decision.allocation) this.opts.statusWriter?.update(state.services, decision.allocation);
     if (this.speaker) void this.speaker.update(decision.state, allocation);
     else if (this.running) void this.startLayer2();
     return decision.state;
@@ -58,6 +70,7 @@ export class LoadBalancerAgent {
   async start(): Promise<void> {
     const { config, logger } = this.opts;
     this.running = true;
+    this.opts.statusWriter?.start(); // status hook: Lease election begins
     if (strictArpWanted(config)) {
       const result = await ensureStrictArp(this.opts.sysctl ?? createSysctl());
       for (const c of result.changed) logger.info(c, 'strictARP: sysctl set');
@@ -114,6 +127,7 @@ export class LoadBalancerAgent {
 
   async stop(): Promise<void> {
     this.running = false;
+    await this.opts.statusWriter?.stop(); // status hook: release the Lease
     await this.starting;
     const speaker = this.speaker;
     this.speaker = null;

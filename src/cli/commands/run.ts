@@ -17,6 +17,8 @@ import { RealIpLinks } from '../../dataplane/ip.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { cidrContains, ipFamilyOf } from '../../model/ip.js';
 import { LoadBalancerAgent } from '../../lb/lb-agent.js'; // LoadBalancer addresses + layer2 hook
+import { createLoadBalancerStatusWriter } from '../../lb/status-writer.js'; // LB status writer hook
+import { DEFAULT_LEASE_NAMESPACE } from '../../sources/api/lease-election.js'; // LB status writer hook
 import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
 import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
@@ -206,6 +208,26 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     logger: log,
     sysctl: dataplane.sysctl,
     ...(opts.ipLinks ? { listAddresses: () => (opts.ipLinks as IpLinks).listAddresses() } : {}),
+    // ── LB status writer hook (src/lb/status-writer.ts): cluster mode only; one writer, elected by a Lease
+    // in $POD_NAMESPACE (default kube-system). Manifest mode writes nothing. ──
+    ...(choice.kind === 'api' && config.loadBalancer.enabled
+      ? {
+          statusWriter: createLoadBalancerStatusWriter({
+            kubeConfig: loadKubeConfig({
+              ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
+              ...(choice.master !== undefined ? { master: choice.master } : {}),
+              env,
+              serviceAccountRoot: saRoot,
+            }),
+            nodeName,
+            leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
+            loadBalancerClass: config.loadBalancer.loadBalancerClass,
+            logger: log,
+            clock,
+          }),
+        }
+      : {}),
+    // ── end LB status writer hook ──
   });
   // ── end LoadBalancer hook ──
   let source: AgentSource;

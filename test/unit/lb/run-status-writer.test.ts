@@ -1,0 +1,91 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- assertions on raw Kubernetes JSON */
+// The status writer wired into `portway run` in cluster mode: against the API stand-in, the agent takes the
+// Lease, writes the allocated address into the Service's status, emits a Warning for the Service the pool
+// cannot serve, and releases the Lease on stop.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runAgent } from '../../../src/cli/commands/run.js';
+import { createFakeDataplane, FakeIpLinks } from '../../../src/dataplane/index.js';
+import { RecordingLogger } from '../../../src/observe/logger.js';
+import { createApiSource } from '../../../src/sources/api/index.js';
+import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
+
+async function eventually(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const lbService = (name: string) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'demo' },
+  spec: {
+    type: 'LoadBalancer',
+    clusterIP: '10.96.0.20',
+    clusterIPs: ['10.96.0.20'],
+    ipFamilies: ['IPv4'],
+    ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, nodePort: 30080 }],
+  },
+});
+
+describe('runAgent in cluster mode: LoadBalancer status writer', () => {
+  let dir: string;
+  let api: StandInApiServer;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portway-lb-status-'));
+    api = new StandInApiServer();
+    await api.start();
+    await writeKubeconfig(api, join(dir, 'kubeconfig'));
+    await writeFile(join(dir, 'config.yaml'), 'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\nloadBalancer: { layer2: false }\n');
+  });
+  afterEach(async () => {
+    await api.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const run = (signal: AbortSignal) =>
+    runAgent({
+      kubeconfig: join(dir, 'kubeconfig'),
+      configPath: join(dir, 'config.yaml'),
+      metricsBindAddress: '127.0.0.1:0',
+      healthzBindAddress: '127.0.0.1:0',
+      once: false,
+      logger: new RecordingLogger(),
+      stateDir: dir,
+      handleSignals: false,
+      signal,
+      hostname: 'not-this-one',
+      env: { NODE_NAME: 'node-a', POD_NAMESPACE: 'portway-system' },
+      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
+      createDataplane: async () => createFakeDataplane({ families: ['IPv4'] }),
+      createApiSource: (o) => createApiSource({ ...o, backoff: { initialMs: 20, maxMs: 200 } }),
+    });
+
+  it('takes the Lease, writes status.loadBalancer.ingress and a Warning for the unserved Service, releases on stop', async () => {
+    api.put({
+      apiVersion: 'portway.io/v1alpha1',
+      kind: 'IPAddressPool',
+      metadata: { name: 'lan', namespace: 'portway-system' },
+      spec: { addresses: ['192.168.50.240/32'] },
+    });
+    api.put(lbService('a-web'));
+    api.put(lbService('b-web'));
+    const abort = new AbortController();
+    const done = run(abort.signal);
+    const ingress = (name: string) => (api.get('Service', 'demo', name) as any)?.status?.loadBalancer?.ingress;
+    await eventually('status written', () => ingress('a-web')?.[0]?.ip === '192.168.50.240');
+    await eventually('warning event', () =>
+      api.list('Event').some((e: any) => e.type === 'Warning' && e.involvedObject.name === 'b-web'),
+    );
+    const lease = api.get('Lease', 'portway-system', 'portway-lb-status') as any;
+    expect(lease.spec.holderIdentity).toBe('node-a');
+    expect(ingress('b-web')).toBeUndefined();
+    abort.abort();
+    expect(await done).toBe(0);
+    expect((api.get('Lease', 'portway-system', 'portway-lb-status') as any).spec.holderIdentity).toBe('');
+  });
+});
