@@ -1,6 +1,7 @@
 // `portway doctor` on a real namespace programmed by `portway run --once`.
 import { execa } from 'execa';
 import { join } from 'node:path';
+import { removeAgentState } from '../harness/topology.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
@@ -19,6 +20,7 @@ const inNs = (args: string[]) => execa('ip', ['netns', 'exec', ns, 'node', ...cl
     await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
   });
   afterAll(async () => {
+    await removeAgentState(ns);
     await execa('ip', ['netns', 'del', ns], { reject: false });
   });
 

@@ -10,6 +10,7 @@
 // Every namespace name starts with a prefix that holds the creating process id, so namespaces left
 // by a crashed run are recognised (the owner is gone) and swept by the next create(). Nothing is
 // created in the root namespace: veth pairs are made directly between the target namespaces.
+import { rm } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -234,6 +235,13 @@ export async function sweepStaleTopologies(): Promise<string[]> {
   return stale;
 }
 
+/** Delete the state `portway run` keeps for a network namespace (/run/portway/netns-<inode>). */
+export async function removeAgentState(netns: string): Promise<void> {
+  const res = await execInNetns(netns, 'readlink', ['/proc/self/ns/net']);
+  const id = /\[(\d+)\]/.exec(String(res.stdout))?.[1];
+  if (id) await rm(`/run/portway/netns-${id}`, { recursive: true, force: true });
+}
+
 export class Topology {
   readonly prefix: string;
   readonly lanNetns: string;
@@ -331,6 +339,8 @@ export class Topology {
     if (this.tornDown) return;
     this.tornDown = true;
     await Promise.allSettled(this.processes.map((p) => p.stop()));
+    // An agent run in a namespace keeps its journals in /run/portway/netns-<inode>: they go with it.
+    for (const ns of this.created) await removeAgentState(ns);
     for (const ns of [...this.created].reverse()) await deleteNetns(ns);
     // Anything with our prefix that a failed step created but did not record.
     for (const ns of await listNetns()) if (ns.startsWith(this.prefix)) await deleteNetns(ns);
