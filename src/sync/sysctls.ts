@@ -37,18 +37,25 @@ export interface SysctlChange {
   to: string;
 }
 
-/** Where portway remembers the original value of each sysctl it changed. */
-export interface SysctlJournal {
-  load(): Promise<SysctlChange[]>;
-  save(changes: SysctlChange[]): Promise<void>;
+/** A list portway keeps across restarts of the agent (and reads back in `portway cleanup`). */
+export interface Journal<T> {
+  load(): Promise<T[]>;
+  save(items: T[]): Promise<void>;
   clear(): Promise<void>;
 }
 
-/** A JSON file journal (under /run: forgotten on reboot, as are the sysctls themselves). */
-export class FileSysctlJournal implements SysctlJournal {
-  constructor(readonly path: string) {}
+/**
+ * A JSON-array file journal under /run: forgotten on reboot, as are the sysctls and chains it records.
+ * `isItem` drops entries of the wrong shape (a hand-edited or older file) instead of trusting them.
+ */
+export class JsonFileJournal<T> implements Journal<T> {
+  constructor(
+    readonly path: string,
+    private readonly isItem: (x: unknown) => x is T,
+    private readonly what: string,
+  ) {}
 
-  async load(): Promise<SysctlChange[]> {
+  async load(): Promise<T[]> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -57,16 +64,13 @@ export class FileSysctlJournal implements SysctlJournal {
       throw e;
     }
     const parsed: unknown = JSON.parse(text);
-    if (!Array.isArray(parsed)) throw new Error(`${this.path}: expected a JSON array of sysctl changes`);
-    return parsed.filter(
-      (c): c is SysctlChange =>
-        typeof c === 'object' && c !== null && typeof c.key === 'string' && typeof c.from === 'string' && typeof c.to === 'string',
-    );
+    if (!Array.isArray(parsed)) throw new Error(`${this.path}: expected a JSON array of ${this.what}`);
+    return parsed.filter(this.isItem);
   }
 
-  async save(changes: SysctlChange[]): Promise<void> {
+  async save(items: T[]): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
-    await writeFile(this.path, JSON.stringify(changes, null, 2) + '\n');
+    await writeFile(this.path, JSON.stringify(items, null, 2) + '\n');
   }
 
   async clear(): Promise<void> {
@@ -74,18 +78,34 @@ export class FileSysctlJournal implements SysctlJournal {
   }
 }
 
-export class MemorySysctlJournal implements SysctlJournal {
-  changes: SysctlChange[] = [];
-  async load(): Promise<SysctlChange[]> {
-    return [...this.changes];
+export class MemoryJournal<T> implements Journal<T> {
+  items: T[] = [];
+  async load(): Promise<T[]> {
+    return [...this.items];
   }
-  async save(changes: SysctlChange[]): Promise<void> {
-    this.changes = [...changes];
+  async save(items: T[]): Promise<void> {
+    this.items = [...items];
   }
   async clear(): Promise<void> {
-    this.changes = [];
+    this.items = [];
   }
 }
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
+
+/** Where portway remembers the original value of each sysctl it changed. */
+export type SysctlJournal = Journal<SysctlChange>;
+
+const isSysctlChange = (c: unknown): c is SysctlChange =>
+  isRecord(c) && typeof c.key === 'string' && typeof c.from === 'string' && typeof c.to === 'string';
+
+export class FileSysctlJournal extends JsonFileJournal<SysctlChange> {
+  constructor(path: string) {
+    super(path, isSysctlChange, 'sysctl changes');
+  }
+}
+
+export class MemorySysctlJournal extends MemoryJournal<SysctlChange> {}
 
 /**
  * Set each wanted sysctl that differs; returns what was changed. The first original value of a key
@@ -129,50 +149,15 @@ export interface CreatedChain {
 }
 
 /** Remembers which shared chains portway created, so cleanup removes those and leaves kubelet's alone. */
-export interface CreatedChainsJournal {
-  load(): Promise<CreatedChain[]>;
-  save(chains: CreatedChain[]): Promise<void>;
-  clear(): Promise<void>;
-}
+export type CreatedChainsJournal = Journal<CreatedChain>;
 
-export class FileCreatedChainsJournal implements CreatedChainsJournal {
-  constructor(readonly path: string) {}
+const isCreatedChain = (c: unknown): c is CreatedChain =>
+  isRecord(c) && (c.family === 'IPv4' || c.family === 'IPv6') && typeof c.table === 'string' && typeof c.chain === 'string';
 
-  async load(): Promise<CreatedChain[]> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    const parsed: unknown = JSON.parse(text);
-    if (!Array.isArray(parsed)) throw new Error(`${this.path}: expected a JSON array of chains`);
-    return parsed.filter(
-      (c): c is CreatedChain =>
-        typeof c === 'object' && c !== null && (c.family === 'IPv4' || c.family === 'IPv6') && typeof c.table === 'string' && typeof c.chain === 'string',
-    );
-  }
-
-  async save(chains: CreatedChain[]): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    await writeFile(this.path, JSON.stringify(chains, null, 2) + '\n');
-  }
-
-  async clear(): Promise<void> {
-    await rm(this.path, { force: true });
+export class FileCreatedChainsJournal extends JsonFileJournal<CreatedChain> {
+  constructor(path: string) {
+    super(path, isCreatedChain, 'chains');
   }
 }
 
-export class MemoryCreatedChainsJournal implements CreatedChainsJournal {
-  chains: CreatedChain[] = [];
-  async load(): Promise<CreatedChain[]> {
-    return [...this.chains];
-  }
-  async save(chains: CreatedChain[]): Promise<void> {
-    this.chains = [...chains];
-  }
-  async clear(): Promise<void> {
-    this.chains = [];
-  }
-}
+export class MemoryCreatedChainsJournal extends MemoryJournal<CreatedChain> {}

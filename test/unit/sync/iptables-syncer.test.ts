@@ -96,7 +96,7 @@ describe('IptablesSyncer against FakeIptables', () => {
       { key: 'net/ipv4/ip_forward', from: '0', to: '1' },
       { key: 'net/ipv4/conf/all/route_localnet', from: '0', to: '1' },
     ]);
-    expect(h.journal.changes.map((c) => c.key)).toEqual(['net/ipv4/ip_forward', 'net/ipv4/conf/all/route_localnet']);
+    expect(h.journal.items.map((c) => c.key)).toEqual(['net/ipv4/ip_forward', 'net/ipv4/conf/all/route_localnet']);
     expect(h.syncer.stats).toMatchObject({ syncs: 1, fullSyncs: 1, partialSyncs: 0, failures: 0 });
     expect(h.syncer.stats.lastPayloadBytes).toBeGreaterThan(0);
   });
@@ -235,11 +235,11 @@ describe('IptablesSyncer against FakeIptables', () => {
     const fresh = setup();
     fresh.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await fresh.syncer.sync();
-    expect(fresh.created.chains).toEqual([{ family: 'IPv4', table: 'filter', chain: 'KUBE-FIREWALL' }]);
+    expect(fresh.created.items).toEqual([{ family: 'IPv4', table: 'filter', chain: 'KUBE-FIREWALL' }]);
     const kubelet = setup({ initialDump: '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n' });
     kubelet.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await kubelet.syncer.sync();
-    expect(kubelet.created.chains).toEqual([]);
+    expect(kubelet.created.items).toEqual([]);
     expect(countRule(kubelet.iptables.dump(), /^-A INPUT -j KUBE-FIREWALL$/)).toBe(1);
   });
 
