@@ -2,7 +2,7 @@
 // iptables-restore) in a fresh network namespace holding a big cluster, measured in-process.
 //
 //   node --expose-gc --import tsx hack/bench/sync-bench.ts [--services 10000] [--endpoints 10]
-//        [--changes 15] [--backend nft|legacy] [--debounce-ms 200] [--full-runs 3]
+//        [--changes 15] [--backend nft|legacy] [--debounce-ms 20] [--full-runs 3]
 //
 // Figures printed:
 //  1. the first full sync onto an empty namespace (what an agent start costs);
@@ -25,6 +25,7 @@ import { silentLogger } from '../../src/observe/logger.js';
 import { renderIptables, renderOptionsFromConfig } from '../../src/render/iptables/index.js';
 import type { TableName } from '../../src/render/types.js';
 import {
+  DEFAULT_DEBOUNCE_MS,
   ManifestDirectorySource,
   type ManifestSnapshot,
 } from '../../src/sources/manifests/directory-source.js';
@@ -41,7 +42,7 @@ const SERVICES = Number(flag('services', '10000'));
 const ENDPOINTS = Number(flag('endpoints', '10'));
 const CHANGES = Number(flag('changes', '15'));
 const BACKEND = flag('backend', 'nft') as 'nft' | 'legacy';
-const DEBOUNCE_MS = Number(flag('debounce-ms', '200'));
+const DEBOUNCE_MS = Number(flag('debounce-ms', String(DEFAULT_DEBOUNCE_MS)));
 const FULL_RUNS = Number(flag('full-runs', '3'));
 const PER_FILE = 100;
 const NODE_IP = '10.98.0.2';
@@ -142,6 +143,12 @@ class TimedIptables implements Iptables {
   }
 }
 
+/** "stage a, stage b, …" with each stage's median over the runs. */
+function stageSummary(runs: Array<Record<string, number>>): string {
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+  return names.map((n) => `${n} ${median(runs.map((r) => r[n] ?? 0)).toFixed(0)}`).join(', ');
+}
+
 function ipNetns(args: string[]): void {
   execFileSync('ip', args, { stdio: 'ignore' });
 }
@@ -183,9 +190,9 @@ async function main(): Promise<void> {
     const renderMs: number[] = [];
     const syncer = new IptablesSyncer({
       families: [{ family: 'IPv4', iptables, conntrack: dataplane.conntrack }],
-      render: (state, family) => {
+      render: (state, family, cache) => {
         const r0 = now();
-        const rs = renderIptables(state, renderOptionsFromConfig(config, family, [NODE_IP]));
+        const rs = renderIptables(state, renderOptionsFromConfig(config, family, [NODE_IP]), cache);
         renderMs.push(now() - r0);
         return rs;
       },
@@ -231,6 +238,8 @@ async function main(): Promise<void> {
     const bytes: number[] = [];
     const changeRender: number[] = [];
     const changeRestore: number[] = [];
+    const changeStages: Array<Record<string, number>> = [];
+    const reloads: string[] = [];
     for (let c = 1; c <= CHANGES; c++) {
       gc();
       const ips = endpointIpsOf(0);
@@ -252,6 +261,9 @@ async function main(): Promise<void> {
       bytes.push(r.families[0]?.plan?.bytes ?? 0);
       changeRender.push(renderMs.at(-1)!);
       changeRestore.push(iptables.restoreMs.at(-1)!);
+      changeStages.push(r.families[0]?.stageMs ?? {});
+      const st = source.lastReloadStats;
+      if (st) reloads.push(`${st.filesRead} read/${st.filesParsed} parsed/${st.objectsUpserted} upserted`);
     }
     await source.stop();
     console.log(`one EndpointSlice file changed (one endpoint replaced), ${CHANGES} times:`);
@@ -267,6 +279,8 @@ async function main(): Promise<void> {
     console.log(
       `      of which render median ${ms(median(changeRender))}, restore median ${ms(median(changeRestore))}`,
     );
+    console.log(`      syncer stages (median ms): ${stageSummary(changeStages)}`);
+    console.log(`    source reloads: ${[...new Set(reloads)].join(', ')} (of ${first.objectCount} objects)`);
     console.log(
       `  bytes to iptables-restore: median ${kb(median(bytes))}, max ${kb(Math.max(...bytes))}   [target: < 10 KB]`,
     );
@@ -276,6 +290,7 @@ async function main(): Promise<void> {
     const fullRestore: number[] = [];
     const fullSave: number[] = [];
     const fullRender: number[] = [];
+    const fullStages: Array<Record<string, number>> = [];
     const aloneMs: number[] = [];
     for (let i = 0; i < FULL_RUNS; i++) {
       gc();
@@ -286,6 +301,9 @@ async function main(): Promise<void> {
       fullRestore.push(iptables.restoreMs.at(-1)!);
       fullRender.push(renderMs.at(-1)!);
       fullSave.push(iptables.saveMs.slice(saveBefore).reduce((a, b) => a + b, 0));
+      fullStages.push(r.families[0]?.stageMs ?? {});
+      if ((r.families[0]?.drift.length ?? 0) > 0)
+        console.log(`  (full sync ${i + 1} reported ${r.families[0]?.drift.length} drift findings)`);
       if (i === 0)
         console.log(
           `full re-sync payload: ${kb(r.families[0]?.plan?.bytes ?? 0)}, ${r.families[0]?.plan?.lines} lines, listFirst ${r.families[0]?.plan?.listFirst}`,
@@ -299,8 +317,9 @@ async function main(): Promise<void> {
     }
     console.log(`full re-sync (save + render + plan + restore): median ${ms(median(fullMs))}`);
     console.log(
-      `    iptables-save ${ms(median(fullSave))}, render ${ms(median(fullRender))}, restore ${ms(median(fullRestore))}`,
+      `    iptables-save ${ms(median(fullSave))} (both tables, summed), render ${ms(median(fullRender))}, restore ${ms(median(fullRestore))}`,
     );
+    console.log(`    syncer stages (median ms): ${stageSummary(fullStages)}`);
     console.log(`iptables-restore alone, same payload:         median ${ms(median(aloneMs))}`);
     console.log(
       `full sync / restore alone: ${(median(fullMs) / median(aloneMs)).toFixed(2)}   [target: ≤ 1.3]`,

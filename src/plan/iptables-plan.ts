@@ -3,6 +3,7 @@
 // chain, so a chain is either written whole or not mentioned at all; chains that went away are declared
 // (flushed, which drops their own jumps) and deleted with -X after every rule line, by which time no
 // rewritten chain refers to them any more.
+import { trustedRuleText } from '../render/iptables/chain-record.js';
 import type { IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
 
 /** Fixed-name chains kube-proxy's iptables mode creates (and therefore portway owns). */
@@ -74,23 +75,39 @@ export interface IptablesPlan {
 const TABLE_ORDER: readonly TableName[] = ['filter', 'nat'];
 export const DEFAULT_LIST_FIRST_MIN_LINES = 2000;
 
-/** kube-proxy's LineBuffer: tokens joined by one space, one line per write, bytes counted as it goes. */
+/**
+ * kube-proxy's LineBuffer: tokens joined by one space, one line per write, bytes counted as it goes.
+ * Whole chain texts (lines ending in "\n") are taken as they are, not split and joined again: a full
+ * plan at 10k Services is 430k lines.
+ */
 export class LineBuffer {
-  private readonly lines: string[] = [];
+  /** Pieces of the payload, each ending in "\n". */
+  private readonly pieces: string[] = [];
   private byteCount = 0;
+  private lines = 0;
 
   write(...tokens: string[]): void {
-    const line = tokens.join(' ');
-    this.lines.push(line);
-    this.byteCount += Buffer.byteLength(line) + 1;
+    const line = tokens.join(' ') + '\n';
+    this.pieces.push(line);
+    this.byteCount += Buffer.byteLength(line);
+    this.lines++;
   }
 
   writeLines(lines: readonly string[]): void {
     for (const line of lines) this.write(line);
   }
 
+  /** Append lines already joined, every one ending in "\n" (a chain's rule text). */
+  writeText(text: string): void {
+    if (text === '') return;
+    if (text.charCodeAt(text.length - 1) !== NEWLINE) throw new Error('internal: rule text must end with a newline');
+    this.pieces.push(text);
+    this.byteCount += Buffer.byteLength(text);
+    this.lines += countNewlines(text);
+  }
+
   get lineCount(): number {
-    return this.lines.length;
+    return this.lines;
   }
 
   get bytes(): number {
@@ -98,52 +115,131 @@ export class LineBuffer {
   }
 
   toString(): string {
-    return this.lines.length === 0 ? '' : this.lines.join('\n') + '\n';
+    return this.pieces.join('');
   }
 }
 
-function sameRules(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+const NEWLINE = 10;
+
+function countNewlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
-function chainsOf(rs: IptablesRuleSet | null, table: TableName): Map<string, RenderedChain> {
-  const out = new Map<string, RenderedChain>();
-  const t = rs?.tables.find((x) => x.name === table);
-  for (const c of t?.chains ?? []) out.set(c.name, c);
-  return out;
+/**
+ * A chain's rules as one text, each line ending in "\n": the renderer's own text when it is certain
+ * to match `rules` (no split, no copy), else joined from `rules`.
+ */
+export function chainRuleText(chain: RenderedChain): string {
+  const text = trustedRuleText(chain);
+  if (text !== undefined) return text;
+  return chain.rules.length === 0 ? '' : chain.rules.join('\n') + '\n';
 }
 
-/** Reject a rule set whose rules do not belong to their chain: a bad renderer must not reach the kernel. */
-function checkRuleSet(rs: IptablesRuleSet, what: string): void {
-  for (const table of rs.tables) {
-    for (const chain of table.chains) {
-      if (!isOwnedChainName(chain.name) && !SHARED_CHAIN_NAMES.has(chain.name)) {
-        throw new Error(`${what} ${rs.family} table ${table.name}: chain "${chain.name}" is not a portway-owned chain`);
-      }
-      const prefix = `-A ${chain.name} `;
-      for (const rule of chain.rules) {
-        if (!rule.startsWith(prefix) || rule.includes('\n')) {
-          throw new Error(`${what} ${rs.family} table ${table.name} chain ${chain.name}: rule "${rule}" does not start with "${prefix.trim()}"`);
-        }
-      }
+/** Chains of one table of a rule set (empty when the table is absent). */
+function tableChains(rs: IptablesRuleSet | null, table: TableName): readonly RenderedChain[] {
+  return rs?.tables.find((x) => x.name === table)?.chains ?? [];
+}
+
+/** How far ahead the alignment looks for a chain object before treating it as changed. */
+const ALIGN_WINDOW = 64;
+const MAX_ALIGN_MISSES = 256;
+
+/**
+ * Split two chain lists into the chains that are the same objects in the same relative order (a
+ * cached render hands out unchanged chains again: at 10k Services almost all of them) and the rest.
+ * A two-pointer walk with a short look-ahead: linear in the lists, with no map of 110k names per sync.
+ * Anything the walk does not pair lands in the rest, where chains are matched by name; so the walk
+ * only decides how much work is skipped, never the result.
+ */
+function unpairedChains(
+  want: readonly RenderedChain[],
+  had: readonly RenderedChain[],
+): { want: RenderedChain[]; had: RenderedChain[] } {
+  const wantRest: RenderedChain[] = [];
+  const hadRest: RenderedChain[] = [];
+  let i = 0;
+  let j = 0;
+  // Rule sets that share no objects (rendered without a cache) would make every step look ahead in
+  // vain: after a run of misses the walk stops and leaves the rest to the by-name comparison.
+  let misses = 0;
+  while (i < want.length && j < had.length && misses < MAX_ALIGN_MISSES) {
+    const w = want[i]!;
+    const h = had[j]!;
+    if (w === h) {
+      i++;
+      j++;
+      misses = 0;
+      continue;
     }
+    const inHad = indexWithin(had, w, j + 1);
+    if (inHad !== -1) {
+      for (; j < inHad; j++) hadRest.push(had[j]!);
+      continue;
+    }
+    const inWant = indexWithin(want, h, i + 1);
+    if (inWant !== -1) {
+      for (; i < inWant; i++) wantRest.push(want[i]!);
+      continue;
+    }
+    wantRest.push(w);
+    hadRest.push(h);
+    i++;
+    j++;
+    misses++;
   }
+  for (; i < want.length; i++) wantRest.push(want[i]!);
+  for (; j < had.length; j++) hadRest.push(had[j]!);
+  return { want: wantRest, had: hadRest };
+}
+
+function indexWithin(list: readonly RenderedChain[], chain: RenderedChain, from: number): number {
+  const end = Math.min(list.length, from + ALIGN_WINDOW);
+  for (let k = from; k < end; k++) if (list[k] === chain) return k;
+  return -1;
+}
+
+/**
+ * Reject a chain whose rules do not belong to it: a bad renderer must not reach the kernel. Only
+ * chains not already applied (as the very same objects) are checked.
+ */
+function checkChain(chain: RenderedChain, family: string, table: TableName): void {
+  if (!isOwnedChainName(chain.name) && !SHARED_CHAIN_NAMES.has(chain.name)) {
+    throw new Error(`desired ${family} table ${table}: chain "${chain.name}" is not a portway-owned chain`);
+  }
+  const prefix = `-A ${chain.name} `;
+  const bad = firstLineWithout(chainRuleText(chain), prefix);
+  if (bad !== null) {
+    throw new Error(`desired ${family} table ${table} chain ${chain.name}: rule "${bad}" does not start with "${prefix.trim()}"`);
+  }
+}
+
+/** The first line of `text` (lines ending in "\n") that does not start with `prefix`; null if none. */
+function firstLineWithout(text: string, prefix: string): string | null {
+  for (let at = 0; at < text.length; ) {
+    const end = text.indexOf('\n', at);
+    if (!text.startsWith(prefix, at)) return text.slice(at, end === -1 ? text.length : end);
+    at = end + 1;
+  }
+  return null;
 }
 
 /**
  * The smallest restore that turns the kernel (assumed to hold `lastApplied`, or anything when `full`)
  * into `desired`. Declaration order is the desired order (kube-proxy's: static chains first), then the
  * chains being deleted; rule lines follow; -X lines come last.
+ *
+ * Chains that are the same objects in `desired` and `lastApplied` (what a cached render reuses) are
+ * unchanged without looking at their rules; the others are compared by rule text.
  */
 export function planIptablesRestore(
   desired: IptablesRuleSet,
   lastApplied: IptablesRuleSet | null,
   opts: IptablesPlanOptions,
 ): IptablesPlan {
-  checkRuleSet(desired, 'desired');
   if (lastApplied && lastApplied.family !== desired.family) {
+    for (const table of desired.tables) for (const chain of table.chains) checkChain(chain, desired.family, table.name);
     throw new Error(`lastApplied is ${lastApplied.family} but desired is ${desired.family}`);
   }
   // Without a record of what is in the kernel, only a full plan is safe.
@@ -159,32 +255,49 @@ export function planIptablesRestore(
       lastApplied?.tables.some((x) => x.name === t) ||
       (opts.observedChains?.[t]?.length ?? 0) > 0,
   );
+  // Checked first, for every table: a bad desired rule set must not leave a half-written plan.
+  const unpaired = new Map<TableName, { want: RenderedChain[]; had: RenderedChain[] }>();
+  for (const table of tables) {
+    const split = unpairedChains(tableChains(desired, table), tableChains(lastApplied, table));
+    for (const chain of split.want) checkChain(chain, desired.family, table);
+    unpaired.set(table, split);
+  }
 
   for (const table of tables) {
-    const want = chainsOf(desired, table);
-    const had = chainsOf(lastApplied, table);
+    const { want: changedCandidates, had: goneCandidates } = unpaired.get(table)!;
+    const hadByName = new Map<string, RenderedChain>();
+    for (const c of goneCandidates) hadByName.set(c.name, c);
     const toWrite: RenderedChain[] = [];
-    for (const chain of want.values()) {
-      const before = had.get(chain.name);
-      if (full || !before || !sameRules(before.rules, chain.rules)) toWrite.push(chain);
+    const kept = new Set<string>();
+    for (const chain of changedCandidates) {
+      const before = hadByName.get(chain.name);
+      if (before !== undefined) kept.add(chain.name);
+      if (full || before === undefined || (before !== chain && chainRuleText(before) !== chainRuleText(chain))) {
+        toWrite.push(chain);
+      }
     }
+    // A full plan writes every desired chain (repairs drift), in desired order.
+    const writes = full ? tableChains(desired, table) : toWrite;
     // Chains to get rid of: what we applied before, plus (full) owned chains the kernel shows.
     const gone = new Set<string>();
-    for (const name of had.keys()) if (!want.has(name) && isOwnedChainName(name)) gone.add(name);
-    if (full) for (const name of opts.observedChains?.[table] ?? []) if (isOwnedChainName(name) && !want.has(name)) gone.add(name);
+    for (const c of goneCandidates) if (!kept.has(c.name) && isOwnedChainName(c.name)) gone.add(c.name);
+    if (full && (opts.observedChains?.[table]?.length ?? 0) > 0) {
+      const wanted = new Set(tableChains(desired, table).map((c) => c.name));
+      for (const name of opts.observedChains?.[table] ?? []) if (isOwnedChainName(name) && !wanted.has(name)) gone.add(name);
+    }
     const toDelete = [...gone].filter(isServiceChainName);
     const toFlush = [...gone].filter((n) => !isServiceChainName(n));
 
-    if (toWrite.length === 0 && gone.size === 0) continue;
+    if (writes.length === 0 && gone.size === 0) continue;
 
     out.write(`*${table}`);
-    for (const chain of toWrite) out.write(`:${chain.name}`, '-', '[0:0]');
+    if (writes.length > 0) out.writeText(':' + writes.map((c) => c.name).join(' - [0:0]\n:') + ' - [0:0]\n');
     for (const name of [...toFlush, ...toDelete]) out.write(`:${name}`, '-', '[0:0]');
-    for (const chain of toWrite) out.writeLines(chain.rules);
+    for (const chain of writes) out.writeText(chainRuleText(chain));
     for (const name of toDelete) out.write('-X', name);
     out.write('COMMIT');
 
-    for (const chain of toWrite) changedChains.push({ table, chain: chain.name });
+    for (const chain of writes) changedChains.push({ table, chain: chain.name });
     for (const chain of toDelete) deletedChains.push({ table, chain });
     for (const chain of toFlush) flushedChains.push({ table, chain });
   }

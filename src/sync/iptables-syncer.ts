@@ -10,14 +10,22 @@
 //    (ours or kube-proxy's) and re-checks the built-in jumps; it never flushes first, so taking over
 //    a node programmed by kube-proxy (or an earlier portway) replaces chains atomically.
 import type { Conntrack, Iptables, Sysctl } from '../dataplane/interfaces.js';
-import { parseIptablesSave, splitRuleSpec, type SavedTable } from '../dataplane/iptables-text.js';
+import { splitRuleSpec } from '../dataplane/iptables-text.js';
 import type { ClusterState, IPFamily, ServicePort } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
 import { planIptablesRestore, SHARED_CHAIN_NAMES, type IptablesPlan } from '../plan/iptables-plan.js';
+import { IptablesRenderCache } from '../render/iptables/render.js';
 import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
 import type { Clock } from './clock.js';
 import { planConntrackCleanup } from './conntrack-cleanup.js';
-import { detectDrift, savedHasJump, type DriftFinding } from './drift.js';
+import {
+  detectDriftInScan,
+  prepareExpectedSaveTexts,
+  scanIptablesSave,
+  scannedHasJump,
+  type DriftFinding,
+  type ScannedTable,
+} from './drift.js';
 import {
   applySysctls,
   planSysctls,
@@ -84,6 +92,11 @@ export interface FamilySyncResult {
   jumpsInserted: BuiltinJump[];
   jumpsRemoved: BuiltinJump[];
   conntrackDeleted: number;
+  /**
+   * Clock time spent per stage ('render', 'iptables-save' = waiting for the dump and comparing it,
+   * 'plan', 'iptables-restore', 'built-in jumps', 'conntrack', …), for logs and benchmarks.
+   */
+  stageMs: Record<string, number>;
 }
 
 export interface SyncResult {
@@ -95,8 +108,12 @@ export interface SyncResult {
 
 export interface IptablesSyncerOptions {
   families: FamilyDataplane[];
-  /** Pure renderer for one family (renderIptables with the node's options bound). */
-  render: (state: ClusterState, family: IPFamily) => IptablesRuleSet;
+  /**
+   * Pure renderer for one family (renderIptables with the node's options bound). `cache` is the
+   * family's own render cache, kept by the syncer across syncs: pass it on to renderIptables so that
+   * a sync re-renders only the service ports that changed (same output, milliseconds at 10k Services).
+   */
+  render: (state: ClusterState, family: IPFamily, cache: IptablesRenderCache) => IptablesRuleSet;
   clock: Clock;
   logger: Logger;
   sysctl?: Sysctl;
@@ -112,6 +129,7 @@ interface FamilyState {
   lastApplied: IptablesRuleSet | null;
   lastServicePorts: readonly ServicePort[] | null;
   needFull: boolean;
+  renderCache: IptablesRenderCache;
 }
 
 function jumpKey(j: BuiltinJump): string {
@@ -126,7 +144,13 @@ export class IptablesSyncer {
 
   constructor(private readonly opts: IptablesSyncerOptions) {
     if (opts.families.length === 0) throw new Error('iptables syncer: no IP family to program (no node addresses?)');
-    this.families = opts.families.map((dp) => ({ dp, lastApplied: null, lastServicePorts: null, needFull: true }));
+    this.families = opts.families.map((dp) => ({
+      dp,
+      lastApplied: null,
+      lastServicePorts: null,
+      needFull: true,
+      renderCache: new IptablesRenderCache(),
+    }));
   }
 
   /** The snapshot the next sync renders. */
@@ -199,26 +223,43 @@ export class IptablesSyncer {
   private async syncFamily(fam: FamilyState, state: ClusterState, full: boolean): Promise<FamilySyncResult> {
     const { family, iptables } = fam.dp;
     const log = this.opts.logger;
-    const res: FamilySyncResult = { family, full, ok: false, drift: [], jumpsInserted: [], jumpsRemoved: [], conntrackDeleted: 0 };
+    const res: FamilySyncResult = {
+      family,
+      full,
+      ok: false,
+      drift: [],
+      jumpsInserted: [],
+      jumpsRemoved: [],
+      conntrackDeleted: 0,
+      stageMs: {},
+    };
     let stage = 'render';
+    let stageStart = this.opts.clock.now();
+    const enter = (next: string): void => {
+      const t = this.opts.clock.now();
+      res.stageMs[stage] = (res.stageMs[stage] ?? 0) + (t - stageStart);
+      stage = next;
+      stageStart = t;
+    };
     try {
       // A full sync reads the kernel's tables: start iptables-save (another process) first, so it runs
       // while this one renders — at 10k Services each takes a large part of a second.
       const reading = full ? readTables(iptables, tablesOf(fam.lastApplied)) : null;
-      let desired: IptablesRuleSet;
-      try {
-        desired = this.opts.render(state, family);
-      } catch (err) {
-        reading?.catch(() => undefined); // the render error is the one reported
-        throw err;
-      }
+      // Awaited below; until then a failed save must not count as an unhandled rejection.
+      reading?.catch(() => undefined);
+      // A render error is the one reported (a failed save is already handled above).
+      const desired: IptablesRuleSet = this.opts.render(state, family, fam.renderCache);
 
-      let saved: Map<string, SavedTable> | null = null;
+      let saved: Map<string, ScannedTable> | null = null;
       if (reading) {
-        stage = 'iptables-save';
+        enter('iptables-save');
+        // While the dump is being written: how the last applied chains should print (kept per chain,
+        // so only chains new since the last full sync cost anything), leaving string comparisons.
+        if (fam.lastApplied) await prepareExpectedSaveTexts(fam.lastApplied);
         saved = await reading;
+        enter('drift');
         if (fam.lastApplied) {
-          res.drift = detectDrift(fam.lastApplied, saved);
+          res.drift = detectDriftInScan(fam.lastApplied, saved);
           if (res.drift.length > 0) {
             this.stats.driftDetected += res.drift.length;
             log.warn(
@@ -238,7 +279,7 @@ export class IptablesSyncer {
         }
       }
 
-      stage = 'plan';
+      enter('plan');
       const observedChains: Partial<Record<TableName, string[]>> = {};
       for (const [name, t] of saved ?? []) if (name === 'filter' || name === 'nat') observedChains[name] = t.chains.map((c) => c.name);
       const plan = planIptablesRestore(desired, fam.lastApplied, {
@@ -256,7 +297,7 @@ export class IptablesSyncer {
       };
 
       if (plan.payload !== '') {
-        stage = 'iptables-restore';
+        enter('iptables-restore');
         try {
           await iptables.restore(plan.payload, { noflush: true, listFirst: plan.listFirst });
         } catch (err) {
@@ -273,18 +314,19 @@ export class IptablesSyncer {
       fam.lastServicePorts = state.servicePorts;
 
       if (saved && this.opts.createdChainsJournal) {
-        stage = 'created-chains journal';
+        enter('created-chains journal');
         await this.recordCreatedSharedChains(family, desired, saved, this.opts.createdChainsJournal);
       }
 
-      stage = 'built-in jumps';
+      enter('built-in jumps');
       const jumps = await this.ensureJumps(iptables, desired, previous, saved, full);
       res.jumpsInserted = jumps.inserted;
       res.jumpsRemoved = jumps.removed;
 
-      stage = 'conntrack';
+      enter('conntrack');
       res.conntrackDeleted = await this.cleanConntrack(fam.dp, previousPorts, state.servicePorts);
 
+      enter('done');
       fam.needFull = false;
       res.ok = true;
       log.info(
@@ -300,6 +342,8 @@ export class IptablesSyncer {
         plan.payload === '' ? 'iptables already up to date' : 'iptables rules applied',
       );
     } catch (err) {
+      const failedStage = stage;
+      enter(failedStage);
       fam.needFull = true;
       res.error = `${family} ${stage}: ${errorText(err)}`;
       log.error({ family, stage, full, err: errorText(err) }, 'iptables sync failed; previous rules stay in force, next sync is full');
@@ -317,7 +361,7 @@ export class IptablesSyncer {
     iptables: Iptables,
     desired: IptablesRuleSet,
     previous: IptablesRuleSet | null,
-    saved: Map<string, SavedTable> | null,
+    saved: Map<string, ScannedTable> | null,
     full: boolean,
   ): Promise<{ inserted: BuiltinJump[]; removed: BuiltinJump[] }> {
     const inserted: BuiltinJump[] = [];
@@ -325,7 +369,7 @@ export class IptablesSyncer {
     const before = new Set((previous?.builtinJumps ?? []).map(jumpKey));
     const toCheck = full || previous === null ? desired.builtinJumps : desired.builtinJumps.filter((j) => !before.has(jumpKey(j)));
     for (const jump of toCheck) {
-      if (saved && savedHasJump(saved, jump, desired.family)) continue;
+      if (saved && scannedHasJump(saved, jump, desired.family)) continue;
       const spec = splitRuleSpec(jump.spec);
       if (await iptables.checkRule(jump.table, jump.chain, spec)) continue;
       await iptables.insertRule(jump.table, jump.chain, spec, jump.position);
@@ -344,7 +388,7 @@ export class IptablesSyncer {
   private async recordCreatedSharedChains(
     family: IPFamily,
     desired: IptablesRuleSet,
-    saved: Map<string, SavedTable>,
+    saved: Map<string, ScannedTable>,
     journal: CreatedChainsJournal,
   ): Promise<void> {
     const created = desired.tables.flatMap((t) =>
@@ -398,15 +442,12 @@ function tablesOf(...sets: Array<IptablesRuleSet | null>): TableName[] {
   return [...names];
 }
 
-async function readTables(iptables: Iptables, tables: TableName[]): Promise<Map<string, SavedTable>> {
-  const out = new Map<string, SavedTable>();
-  // Both dumps at once (two processes); parsed in table order.
-  const texts = await Promise.all(tables.map((t) => iptables.save(t)));
-  tables.forEach((t, i) => {
-    const parsed = parseIptablesSave(texts[i] ?? '');
-    out.set(t, parsed.get(t) ?? { name: t, chains: [], rules: [] });
-  });
-  return out;
+async function readTables(iptables: Iptables, tables: TableName[]): Promise<Map<string, ScannedTable>> {
+  // Both dumps at once (two processes), each scanned as it arrives.
+  const scanned = await Promise.all(
+    tables.map(async (t) => scanIptablesSave(await iptables.save(t)).get(t) ?? { name: t, chains: [], ruleText: new Map() }),
+  );
+  return new Map(tables.map((t, i) => [t, scanned[i]!]));
 }
 
 function errorText(err: unknown): string {

@@ -98,3 +98,12 @@ export class StaticChainRecord extends ChainRecord implements RenderedChain {
 export function untouchedRuleText(chain: RenderedChain): string | undefined {
   return textIfUntouched(chain);
 }
+
+/**
+ * The chain's rule text when the renderer made it and no one replaced the rules since (reading them
+ * is fine: they are split from this text). A plan compares and writes chains by this text without
+ * splitting them. Undefined for chains built elsewhere (callers join `rules`).
+ */
+export function trustedRuleText(chain: RenderedChain): string | undefined {
+  return chain instanceof ChainRecord ? (chain as RenderedChain).text : undefined;
+}

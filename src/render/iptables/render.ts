@@ -38,46 +38,142 @@ interface OpenChain {
 }
 
 /**
- * One table under construction: chains in declaration order, rule lines collected per chain. A
- * service's chains are closed (their lines joined into one text) as soon as the next service
- * begins, so the per-rule strings die young and every rule's characters are kept once — in the
- * chain text that the serializer writes without copying (see chain-record.ts).
+ * The static chains of one table (KUBE-SERVICES, KUBE-NODEPORTS, …), under construction. Their text
+ * is assembled from pieces, each ending in "\n": lines written by the renderer itself and whole
+ * pieces contributed by service ports (see ServiceFragment), so a cached service port's rules in
+ * the shared chains are appended without being written again.
  */
-class TableBuilder {
-  private readonly chains: RenderedChain[] = [];
-  private readonly staticChains = new Map<string, OpenChain>();
-  /** Chains of the service port being rendered (cleared per service: keeps lookups small). */
-  private readonly serviceChains = new Map<string, OpenChain>();
+class StaticTable {
+  private readonly pieces = new Map<string, string[]>();
 
   constructor(readonly name: TableName) {}
 
-  declare(name: string, role: ChainRole, owner?: string): void {
-    const chain =
-      owner === undefined ? new StaticChainRecord(name, role) : new ServiceChainRecord(name, role, owner);
-    this.chains.push(chain);
-    (role === 'static' ? this.staticChains : this.serviceChains).set(name, { chain, lines: [] });
+  declare(name: string): void {
+    this.pieces.set(name, []);
   }
 
-  beginService(): void {
-    for (const open of this.serviceChains.values()) closeChain(open);
-    this.serviceChains.clear();
-  }
-
-  /** Append "-A <chain> tokens…" to a declared chain; empty tokens are skipped, lists flattened. */
+  /** Append "-A <chain> tokens…" to a declared static chain; empty tokens are skipped, lists flattened. */
   write(chain: string, ...tokens: LineToken[]): void {
-    const target = this.serviceChains.get(chain) ?? this.staticChains.get(chain);
-    if (target === undefined) throw new Error(`internal: rule for undeclared ${this.name} chain ${chain}`);
-    // Collected and joined once: a flat string, not a chain of concatenations (GC-heavy at 400k lines).
-    const parts = ['-A', chain];
-    for (const t of tokens) collectToken(parts, t);
-    target.lines.push(parts.join(' '));
+    this.target(chain).push(ruleLine(chain, tokens) + '\n');
   }
 
-  build(): { name: TableName; chains: RenderedChain[] } {
-    this.beginService();
-    for (const open of this.staticChains.values()) closeChain(open);
-    this.staticChains.clear();
-    return { name: this.name, chains: this.chains };
+  /** Append a service port's lines for this chain (already checked, ending in "\n"). */
+  append(chain: string, text: string): void {
+    this.target(chain).push(text);
+  }
+
+  private target(chain: string): string[] {
+    const target = this.pieces.get(chain);
+    if (target === undefined) throw new Error(`internal: rule for undeclared ${this.name} chain ${chain}`);
+    return target;
+  }
+
+  /**
+   * The table: static chains first (in declaration order), then `serviceChains` (already closed) in
+   * order. With a cache, a static chain made of the same pieces as in the last render is that
+   * render's chain object (no join; a plan skips it by identity).
+   */
+  build(
+    serviceChains: readonly RenderedChain[] = [],
+    cache?: IptablesRenderCache,
+  ): { name: TableName; chains: RenderedChain[] } {
+    const chains: RenderedChain[] = [];
+    for (const [name, parts] of this.pieces) {
+      const kept = cache?.staticChain(this.name, name, parts);
+      if (kept !== undefined) {
+        chains.push(kept);
+        continue;
+      }
+      const chain = new StaticChainRecord(name, 'static');
+      if (parts.length > 0) chain.text = parts.length === 1 ? parts[0]! : parts.join('');
+      cache?.keepStaticChain(this.name, chain, parts);
+      chains.push(chain);
+    }
+    return { name: this.name, chains: serviceChains.length === 0 ? chains : chains.concat(serviceChains) };
+  }
+}
+
+/** One rule line: tokens collected and joined once (a flat string, not a chain of concatenations). */
+function ruleLine(chain: string, tokens: readonly LineToken[]): string {
+  const parts = ['-A', chain];
+  for (const t of tokens) collectToken(parts, t);
+  const line = parts.join(' ');
+  // Tokens are checked to hold no newline; a mismatch here would mean a rule split in two.
+  if (line.includes('\n')) throw new Error(`internal: a rule of chain ${chain} contains a newline`);
+  return line;
+}
+
+/**
+ * What one service port contributes to a table set: its own nat chains (SVC, SVL, EXT, FW, SEP) and
+ * its lines in the shared static chains of both tables. Depends only on the ServicePort and the
+ * render context, so an IptablesRenderCache can keep it for as long as the ServicePort object lives.
+ */
+interface ServiceFragment {
+  /** The per-service nat chains, closed, in kube-proxy's declaration order. */
+  natChains: RenderedChain[];
+  /** Lines for shared chains, per (table, chain), each piece ending in "\n". */
+  shared: Array<{ table: TableName; chain: string; text: string }>;
+}
+
+/** Writes one service port's fragment; `table('nat')` / `table('filter')` give the write targets. */
+class FragmentWriter {
+  private readonly own = new Map<string, OpenChain>();
+  private readonly natChains: RenderedChain[] = [];
+  private readonly shared = new Map<string, { table: TableName; chain: string; lines: string[] }>();
+  private readonly views: Record<TableName, FragmentTable>;
+
+  constructor() {
+    this.views = { nat: new FragmentTable(this, 'nat'), filter: new FragmentTable(this, 'filter') };
+  }
+
+  table(name: TableName): FragmentTable {
+    return this.views[name];
+  }
+
+  declare(name: string, role: ChainRole, owner: string): void {
+    const chain = new ServiceChainRecord(name, role, owner);
+    this.natChains.push(chain);
+    this.own.set(name, { chain, lines: [] });
+  }
+
+  write(table: TableName, chain: string, tokens: readonly LineToken[]): void {
+    const line = ruleLine(chain, tokens);
+    const own = table === 'nat' ? this.own.get(chain) : undefined;
+    if (own !== undefined) {
+      own.lines.push(line);
+      return;
+    }
+    const key = `${table} ${chain}`;
+    let target = this.shared.get(key);
+    if (target === undefined) this.shared.set(key, (target = { table, chain, lines: [] }));
+    target.lines.push(line);
+  }
+
+  finish(): ServiceFragment {
+    for (const open of this.own.values()) closeChain(open);
+    const shared: ServiceFragment['shared'] = [];
+    for (const { table, chain, lines } of this.shared.values()) {
+      lines.push('');
+      shared.push({ table, chain, text: lines.join('\n') });
+    }
+    return { natChains: this.natChains, shared };
+  }
+}
+
+/** The `nat` / `filter` a service port's rendering writes to. */
+class FragmentTable {
+  constructor(
+    private readonly writer: FragmentWriter,
+    readonly name: TableName,
+  ) {}
+
+  declare(name: string, role: ChainRole, owner: string): void {
+    if (this.name !== 'nat') throw new Error(`internal: per-service chain ${name} in table ${this.name}`);
+    this.writer.declare(name, role, owner);
+  }
+
+  write(chain: string, ...tokens: LineToken[]): void {
+    this.writer.write(this.name, chain, tokens);
   }
 }
 
@@ -86,20 +182,9 @@ function closeChain(open: OpenChain): void {
   const { chain, lines } = open;
   if (lines.length > 0) {
     lines.push(''); // so that join ends the last line with "\n" too
-    const text = lines.join('\n');
-    // Tokens are checked to hold no newline; a mismatch here would mean a rule split in two.
-    if (countNewlines(text) !== lines.length - 1) {
-      throw new Error(`internal: a rule of chain ${chain.name} contains a newline`);
-    }
-    chain.text = text;
+    chain.text = lines.join('\n');
   }
   open.lines = [];
-}
-
-function countNewlines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
 }
 
 function collectToken(parts: string[], token: LineToken): void {
@@ -223,6 +308,14 @@ function typeIsExternallyAccessible(sp: ServicePort): boolean {
 /** The Service's cluster IP of the family (kube-proxy's per-family proxier ignores Services without one). */
 function familyClusterIP(sp: ServicePort, family: IptablesRenderOptions['family']): string | undefined {
   return sp.clusterIPs.find((ip) => (family === 'IPv4') === !ip.includes(':'));
+}
+
+/** Endpoints of the family of a service port that has a cluster IP of the family (else 0). */
+function familyEndpointCount(sp: ServicePort, family: IptablesRenderOptions['family']): number {
+  if (familyClusterIP(sp, family) === undefined) return 0;
+  let n = 0;
+  for (const ep of sp.endpoints) if (ep.family === family) n++;
+  return n;
 }
 
 function familyView(sp: ServicePort, opts: IptablesRenderOptions): FamilyServicePort | null {
@@ -381,8 +474,459 @@ function builtinJumps(withKubeletFirewall: boolean): BuiltinJump[] {
   return jumps;
 }
 
+/**
+ * What each service port rendered last time (its own chains and its lines in the shared chains),
+ * kept by ServicePort object identity. The ClusterStateBuilder hands out the same ServicePort object
+ * while a service port is unchanged, so a render with a cache redoes only the service ports that
+ * changed and re-assembles the shared chains from kept pieces: at 10k Services one endpoint change
+ * costs milliseconds instead of a full render. The output is byte-identical to a render without the
+ * cache (a property test holds it to that).
+ *
+ * One cache serves one render context (the options of one family): a render with other options, or
+ * a flip of large-cluster mode (which changes every service's comments), empties it. Entries die
+ * with their ServicePort objects (WeakMap). Rule sets rendered with a cache share chain objects with
+ * earlier ones, which is what lets a plan skip unchanged chains by identity: treat them as immutable
+ * (a chain whose rules were replaced is noticed and its service port rendered again).
+ */
+export class IptablesRenderCache {
+  private contextKey: string | null = null;
+  private fragments = new WeakMap<ServicePort, ServiceFragment | null>();
+  private readonly ipv4Counts = new WeakMap<ServicePort, number>();
+  private readonly ipv6Counts = new WeakMap<ServicePort, number>();
+  /** Static chains of the last render, with the pieces their text was joined from. */
+  private statics = new Map<string, { chain: RenderedChain; parts: string[] }>();
+  /** Service ports taken from the cache / rendered, in the last render. */
+  hits = 0;
+  misses = 0;
+
+  /** Start a render: keep the entries only if they were made in the same context. */
+  begin(opts: IptablesRenderOptions, largeClusterMode: boolean): void {
+    const key = JSON.stringify([opts, largeClusterMode]);
+    if (key !== this.contextKey) {
+      this.contextKey = key;
+      this.fragments = new WeakMap();
+      this.statics = new Map();
+    }
+    this.hits = 0;
+    this.misses = 0;
+  }
+
+  /** Forget everything (the next render renders every service port). */
+  clear(): void {
+    this.contextKey = null;
+    this.fragments = new WeakMap();
+    this.statics = new Map();
+  }
+
+  /** @internal the last render's static chain when it was made of the same pieces (and is intact). */
+  staticChain(table: TableName, name: string, parts: readonly string[]): RenderedChain | undefined {
+    const kept = this.statics.get(`${table} ${name}`);
+    if (kept === undefined || kept.chain.text === undefined || kept.parts.length !== parts.length) return undefined;
+    for (let i = 0; i < parts.length; i++) if (kept.parts[i] !== parts[i]) return undefined;
+    return kept.chain;
+  }
+
+  /** @internal remember a static chain built in this render. */
+  keepStaticChain(table: TableName, chain: RenderedChain, parts: string[]): void {
+    this.statics.set(`${table} ${chain.name}`, { chain, parts });
+  }
+
+  /** @internal endpoints of the family a service port contributes (kept: a pure function of the object). */
+  endpointCount(sp: ServicePort, family: IptablesRenderOptions['family']): number {
+    const counts = family === 'IPv4' ? this.ipv4Counts : this.ipv6Counts;
+    let n = counts.get(sp);
+    if (n === undefined) counts.set(sp, (n = familyEndpointCount(sp, family)));
+    return n;
+  }
+
+  /** @internal the fragment of one service port, from the cache or rendered and kept. */
+  fragment(sp: ServicePort, ctx: ServiceRenderContext): ServiceFragment | null {
+    const kept = this.fragments.get(sp);
+    if (kept === null || (kept !== undefined && intact(kept.natChains))) {
+      this.hits++;
+      return kept;
+    }
+    this.misses++;
+    const fresh = renderServiceFragment(sp, ctx);
+    this.fragments.set(sp, fresh);
+    return fresh;
+  }
+}
+
+/** No chain's rules were replaced since it was rendered (the setter drops `text`). */
+function intact(chains: readonly RenderedChain[]): boolean {
+  for (let i = 0; i < chains.length; i++) if (chains[i]!.text === undefined) return false;
+  return true;
+}
+
+/** What the rendering of one service port needs besides the ServicePort (equal contexts, equal output). */
+interface ServiceRenderContext {
+  opts: IptablesRenderOptions;
+  ifLocal: string[] | null;
+  ifNotLocal: string[] | null;
+  primaryNodeIP: string | undefined;
+  largeClusterMode: boolean;
+  probabilities: ProbabilityCache;
+}
+
+/**
+ * One service port's chains and its lines in the shared chains (kube-proxy's loop body of
+ * syncProxyRules); null when the Service has no cluster IP of the family.
+ */
+function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderContext): ServiceFragment | null {
+  const { opts, ifLocal, ifNotLocal, primaryNodeIP, probabilities } = ctx;
+  // Dropping per-endpoint comments in big clusters saves a third of the payload (kube-proxy does too).
+  const serviceComment = (text: string): string => (ctx.largeClusterMode ? '' : commentMatch(text));
+  const svc = familyView(servicePort, opts);
+  if (svc === null) return null;
+  const fragment = new FragmentWriter();
+  const nat = fragment.table('nat');
+  const filter = fragment.table('filter');
+  const { sp, protocol, owner, port } = svc;
+  const name = sp.id;
+  const protoMatch = `-m ${protocol} -p ${protocol}`;
+
+  const externallyAccessible =
+    svc.nodePort !== 0 || svc.loadBalancerVIPs.length > 0 || svc.externalIPs.length > 0;
+  const usesClusterEndpoints = !svc.internalPolicyLocal || externallyAccessible;
+  const usesLocalEndpoints = svc.internalPolicyLocal || (svc.externalPolicyLocal && externallyAccessible);
+  const {
+    clusterEndpoints,
+    localEndpoints,
+    allReachable,
+    hasAnyEndpoints: hasEndpoints,
+  } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints);
+
+  // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
+  const chainNames = perServiceChainNames(name, sp.protocol);
+  const clusterPolicyChain = chainNames.service;
+  const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
+  const localPolicyChain = chainNames.localService;
+  const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints;
+
+  let internalTrafficChain = clusterPolicyChain;
+  let hasInternalEndpoints = hasEndpoints;
+  if (svc.internalPolicyLocal) {
+    internalTrafficChain = localPolicyChain;
+    if (localEndpoints.length === 0) hasInternalEndpoints = false;
+  }
+  let externalPolicyChain = clusterPolicyChain;
+  let hasExternalEndpoints = hasEndpoints;
+  if (svc.externalPolicyLocal) {
+    externalPolicyChain = localPolicyChain;
+    if (localEndpoints.length === 0) hasExternalEndpoints = false;
+  }
+  const externalTrafficChain = chainNames.external;
+  // Based on hasEndpoints (not hasExternalEndpoints): the short-circuit rules for traffic from
+  // inside the cluster are needed even when no endpoint takes external traffic.
+  const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
+
+  const fwChain = chainNames.firewall;
+  const usesFWChain =
+    hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
+  const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
+
+  let internalFilterTarget = '';
+  let internalFilterComment = '';
+  let externalFilterTarget = '';
+  let externalFilterComment = '';
+  if (!hasEndpoints) {
+    // No endpoints anywhere: no nat chains, only REJECTs in filter.
+    internalFilterTarget = 'REJECT';
+    internalFilterComment = `${name} has no endpoints`;
+    externalFilterTarget = 'REJECT';
+    externalFilterComment = internalFilterComment;
+  } else {
+    if (!hasInternalEndpoints) {
+      internalFilterTarget = 'DROP';
+      internalFilterComment = `${name} has no local endpoints`;
+    }
+    if (!hasExternalEndpoints) {
+      externalFilterTarget = 'DROP';
+      externalFilterComment = `${name} has no local endpoints`;
+    }
+  }
+
+  // Declare this service's nat chains up front, in kube-proxy's order (EXT, FW, SVC, SVL, SEPs).
+  if (usesExternalTrafficChain) nat.declare(externalTrafficChain, 'external', owner);
+  if (usesFWChain) nat.declare(fwChain, 'firewall', owner);
+  if (usesClusterPolicyChain) nat.declare(clusterPolicyChain, 'service', owner);
+  if (usesLocalPolicyChain) nat.declare(localPolicyChain, 'service', owner);
+  for (const e of allReachable) nat.declare(e.chain, 'endpoint', owner);
+
+  // Cluster IP.
+  const clusterIPMatch = `${protoMatch} -d ${svc.clusterIP} --dport ${port}`;
+  if (hasInternalEndpoints) {
+    nat.write(
+      KUBE_SERVICES,
+      commentMatch(`${name} cluster IP`),
+      clusterIPMatch,
+      '-j',
+      internalTrafficChain,
+    );
+  } else {
+    filter.write(
+      KUBE_SERVICES,
+      commentMatch(internalFilterComment),
+      clusterIPMatch,
+      '-j',
+      internalFilterTarget,
+    );
+  }
+
+  // External IPs.
+  for (const externalIP of svc.externalIPs) {
+    const match = `${protoMatch} -d ${externalIP} --dport ${port}`;
+    if (hasEndpoints) {
+      nat.write(KUBE_SERVICES, commentMatch(`${name} external IP`), match, '-j', externalTrafficChain);
+    }
+    if (!hasExternalEndpoints) {
+      filter.write(
+        KUBE_EXTERNAL_SERVICES,
+        commentMatch(externalFilterComment),
+        match,
+        '-j',
+        externalFilterTarget,
+      );
+    }
+  }
+
+  // Load-balancer ingress IPs (VIP mode only).
+  for (const lbIP of svc.loadBalancerVIPs) {
+    const match = `${protoMatch} -d ${lbIP} --dport ${port}`;
+    if (hasEndpoints) {
+      nat.write(
+        KUBE_SERVICES,
+        commentMatch(`${name} loadbalancer IP`),
+        match,
+        '-j',
+        loadBalancerTrafficChain,
+      );
+    }
+    if (usesFWChain) {
+      filter.write(
+        KUBE_PROXY_FIREWALL,
+        commentMatch(`${name} traffic not accepted by ${fwChain}`),
+        match,
+        '-j',
+        'DROP',
+      );
+    }
+  }
+  if (!hasExternalEndpoints) {
+    for (const lbIP of svc.loadBalancerVIPs) {
+      filter.write(
+        KUBE_EXTERNAL_SERVICES,
+        commentMatch(externalFilterComment),
+        protoMatch,
+        '-d',
+        lbIP,
+        '--dport',
+        port,
+        '-j',
+        externalFilterTarget,
+      );
+    }
+  }
+
+  // Node ports. (kube-proxy's extra "-d 127.0.0.0/8 … -m nfacct" rule only counts packets and needs
+  // nfacct, which portway does not use; the rule below accepts localhost traffic as well.)
+  if (svc.nodePort !== 0) {
+    const nodePort = String(svc.nodePort);
+    if (hasEndpoints) {
+      nat.write(
+        KUBE_NODEPORTS,
+        commentMatch(name),
+        protoMatch,
+        '--dport',
+        nodePort,
+        '-j',
+        externalTrafficChain,
+      );
+    }
+    if (!hasExternalEndpoints) {
+      filter.write(
+        KUBE_EXTERNAL_SERVICES,
+        commentMatch(externalFilterComment),
+        '-m',
+        'addrtype',
+        '--dst-type',
+        'LOCAL',
+        protoMatch,
+        '--dport',
+        nodePort,
+        '-j',
+        externalFilterTarget,
+      );
+    }
+  }
+
+  // Health-check node port: accepted whether or not this node has local endpoints.
+  if (svc.healthCheckNodePort !== 0) {
+    filter.write(
+      KUBE_NODEPORTS,
+      commentMatch(`${name} health check node port`),
+      '-m',
+      'tcp',
+      '-p',
+      'tcp',
+      '--dport',
+      String(svc.healthCheckNodePort),
+      '-j',
+      'ACCEPT',
+    );
+  }
+
+  // Internal traffic: masquerade what does not come from a pod (or everything with masqueradeAll).
+  if (hasInternalEndpoints) {
+    const args = [commentMatch(`${name} cluster IP`), clusterIPMatch];
+    if (opts.masqueradeAll) {
+      nat.write(internalTrafficChain, args, '-j', KUBE_MARK_MASQ);
+    } else if (ifNotLocal !== null) {
+      // Off-cluster traffic to a service VIP (e.g. via a static route to any node) may bounce
+      // to another node, so it is masqueraded.
+      nat.write(internalTrafficChain, args, ifNotLocal, '-j', KUBE_MARK_MASQ);
+    }
+  }
+
+  // External traffic: everything captured for external destinations enters the EXT chain.
+  if (usesExternalTrafficChain) {
+    if (!svc.externalPolicyLocal) {
+      nat.write(
+        externalTrafficChain,
+        commentMatch(`masquerade traffic for ${name} external destinations`),
+        '-j',
+        KUBE_MARK_MASQ,
+      );
+    } else {
+      if (ifLocal !== null) {
+        // Pod → external address of the service: like going out to the LB and back in, so it
+        // is subject to neither traffic policy.
+        nat.write(
+          externalTrafficChain,
+          commentMatch(`pod traffic for ${name} external destinations`),
+          ifLocal,
+          '-j',
+          clusterPolicyChain,
+        );
+      }
+      // From the node itself the source would be a local address: masquerade and use Cluster policy.
+      nat.write(
+        externalTrafficChain,
+        commentMatch(`masquerade LOCAL traffic for ${name} external destinations`),
+        '-m',
+        'addrtype',
+        '--src-type',
+        'LOCAL',
+        '-j',
+        KUBE_MARK_MASQ,
+      );
+      nat.write(
+        externalTrafficChain,
+        commentMatch(`route LOCAL traffic for ${name} external destinations`),
+        '-m',
+        'addrtype',
+        '--src-type',
+        'LOCAL',
+        '-j',
+        clusterPolicyChain,
+      );
+    }
+    if (hasExternalEndpoints) nat.write(externalTrafficChain, '-j', externalPolicyChain);
+  }
+
+  // loadBalancerSourceRanges (only meaningful for VIP-style balancers that keep the client source).
+  if (usesFWChain) {
+    const fwComment = commentMatch(`${name} loadbalancer IP`);
+    let allowFromNode = false;
+    for (const cidr of svc.loadBalancerSourceRanges) {
+      nat.write(fwChain, fwComment, '-s', cidr.text, '-j', externalTrafficChain);
+      if (primaryNodeIP !== undefined && cidrContains(cidr, primaryNodeIP)) allowFromNode = true;
+    }
+    // A VIP routed locally makes node → VIP traffic loop back with the VIP as source: allow it.
+    if (allowFromNode) {
+      for (const lbIP of svc.loadBalancerVIPs)
+        nat.write(fwChain, fwComment, '-s', lbIP, '-j', externalTrafficChain);
+    }
+    // Whatever reaches the end is not DNATed and meets the DROP in filter KUBE-PROXY-FIREWALL.
+    nat.write(fwChain, commentMatch(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`));
+  }
+
+  const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : null;
+  if (affinity !== null && (!Number.isInteger(affinity) || affinity < 0 || affinity > 86400)) {
+    throw new RenderInputError(
+      svc.object,
+      'sessionAffinity.timeoutSeconds',
+      `${String(affinity)} is not 0..86400`,
+    );
+  }
+  const writeServiceToEndpoints = (chain: string, endpoints: EndpointEntry[]): void => {
+    if (affinity !== null) {
+      for (const e of endpoints) {
+        nat.write(
+          chain,
+          serviceComment(`${name} -> ${e.hostPort}`),
+          '-m',
+          'recent',
+          '--name',
+          e.chain,
+          '--rcheck',
+          '--seconds',
+          String(affinity),
+          '--reap',
+          '-j',
+          e.chain,
+        );
+      }
+    }
+    const n = endpoints.length;
+    endpoints.forEach((e, i) => {
+      const comment = serviceComment(`${name} -> ${e.hostPort}`);
+      if (i < n - 1) {
+        nat.write(
+          chain,
+          comment,
+          '-m',
+          'statistic',
+          '--mode',
+          'random',
+          '--probability',
+          probabilities.get(n - i),
+          '-j',
+          e.chain,
+        );
+      } else {
+        nat.write(chain, comment, '-j', e.chain);
+      }
+    });
+  };
+  if (usesClusterPolicyChain) writeServiceToEndpoints(clusterPolicyChain, clusterEndpoints);
+  if (usesLocalPolicyChain) writeServiceToEndpoints(localPolicyChain, localEndpoints);
+
+  for (const e of allReachable) {
+    const comment = serviceComment(name);
+    // Hairpin: a pod reaching itself through the service must be masqueraded to get the reply.
+    nat.write(e.chain, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
+    nat.write(
+      e.chain,
+      comment,
+      affinity !== null ? ['-m', 'recent', '--name', e.chain, '--set'] : [],
+      protoMatch,
+      '-j',
+      'DNAT',
+      '--to-destination',
+      e.hostPort,
+    );
+  }
+  return fragment.finish();
+}
+
 /** Render the iptables rules of one IP family (kube-proxy's syncProxyRules, full sync). Pure. */
-export function renderIptables(state: ClusterState, opts: IptablesRenderOptions): IptablesRuleSet {
+export function renderIptables(
+  state: ClusterState,
+  opts: IptablesRenderOptions,
+  cache?: IptablesRenderCache,
+): IptablesRuleSet {
   const { family } = opts;
   const isIPv6 = family === 'IPv6';
   const mark = markValue(opts.masqueradeBit);
@@ -400,8 +944,8 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
   const ifLocal = localCIDR === null ? null : ['-s', localCIDR];
   const ifNotLocal = localCIDR === null ? null : ['!', '-s', localCIDR];
 
-  const filter = new TableBuilder('filter');
-  const nat = new TableBuilder('nat');
+  const filter = new StaticTable('filter');
+  const nat = new StaticTable('nat');
   for (const c of [
     KUBE_SERVICES,
     KUBE_EXTERNAL_SERVICES,
@@ -409,9 +953,9 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
     KUBE_NODEPORTS,
     KUBE_PROXY_FIREWALL,
   ]) {
-    filter.declare(c, 'static');
+    filter.declare(c);
   }
-  for (const c of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) nat.declare(c, 'static');
+  for (const c of [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]) nat.declare(c);
 
   nat.write(KUBE_POSTROUTING, '-m', 'mark', '!', '--mark', `${mark}/${mark}`, '-j', 'RETURN');
   // Clear the mark so a packet that re-traverses the stack is not masqueraded twice.
@@ -428,7 +972,7 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
   if (nodePorts.localhostNodePorts) {
     // route_localnet (needed for localhost NodePorts) opens a hole (kubernetes#90259); kubelet and
     // kube-proxy both install this rule to close it.
-    filter.declare(KUBE_FIREWALL, 'static');
+    filter.declare(KUBE_FIREWALL);
     filter.write(
       KUBE_FIREWALL,
       commentMatch('block incoming localnet connections'),
@@ -451,355 +995,31 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
   // before its rules and dropped after, instead of holding views of every service at once.
   let totalEndpoints = 0;
   for (const sp of state.servicePorts) {
-    if (familyClusterIP(sp, family) === undefined) continue;
-    for (const ep of sp.endpoints) if (ep.family === family) totalEndpoints++;
+    totalEndpoints += cache ? cache.endpointCount(sp, family) : familyEndpointCount(sp, family);
   }
   const largeClusterMode = totalEndpoints > opts.largeClusterEndpointThreshold;
-  const probabilities = new ProbabilityCache();
-  // Dropping per-endpoint comments in big clusters saves a third of the payload (kube-proxy does too).
-  const serviceComment = (text: string): string => (largeClusterMode ? '' : commentMatch(text));
-
+  const ctx: ServiceRenderContext = {
+    opts,
+    ifLocal,
+    ifNotLocal,
+    primaryNodeIP,
+    largeClusterMode,
+    probabilities: new ProbabilityCache(),
+  };
+  cache?.begin(opts, largeClusterMode);
+  const fragments: ServiceFragment[] = [];
+  let serviceChainCount = 0;
   for (const servicePort of state.servicePorts) {
-    const svc = familyView(servicePort, opts);
-    if (svc === null) continue;
-    const { sp, protocol, owner, port } = svc;
-    const name = sp.id;
-    const protoMatch = `-m ${protocol} -p ${protocol}`;
-    nat.beginService();
-
-    const externallyAccessible =
-      svc.nodePort !== 0 || svc.loadBalancerVIPs.length > 0 || svc.externalIPs.length > 0;
-    const usesClusterEndpoints = !svc.internalPolicyLocal || externallyAccessible;
-    const usesLocalEndpoints = svc.internalPolicyLocal || (svc.externalPolicyLocal && externallyAccessible);
-    const {
-      clusterEndpoints,
-      localEndpoints,
-      allReachable,
-      hasAnyEndpoints: hasEndpoints,
-    } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints);
-
-    // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
-    const chainNames = perServiceChainNames(name, sp.protocol);
-    const clusterPolicyChain = chainNames.service;
-    const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
-    const localPolicyChain = chainNames.localService;
-    const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints;
-
-    let internalTrafficChain = clusterPolicyChain;
-    let hasInternalEndpoints = hasEndpoints;
-    if (svc.internalPolicyLocal) {
-      internalTrafficChain = localPolicyChain;
-      if (localEndpoints.length === 0) hasInternalEndpoints = false;
-    }
-    let externalPolicyChain = clusterPolicyChain;
-    let hasExternalEndpoints = hasEndpoints;
-    if (svc.externalPolicyLocal) {
-      externalPolicyChain = localPolicyChain;
-      if (localEndpoints.length === 0) hasExternalEndpoints = false;
-    }
-    const externalTrafficChain = chainNames.external;
-    // Based on hasEndpoints (not hasExternalEndpoints): the short-circuit rules for traffic from
-    // inside the cluster are needed even when no endpoint takes external traffic.
-    const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
-
-    const fwChain = chainNames.firewall;
-    const usesFWChain =
-      hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
-    const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
-
-    let internalFilterTarget = '';
-    let internalFilterComment = '';
-    let externalFilterTarget = '';
-    let externalFilterComment = '';
-    if (!hasEndpoints) {
-      // No endpoints anywhere: no nat chains, only REJECTs in filter.
-      internalFilterTarget = 'REJECT';
-      internalFilterComment = `${name} has no endpoints`;
-      externalFilterTarget = 'REJECT';
-      externalFilterComment = internalFilterComment;
-    } else {
-      if (!hasInternalEndpoints) {
-        internalFilterTarget = 'DROP';
-        internalFilterComment = `${name} has no local endpoints`;
-      }
-      if (!hasExternalEndpoints) {
-        externalFilterTarget = 'DROP';
-        externalFilterComment = `${name} has no local endpoints`;
-      }
-    }
-
-    // Declare this service's nat chains up front, in kube-proxy's order (EXT, FW, SVC, SVL, SEPs).
-    if (usesExternalTrafficChain) nat.declare(externalTrafficChain, 'external', owner);
-    if (usesFWChain) nat.declare(fwChain, 'firewall', owner);
-    if (usesClusterPolicyChain) nat.declare(clusterPolicyChain, 'service', owner);
-    if (usesLocalPolicyChain) nat.declare(localPolicyChain, 'service', owner);
-    for (const e of allReachable) nat.declare(e.chain, 'endpoint', owner);
-
-    // Cluster IP.
-    const clusterIPMatch = `${protoMatch} -d ${svc.clusterIP} --dport ${port}`;
-    if (hasInternalEndpoints) {
-      nat.write(
-        KUBE_SERVICES,
-        commentMatch(`${name} cluster IP`),
-        clusterIPMatch,
-        '-j',
-        internalTrafficChain,
-      );
-    } else {
-      filter.write(
-        KUBE_SERVICES,
-        commentMatch(internalFilterComment),
-        clusterIPMatch,
-        '-j',
-        internalFilterTarget,
-      );
-    }
-
-    // External IPs.
-    for (const externalIP of svc.externalIPs) {
-      const match = `${protoMatch} -d ${externalIP} --dport ${port}`;
-      if (hasEndpoints) {
-        nat.write(KUBE_SERVICES, commentMatch(`${name} external IP`), match, '-j', externalTrafficChain);
-      }
-      if (!hasExternalEndpoints) {
-        filter.write(
-          KUBE_EXTERNAL_SERVICES,
-          commentMatch(externalFilterComment),
-          match,
-          '-j',
-          externalFilterTarget,
-        );
-      }
-    }
-
-    // Load-balancer ingress IPs (VIP mode only).
-    for (const lbIP of svc.loadBalancerVIPs) {
-      const match = `${protoMatch} -d ${lbIP} --dport ${port}`;
-      if (hasEndpoints) {
-        nat.write(
-          KUBE_SERVICES,
-          commentMatch(`${name} loadbalancer IP`),
-          match,
-          '-j',
-          loadBalancerTrafficChain,
-        );
-      }
-      if (usesFWChain) {
-        filter.write(
-          KUBE_PROXY_FIREWALL,
-          commentMatch(`${name} traffic not accepted by ${fwChain}`),
-          match,
-          '-j',
-          'DROP',
-        );
-      }
-    }
-    if (!hasExternalEndpoints) {
-      for (const lbIP of svc.loadBalancerVIPs) {
-        filter.write(
-          KUBE_EXTERNAL_SERVICES,
-          commentMatch(externalFilterComment),
-          protoMatch,
-          '-d',
-          lbIP,
-          '--dport',
-          port,
-          '-j',
-          externalFilterTarget,
-        );
-      }
-    }
-
-    // Node ports. (kube-proxy's extra "-d 127.0.0.0/8 … -m nfacct" rule only counts packets and needs
-    // nfacct, which portway does not use; the rule below accepts localhost traffic as well.)
-    if (svc.nodePort !== 0) {
-      const nodePort = String(svc.nodePort);
-      if (hasEndpoints) {
-        nat.write(
-          KUBE_NODEPORTS,
-          commentMatch(name),
-          protoMatch,
-          '--dport',
-          nodePort,
-          '-j',
-          externalTrafficChain,
-        );
-      }
-      if (!hasExternalEndpoints) {
-        filter.write(
-          KUBE_EXTERNAL_SERVICES,
-          commentMatch(externalFilterComment),
-          '-m',
-          'addrtype',
-          '--dst-type',
-          'LOCAL',
-          protoMatch,
-          '--dport',
-          nodePort,
-          '-j',
-          externalFilterTarget,
-        );
-      }
-    }
-
-    // Health-check node port: accepted whether or not this node has local endpoints.
-    if (svc.healthCheckNodePort !== 0) {
-      filter.write(
-        KUBE_NODEPORTS,
-        commentMatch(`${name} health check node port`),
-        '-m',
-        'tcp',
-        '-p',
-        'tcp',
-        '--dport',
-        String(svc.healthCheckNodePort),
-        '-j',
-        'ACCEPT',
-      );
-    }
-
-    // Internal traffic: masquerade what does not come from a pod (or everything with masqueradeAll).
-    if (hasInternalEndpoints) {
-      const args = [commentMatch(`${name} cluster IP`), clusterIPMatch];
-      if (opts.masqueradeAll) {
-        nat.write(internalTrafficChain, args, '-j', KUBE_MARK_MASQ);
-      } else if (ifNotLocal !== null) {
-        // Off-cluster traffic to a service VIP (e.g. via a static route to any node) may bounce
-        // to another node, so it is masqueraded.
-        nat.write(internalTrafficChain, args, ifNotLocal, '-j', KUBE_MARK_MASQ);
-      }
-    }
-
-    // External traffic: everything captured for external destinations enters the EXT chain.
-    if (usesExternalTrafficChain) {
-      if (!svc.externalPolicyLocal) {
-        nat.write(
-          externalTrafficChain,
-          commentMatch(`masquerade traffic for ${name} external destinations`),
-          '-j',
-          KUBE_MARK_MASQ,
-        );
-      } else {
-        if (ifLocal !== null) {
-          // Pod → external address of the service: like going out to the LB and back in, so it
-          // is subject to neither traffic policy.
-          nat.write(
-            externalTrafficChain,
-            commentMatch(`pod traffic for ${name} external destinations`),
-            ifLocal,
-            '-j',
-            clusterPolicyChain,
-          );
-        }
-        // From the node itself the source would be a local address: masquerade and use Cluster policy.
-        nat.write(
-          externalTrafficChain,
-          commentMatch(`masquerade LOCAL traffic for ${name} external destinations`),
-          '-m',
-          'addrtype',
-          '--src-type',
-          'LOCAL',
-          '-j',
-          KUBE_MARK_MASQ,
-        );
-        nat.write(
-          externalTrafficChain,
-          commentMatch(`route LOCAL traffic for ${name} external destinations`),
-          '-m',
-          'addrtype',
-          '--src-type',
-          'LOCAL',
-          '-j',
-          clusterPolicyChain,
-        );
-      }
-      if (hasExternalEndpoints) nat.write(externalTrafficChain, '-j', externalPolicyChain);
-    }
-
-    // loadBalancerSourceRanges (only meaningful for VIP-style balancers that keep the client source).
-    if (usesFWChain) {
-      const fwComment = commentMatch(`${name} loadbalancer IP`);
-      let allowFromNode = false;
-      for (const cidr of svc.loadBalancerSourceRanges) {
-        nat.write(fwChain, fwComment, '-s', cidr.text, '-j', externalTrafficChain);
-        if (primaryNodeIP !== undefined && cidrContains(cidr, primaryNodeIP)) allowFromNode = true;
-      }
-      // A VIP routed locally makes node → VIP traffic loop back with the VIP as source: allow it.
-      if (allowFromNode) {
-        for (const lbIP of svc.loadBalancerVIPs)
-          nat.write(fwChain, fwComment, '-s', lbIP, '-j', externalTrafficChain);
-      }
-      // Whatever reaches the end is not DNATed and meets the DROP in filter KUBE-PROXY-FIREWALL.
-      nat.write(fwChain, commentMatch(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`));
-    }
-
-    const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : null;
-    if (affinity !== null && (!Number.isInteger(affinity) || affinity < 0 || affinity > 86400)) {
-      throw new RenderInputError(
-        svc.object,
-        'sessionAffinity.timeoutSeconds',
-        `${String(affinity)} is not 0..86400`,
-      );
-    }
-    const writeServiceToEndpoints = (chain: string, endpoints: EndpointEntry[]): void => {
-      if (affinity !== null) {
-        for (const e of endpoints) {
-          nat.write(
-            chain,
-            serviceComment(`${name} -> ${e.hostPort}`),
-            '-m',
-            'recent',
-            '--name',
-            e.chain,
-            '--rcheck',
-            '--seconds',
-            String(affinity),
-            '--reap',
-            '-j',
-            e.chain,
-          );
-        }
-      }
-      const n = endpoints.length;
-      endpoints.forEach((e, i) => {
-        const comment = serviceComment(`${name} -> ${e.hostPort}`);
-        if (i < n - 1) {
-          nat.write(
-            chain,
-            comment,
-            '-m',
-            'statistic',
-            '--mode',
-            'random',
-            '--probability',
-            probabilities.get(n - i),
-            '-j',
-            e.chain,
-          );
-        } else {
-          nat.write(chain, comment, '-j', e.chain);
-        }
-      });
-    };
-    if (usesClusterPolicyChain) writeServiceToEndpoints(clusterPolicyChain, clusterEndpoints);
-    if (usesLocalPolicyChain) writeServiceToEndpoints(localPolicyChain, localEndpoints);
-
-    for (const e of allReachable) {
-      const comment = serviceComment(name);
-      // Hairpin: a pod reaching itself through the service must be masqueraded to get the reply.
-      nat.write(e.chain, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
-      nat.write(
-        e.chain,
-        comment,
-        affinity !== null ? ['-m', 'recent', '--name', e.chain, '--set'] : [],
-        protoMatch,
-        '-j',
-        'DNAT',
-        '--to-destination',
-        e.hostPort,
-      );
-    }
+    const fragment = cache ? cache.fragment(servicePort, ctx) : renderServiceFragment(servicePort, ctx);
+    if (fragment === null) continue;
+    fragments.push(fragment);
+    serviceChainCount += fragment.natChains.length;
+    for (const piece of fragment.shared) (piece.table === 'nat' ? nat : filter).append(piece.chain, piece.text);
   }
+  // One array of the final size (110k chains at 10k Services), filled in place.
+  const natServiceChains = new Array<RenderedChain>(serviceChainCount);
+  let at = 0;
+  for (const fragment of fragments) for (const c of fragment.natChains) natServiceChains[at++] = c;
 
   // Finally the tail call to KUBE-NODEPORTS: it must be the last rule of KUBE-SERVICES.
   const nodePortsComment = commentMatch(
@@ -843,7 +1063,7 @@ export function renderIptables(state: ClusterState, opts: IptablesRenderOptions)
 
   return {
     family,
-    tables: [filter.build(), nat.build()],
+    tables: [filter.build([], cache), nat.build(natServiceChains, cache)],
     builtinJumps: builtinJumps(nodePorts.localhostNodePorts),
   };
 }
