@@ -19,6 +19,7 @@ import {
 } from '../dataplane/iptables-text.js';
 import type { IPFamily } from '../model/cluster-state.js';
 import { isOwnedChainName } from '../plan/iptables-plan.js';
+import { splitRuleText, trustedRuleText } from '../render/iptables/chain-record.js';
 import type { BuiltinJump, IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
 
 export interface DriftFinding {
@@ -247,7 +248,11 @@ export function scannedHasJump(scanned: ReadonlyMap<string, ScannedTable>, jump:
  */
 export function expectedSaveText(chain: RenderedChain, family: IPFamily): string {
   const lines: string[] = [];
-  for (const rule of chain.rules) {
+  // The renderer's text split here, not `chain.rules`: reading those would keep a split copy of every
+  // rule in every chain for as long as the chain lives.
+  const text = trustedRuleText(chain);
+  const rules = text === undefined ? chain.rules : splitRuleText(text);
+  for (const rule of rules) {
     const tokens = splitRuleSpec(rule);
     lines.push(formatSavedRule(tokens[1] ?? '', canonicalSpec(tokens.slice(2), family)));
   }

@@ -312,6 +312,11 @@ export class IptablesSyncer {
       const previousPorts = fam.lastServicePorts;
       fam.lastApplied = desired;
       fam.lastServicePorts = state.servicePorts;
+      // After a full sync most chains may be new: learn how they print now, in slices between other
+      // work, so that the next full sync's drift check is string comparisons only (and does not
+      // compete with its two iptables-save processes for the CPU). Partial syncs add few chains;
+      // the next full sync prepares those itself.
+      if (full) void prepareExpectedSaveTexts(desired).catch(() => undefined);
 
       if (saved && this.opts.createdChainsJournal) {
         enter('created-chains journal');

@@ -192,7 +192,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const clock = opts.clock ?? new SystemClock();
   const syncer = new IptablesSyncer({
     families: familyDataplanes,
-    render: (state, family) => renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs)),
+    render: (state, family, cache) => renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs), cache),
     clock,
     logger: log,
     sysctl: dataplane.sysctl,

@@ -20,6 +20,7 @@ import {
   prepareExpectedSaveTexts,
   scanIptablesSave,
   scannedChainRules,
+  textDigest,
 } from '../../../src/sync/drift.js';
 import { endpoint, servicePort } from './fixtures.js';
 
@@ -167,5 +168,15 @@ describe('drift over a scanned dump', () => {
     setImmediate(() => (immediateRan = true));
     await prepareExpectedSaveTexts(many, { sliceMs: 0, now: () => clock++ });
     expect(immediateRan).toBe(false);
+  });
+});
+
+describe('textDigest', () => {
+  it('is stable and tells apart texts that differ in one character or in order', () => {
+    const a = '-A KUBE-SEP-X -s 10.244.1.2/32 -j KUBE-MARK-MASQ\n';
+    expect(textDigest(a)).toBe(textDigest(`${a}`));
+    expect(textDigest(a)).not.toBe(textDigest(a.replace('1.2/', '1.3/')));
+    expect(textDigest('ab')).not.toBe(textDigest('ba'));
+    expect(Number.isSafeInteger(textDigest(a))).toBe(true);
   });
 });
