@@ -51,7 +51,8 @@ import {
 
 // ── object identity and order ─────────────────────────────────────────────────────────────
 
-function metadataField(object: unknown, field: 'namespace' | 'name'): string {
+/** metadata.namespace / metadata.name of a raw object as written ("" when missing or not a string). */
+export function metadataField(object: unknown, field: 'namespace' | 'name'): string {
   if (typeof object !== 'object' || object === null) return '';
   const metadata = (object as { metadata?: unknown }).metadata;
   if (typeof metadata !== 'object' || metadata === null) return '';
@@ -59,7 +60,8 @@ function metadataField(object: unknown, field: 'namespace' | 'name'): string {
   return typeof value === 'string' ? value : '';
 }
 
-function kindOf(object: unknown): string {
+/** The raw object's kind ("" when missing or not a string). */
+export function kindOf(object: unknown): string {
   if (typeof object !== 'object' || object === null) return '';
   const kind = (object as { kind?: unknown }).kind;
   return typeof kind === 'string' ? kind : '';

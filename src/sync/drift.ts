@@ -68,6 +68,20 @@ function minus(a: readonly string[], b: readonly string[]): string[] {
   return out;
 }
 
+/** A finding for each built-in jump of `lastApplied` that `present` says the kernel lacks. */
+function missingJumps(lastApplied: IptablesRuleSet, present: (jump: BuiltinJump) => boolean): DriftFinding[] {
+  const family = lastApplied.family;
+  return lastApplied.builtinJumps
+    .filter((jump) => !present(jump))
+    .map((jump) => ({
+      table: jump.table,
+      chain: jump.chain,
+      kind: 'missingJump' as const,
+      missingRules: [canonicalLine(jump.chain, splitRuleSpec(jump.spec), family)],
+      extraRules: [],
+    }));
+}
+
 /** Whether a saved built-in chain already holds this jump (compared canonically). */
 export function savedHasJump(saved: ReadonlyMap<string, SavedTable>, jump: BuiltinJump, family: IPFamily): boolean {
   const want = canonicalLine(jump.chain, splitRuleSpec(jump.spec), family);
@@ -120,17 +134,7 @@ export function detectDrift(
       }
     }
   }
-  for (const jump of lastApplied.builtinJumps) {
-    if (!savedHasJump(saved, jump, family)) {
-      findings.push({
-        table: jump.table,
-        chain: jump.chain,
-        kind: 'missingJump',
-        missingRules: [canonicalLine(jump.chain, splitRuleSpec(jump.spec), family)],
-        extraRules: [],
-      });
-    }
-  }
+  findings.push(...missingJumps(lastApplied, (jump) => savedHasJump(saved, jump, family)));
   return findings;
 }
 
@@ -372,16 +376,6 @@ export function detectDriftInScan(
       }
     }
   }
-  for (const jump of lastApplied.builtinJumps) {
-    if (!scannedHasJump(scanned, jump, family)) {
-      findings.push({
-        table: jump.table,
-        chain: jump.chain,
-        kind: 'missingJump',
-        missingRules: [canonicalLine(jump.chain, splitRuleSpec(jump.spec), family)],
-        extraRules: [],
-      });
-    }
-  }
+  findings.push(...missingJumps(lastApplied, (jump) => scannedHasJump(scanned, jump, family)));
   return findings;
 }

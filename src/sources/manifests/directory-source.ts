@@ -21,6 +21,8 @@ import type { ClusterState, InputProblem } from '../../model/cluster-state.js';
 import {
   ClusterStateBuilder,
   compareSourcedObjects,
+  kindOf,
+  metadataField,
   sourcedObjectKey,
 } from '../../model/incremental.js';
 import type { SourcedObject } from '../../model/load.js';
@@ -132,20 +134,6 @@ function sameRaw(a: unknown, b: unknown): boolean {
     if (!sameRaw((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
   }
   return true;
-}
-
-function metadataField(object: unknown, field: 'namespace' | 'name'): string {
-  if (typeof object !== 'object' || object === null) return '';
-  const metadata = (object as { metadata?: unknown }).metadata;
-  if (typeof metadata !== 'object' || metadata === null) return '';
-  const value = (metadata as Record<string, unknown>)[field];
-  return typeof value === 'string' ? value : '';
-}
-
-function kindOf(object: unknown): string {
-  if (typeof object !== 'object' || object === null) return '';
-  const kind = (object as { kind?: unknown }).kind;
-  return typeof kind === 'string' ? kind : '';
 }
 
 export class ManifestDirectorySource {
