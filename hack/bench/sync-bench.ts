@@ -238,6 +238,7 @@ async function main(): Promise<void> {
       `first full sync: ${ms(now() - t)} (render ${ms(renderMs.at(-1)!)}, restore ${ms(iptables.restoreMs.at(-1)!)}, ` +
         `${kb(initial.families[0]?.plan?.bytes ?? 0)}, ${initial.families[0]?.plan?.lines} lines, listFirst ${initial.families[0]?.plan?.listFirst})`,
     );
+    console.log(`    syncer stages (ms): ${stageSummary([initial.families[0]?.stageMs ?? {}])}`);
 
     // 2. One endpoint replaced, CHANGES times.
     const latency: number[] = [];
@@ -292,6 +293,22 @@ async function main(): Promise<void> {
     console.log(
       `  bytes to iptables-restore: median ${kb(median(bytes))}, max ${kb(Math.max(...bytes))}   [target: < 10 KB]`,
     );
+
+    // 2b. The kernel's floor for any partial restore at this size: one rule with a verdict added to a
+    // chain nothing jumps to. The commit makes nf_tables re-validate every chain reachable from each
+    // built-in chain of the table, so this costs what it costs whatever portway sends.
+    const floorMs: number[] = [];
+    const probe = 'PORTWAY-FLOOR-PROBE';
+    for (let i = 0; i < CHANGES; i++) {
+      t = now();
+      await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-A ${probe} -j RETURN\nCOMMIT\n`, { noflush: true });
+      floorMs.push(now() - t);
+    }
+    await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-X ${probe}\nCOMMIT\n`, { noflush: true });
+    console.log(
+      `  kernel floor (restore adding one "-j RETURN" rule to an unreferenced chain): median ${ms(median(floorMs))}, p99 ${ms(p99(floorMs))}`,
+    );
+    console.log(`  change latency above that floor: median ${ms(median(latency) - median(floorMs))}`);
 
     // 3. Full re-sync of the loaded namespace vs iptables-restore alone with the same payload.
     const fullMs: number[] = [];
