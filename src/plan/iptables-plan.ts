@@ -24,7 +24,13 @@ export const STATIC_CHAIN_NAMES: ReadonlySet<string> = new Set([
 export const SHARED_CHAIN_NAMES: ReadonlySet<string> = new Set(['KUBE-FIREWALL']);
 
 /** Per-service chain prefixes: chains with these names are created and deleted as Services come and go. */
-export const SERVICE_CHAIN_PREFIXES: readonly string[] = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'];
+export const SERVICE_CHAIN_PREFIXES: readonly string[] = [
+  'KUBE-SVC-',
+  'KUBE-SVL-',
+  'KUBE-EXT-',
+  'KUBE-FW-',
+  'KUBE-SEP-',
+];
 
 /** A per-service chain (kube-proxy's isServiceChainName): the only kind ever deleted with -X. */
 export function isServiceChainName(name: string): boolean {
@@ -100,7 +106,8 @@ export class LineBuffer {
   /** Append lines already joined, every one ending in "\n" (a chain's rule text). */
   writeText(text: string): void {
     if (text === '') return;
-    if (text.charCodeAt(text.length - 1) !== NEWLINE) throw new Error('internal: rule text must end with a newline');
+    if (text.charCodeAt(text.length - 1) !== NEWLINE)
+      throw new Error('internal: rule text must end with a newline');
     this.pieces.push(text);
     this.byteCount += Buffer.byteLength(text);
     this.lines += countNewlines(text);
@@ -211,13 +218,15 @@ function checkChain(chain: RenderedChain, family: string, table: TableName): voi
   const prefix = `-A ${chain.name} `;
   const bad = firstLineWithout(chainRuleText(chain), prefix);
   if (bad !== null) {
-    throw new Error(`desired ${family} table ${table} chain ${chain.name}: rule "${bad}" does not start with "${prefix.trim()}"`);
+    throw new Error(
+      `desired ${family} table ${table} chain ${chain.name}: rule "${bad}" does not start with "${prefix.trim()}"`,
+    );
   }
 }
 
 /** The first line of `text` (lines ending in "\n") that does not start with `prefix`; null if none. */
 function firstLineWithout(text: string, prefix: string): string | null {
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     const end = text.indexOf('\n', at);
     if (!text.startsWith(prefix, at)) return text.slice(at, end === -1 ? text.length : end);
     at = end + 1;
@@ -225,10 +234,64 @@ function firstLineWithout(text: string, prefix: string): string | null {
   return null;
 }
 
+/** Chains a rule text jumps or goes to (`-j NAME` / `-g NAME`), kept per chain object. */
+const jumpTargetsCache = new WeakMap<RenderedChain, readonly string[]>();
+const JUMP = / -[jg] ([^\s"]+)/g;
+
+function jumpTargets(chain: RenderedChain): readonly string[] {
+  let targets = jumpTargetsCache.get(chain);
+  if (targets === undefined) {
+    // Quoted text (comments) is left out: `--comment "… -j X"` is not a jump.
+    const unquoted = chainRuleText(chain).replace(/"[^"]*"/g, '""');
+    targets = [...new Set(Array.from(unquoted.matchAll(JUMP), (m) => m[1]!))];
+    jumpTargetsCache.set(chain, targets);
+  }
+  return targets;
+}
+
+/**
+ * The chains to write, each right before the first chain that jumps to it (depth first, otherwise in
+ * the given order). iptables-nft-restore looks every chain up by name in a hash of all the chains it
+ * knows so far, once per declaration, rule and jump: declaring each chain where it is first needed keeps
+ * that hash small for most of the payload, where declaring all 110k chains of 10k Services first made
+ * it ~25% slower (16 s → 13 s measured). A jump target must be declared before the jump, so targets
+ * go first.
+ */
+export function declarationOrder(chains: readonly RenderedChain[]): RenderedChain[] {
+  const byName = new Map<string, RenderedChain>();
+  for (const c of chains) byName.set(c.name, c);
+  const ordered: RenderedChain[] = [];
+  const placed = new Set<string>();
+  // Iterative depth-first walk: the stack holds [chain, index of the next target to visit].
+  for (const root of chains) {
+    if (placed.has(root.name)) continue;
+    placed.add(root.name);
+    const stack: Array<[RenderedChain, number]> = [[root, 0]];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const targets = jumpTargets(top[0]);
+      let next: RenderedChain | undefined;
+      while (top[1] < targets.length && next === undefined) {
+        const candidate = byName.get(targets[top[1]++]!);
+        if (candidate !== undefined && !placed.has(candidate.name)) next = candidate;
+      }
+      if (next !== undefined) {
+        placed.add(next.name);
+        stack.push([next, 0]);
+      } else {
+        stack.pop();
+        ordered.push(top[0]);
+      }
+    }
+  }
+  return ordered;
+}
+
 /**
  * The smallest restore that turns the kernel (assumed to hold `lastApplied`, or anything when `full`)
- * into `desired`. Declaration order is the desired order (kube-proxy's: static chains first), then the
- * chains being deleted; rule lines follow; -X lines come last.
+ * into `desired`. Chains being deleted are declared (flushed) first; then each chain written is declared
+ * right before its rules, jump targets before the chains that jump to them (declarationOrder); -X
+ * lines come last.
  *
  * Chains that are the same objects in `desired` and `lastApplied` (what a cached render reuses) are
  * unchanged without looking at their rules; the others are compared by rule text.
@@ -239,7 +302,8 @@ export function planIptablesRestore(
   opts: IptablesPlanOptions,
 ): IptablesPlan {
   if (lastApplied && lastApplied.family !== desired.family) {
-    for (const table of desired.tables) for (const chain of table.chains) checkChain(chain, desired.family, table.name);
+    for (const table of desired.tables)
+      for (const chain of table.chains) checkChain(chain, desired.family, table.name);
     throw new Error(`lastApplied is ${lastApplied.family} but desired is ${desired.family}`);
   }
   // Without a record of what is in the kernel, only a full plan is safe.
@@ -272,7 +336,11 @@ export function planIptablesRestore(
     for (const chain of changedCandidates) {
       const before = hadByName.get(chain.name);
       if (before !== undefined) kept.add(chain.name);
-      if (full || before === undefined || (before !== chain && chainRuleText(before) !== chainRuleText(chain))) {
+      if (
+        full ||
+        before === undefined ||
+        (before !== chain && chainRuleText(before) !== chainRuleText(chain))
+      ) {
         toWrite.push(chain);
       }
     }
@@ -283,7 +351,8 @@ export function planIptablesRestore(
     for (const c of goneCandidates) if (!kept.has(c.name) && isOwnedChainName(c.name)) gone.add(c.name);
     if (full && (opts.observedChains?.[table]?.length ?? 0) > 0) {
       const wanted = new Set(tableChains(desired, table).map((c) => c.name));
-      for (const name of opts.observedChains?.[table] ?? []) if (isOwnedChainName(name) && !wanted.has(name)) gone.add(name);
+      for (const name of opts.observedChains?.[table] ?? [])
+        if (isOwnedChainName(name) && !wanted.has(name)) gone.add(name);
     }
     const toDelete = [...gone].filter(isServiceChainName);
     const toFlush = [...gone].filter((n) => !isServiceChainName(n));
@@ -291,9 +360,11 @@ export function planIptablesRestore(
     if (writes.length === 0 && gone.size === 0) continue;
 
     out.write(`*${table}`);
-    if (writes.length > 0) out.writeText(':' + writes.map((c) => c.name).join(' - [0:0]\n:') + ' - [0:0]\n');
     for (const name of [...toFlush, ...toDelete]) out.write(`:${name}`, '-', '[0:0]');
-    for (const chain of writes) out.writeText(chainRuleText(chain));
+    for (const chain of declarationOrder(writes)) {
+      out.write(`:${chain.name}`, '-', '[0:0]');
+      out.writeText(chainRuleText(chain));
+    }
     for (const name of toDelete) out.write('-X', name);
     out.write('COMMIT');
 

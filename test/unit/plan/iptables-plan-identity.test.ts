@@ -4,6 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import {
+  declarationOrder,
   isOwnedChainName,
   isServiceChainName,
   planIptablesRestore,
@@ -14,8 +15,13 @@ import type { IptablesRuleSet, RenderedChain, TableName } from '../../../src/ren
 import { ep, options, stateOf, svcPort } from '../render/fixtures.js';
 
 /** The plan as a by-name comparison computes it (the algorithm before identity skipping). */
-function referencePlan(desired: IptablesRuleSet, lastApplied: IptablesRuleSet | null, full: boolean): Pick<IptablesPlan, 'payload' | 'changedChains' | 'deletedChains' | 'flushedChains'> {
-  const byName = (rs: IptablesRuleSet | null, t: TableName) => new Map((rs?.tables.find((x) => x.name === t)?.chains ?? []).map((c) => [c.name, c]));
+function referencePlan(
+  desired: IptablesRuleSet,
+  lastApplied: IptablesRuleSet | null,
+  full: boolean,
+): Pick<IptablesPlan, 'payload' | 'changedChains' | 'deletedChains' | 'flushedChains'> {
+  const byName = (rs: IptablesRuleSet | null, t: TableName) =>
+    new Map((rs?.tables.find((x) => x.name === t)?.chains ?? []).map((c) => [c.name, c]));
   const lines: string[] = [];
   const changedChains: IptablesPlan['changedChains'] = [];
   const deletedChains: IptablesPlan['deletedChains'] = [];
@@ -32,19 +38,27 @@ function referencePlan(desired: IptablesRuleSet, lastApplied: IptablesRuleSet | 
     const toFlush = gone.filter((n) => !isServiceChainName(n));
     if (toWrite.length === 0 && gone.length === 0) continue;
     lines.push(`*${table}`);
-    for (const c of toWrite) lines.push(`:${c.name} - [0:0]`);
     for (const n of [...toFlush, ...toDelete]) lines.push(`:${n} - [0:0]`);
-    for (const c of toWrite) lines.push(...c.rules);
+    for (const c of declarationOrder(toWrite)) lines.push(`:${c.name} - [0:0]`, ...c.rules);
     for (const n of toDelete) lines.push(`-X ${n}`);
     lines.push('COMMIT');
     changedChains.push(...toWrite.map((c) => ({ table, chain: c.name })));
     deletedChains.push(...toDelete.map((chain) => ({ table, chain })));
     flushedChains.push(...toFlush.map((chain) => ({ table, chain })));
   }
-  return { payload: lines.length ? lines.join('\n') + '\n' : '', changedChains, deletedChains, flushedChains };
+  return {
+    payload: lines.length ? lines.join('\n') + '\n' : '',
+    changedChains,
+    deletedChains,
+    flushedChains,
+  };
 }
 
-const NAMES = ['KUBE-SERVICES', 'KUBE-NODEPORTS', ...Array.from({ length: 10 }, (_, i) => `KUBE-SEP-${String(i).padStart(16, 'X')}`)];
+const NAMES = [
+  'KUBE-SERVICES',
+  'KUBE-NODEPORTS',
+  ...Array.from({ length: 10 }, (_, i) => `KUBE-SEP-${String(i).padStart(16, 'X')}`),
+];
 
 describe('planIptablesRestore with shared chain objects', () => {
   it('equals a by-name comparison for any pair of rule sets sharing objects (property)', () => {
@@ -59,7 +73,10 @@ describe('planIptablesRestore with shared chain objects', () => {
           const make = (name: string, variant: number): RenderedChain => ({
             name,
             role: name.startsWith('KUBE-SEP-') ? 'endpoint' : 'static',
-            rules: Array.from({ length: variant }, (_, k) => `-A ${name} -j RETURN -m comment --comment v${variant}-${k}`),
+            rules: Array.from(
+              { length: variant },
+              (_, k) => `-A ${name} -j RETURN -m comment --comment v${variant}-${k}`,
+            ),
           });
           const pool = new Map<string, RenderedChain>();
           const had = before.map((c) => {
@@ -68,8 +85,14 @@ describe('planIptablesRestore with shared chain objects', () => {
             return chain;
           });
           // The same object when the content matches and the coin says so; else an equal or other copy.
-          const want = after.map((c, i) => (share[i] && pool.get(`${c.name}/${c.variant}`)) || make(c.name, c.variant));
-          const rs = (chains: RenderedChain[]): IptablesRuleSet => ({ family: 'IPv4', builtinJumps: [], tables: [{ name: 'nat', chains }] });
+          const want = after.map(
+            (c, i) => (share[i] && pool.get(`${c.name}/${c.variant}`)) || make(c.name, c.variant),
+          );
+          const rs = (chains: RenderedChain[]): IptablesRuleSet => ({
+            family: 'IPv4',
+            builtinJumps: [],
+            tables: [{ name: 'nat', chains }],
+          });
           const plan = planIptablesRestore(rs(want), rs(had), { full });
           const reference = referencePlan(rs(want), rs(had), full);
           expect({
@@ -86,11 +109,21 @@ describe('planIptablesRestore with shared chain objects', () => {
 
   it('over cached renders: one endpoint changed among many services writes that service only', () => {
     const ports = Array.from({ length: 300 }, (_, i) =>
-      svcPort('ns', `s${i}`, 'p', { clusterIPs: [`10.96.${i >> 8}.${i & 255}`], endpoints: [ep(`10.244.${i >> 8}.${i & 255}`, 80), ep(`10.245.${i >> 8}.${i & 255}`, 80)] }),
+      svcPort('ns', `s${i}`, 'p', {
+        clusterIPs: [`10.96.${i >> 8}.${i & 255}`],
+        endpoints: [ep(`10.244.${i >> 8}.${i & 255}`, 80), ep(`10.245.${i >> 8}.${i & 255}`, 80)],
+      }),
     );
     const cache = new IptablesRenderCache();
     const before = renderIptables(stateOf(...ports), options(), cache);
-    const changed = ports.map((p, i) => (i === 150 ? svcPort('ns', 's150', 'p', { clusterIPs: p.clusterIPs, endpoints: [ep('10.246.0.1', 80), ...p.endpoints.slice(1)] }) : p));
+    const changed = ports.map((p, i) =>
+      i === 150
+        ? svcPort('ns', 's150', 'p', {
+            clusterIPs: p.clusterIPs,
+            endpoints: [ep('10.246.0.1', 80), ...p.endpoints.slice(1)],
+          })
+        : p,
+    );
     const after = renderIptables(stateOf(...changed), options(), cache);
     const plan = planIptablesRestore(after, before, { full: false });
     expect(plan.changedChains.map((c) => c.chain.slice(0, 9))).toEqual(['KUBE-SVC-', 'KUBE-SEP-']);

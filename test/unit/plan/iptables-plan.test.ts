@@ -1,14 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
-import {
-  isOwnedChainName,
-  planIptablesRestore,
-} from '../../../src/plan/iptables-plan.js';
+import { declarationOrder, isOwnedChainName, planIptablesRestore } from '../../../src/plan/iptables-plan.js';
 import type { IptablesRuleSet, RenderedChain } from '../../../src/render/types.js';
 
 // A kube-proxy-shaped rule set: per service one SVC chain, endpoints as SEP chains, KUBE-SERVICES jumping.
 function svcChains(svc: string, ip: string, endpoints: string[]): RenderedChain[] {
   const svcChain = `KUBE-SVC-${svc.toUpperCase().padEnd(16, 'X')}`;
-  const seps = endpoints.map((ep) => ({ ep, name: `KUBE-SEP-${(svc + ep.replaceAll('.', '')).toUpperCase().padEnd(16, 'Y')}` }));
+  const seps = endpoints.map((ep) => ({
+    ep,
+    name: `KUBE-SEP-${(svc + ep.replaceAll('.', '')).toUpperCase().padEnd(16, 'Y')}`,
+  }));
   return [
     {
       name: svcChain,
@@ -17,7 +17,9 @@ function svcChains(svc: string, ip: string, endpoints: string[]): RenderedChain[
       rules: seps.map(
         (s, i) =>
           `-A ${svcChain} -m comment --comment "ns/${svc}:http -> ${s.ep}:80"` +
-          (i < seps.length - 1 ? ` -m statistic --mode random --probability ${(1 / (seps.length - i)).toFixed(10)}` : '') +
+          (i < seps.length - 1
+            ? ` -m statistic --mode random --probability ${(1 / (seps.length - i)).toFixed(10)}`
+            : '') +
           ` -j ${s.name}`,
       ),
     },
@@ -51,7 +53,11 @@ function ruleSet(services: Array<{ name: string; ip: string; endpoints: string[]
         name: 'filter',
         chains: [
           { name: 'KUBE-SERVICES', role: 'static', rules: [] },
-          { name: 'KUBE-FORWARD', role: 'static', rules: ['-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP'] },
+          {
+            name: 'KUBE-FORWARD',
+            role: 'static',
+            rules: ['-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP'],
+          },
         ],
       },
       {
@@ -82,11 +88,19 @@ describe('planIptablesRestore', () => {
     expect(l).toContain(':KUBE-FORWARD - [0:0]');
     expect(l.filter((x) => x === 'COMMIT')).toHaveLength(2);
     expect(plan.changedChains).toHaveLength(2 + 2 + 3 + 2);
-    // declarations precede rules in each table
-    const natStart = l.indexOf('*nat');
-    const firstRule = l.findIndex((x, i) => i > natStart && x.startsWith('-A '));
-    const lastDecl = l.findLastIndex((x) => x.startsWith(':'));
-    expect(lastDecl).toBeLessThan(firstRule);
+    // each chain's rules follow its declaration at once, and every jump target is declared before
+    // the first rule that jumps to it (iptables-nft-restore refuses a jump to an unknown chain)
+    const declaredAt = new Map(
+      l.flatMap((x, i) => (x.startsWith(':') ? [[x.split(' ')[0]!.slice(1), i] as const] : [])),
+    );
+    for (const [i, line] of l.entries()) {
+      if (!line.startsWith('-A ')) continue;
+      const chain = line.split(' ')[1]!;
+      expect(declaredAt.get(chain)).toBeLessThan(i);
+      expect(l.slice(declaredAt.get(chain)! + 1, i).every((x) => x.startsWith(`-A ${chain} `))).toBe(true);
+      const target = / -j (KUBE-[A-Z0-9-]+)/.exec(line)?.[1];
+      if (target !== undefined) expect(declaredAt.get(target)).toBeLessThan(i);
+    }
     expect(plan.bytes).toBe(Buffer.byteLength(plan.payload));
   });
 
@@ -122,7 +136,10 @@ describe('planIptablesRestore', () => {
   it('deletes a removed service: flushed, KUBE-SERVICES rewritten, -X after every rule line', () => {
     const next = ruleSet([{ name: 'alpha', ip: '10.96.0.10', endpoints: ['10.244.1.2', '10.244.2.2'] }]);
     const plan = planIptablesRestore(next, base, { full: false });
-    expect(plan.deletedChains.map((c) => c.chain).sort()).toEqual(['KUBE-SEP-BETA1024413YYYYY', 'KUBE-SVC-BETAXXXXXXXXXXXX']);
+    expect(plan.deletedChains.map((c) => c.chain).sort()).toEqual([
+      'KUBE-SEP-BETA1024413YYYYY',
+      'KUBE-SVC-BETAXXXXXXXXXXXX',
+    ]);
     expect(plan.changedChains.map((c) => c.chain)).toEqual(['KUBE-SERVICES']);
     const l = lines(plan.payload);
     const lastRule = l.findLastIndex((x) => x.startsWith('-A '));
@@ -138,14 +155,28 @@ describe('planIptablesRestore', () => {
     const plan = planIptablesRestore(base, base, {
       full: true,
       observedChains: {
-        nat: ['KUBE-SERVICES', 'KUBE-SVC-OLDOLDOLDOLDOLDO', 'KUBE-MARK-DROP', 'KUBE-KUBELET-CANARY', 'PREROUTING', 'DOCKER'],
+        nat: [
+          'KUBE-SERVICES',
+          'KUBE-SVC-OLDOLDOLDOLDOLDO',
+          'KUBE-MARK-DROP',
+          'KUBE-KUBELET-CANARY',
+          'PREROUTING',
+          'DOCKER',
+        ],
         filter: ['KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL', 'INPUT'],
       },
     });
     expect(plan.deletedChains).toEqual([{ table: 'nat', chain: 'KUBE-SVC-OLDOLDOLDOLDOLDO' }]);
     // an owned static chain portway no longer renders is flushed, not deleted (a built-in jump may name it)
     expect(plan.flushedChains).toEqual([{ table: 'filter', chain: 'KUBE-PROXY-FIREWALL' }]);
-    for (const foreign of ['KUBE-MARK-DROP', 'KUBE-KUBELET-CANARY', 'PREROUTING', 'DOCKER', 'KUBE-FIREWALL', 'INPUT']) {
+    for (const foreign of [
+      'KUBE-MARK-DROP',
+      'KUBE-KUBELET-CANARY',
+      'PREROUTING',
+      'DOCKER',
+      'KUBE-FIREWALL',
+      'INPUT',
+    ]) {
       expect(plan.payload).not.toMatch(new RegExp(`^(:|-X )${foreign}\\b`, 'm'));
     }
   });
@@ -166,7 +197,9 @@ describe('planIptablesRestore', () => {
     expect(partial.changedChains).toHaveLength(1);
     expect(partial.deletedChains).toHaveLength(1);
     expect(partial.bytes).toBeLessThan(2000);
-    process.stdout.write(`one-endpoint change over 1000 services: partial ${partial.bytes} B, full ${fullPlan.bytes} B\n`);
+    process.stdout.write(
+      `one-endpoint change over 1000 services: partial ${partial.bytes} B, full ${fullPlan.bytes} B\n`,
+    );
     expect(fullPlan.bytes).toBeGreaterThan(100 * partial.bytes);
     expect(fullPlan.listFirst).toBe(true);
     expect(partial.listFirst).toBe(false);
@@ -178,13 +211,22 @@ describe('planIptablesRestore', () => {
       builtinJumps: [],
       tables: [{ name: 'nat', chains: [{ name: 'DOCKER', role: 'static', rules: [] }] }],
     };
-    expect(() => planIptablesRestore(foreign, null, { full: true })).toThrow(/"DOCKER" is not a portway-owned chain/);
+    expect(() => planIptablesRestore(foreign, null, { full: true })).toThrow(
+      /"DOCKER" is not a portway-owned chain/,
+    );
     const misfiled: IptablesRuleSet = {
       family: 'IPv4',
       builtinJumps: [],
-      tables: [{ name: 'nat', chains: [{ name: 'KUBE-SERVICES', role: 'static', rules: ['-A KUBE-NODEPORTS -j ACCEPT'] }] }],
+      tables: [
+        {
+          name: 'nat',
+          chains: [{ name: 'KUBE-SERVICES', role: 'static', rules: ['-A KUBE-NODEPORTS -j ACCEPT'] }],
+        },
+      ],
     };
-    expect(() => planIptablesRestore(misfiled, null, { full: true })).toThrow(/chain KUBE-SERVICES: rule "-A KUBE-NODEPORTS/);
+    expect(() => planIptablesRestore(misfiled, null, { full: true })).toThrow(
+      /chain KUBE-SERVICES: rule "-A KUBE-NODEPORTS/,
+    );
   });
 
   it("writes kubelet's KUBE-FIREWALL when desired but never flushes or deletes it", () => {
@@ -192,12 +234,23 @@ describe('planIptablesRestore', () => {
       ...base,
       tables: base.tables.map((t) =>
         t.name === 'filter'
-          ? { ...t, chains: [...t.chains, { name: 'KUBE-FIREWALL', role: 'static', rules: ['-A KUBE-FIREWALL -d 127.0.0.0/8 -j DROP'] }] }
+          ? {
+              ...t,
+              chains: [
+                ...t.chains,
+                { name: 'KUBE-FIREWALL', role: 'static', rules: ['-A KUBE-FIREWALL -d 127.0.0.0/8 -j DROP'] },
+              ],
+            }
           : t,
       ),
     };
-    expect(planIptablesRestore(withFirewall, base, { full: false }).changedChains).toEqual([{ table: 'filter', chain: 'KUBE-FIREWALL' }]);
-    const dropped = planIptablesRestore(base, withFirewall, { full: true, observedChains: { filter: ['KUBE-FIREWALL'] } });
+    expect(planIptablesRestore(withFirewall, base, { full: false }).changedChains).toEqual([
+      { table: 'filter', chain: 'KUBE-FIREWALL' },
+    ]);
+    const dropped = planIptablesRestore(base, withFirewall, {
+      full: true,
+      observedChains: { filter: ['KUBE-FIREWALL'] },
+    });
     expect(dropped.payload).not.toContain('KUBE-FIREWALL');
   });
 
@@ -206,5 +259,48 @@ describe('planIptablesRestore', () => {
     expect(isOwnedChainName('KUBE-NODEPORTS')).toBe(true);
     expect(isOwnedChainName('KUBE-MARK-DROP')).toBe(false);
     expect(isOwnedChainName('POSTROUTING')).toBe(false);
+  });
+});
+
+describe('declarationOrder', () => {
+  const chain = (name: string, targets: string[]): RenderedChain => ({
+    name,
+    role: 'static',
+    rules: targets.map((t) => `-A ${name} -m comment --comment "to ${t}" -j ${t}`),
+  });
+
+  it('puts every jump target before the chains that jump to it, depth first, otherwise keeping the order', () => {
+    const order = declarationOrder([
+      chain('KUBE-SERVICES', ['KUBE-SVC-A', 'KUBE-SVC-B']),
+      chain('KUBE-MARK-MASQ', ['MARK']),
+      chain('KUBE-SVC-A', ['KUBE-MARK-MASQ', 'KUBE-SEP-A1', 'KUBE-SEP-A2']),
+      chain('KUBE-SEP-A1', ['KUBE-MARK-MASQ', 'DNAT']),
+      chain('KUBE-SEP-A2', ['KUBE-MARK-MASQ', 'DNAT']),
+      chain('KUBE-SVC-B', ['KUBE-SEP-B1']),
+      chain('KUBE-SEP-B1', ['DNAT']),
+      chain('KUBE-NODEPORTS', []),
+    ]).map((c) => c.name);
+    expect(order).toEqual([
+      'KUBE-MARK-MASQ',
+      'KUBE-SEP-A1',
+      'KUBE-SEP-A2',
+      'KUBE-SVC-A',
+      'KUBE-SEP-B1',
+      'KUBE-SVC-B',
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+    ]);
+  });
+
+  it('ignores targets that are not being written and jumps written inside comments', () => {
+    const order = declarationOrder([
+      {
+        name: 'KUBE-SVC-A',
+        role: 'service',
+        rules: ['-A KUBE-SVC-A -m comment --comment "x -j KUBE-SEP-Z" -j KUBE-SEP-EXISTING'],
+      },
+      chain('KUBE-SEP-Z', ['DNAT']),
+    ]).map((c) => c.name);
+    expect(order).toEqual(['KUBE-SVC-A', 'KUBE-SEP-Z']);
   });
 });
