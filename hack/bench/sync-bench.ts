@@ -140,6 +140,22 @@ class TimedIptables implements Iptables {
       this.restoreMs.push(now() - t);
     }
   }
+  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+    this.lastOpts = opts;
+    const t = now();
+    try {
+      await this.inner.restoreStreamed(
+        head,
+        rest.then((r) => {
+          this.lastPayload = head + r;
+          return r;
+        }),
+        opts,
+      );
+    } finally {
+      this.restoreMs.push(now() - t);
+    }
+  }
   checkRule(table: TableName, chain: string, spec: string[]) {
     return this.inner.checkRule(table, chain, spec);
   }

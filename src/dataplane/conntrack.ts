@@ -1,7 +1,7 @@
 // Clearing stale conntrack entries (UDP flows to a service whose endpoint went away keep being sent
 // to the dead endpoint until their entry is removed). conntrack-tools' CLI, like kube-proxy used.
 import type { IPFamily } from '../model/cluster-state.js';
-import { CommandError, createRunner, type CommandRunner } from './exec.js';
+import { CommandError, type CommandRunner, type ExecutorRunOptions, runnerFor } from './exec.js';
 import type { Conntrack, ConntrackFilter } from './interfaces.js';
 import { ipFamilyOf } from '../model/ip.js';
 
@@ -34,16 +34,13 @@ export function parseDeletedCount(output: string): number | null {
   return m?.[1] ? Number(m[1]) : null;
 }
 
-export interface ConntrackOptions {
-  netns?: string;
-  runner?: CommandRunner;
-}
+export type ConntrackOptions = ExecutorRunOptions;
 
 export class RealConntrack implements Conntrack {
   private readonly runner: CommandRunner;
 
   constructor(opts: ConntrackOptions = {}) {
-    this.runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+    this.runner = runnerFor(opts);
   }
 
   async deleteEntries(filter: ConntrackFilter): Promise<number> {

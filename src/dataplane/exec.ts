@@ -3,8 +3,12 @@
 import { execa } from 'execa';
 
 export interface RunOptions {
-  /** Written to the command's stdin. */
-  input?: string;
+  /**
+   * Written to the command's stdin: a string at once, or chunks as an async iterable yields them
+   * (the command reads the first chunks while later ones are still being computed). If the iterable
+   * throws, the command is killed and run() rejects with that error.
+   */
+  input?: string | AsyncIterable<string>;
   /** Kill the command after this long (SIGKILL after a grace period); reported as timedOut. */
   timeoutMs?: number;
 }
@@ -217,15 +221,33 @@ export class ExecaRunner implements CommandRunner {
       this.netns === undefined ? [cmd, [...args]] : ['ip', ['netns', 'exec', this.netns, cmd, ...args]];
     const timeout = opts.timeoutMs ?? this.defaultTimeoutMs;
     const started = performance.now();
-    const result = await execa(file, argv, {
+    const input = opts.input;
+    let inputError: { error: unknown } | null = null;
+    const killOnInputError = (kill: () => void) =>
+      async function* (chunks: AsyncIterable<string>): AsyncGenerator<string> {
+        try {
+          for await (const chunk of chunks) yield chunk;
+        } catch (error) {
+          // Nothing more may reach the command (an iptables-restore must not see its COMMIT).
+          inputError = { error };
+          kill();
+        }
+      };
+    const subprocess = execa(file, argv, {
       reject: false,
       stripFinalNewline: false,
       // Error texts are parsed by the classifiers: keep them in English.
       env: { LC_ALL: 'C' },
       maxBuffer: MAX_BUFFER,
-      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
+      ...(input === undefined
+        ? { stdin: 'ignore' as const }
+        : typeof input === 'string'
+          ? { input }
+          : { stdin: killOnInputError(() => subprocess.kill('SIGKILL'))(input) }),
       ...(timeout !== undefined ? { timeout, forceKillAfterDelay: 1000 } : {}),
     });
+    const result = await subprocess;
+    if (inputError !== null) throw (inputError as { error: unknown }).error;
     const durationMs = performance.now() - started;
     const stdout = typeof result.stdout === 'string' ? result.stdout : '';
     const stderr = typeof result.stderr === 'string' ? result.stderr : '';
@@ -249,6 +271,19 @@ export class ExecaRunner implements CommandRunner {
 
 export function createRunner(opts: ExecaRunnerOptions = {}): CommandRunner {
   return new ExecaRunner(opts);
+}
+
+/** Where an executor runs its commands. */
+export interface ExecutorRunOptions {
+  /** Run inside this network namespace (ignored when `runner` is given). */
+  netns?: string;
+  /** Run through this runner instead (a recording fake in unit tests). */
+  runner?: CommandRunner;
+}
+
+/** The runner an executor was given, or a real one in the given network namespace (or the current one). */
+export function runnerFor(opts: ExecutorRunOptions): CommandRunner {
+  return opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
 }
 
 /** Run and throw CommandError unless the exit code is one of `okExitCodes` (default: 0). */
@@ -281,6 +316,14 @@ export interface RecordedCommand {
   input: string | undefined;
 }
 
+/** All of a RunOptions input as one string (a fake runner reads it whole). */
+export async function inputText(input: RunOptions['input']): Promise<string | undefined> {
+  if (input === undefined || typeof input === 'string') return input;
+  let text = '';
+  for await (const chunk of input) text += chunk;
+  return text;
+}
+
 export type FakeResponder = (call: RecordedCommand) => Partial<CommandResult> | undefined;
 
 /**
@@ -302,7 +345,7 @@ export class RecordingRunner implements CommandRunner {
   }
 
   async run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
-    const call = { cmd, args: [...args], input: opts.input };
+    const call = { cmd, args: [...args], input: await inputText(opts.input) };
     this.calls.push(call);
     for (const r of this.responders) {
       const res = r(call);

@@ -7,6 +7,7 @@ import type { TableName } from '../render/types.js';
 import { CommandError, RestoreError } from './exec.js';
 import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
 import {
+  BUILTIN_CHAINS,
   canonicalRuleSpec,
   formatSavedRule,
   IptablesParseError,
@@ -16,14 +17,7 @@ import {
   type RestoreOp,
 } from './iptables-text.js';
 
-/** Built-in chains of each table, in the order iptables-save prints them. */
-export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
-  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
-  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
-  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
-  raw: ['PREROUTING', 'OUTPUT'],
-  security: ['INPUT', 'FORWARD', 'OUTPUT'],
-};
+export { BUILTIN_CHAINS } from './iptables-text.js';
 
 /** Longest chain name the kernel takes (XT_EXTENSION_MAXNAMELEN - 1). */
 export const MAX_CHAIN_NAME_LENGTH = 28;
@@ -176,6 +170,11 @@ export class FakeIptables implements Iptables {
     return this.table(table).get(chain)?.rules.map((r) => formatSavedRule(chain, r)) ?? [];
   }
 
+  /** Recorded and applied as one restore of head + rest, once rest resolves (a rejection applies nothing). */
+  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+    await this.restore(head + (await rest), opts);
+  }
+
   async restore(payload: string, opts: RestoreOptions): Promise<void> {
     this.calls.push({ op: 'restore', payload, opts });
     this.throwInjected('restore');
@@ -284,10 +283,7 @@ export class FakeIptables implements Iptables {
   async checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
     this.calls.push({ op: 'checkRule', table, chain, spec });
     this.throwInjected('checkRule');
-    const c = this.table(table).get(chain);
-    if (!c) return false;
-    const want = canonicalRuleSpec(spec, this.family);
-    return c.rules.some((r) => sameTokens(r, want));
+    return this.findRule(table, chain, spec) !== null;
   }
 
   async insertRule(table: TableName, chain: string, spec: string[], position: 'prepend' | 'append'): Promise<void> {
@@ -307,12 +303,9 @@ export class FakeIptables implements Iptables {
   async deleteRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
     this.calls.push({ op: 'deleteRule', table, chain, spec });
     this.throwInjected('deleteRule');
-    const c = this.table(table).get(chain);
-    if (!c) return false;
-    const want = canonicalRuleSpec(spec, this.family);
-    const idx = c.rules.findIndex((r) => sameTokens(r, want));
-    if (idx < 0) return false;
-    c.rules.splice(idx, 1);
+    const found = this.findRule(table, chain, spec);
+    if (found === null) return false;
+    found.rules.splice(found.index, 1);
     return true;
   }
 
@@ -322,6 +315,15 @@ export class FakeIptables implements Iptables {
   }
 
   // ── internals ──
+
+  /** The first rule of the chain equal to `spec` in canonical form (how -C and -D match), if any. */
+  private findRule(table: TableName, chain: string, spec: string[]): { rules: string[][]; index: number } | null {
+    const c = this.table(table).get(chain);
+    if (!c) return null;
+    const want = canonicalRuleSpec(spec, this.family);
+    const index = c.rules.findIndex((r) => sameTokens(r, want));
+    return index < 0 ? null : { rules: c.rules, index };
+  }
 
   private binary(): string {
     return `${this.family === 'IPv4' ? 'iptables' : 'ip6tables'}-${this.backend}`;

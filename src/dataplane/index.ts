@@ -1,7 +1,7 @@
 // One place to build every executor for a node (or a network namespace), real or fake.
 import type { IPFamily } from '../model/cluster-state.js';
 import { FakeConntrack, RealConntrack } from './conntrack.js';
-import { createRunner, type CommandRunner } from './exec.js';
+import { runnerFor, type CommandRunner } from './exec.js';
 import { FakeIptables } from './fake-iptables.js';
 import type { Conntrack, Iptables, IptablesBackend, IpLinks, Ipset, Sysctl } from './interfaces.js';
 import { FakeIpLinks, RealIpLinks } from './ip.js';
@@ -30,7 +30,7 @@ export interface DataplaneOptions {
 }
 
 export async function createDataplane(opts: DataplaneOptions): Promise<Dataplane> {
-  const runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+  const runner = runnerFor(opts);
   const backend = opts.backend ?? (await detectIptablesBackend(runner)).backend;
   const iptables: Partial<Record<IPFamily, Iptables>> = {};
   for (const family of opts.families) iptables[family] = await createIptables({ family, backend, runner });

@@ -19,6 +19,13 @@ export interface Iptables {
   save(table: TableName): Promise<string>;
   /** iptables-restore -w [--noflush] with the given payload (may contain several tables). */
   restore(payload: string, opts: RestoreOptions): Promise<void>;
+  /**
+   * The same restore fed in two parts: `head` at once, `rest` when it resolves. The tool parses the
+   * head while the rest is being worked out; the rest holds the COMMIT lines, so nothing is committed
+   * before it arrives. If `rest` rejects, the tool is stopped without committing anything and this
+   * rejects with the same error.
+   */
+  restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void>;
   /** iptables -w -t TABLE -C CHAIN spec… ; true when the rule exists. */
   checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean>;
   /** iptables -w -t TABLE -I|-A CHAIN spec… */

@@ -1,7 +1,7 @@
 // Interfaces and addresses through iproute2 (`ip -j addr`, `ip addr add/del`, dummy links).
 import type { IPFamily } from '../model/cluster-state.js';
 import { canonicalIP, parseCIDR } from '../model/ip.js';
-import { CommandError, createRunner, runChecked, type CommandRunner } from './exec.js';
+import { CommandError, type CommandRunner, type ExecutorRunOptions, runChecked, runnerFor } from './exec.js';
 import type { InterfaceAddress, IpLinks } from './interfaces.js';
 
 interface IpJsonLink {
@@ -42,16 +42,13 @@ function checkIfname(name: string): void {
   if (!/^[A-Za-z0-9_.\-@]{1,15}$/.test(name)) throw new Error(`interface name "${name}" is not valid (1-15 of [A-Za-z0-9_.-@])`);
 }
 
-export interface IpLinksOptions {
-  netns?: string;
-  runner?: CommandRunner;
-}
+export type IpLinksOptions = ExecutorRunOptions;
 
 export class RealIpLinks implements IpLinks {
   private readonly runner: CommandRunner;
 
   constructor(opts: IpLinksOptions = {}) {
-    this.runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+    this.runner = runnerFor(opts);
   }
 
   async listAddresses(ifname?: string): Promise<InterfaceAddress[]> {

@@ -1,13 +1,11 @@
 // ipset executor (ipset save / restore -exist / destroy) and a stateful validating fake.
 import { isIPv4, isIPv6 } from 'node:net';
 import { canonicalIP, parseCIDR } from '../model/ip.js';
-import { CommandError, createRunner, RestoreError, runChecked, type CommandRunner } from './exec.js';
+import { CommandError, type CommandRunner, type ExecutorRunOptions, RestoreError, runChecked, runnerFor } from './exec.js';
 import type { Ipset, IpsetEntrySet } from './interfaces.js';
 import { splitRuleSpec } from './iptables-text.js';
 
-export interface IpsetOptions {
-  netns?: string;
-  runner?: CommandRunner;
+export interface IpsetOptions extends ExecutorRunOptions {
   timeoutMs?: number;
 }
 
@@ -16,7 +14,7 @@ export class RealIpset implements Ipset {
   private readonly timeoutMs: number;
 
   constructor(opts: IpsetOptions = {}) {
-    this.runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+    this.runner = runnerFor(opts);
     this.timeoutMs = opts.timeoutMs ?? 120_000;
   }
 

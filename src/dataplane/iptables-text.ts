@@ -197,6 +197,15 @@ export function addListFirst(payload: string): { payload: string; originalLine: 
   };
 }
 
+/** Built-in chains of each table, in the order iptables-save prints them. */
+export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+};
+
 // ── save dumps ──────────────────────────────────────────────────────────────────────────────────
 
 export interface SavedChain {

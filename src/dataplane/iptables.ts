@@ -3,7 +3,7 @@
 // network namespace and be recorded in tests.
 import type { IPFamily } from '../model/cluster-state.js';
 import type { TableName } from '../render/types.js';
-import { CommandError, createRunner, RestoreError, runChecked, type CommandRunner } from './exec.js';
+import { CommandError, type CommandRunner, type ExecutorRunOptions, RestoreError, runChecked, runnerFor } from './exec.js';
 import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
 import { addListFirst } from './iptables-text.js';
 
@@ -19,16 +19,17 @@ export interface IptablesCommands {
 /** Binary names for a family and backend: explicit "-nft"/"-legacy" so the choice never depends on alternatives. */
 export function iptablesCommands(family: IPFamily, backend: IptablesBackend): IptablesCommands {
   const base = family === 'IPv4' ? 'iptables' : 'ip6tables';
-  return { iptables: `${base}-${backend}`, save: `${base}-${backend}-save`, restore: `${base}-${backend}-restore` };
+  return {
+    iptables: `${base}-${backend}`,
+    save: `${base}-${backend}-save`,
+    restore: `${base}-${backend}-restore`,
+  };
 }
 
-export interface IptablesOptions {
+export interface IptablesOptions extends ExecutorRunOptions {
   family: IPFamily;
   /** Detected (detectIptablesBackend) when not given. */
   backend?: IptablesBackend;
-  /** Run inside this network namespace (ignored when `runner` is given). */
-  netns?: string;
-  runner?: CommandRunner;
   lockWaitSeconds?: number;
   /** Per-command timeout; restores of big payloads take seconds, so this is generous. */
   timeoutMs?: number;
@@ -52,17 +53,44 @@ export class RealIptables implements Iptables {
   }
 
   async save(table: TableName): Promise<string> {
-    const res = await runChecked(this.runner, this.commands.save, ['-t', table], { timeoutMs: this.timeoutMs });
+    const res = await runChecked(this.runner, this.commands.save, ['-t', table], {
+      timeoutMs: this.timeoutMs,
+    });
     return res.stdout;
   }
 
   async restore(payload: string, opts: RestoreOptions): Promise<void> {
+    await this.runRestore([payload], opts);
+  }
+
+  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+    // Not awaited until the head is written: a rejection before then must not count as unhandled.
+    rest.catch(() => undefined);
+    await this.runRestore([head, rest], opts);
+  }
+
+  /** One iptables-restore fed `parts` in order (a promise is written when it resolves). */
+  private async runRestore(parts: Array<string | Promise<string>>, opts: RestoreOptions): Promise<void> {
     const args = [...this.wait, ...(opts.noflush ? ['--noflush'] : [])];
     // "-S" after each table header is a list command: it prints the table on stdout (ignored) and
-    // changes nothing, but makes iptables-nft-restore load its cache once (see addListFirst).
-    const shaped = opts.listFirst ? addListFirst(payload) : { payload, originalLine: (n: number) => n };
-    const res = await this.runner.run(this.commands.restore, args, { input: shaped.payload, timeoutMs: this.timeoutMs });
+    // changes nothing, but makes iptables-nft-restore load its cache once (see addListFirst). Table
+    // headers never straddle parts (each part is whole lines), so each part can be shaped alone.
+    const written: string[] = [];
+    async function* chunks(): AsyncGenerator<string> {
+      for (const part of parts) {
+        const text = await part;
+        written.push(text);
+        yield opts.listFirst ? addListFirst(text).payload : text;
+      }
+    }
+    const res = await this.runner.run(this.commands.restore, args, {
+      input: parts.length === 1 && typeof parts[0] === 'string' ? shape(parts[0], opts) : chunks(),
+      timeoutMs: this.timeoutMs,
+    });
+    if (parts.length === 1 && typeof parts[0] === 'string') written.push(parts[0]);
     if (res.exitCode !== 0) {
+      const payload = written.join('');
+      const shaped = opts.listFirst ? addListFirst(payload) : { payload, originalLine: (n: number) => n };
       const probe = new RestoreError({
         command: this.commands.restore,
         args,
@@ -84,31 +112,42 @@ export class RealIptables implements Iptables {
     }
   }
 
-  async checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
-    const args = [...this.wait, '-t', table, '-C', chain, ...spec];
-    const res = await this.runner.run(this.commands.iptables, args, { timeoutMs: this.timeoutMs });
-    if (res.exitCode === 0) return true;
-    // Exit 1: no such rule (or no such chain). Anything else is a bad spec or a lock timeout.
-    if (res.exitCode === 1 && !/xtables lock/i.test(res.stderr)) return false;
-    throw this.error(args, res);
+  checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
+    return this.runOnRule('-C', table, chain, spec);
   }
 
-  async insertRule(table: TableName, chain: string, spec: string[], position: 'prepend' | 'append'): Promise<void> {
+  async insertRule(
+    table: TableName,
+    chain: string,
+    spec: string[],
+    position: 'prepend' | 'append',
+  ): Promise<void> {
     const args = [...this.wait, '-t', table, position === 'prepend' ? '-I' : '-A', chain, ...spec];
     await runChecked(this.runner, this.commands.iptables, args, { timeoutMs: this.timeoutMs });
   }
 
-  async deleteRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
-    const args = [...this.wait, '-t', table, '-D', chain, ...spec];
-    const res = await this.runner.run(this.commands.iptables, args, { timeoutMs: this.timeoutMs });
-    if (res.exitCode === 0) return true;
-    if (res.exitCode === 1 && !/xtables lock/i.test(res.stderr)) return false;
-    throw this.error(args, res);
+  deleteRule(table: TableName, chain: string, spec: string[]): Promise<boolean> {
+    return this.runOnRule('-D', table, chain, spec);
   }
 
-  private error(args: string[], res: { exitCode: number; stderr: string; stdout: string; durationMs: number }) {
-    return new CommandError({ command: this.commands.iptables, args, ...res });
+  /** Check or delete one rule: true when it was there, false when it (or its chain) was not. */
+  private async runOnRule(
+    command: '-C' | '-D',
+    table: TableName,
+    chain: string,
+    spec: string[],
+  ): Promise<boolean> {
+    const args = [...this.wait, '-t', table, command, chain, ...spec];
+    const res = await this.runner.run(this.commands.iptables, args, { timeoutMs: this.timeoutMs });
+    if (res.exitCode === 0) return true;
+    // Exit 1: no such rule (or no such chain). Anything else is a bad spec or a lock timeout.
+    if (res.exitCode === 1 && !/xtables lock/i.test(res.stderr)) return false;
+    throw new CommandError({ command: this.commands.iptables, args, ...res });
   }
+}
+
+function shape(payload: string, opts: RestoreOptions): string {
+  return opts.listFirst ? addListFirst(payload).payload : payload;
 }
 
 // ── backend detection ───────────────────────────────────────────────────────────────────────────
@@ -139,14 +178,17 @@ const KUBE_PROXY_CHAINS = /^:(KUBE-SERVICES|KUBE-POSTROUTING|KUBE-NODEPORTS)\b/m
  * programs the same backend); else the host's default `iptables`; else nft.
  */
 export function chooseIptablesBackend(o: BackendObservations): BackendChoice {
-  if (KUBELET_CHAINS.test(o.nftMangle)) return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
-  if (KUBELET_CHAINS.test(o.legacyAll)) return { backend: 'legacy', reason: 'kubelet chains in legacy tables' };
+  if (KUBELET_CHAINS.test(o.nftMangle))
+    return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
+  if (KUBELET_CHAINS.test(o.legacyAll))
+    return { backend: 'legacy', reason: 'kubelet chains in legacy tables' };
   const nftKube = KUBE_PROXY_CHAINS.test(o.nftNat);
   const legacyKube = KUBE_PROXY_CHAINS.test(o.legacyAll);
   if (nftKube && !legacyKube) return { backend: 'nft', reason: 'service chains present in nft nat table' };
   if (legacyKube && !nftKube) return { backend: 'legacy', reason: 'service chains present in legacy tables' };
   if (o.defaultVersion?.includes('(legacy)')) return { backend: 'legacy', reason: 'host iptables is legacy' };
-  if (o.defaultVersion?.includes('(nf_tables)')) return { backend: 'nft', reason: 'host iptables is nf_tables' };
+  if (o.defaultVersion?.includes('(nf_tables)'))
+    return { backend: 'nft', reason: 'host iptables is nf_tables' };
   return { backend: 'nft', reason: 'no evidence; nft by default' };
 }
 
@@ -181,7 +223,7 @@ export async function detectIptablesBackend(runner: CommandRunner): Promise<Back
 
 /** The real executor for one family; detects the backend when none is given. */
 export async function createIptables(opts: IptablesOptions): Promise<RealIptables> {
-  const runner = opts.runner ?? createRunner(opts.netns !== undefined ? { netns: opts.netns } : {});
+  const runner = runnerFor(opts);
   const backend = opts.backend ?? (await detectIptablesBackend(runner)).backend;
   return new RealIptables({ ...opts, backend, runner });
 }

@@ -9,15 +9,16 @@
 // that. Unchanged ServicePort and ServiceInfo objects are the same objects as in the previous
 // build, so a renderer can skip unchanged services by identity; lists that did not change are the
 // same arrays. Returned states are never mutated afterwards (every change copies first).
-import type {
-  AddressPool,
-  ClusterState,
-  IngressInfo,
-  InputProblem,
-  L2Advertisement,
-  NodeInfo,
-  ServiceInfo,
-  ServicePort,
+import {
+  emptyClusterState,
+  type AddressPool,
+  type ClusterState,
+  type IngressInfo,
+  type InputProblem,
+  type L2Advertisement,
+  type NodeInfo,
+  type ServiceInfo,
+  type ServicePort,
 } from './cluster-state.js';
 import type { EndpointsObject, KnownKind, NodeObject, ServiceObject } from './k8s-schemas.js';
 import { KIND_VERSIONS } from './k8s-schemas.js';
@@ -48,6 +49,7 @@ import {
   type SliceEntry,
   type Triage,
 } from './normalise.js';
+import { sameData } from './same-data.js';
 
 // ── object identity and order ─────────────────────────────────────────────────────────────
 
@@ -177,28 +179,6 @@ export interface ClusterStateBuilderOptions {
   bulkThreshold?: number;
 }
 
-/** Structural equality of plain data (what the model produces). */
-function sameData(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  for (let i = 0; i < ka.length; i++) {
-    const k = ka[i]!;
-    // Same keys in the same order, so that JSON output is identical too.
-    if (k !== kb[i]) return false;
-    if (!sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  }
-  return true;
-}
-
 function comparePortKeys(a: ServicePort, b: ServicePort): number {
   return compareText(a.id, b.id) || compareText(a.protocol, b.protocol);
 }
@@ -248,18 +228,7 @@ export class ClusterStateBuilder {
 
   private readonly outputs = new Map<string, ServiceOutput>();
   private readonly portOwner = new WeakMap<ServicePort, Entry>();
-  private last: BuildResult = {
-    state: {
-      servicePorts: [],
-      services: [],
-      nodes: [],
-      ingresses: [],
-      addressPools: [],
-      l2Advertisements: [],
-      namespaceLabels: {},
-    },
-    problems: [],
-  };
+  private last: BuildResult = { state: emptyClusterState(), problems: [] };
   private poolProblems: InputProblem[] = [];
   private built = false;
   private readonly bulkThreshold: number;

@@ -4,7 +4,7 @@
 // /readyz (portway's addition) is 503 until the first successful sync.
 // The evaluation is pure over an injected clock; HealthServer is the HTTP shell around it.
 import type { IPFamily } from '../model/cluster-state.js';
-import { parseBindAddress, pathOf, SimpleHttpServer } from './http-server.js';
+import { parseBindAddress, pathOf, replyNotFound, SimpleHttpServer } from './http-server.js';
 import type { ProxyMetrics } from './metrics.js';
 
 /** Taint the cluster autoscaler puts on a node before deleting it. */
@@ -133,11 +133,9 @@ export class ProxyHealth {
 }
 
 /** /healthz, /livez and /readyz on healthzBindAddress. */
-export class HealthServer {
-  private readonly http: SimpleHttpServer;
-
+export class HealthServer extends SimpleHttpServer {
   constructor(health: ProxyHealth, opts: { bindAddress: string }) {
-    this.http = new SimpleHttpServer(parseBindAddress(opts.bindAddress, 'healthzBindAddress'), (req, res) => {
+    super(parseBindAddress(opts.bindAddress, 'healthzBindAddress'), (req, res) => {
       const path = pathOf(req);
       const reply =
         path === '/healthz'
@@ -148,8 +146,7 @@ export class HealthServer {
               ? health.readyz()
               : undefined;
       if (!reply) {
-        res.writeHead(404, { 'Content-Type': 'text/plain' });
-        res.end('404 page not found\n');
+        replyNotFound(res);
         return;
       }
       res.writeHead(reply.status, {
@@ -158,17 +155,5 @@ export class HealthServer {
       });
       res.end(reply.body);
     });
-  }
-
-  start(): Promise<void> {
-    return this.http.start();
-  }
-
-  stop(): Promise<void> {
-    return this.http.stop();
-  }
-
-  get port(): number {
-    return this.http.port;
   }
 }

@@ -71,3 +71,9 @@ export class SimpleHttpServer {
 export function pathOf(req: IncomingMessage): string {
   return new URL(req.url ?? '/', 'http://local').pathname;
 }
+
+/** 404 with the body Go's net/http gives an unknown path (what kube-proxy's servers answer). */
+export function replyNotFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain' });
+  res.end('404 page not found\n');
+}

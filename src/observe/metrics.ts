@@ -2,7 +2,7 @@
 // existing kube-proxy dashboards and alerts keep working, plus portway_* metrics for what is new.
 // The sync loop records through the small methods below; nothing here reads a clock.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { parseBindAddress, pathOf, SimpleHttpServer } from './http-server.js';
+import { parseBindAddress, pathOf, replyNotFound, SimpleHttpServer } from './http-server.js';
 
 /** prometheus.ExponentialBuckets(start, factor, count). */
 export function exponentialBuckets(start: number, factor: number, count: number): number[] {
@@ -277,38 +277,20 @@ export class ProxyMetrics {
 }
 
 /** kube-proxy's metrics server: /metrics (Prometheus text) and /proxyMode, on metricsBindAddress. */
-export class MetricsServer {
-  private readonly http: SimpleHttpServer;
-
+export class MetricsServer extends SimpleHttpServer {
   constructor(metrics: ProxyMetrics, opts: { bindAddress: string; proxyMode?: string }) {
-    this.http = new SimpleHttpServer(
-      parseBindAddress(opts.bindAddress, 'metricsBindAddress'),
-      async (req, res) => {
-        const path = pathOf(req);
-        if (path === '/metrics') {
-          const body = await metrics.text();
-          res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
-          res.end(body);
-        } else if (path === '/proxyMode' && opts.proxyMode) {
-          res.writeHead(200, { 'Content-Type': 'text/plain' });
-          res.end(opts.proxyMode);
-        } else {
-          res.writeHead(404, { 'Content-Type': 'text/plain' });
-          res.end('404 page not found\n');
-        }
-      },
-    );
-  }
-
-  start(): Promise<void> {
-    return this.http.start();
-  }
-
-  stop(): Promise<void> {
-    return this.http.stop();
-  }
-
-  get port(): number {
-    return this.http.port;
+    super(parseBindAddress(opts.bindAddress, 'metricsBindAddress'), async (req, res) => {
+      const path = pathOf(req);
+      if (path === '/metrics') {
+        const body = await metrics.text();
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+        res.end(body);
+      } else if (path === '/proxyMode' && opts.proxyMode) {
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end(opts.proxyMode);
+      } else {
+        replyNotFound(res);
+      }
+    });
   }
 }

@@ -67,7 +67,7 @@ function ownerOfRule(rule: string, owners: Map<string, string>): string {
 }
 
 /** Lines only in `a` (multiset difference, order kept). */
-function linesOnlyIn(a: string[], b: string[]): string[] {
+export function linesOnlyIn(a: readonly string[], b: readonly string[]): string[] {
   const counts = new Map<string, number>();
   for (const line of b) counts.set(line, (counts.get(line) ?? 0) + 1);
   const out: string[] = [];

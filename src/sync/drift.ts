@@ -2,12 +2,13 @@
 // Rules are compared in iptables-save's canonical form (the same normalisation -C uses), so a rule
 // portway wrote and the kernel prints back differently is not reported as drift.
 //
-// Two entry points with the same findings: detectDrift over a fully parsed dump (doctor), and
-// detectDriftInScan over a dump that was only scanned into per-chain blocks of text (the agent's
-// full sync: at 10k Services the dump has 430k lines, and tokenising and canonicalising all of
-// them on both sides cost seconds). The scan compares each chain's block, as printed, with the text
-// the chain is expected to print as (computed once per rendered chain object and kept as a digest);
-// only chains whose text differs are tokenised and compared rule by rule.
+// Two entry points over one comparison (compareWithDump), so they report the same findings:
+// detectDrift over a fully parsed dump (doctor), and detectDriftInScan over a dump that was only
+// scanned into per-chain blocks of text (the agent's full sync: at 10k Services the dump has 430k
+// lines, and tokenising and canonicalising all of them on both sides cost seconds). The scan first
+// compares each chain's block, as printed, with the text the chain is expected to print as
+// (computed once per rendered chain object and kept as a digest); only chains whose text differs
+// are tokenised and compared rule by rule.
 import {
   canonicalRuleSpec,
   formatSavedRule,
@@ -18,6 +19,7 @@ import {
   type SavedTable,
 } from '../dataplane/iptables-text.js';
 import type { IPFamily } from '../model/cluster-state.js';
+import { linesOnlyIn } from '../plan/diff.js';
 import { isOwnedChainName } from '../plan/iptables-plan.js';
 import { splitRuleText, trustedRuleText } from '../render/iptables/chain-record.js';
 import type { BuiltinJump, IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
@@ -55,38 +57,115 @@ export function canonicalRuleLine(rule: string, family: IPFamily): string {
   return canonicalLine(tokens[1] ?? '', tokens.slice(2), family);
 }
 
-/** Multiset difference a − b, keeping a's order. */
-function minus(a: readonly string[], b: readonly string[]): string[] {
-  const counts = new Map<string, number>();
-  for (const x of b) counts.set(x, (counts.get(x) ?? 0) + 1);
-  const out: string[] = [];
-  for (const x of a) {
-    const n = counts.get(x) ?? 0;
-    if (n > 0) counts.set(x, n - 1);
-    else out.push(x);
-  }
-  return out;
+/**
+ * One table of a dump as the per-chain comparison reads it, whether the dump was fully parsed or
+ * only scanned: both entry points feed the same comparison (compareWithDump).
+ */
+interface DumpTableReader {
+  /** Chains in dump order. */
+  readonly chains: readonly SavedChain[];
+  /** A chain's rules, canonical ("-A CHAIN …"), in dump order; [] for a chain without rules. */
+  canonicalRules(chain: string): string[];
+  /** Cheap check that a chain prints exactly as `rendered` is expected to; false = compare rule by rule. */
+  printsAsExpected(rendered: RenderedChain): boolean;
 }
 
-/** A finding for each built-in jump of `lastApplied` that `present` says the kernel lacks. */
-function missingJumps(lastApplied: IptablesRuleSet, present: (jump: BuiltinJump) => boolean): DriftFinding[] {
-  const family = lastApplied.family;
-  return lastApplied.builtinJumps
-    .filter((jump) => !present(jump))
-    .map((jump) => ({
-      table: jump.table,
-      chain: jump.chain,
-      kind: 'missingJump' as const,
-      missingRules: [canonicalLine(jump.chain, splitRuleSpec(jump.spec), family)],
-      extraRules: [],
-    }));
+const emptyDumpTable: DumpTableReader = { chains: [], canonicalRules: () => [], printsAsExpected: () => false };
+
+function parsedTableReader(table: SavedTable | undefined, family: IPFamily): DumpTableReader {
+  if (table === undefined) return emptyDumpTable;
+  const rulesByChain = new Map<string, SavedRule[]>();
+  for (const r of table.rules) {
+    const list = rulesByChain.get(r.chain);
+    if (list === undefined) rulesByChain.set(r.chain, [r]);
+    else list.push(r);
+  }
+  return {
+    chains: table.chains,
+    canonicalRules: (chain) => (rulesByChain.get(chain) ?? []).map((r) => canonicalLine(r.chain, r.spec, family)),
+    // A parsed dump no longer has the text as printed: always compare rule by rule.
+    printsAsExpected: () => false,
+  };
+}
+
+/** Whether a built-in chain of the dump already holds this jump (compared canonically). */
+function hasJump(reader: DumpTableReader, jump: BuiltinJump, family: IPFamily): boolean {
+  return reader.canonicalRules(jump.chain).includes(canonicalLine(jump.chain, splitRuleSpec(jump.spec), family));
 }
 
 /** Whether a saved built-in chain already holds this jump (compared canonically). */
 export function savedHasJump(saved: ReadonlyMap<string, SavedTable>, jump: BuiltinJump, family: IPFamily): boolean {
-  const want = canonicalLine(jump.chain, splitRuleSpec(jump.spec), family);
-  const table = saved.get(jump.table);
-  return table?.rules.some((r) => r.chain === jump.chain && canonicalLine(r.chain, r.spec, family) === want) ?? false;
+  return hasJump(parsedTableReader(saved.get(jump.table), family), jump, family);
+}
+
+/**
+ * The one comparison behind detectDrift and detectDriftInScan: for each table portway applied,
+ * its chains against the dump's, then the dump's owned chains portway did not apply, then the
+ * built-in jumps.
+ */
+function compareWithDump(
+  lastApplied: IptablesRuleSet,
+  readTable: (name: TableName) => DumpTableReader,
+): DriftFinding[] {
+  const family = lastApplied.family;
+  const findings: DriftFinding[] = [];
+  const readers = new Map<TableName, DumpTableReader>();
+  const reader = (name: TableName): DumpTableReader => {
+    let r = readers.get(name);
+    if (r === undefined) readers.set(name, (r = readTable(name)));
+    return r;
+  };
+  for (const table of lastApplied.tables) {
+    const dumpTable = reader(table.name);
+    const dumpChains = new Set<string>();
+    let dumpOwned = 0;
+    for (const c of dumpTable.chains) {
+      dumpChains.add(c.name);
+      if (isOwnedChainName(c.name)) dumpOwned++;
+    }
+    let appliedOwnedSeen = 0;
+    for (const chain of table.chains) {
+      if (!dumpChains.has(chain.name)) {
+        const expected = chain.rules.map((r) => canonicalRuleLine(r, family));
+        findings.push({ table: table.name, chain: chain.name, kind: 'missingChain', missingRules: expected, extraRules: [] });
+        continue;
+      }
+      if (isOwnedChainName(chain.name)) appliedOwnedSeen++;
+      if (dumpTable.printsAsExpected(chain)) continue;
+      // The prediction missed, or there is none, or the chain really differs: compare rule by rule, canonically.
+      const expected = chain.rules.map((r) => canonicalRuleLine(r, family));
+      const found = dumpTable.canonicalRules(chain.name);
+      if (expected.length !== found.length || expected.some((r, i) => r !== found[i])) {
+        findings.push({
+          table: table.name,
+          chain: chain.name,
+          kind: 'rulesDiffer',
+          missingRules: linesOnlyIn(expected, found),
+          extraRules: linesOnlyIn(found, expected),
+        });
+      }
+    }
+    // Every owned chain of the dump is one portway applied (names are unique on both sides): no
+    // chain is unexpected, and the 110k names need not be looked up again.
+    if (dumpOwned === appliedOwnedSeen) continue;
+    const applied = new Set(table.chains.map((c) => c.name));
+    for (const name of dumpChains) {
+      if (!applied.has(name) && isOwnedChainName(name)) {
+        findings.push({ table: table.name, chain: name, kind: 'unexpectedChain', missingRules: [], extraRules: dumpTable.canonicalRules(name) });
+      }
+    }
+  }
+  for (const jump of lastApplied.builtinJumps) {
+    if (hasJump(reader(jump.table), jump, family)) continue;
+    findings.push({
+      table: jump.table,
+      chain: jump.chain,
+      kind: 'missingJump',
+      missingRules: [canonicalLine(jump.chain, splitRuleSpec(jump.spec), family)],
+      extraRules: [],
+    });
+  }
+  return findings;
 }
 
 /**
@@ -98,44 +177,7 @@ export function detectDrift(
   lastApplied: IptablesRuleSet,
   saved: ReadonlyMap<string, SavedTable>,
 ): DriftFinding[] {
-  const family = lastApplied.family;
-  const findings: DriftFinding[] = [];
-  for (const table of lastApplied.tables) {
-    const savedTable = saved.get(table.name);
-    const savedChains = new Set(savedTable?.chains.map((c) => c.name) ?? []);
-    const rulesByChain = new Map<string, string[]>();
-    for (const r of savedTable?.rules ?? []) {
-      const list = rulesByChain.get(r.chain) ?? [];
-      list.push(canonicalLine(r.chain, r.spec, family));
-      rulesByChain.set(r.chain, list);
-    }
-    const applied = new Set<string>();
-    for (const chain of table.chains) {
-      applied.add(chain.name);
-      const expected = chain.rules.map((r) => canonicalRuleLine(r, family));
-      if (!savedChains.has(chain.name)) {
-        findings.push({ table: table.name, chain: chain.name, kind: 'missingChain', missingRules: expected, extraRules: [] });
-        continue;
-      }
-      const found = rulesByChain.get(chain.name) ?? [];
-      if (expected.length !== found.length || expected.some((r, i) => r !== found[i])) {
-        findings.push({
-          table: table.name,
-          chain: chain.name,
-          kind: 'rulesDiffer',
-          missingRules: minus(expected, found),
-          extraRules: minus(found, expected),
-        });
-      }
-    }
-    for (const name of savedChains) {
-      if (!applied.has(name) && isOwnedChainName(name)) {
-        findings.push({ table: table.name, chain: name, kind: 'unexpectedChain', missingRules: [], extraRules: rulesByChain.get(name) ?? [] });
-      }
-    }
-  }
-  findings.push(...missingJumps(lastApplied, (jump) => savedHasJump(saved, jump, family)));
-  return findings;
+  return compareWithDump(lastApplied, (name) => parsedTableReader(saved.get(name), lastApplied.family));
 }
 
 // ── scanned dumps ───────────────────────────────────────────────────────────────────────────────
@@ -239,10 +281,18 @@ export function scannedChainRules(table: ScannedTable | undefined, chain: string
   return rules;
 }
 
+function scannedTableReader(table: ScannedTable | undefined, family: IPFamily): DumpTableReader {
+  if (table === undefined) return emptyDumpTable;
+  return {
+    chains: table.chains,
+    canonicalRules: (chain) => scannedChainRules(table, chain).map((r) => canonicalLine(r.chain, r.spec, family)),
+    printsAsExpected: (rendered) => printsAsExpected(table.ruleText.get(rendered.name) ?? '', rendered, family),
+  };
+}
+
 /** Whether a scanned built-in chain already holds this jump (compared canonically). */
 export function scannedHasJump(scanned: ReadonlyMap<string, ScannedTable>, jump: BuiltinJump, family: IPFamily): boolean {
-  const want = canonicalLine(jump.chain, splitRuleSpec(jump.spec), family);
-  return scannedChainRules(scanned.get(jump.table), jump.chain).some((r) => canonicalLine(r.chain, r.spec, family) === want);
+  return hasJump(scannedTableReader(scanned.get(jump.table), family), jump, family);
 }
 
 /**
@@ -332,50 +382,5 @@ export function detectDriftInScan(
   lastApplied: IptablesRuleSet,
   scanned: ReadonlyMap<string, ScannedTable>,
 ): DriftFinding[] {
-  const family = lastApplied.family;
-  const findings: DriftFinding[] = [];
-  for (const table of lastApplied.tables) {
-    const savedTable = scanned.get(table.name);
-    const savedChains = new Set<string>();
-    let savedOwned = 0;
-    for (const c of savedTable?.chains ?? []) {
-      savedChains.add(c.name);
-      if (isOwnedChainName(c.name)) savedOwned++;
-    }
-    let appliedOwnedSeen = 0;
-    for (const chain of table.chains) {
-      if (!savedChains.has(chain.name)) {
-        const expected = chain.rules.map((r) => canonicalRuleLine(r, family));
-        findings.push({ table: table.name, chain: chain.name, kind: 'missingChain', missingRules: expected, extraRules: [] });
-        continue;
-      }
-      if (isOwnedChainName(chain.name)) appliedOwnedSeen++;
-      const printed = savedTable?.ruleText.get(chain.name) ?? '';
-      if (printsAsExpected(printed, chain, family)) continue;
-      // The prediction missed or the chain really differs: compare rule by rule, canonically.
-      const expected = chain.rules.map((r) => canonicalRuleLine(r, family));
-      const found = scannedChainRules(savedTable, chain.name).map((r) => canonicalLine(r.chain, r.spec, family));
-      if (expected.length !== found.length || expected.some((r, i) => r !== found[i])) {
-        findings.push({
-          table: table.name,
-          chain: chain.name,
-          kind: 'rulesDiffer',
-          missingRules: minus(expected, found),
-          extraRules: minus(found, expected),
-        });
-      }
-    }
-    // Every owned chain of the dump is one portway applied (names are unique on both sides): no
-    // chain is unexpected, and the 110k names need not be looked up again.
-    if (savedOwned === appliedOwnedSeen) continue;
-    const applied = new Set(table.chains.map((c) => c.name));
-    for (const name of savedChains) {
-      if (!applied.has(name) && isOwnedChainName(name)) {
-        const extraRules = scannedChainRules(savedTable, name).map((r) => canonicalLine(r.chain, r.spec, family));
-        findings.push({ table: table.name, chain: name, kind: 'unexpectedChain', missingRules: [], extraRules });
-      }
-    }
-  }
-  findings.push(...missingJumps(lastApplied, (jump) => scannedHasJump(scanned, jump, family)));
-  return findings;
+  return compareWithDump(lastApplied, (name) => scannedTableReader(scanned.get(name), lastApplied.family));
 }

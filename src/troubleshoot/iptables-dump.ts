@@ -2,15 +2,10 @@
 // matches and target decoded. Pure: used by the packet walker (`portway trace`) and by tests that
 // check behaviour rather than text. Only the vocabulary kube-proxy's rules use is understood; any
 // other match module is an error naming the line, so a trace never silently ignores a condition.
+import { BUILTIN_CHAINS } from '../dataplane/iptables-text.js';
 import { parseCIDR, type ParsedCIDR } from '../model/ip.js';
 
-export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
-  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
-  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
-  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
-  raw: ['PREROUTING', 'OUTPUT'],
-  security: ['INPUT', 'FORWARD', 'OUTPUT'],
-};
+export { BUILTIN_CHAINS } from '../dataplane/iptables-text.js';
 
 export interface PortRange {
   from: number;

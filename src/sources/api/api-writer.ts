@@ -2,9 +2,8 @@
 // used by the Lease election and the LoadBalancer status writer. It returns every HTTP answer (status code
 // and parsed body) rather than throwing on 4xx, because callers branch on 404/409; only transport failures
 // (refused, reset, timeout) throw.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { requestApiServer } from './api-request.js';
 
 export interface ApiResponse {
   status: number;
@@ -62,9 +61,6 @@ export class KubeApiWriter implements KubeWriteClient {
   }
 
   private async send(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse> {
-    const server = this.opts.kubeConfig.getCurrentCluster()?.server;
-    if (!server) throw new Error('kubeconfig has no current cluster');
-    const url = new URL(server.replace(/\/$/, '') + path);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = {
       Accept: 'application/json',
@@ -74,29 +70,20 @@ export class KubeApiWriter implements KubeWriteClient {
       headers['Content-Type'] = contentType ?? 'application/json';
       headers['Content-Length'] = String(Buffer.byteLength(payload));
     }
-    const reqOpts: RequestOptions = { method, headers };
-    await this.opts.kubeConfig.applyToHTTPSOptions(reqOpts);
-    const timeoutMs = this.opts.timeoutMs ?? 10_000;
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-    return new Promise<ApiResponse>((resolve, reject) => {
-      const req = send(url, reqOpts, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text === '' ? undefined : (JSON.parse(text) as unknown);
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs} ms`)));
-      req.on('error', (e) => reject(new Error(`${method} ${url.pathname}: ${e.message}`)));
-      req.end(payload);
+    const res = await requestApiServer(this.opts.kubeConfig, {
+      method,
+      path,
+      headers,
+      ...(payload !== undefined ? { payload } : {}),
+      timeoutMs: this.opts.timeoutMs ?? 10_000,
+      label: method,
     });
+    let parsed: unknown;
+    try {
+      parsed = res.text === '' ? undefined : (JSON.parse(res.text) as unknown);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, body: parsed };
   }
 }

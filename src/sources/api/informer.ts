@@ -6,10 +6,9 @@
 // deserialised into V1* classes (Dates instead of strings) which the shared normaliser does not
 // expect. This loop keeps client-node's Watch (auth, TLS, line framing) and adds: relist on 410,
 // bookmarks, capped exponential backoff, a connected/disconnected-since status, and raw objects.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../observe/logger.js';
+import { requestApiServer } from './api-request.js';
 
 export interface WatchedResource {
   kind: string;
@@ -284,44 +283,27 @@ export class ResourceInformer {
 
   /** GET a path with the kubeconfig's TLS and credentials; the raw JSON body. */
   private async getJson(path: string): Promise<unknown> {
-    const server = this.deps.kubeConfig.getCurrentCluster()?.server;
-    if (!server) throw new Error('kubeconfig has no current cluster');
-    const url = new URL(server.replace(/\/$/, '') + path);
-    const opts: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
-    await this.deps.kubeConfig.applyToHTTPSOptions(opts);
-    const timeoutMs = this.deps.listTimeoutMs ?? 60_000;
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-    return new Promise((resolve, reject) => {
-      const req = send(url, opts, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status !== 200) {
-            let reason = res.statusMessage ?? '';
-            try {
-              reason = (JSON.parse(text) as { message?: string }).message ?? reason;
-            } catch {
-              // not a Status object
-            }
-            reject(new ApiRequestError(`list ${url.pathname}: HTTP ${status} ${reason}`, status));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text));
-          } catch (e) {
-            reject(new Error(`list ${url.pathname}: invalid JSON: ${(e as Error).message}`));
-          }
-        });
-      });
-      req.setTimeout(timeoutMs, () =>
-        req.destroy(new Error(`list ${url.pathname}: timed out after ${timeoutMs} ms`)),
-      );
-      req.on('error', (e) => reject(new Error(`list ${url.pathname}: ${e.message}`)));
-      req.end();
+    const res = await requestApiServer(this.deps.kubeConfig, {
+      method: 'GET',
+      path,
+      headers: { Accept: 'application/json' },
+      timeoutMs: this.deps.listTimeoutMs ?? 60_000,
+      label: 'list',
     });
+    if (res.status !== 200) {
+      let reason = res.statusMessage;
+      try {
+        reason = (JSON.parse(res.text) as { message?: string }).message ?? reason;
+      } catch {
+        // not a Status object
+      }
+      throw new ApiRequestError(`list ${res.pathname}: HTTP ${res.status} ${reason}`, res.status);
+    }
+    try {
+      return JSON.parse(res.text);
+    } catch (e) {
+      throw new Error(`list ${res.pathname}: invalid JSON: ${(e as Error).message}`);
+    }
   }
 
   /** Watch from the current resourceVersion until the server ends the stream. */

@@ -26,6 +26,7 @@ import {
   sourcedObjectKey,
 } from '../../model/incremental.js';
 import type { SourcedObject } from '../../model/load.js';
+import { sameData } from '../../model/same-data.js';
 import type { Logger } from '../../observe/logger.js';
 import type { Clock, TimerHandle } from '../../sync/clock.js';
 
@@ -109,31 +110,6 @@ interface FileRecord {
 interface ListedFile {
   path: string;
   signature: string;
-}
-
-/** Structural equality of parsed YAML/JSON values, key order included (it can reach the output). */
-function sameRaw(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) {
-    return typeof a === 'number' && typeof b === 'number' && Number.isNaN(a) && Number.isNaN(b);
-  }
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameRaw(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
-  if (a instanceof Date) return b instanceof Date && a.getTime() === b.getTime();
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  for (let i = 0; i < ka.length; i++) {
-    const k = ka[i]!;
-    if (k !== kb[i]) return false;
-    if (!sameRaw((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  }
-  return true;
 }
 
 export class ManifestDirectorySource {
@@ -312,7 +288,7 @@ export class ManifestDirectorySource {
     for (const o of before) byKey.set(sourcedObjectKey(o.object), o);
     return after.map((o) => {
       const old = byKey.get(sourcedObjectKey(o.object));
-      return old && old.document === o.document && old.source === o.source && sameRaw(old.object, o.object) ? old : o;
+      return old && old.document === o.document && old.source === o.source && sameData(old.object, o.object) ? old : o;
     });
   }
 

@@ -67,12 +67,19 @@ describe('real executors in a namespace', () => {
     await links.addAddress(dev, '10.96.0.10');
     await links.addAddress(dev, '10.96.0.10'); // exists: fine
     await links.addAddress(dev, 'fd00:10:96::10');
-    const addrs = (await links.listAddresses(dev)).filter((a) => a.scope !== 'link' && a.address !== topo.node(1).podGateway);
-    expect(addrs.map((a) => `${a.address}/${a.prefixLength}`).sort()).toEqual(['10.96.0.10/32', 'fd00:10:96::10/128']);
+    const addrs = (await links.listAddresses(dev)).filter(
+      (a) => a.scope !== 'link' && a.address !== topo.node(1).podGateway,
+    );
+    expect(addrs.map((a) => `${a.address}/${a.prefixLength}`).sort()).toEqual([
+      '10.96.0.10/32',
+      'fd00:10:96::10/128',
+    ]);
     expect(await links.deleteAddress(dev, '10.96.0.10')).toBe(true);
     expect(await links.deleteAddress(dev, '10.96.0.10')).toBe(false);
     expect(await links.deleteAddress(dev, 'fd00:10:96::10')).toBe(true);
-    expect((await links.listAddresses()).some((a) => a.ifname === 'eth0' && a.address === topo.node(1).ip)).toBe(true);
+    expect(
+      (await links.listAddresses()).some((a) => a.ifname === 'eth0' && a.address === topo.node(1).ip),
+    ).toBe(true);
     expect(await links.deleteInterface('kube-ipvs0')).toBe(dummy);
     expect(await links.deleteInterface('kube-ipvs0')).toBe(false);
   });
@@ -80,13 +87,59 @@ describe('real executors in a namespace', () => {
   it('conntrack: deletes the flows of a destination and counts them; none is not an error', async () => {
     // Conntrack only tracks in a namespace once a rule needs it.
     const ipt = new RealIptables({ family: 'IPv4', backend: 'nft', runner: createRunner({ netns }) });
-    await ipt.insertRule('filter', 'OUTPUT', ['-m', 'conntrack', '--ctstate', 'NEW', '-j', 'ACCEPT'], 'append');
+    await ipt.insertRule(
+      'filter',
+      'OUTPUT',
+      ['-m', 'conntrack', '--ctstate', 'NEW', '-j', 'ACCEPT'],
+      'append',
+    );
     const pod = topo.pod('node1-pod1');
     await topo.udpRequest(netns, pod.ip, ECHO_UDP_PORT);
     const ct = new RealConntrack({ netns });
-    expect(await ct.deleteEntries({ family: 'IPv4', protocol: 'udp', origDst: pod.ip, origDstPort: ECHO_UDP_PORT })).toBe(1);
+    expect(
+      await ct.deleteEntries({
+        family: 'IPv4',
+        protocol: 'udp',
+        origDst: pod.ip,
+        origDstPort: ECHO_UDP_PORT,
+      }),
+    ).toBe(1);
     expect(await ct.deleteEntries({ family: 'IPv4', protocol: 'udp', origDst: pod.ip })).toBe(0);
   });
+
+  it.each(['nft', 'legacy'] as const)(
+    'iptables %s: a streamed restore commits head and rest together, and nothing when the rest fails',
+    async (backend) => {
+      const ipt = new RealIptables({ family: 'IPv4', backend, runner: createRunner({ netns }) });
+      const chain = `KUBE-SVC-STREAMED${backend.toUpperCase().padEnd(7, 'X')}`;
+      let release!: (rest: string) => void;
+      const rest = new Promise<string>((r) => (release = r));
+      const done = ipt.restoreStreamed(`*nat\n:${chain} - [0:0]\n-A ${chain} -j RETURN\n`, rest, {
+        noflush: true,
+        listFirst: true,
+      });
+      // The head alone is not committed while the rest is pending.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await ipt.save('nat')).not.toContain(chain);
+      release(`-A ${chain} -j ACCEPT\nCOMMIT\n`);
+      await done;
+      const saved = await ipt.save('nat');
+      expect(saved).toContain(`-A ${chain} -j RETURN`);
+      expect(saved).toContain(`-A ${chain} -j ACCEPT`);
+
+      const other = `${chain.slice(0, -1)}Y`;
+      const failing = ipt.restoreStreamed(
+        `*nat\n:${other} - [0:0]\n:${chain} - [0:0]\n`,
+        Promise.reject(new Error('iptables-save failed')),
+        { noflush: true },
+      );
+      await expect(failing).rejects.toThrow('iptables-save failed');
+      const after = await ipt.save('nat');
+      expect(after).not.toContain(other);
+      expect(after).toContain(`-A ${chain} -j RETURN`);
+      await ipt.restore(`*nat\n:${chain} - [0:0]\n-X ${chain}\nCOMMIT\n`, { noflush: true });
+    },
+  );
 
   it('createDataplane detects the backend and wires every executor to the namespace', async () => {
     const dp = await createDataplane({ families: ['IPv4', 'IPv6'], netns });

@@ -5,13 +5,8 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { FakeIptables } from '../../../src/dataplane/fake-iptables.js';
 import { parseIptablesSave } from '../../../src/dataplane/iptables-text.js';
-import type { ServicePort } from '../../../src/model/cluster-state.js';
-import {
-  IptablesRenderCache,
-  renderIptables,
-  serializeRuleSet,
-  type IptablesRenderOptions,
-} from '../../../src/render/iptables/index.js';
+import { emptyClusterState, type ServicePort } from '../../../src/model/cluster-state.js';
+import { IptablesRenderCache, renderIptables, serializeRuleSet } from '../../../src/render/iptables/index.js';
 import type { IptablesRuleSet } from '../../../src/render/types.js';
 import {
   detectDrift,
@@ -22,20 +17,10 @@ import {
   scannedChainRules,
   textDigest,
 } from '../../../src/sync/drift.js';
+import { options } from '../render/fixtures.js';
 import { endpoint, servicePort } from './fixtures.js';
 
-const options: IptablesRenderOptions = {
-  family: 'IPv4',
-  nodeName: 'node-a',
-  nodeIPs: ['192.168.50.2'],
-  clusterCIDRs: ['10.244.0.0/16'],
-  masqueradeAll: false,
-  masqueradeBit: 14,
-  nodePortAddresses: [],
-  localhostNodePorts: true,
-  randomFully: false,
-  largeClusterEndpointThreshold: 1000,
-};
+const renderOptions = options({ nodeName: 'node-a', nodeIPs: ['192.168.50.2'], clusterCIDRs: ['10.244.0.0/16'] });
 
 function ruleSet(): IptablesRuleSet {
   const ports: ServicePort[] = [
@@ -55,16 +40,8 @@ function ruleSet(): IptablesRuleSet {
     }),
     servicePort('demo/empty:http', { protocol: 'TCP', port: 80, clusterIPs: ['10.96.0.30'], externalIPs: ['198.51.100.7'] }),
   ];
-  const state = {
-    servicePorts: ports,
-    services: [],
-    nodes: [],
-    ingresses: [],
-    addressPools: [],
-    l2Advertisements: [],
-    namespaceLabels: {},
-  };
-  return renderIptables(state, options, new IptablesRenderCache());
+  const state = { ...emptyClusterState(), servicePorts: ports };
+  return renderIptables(state, renderOptions, new IptablesRenderCache());
 }
 
 /** The dump the fake kernel prints after a restore of the rule set (jumps included). */
