@@ -236,14 +236,15 @@ function firstLineWithout(text: string, prefix: string): string | null {
 
 /** Chains a rule text jumps or goes to (`-j NAME` / `-g NAME`), kept per chain object. */
 const jumpTargetsCache = new WeakMap<RenderedChain, readonly string[]>();
-const JUMP = / -[jg] ([^\s"]+)/g;
+/** A quoted string (skipped: `--comment "… -j X"` is not a jump) or a jump with its target. */
+const QUOTED_OR_JUMP = /"[^"]*"| -[jg] ([^\s"]+)/g;
 
 function jumpTargets(chain: RenderedChain): readonly string[] {
   let targets = jumpTargetsCache.get(chain);
   if (targets === undefined) {
-    // Quoted text (comments) is left out: `--comment "… -j X"` is not a jump.
-    const unquoted = chainRuleText(chain).replace(/"[^"]*"/g, '""');
-    targets = [...new Set(Array.from(unquoted.matchAll(JUMP), (m) => m[1]!))];
+    const found = new Set<string>();
+    for (const m of chainRuleText(chain).matchAll(QUOTED_OR_JUMP)) if (m[1] !== undefined) found.add(m[1]);
+    targets = [...found];
     jumpTargetsCache.set(chain, targets);
   }
   return targets;
@@ -287,47 +288,45 @@ export function declarationOrder(chains: readonly RenderedChain[]): RenderedChai
   return ordered;
 }
 
+/** What one table's part of a restore does. */
+interface TableDecision {
+  table: TableName;
+  /** Chains declared (flushed) and filled, in desired order. */
+  writes: readonly RenderedChain[];
+  /** Owned static chains no longer rendered: flushed, kept. */
+  toFlush: string[];
+  /** Owned per-service chains no longer rendered: flushed, then -X. */
+  toDelete: string[];
+}
+
 /**
- * The smallest restore that turns the kernel (assumed to hold `lastApplied`, or anything when `full`)
- * into `desired`. Chains being deleted are declared (flushed) first; then each chain written is declared
- * right before its rules, jump targets before the chains that jump to them (declarationOrder); -X
- * lines come last.
- *
- * Chains that are the same objects in `desired` and `lastApplied` (what a cached render reuses) are
- * unchanged without looking at their rules; the others are compared by rule text.
+ * Per table, what to write and what to get rid of. Checks every chain to write first, for every
+ * table: a bad desired rule set must not leave a half-written plan.
  */
-export function planIptablesRestore(
+function decideTables(
   desired: IptablesRuleSet,
   lastApplied: IptablesRuleSet | null,
-  opts: IptablesPlanOptions,
-): IptablesPlan {
+  full: boolean,
+  observedChains: Partial<Record<TableName, readonly string[]>>,
+): TableDecision[] {
   if (lastApplied && lastApplied.family !== desired.family) {
     for (const table of desired.tables)
       for (const chain of table.chains) checkChain(chain, desired.family, table.name);
     throw new Error(`lastApplied is ${lastApplied.family} but desired is ${desired.family}`);
   }
-  // Without a record of what is in the kernel, only a full plan is safe.
-  const full = opts.full || lastApplied === null;
-  const out = new LineBuffer();
-  const changedChains: ChainRef[] = [];
-  const deletedChains: ChainRef[] = [];
-  const flushedChains: ChainRef[] = [];
-
   const tables = TABLE_ORDER.filter(
     (t) =>
       desired.tables.some((x) => x.name === t) ||
       lastApplied?.tables.some((x) => x.name === t) ||
-      (opts.observedChains?.[t]?.length ?? 0) > 0,
+      (observedChains[t]?.length ?? 0) > 0,
   );
-  // Checked first, for every table: a bad desired rule set must not leave a half-written plan.
   const unpaired = new Map<TableName, { want: RenderedChain[]; had: RenderedChain[] }>();
   for (const table of tables) {
     const split = unpairedChains(tableChains(desired, table), tableChains(lastApplied, table));
     for (const chain of split.want) checkChain(chain, desired.family, table);
     unpaired.set(table, split);
   }
-
-  for (const table of tables) {
+  return tables.map((table) => {
     const { want: changedCandidates, had: goneCandidates } = unpaired.get(table)!;
     const hadByName = new Map<string, RenderedChain>();
     for (const c of goneCandidates) hadByName.set(c.name, c);
@@ -349,30 +348,81 @@ export function planIptablesRestore(
     // Chains to get rid of: what we applied before, plus (full) owned chains the kernel shows.
     const gone = new Set<string>();
     for (const c of goneCandidates) if (!kept.has(c.name) && isOwnedChainName(c.name)) gone.add(c.name);
-    if (full && (opts.observedChains?.[table]?.length ?? 0) > 0) {
-      const wanted = new Set(tableChains(desired, table).map((c) => c.name));
-      for (const name of opts.observedChains?.[table] ?? [])
-        if (isOwnedChainName(name) && !wanted.has(name)) gone.add(name);
-    }
-    const toDelete = [...gone].filter(isServiceChainName);
-    const toFlush = [...gone].filter((n) => !isServiceChainName(n));
+    if (full) for (const name of staleObservedChains(desired, table, observedChains, gone)) gone.add(name);
+    return {
+      table,
+      writes,
+      toDelete: [...gone].filter(isServiceChainName),
+      toFlush: [...gone].filter((n) => !isServiceChainName(n)),
+    };
+  });
+}
 
-    if (writes.length === 0 && gone.size === 0) continue;
+/** Owned chains the kernel shows in `table` that are not desired and not already in `alreadyGone`. */
+function staleObservedChains(
+  desired: IptablesRuleSet,
+  table: TableName,
+  observedChains: Partial<Record<TableName, readonly string[]>>,
+  alreadyGone: ReadonlySet<string>,
+): string[] {
+  const observed = observedChains[table] ?? [];
+  if (observed.length === 0) return [];
+  const wanted = new Set(tableChains(desired, table).map((c) => c.name));
+  return observed.filter((name) => isOwnedChainName(name) && !wanted.has(name) && !alreadyGone.has(name));
+}
 
-    out.write(`*${table}`);
-    for (const name of [...toFlush, ...toDelete]) out.write(`:${name}`, '-', '[0:0]');
-    for (const chain of declarationOrder(writes)) {
-      out.write(`:${chain.name}`, '-', '[0:0]');
-      out.writeText(chainRuleText(chain));
-    }
-    for (const name of toDelete) out.write('-X', name);
-    out.write('COMMIT');
-
-    for (const chain of writes) changedChains.push({ table, chain: chain.name });
-    for (const chain of toDelete) deletedChains.push({ table, chain });
-    for (const chain of toFlush) flushedChains.push({ table, chain });
+/** "*table", the flush declarations of chains going away, then each written chain with its rules. */
+function writeTableBody(out: LineBuffer, d: TableDecision): void {
+  out.write(`*${d.table}`);
+  for (const name of [...d.toFlush, ...d.toDelete]) out.write(`:${name}`, '-', '[0:0]');
+  for (const chain of declarationOrder(d.writes)) {
+    out.write(`:${chain.name}`, '-', '[0:0]');
+    out.writeText(chainRuleText(chain));
   }
+}
 
+function writeTableEnd(out: LineBuffer, toDelete: readonly string[]): void {
+  for (const name of toDelete) out.write('-X', name);
+  out.write('COMMIT');
+}
+
+function chainRefs(table: TableName, names: readonly string[]): ChainRef[] {
+  return names.map((chain) => ({ table, chain }));
+}
+
+/**
+ * The smallest restore that turns the kernel (assumed to hold `lastApplied`, or anything when `full`)
+ * into `desired`. Chains being deleted are declared (flushed) first; then each chain written is declared
+ * right before its rules, jump targets before the chains that jump to them (declarationOrder); -X
+ * lines come last.
+ *
+ * Chains that are the same objects in `desired` and `lastApplied` (what a cached render reuses) are
+ * unchanged without looking at their rules; the others are compared by rule text.
+ */
+export function planIptablesRestore(
+  desired: IptablesRuleSet,
+  lastApplied: IptablesRuleSet | null,
+  opts: IptablesPlanOptions,
+): IptablesPlan {
+  // Without a record of what is in the kernel, only a full plan is safe.
+  const full = opts.full || lastApplied === null;
+  const out = new LineBuffer();
+  const changedChains: ChainRef[] = [];
+  const deletedChains: ChainRef[] = [];
+  const flushedChains: ChainRef[] = [];
+  for (const d of decideTables(desired, lastApplied, full, opts.observedChains ?? {})) {
+    if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
+    writeTableBody(out, d);
+    writeTableEnd(out, d.toDelete);
+    changedChains.push(
+      ...chainRefs(
+        d.table,
+        d.writes.map((c) => c.name),
+      ),
+    );
+    deletedChains.push(...chainRefs(d.table, d.toDelete));
+    flushedChains.push(...chainRefs(d.table, d.toFlush));
+  }
   const listFirst = full && out.lineCount >= (opts.listFirstMinLines ?? DEFAULT_LIST_FIRST_MIN_LINES);
   return {
     payload: out.toString(),
@@ -383,5 +433,96 @@ export function planIptablesRestore(
     listFirst,
     bytes: out.bytes,
     lines: out.lineCount,
+  };
+}
+
+/** A full plan written in two parts: see planFullRestoreStreamed. */
+export interface StreamedFullPlan {
+  /** The nat table whole except its -X lines and COMMIT: all that needs no kernel observation. */
+  head: string;
+  changedChains: ChainRef[];
+  listFirst: boolean;
+  /** The rest, once the kernel's chains are known: the same plan planIptablesRestore makes, in two parts. */
+  finish(observedChains: Partial<Record<TableName, readonly string[]>>): {
+    tail: string;
+    deletedChains: ChainRef[];
+    flushedChains: ChainRef[];
+    /** Of head and tail together. */
+    bytes: number;
+    lines: number;
+  };
+}
+
+/**
+ * A full plan for a restore that starts before the kernel has been read. A full sync reads the tables
+ * (iptables-save: drift, stale chains) and rewrites them; at 10k Services each takes seconds. Streamed,
+ * iptables-restore parses the nat table (`head`) while iptables-save runs, and commits only after
+ * `finish` adds what the dump showed (stale chains to remove) and the COMMIT — so the dump always shows
+ * the kernel before this restore, and the two costs overlap instead of adding up. nat comes first here
+ * because it is the big table; filter follows whole in the tail.
+ */
+export function planFullRestoreStreamed(
+  desired: IptablesRuleSet,
+  lastApplied: IptablesRuleSet | null,
+  opts: Pick<IptablesPlanOptions, 'listFirstMinLines'> = {},
+): StreamedFullPlan {
+  const decisions = decideTables(desired, lastApplied, true, {});
+  const nat: TableDecision = decisions.find((d) => d.table === 'nat') ?? {
+    table: 'nat',
+    writes: [],
+    toFlush: [],
+    toDelete: [],
+  };
+  const rest = decisions.filter((d) => d.table !== 'nat');
+  const headOut = new LineBuffer();
+  writeTableBody(headOut, nat);
+  const changedChains = [nat, ...rest].flatMap((d) =>
+    chainRefs(
+      d.table,
+      d.writes.map((c) => c.name),
+    ),
+  );
+  return {
+    head: headOut.toString(),
+    changedChains,
+    // nat is where a big payload is: its size decides (counting filter's would read every rule).
+    listFirst: headOut.lineCount >= (opts.listFirstMinLines ?? DEFAULT_LIST_FIRST_MIN_LINES),
+    finish(observedChains) {
+      const tailOut = new LineBuffer();
+      const deletedChains: ChainRef[] = [];
+      const flushedChains: ChainRef[] = [];
+      const goneFrom = (d: TableDecision): Set<string> => new Set([...d.toFlush, ...d.toDelete]);
+      // nat: stale chains the dump shows are flushed after the writes, deleted with the others.
+      const natStale = staleObservedChains(desired, 'nat', observedChains, goneFrom(nat));
+      const natDelete = [...nat.toDelete, ...natStale.filter(isServiceChainName)];
+      const natFlush = [...nat.toFlush, ...natStale.filter((n) => !isServiceChainName(n))];
+      for (const name of natStale) tailOut.write(`:${name}`, '-', '[0:0]');
+      writeTableEnd(tailOut, natDelete);
+      deletedChains.push(...chainRefs('nat', natDelete));
+      flushedChains.push(...chainRefs('nat', natFlush));
+      const observedElsewhere = TABLE_ORDER.filter(
+        (t) => t !== 'nat' && !rest.some((d) => d.table === t) && (observedChains[t]?.length ?? 0) > 0,
+      ).map((table): TableDecision => ({ table, writes: [], toFlush: [], toDelete: [] }));
+      for (const d0 of [...rest, ...observedElsewhere]) {
+        const stale = staleObservedChains(desired, d0.table, observedChains, goneFrom(d0));
+        const d: TableDecision = {
+          ...d0,
+          toDelete: [...d0.toDelete, ...stale.filter(isServiceChainName)],
+          toFlush: [...d0.toFlush, ...stale.filter((n) => !isServiceChainName(n))],
+        };
+        if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
+        writeTableBody(tailOut, d);
+        writeTableEnd(tailOut, d.toDelete);
+        deletedChains.push(...chainRefs(d.table, d.toDelete));
+        flushedChains.push(...chainRefs(d.table, d.toFlush));
+      }
+      return {
+        tail: tailOut.toString(),
+        deletedChains,
+        flushedChains,
+        bytes: headOut.bytes + tailOut.bytes,
+        lines: headOut.lineCount + tailOut.lineCount,
+      };
+    },
   };
 }

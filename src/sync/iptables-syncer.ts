@@ -13,7 +13,12 @@ import type { Conntrack, Iptables, Sysctl } from '../dataplane/interfaces.js';
 import { splitRuleSpec } from '../dataplane/iptables-text.js';
 import type { ClusterState, IPFamily, ServicePort } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
-import { planIptablesRestore, SHARED_CHAIN_NAMES, type IptablesPlan } from '../plan/iptables-plan.js';
+import {
+  planFullRestoreStreamed,
+  planIptablesRestore,
+  SHARED_CHAIN_NAMES,
+  type IptablesPlan,
+} from '../plan/iptables-plan.js';
 import { IptablesRenderCache } from '../render/iptables/render.js';
 import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
 import type { Clock } from './clock.js';
@@ -87,7 +92,10 @@ export interface FamilySyncResult {
   ok: boolean;
   /** The failure, when !ok. */
   error?: string;
-  plan?: Pick<IptablesPlan, 'changedChains' | 'deletedChains' | 'flushedChains' | 'bytes' | 'lines' | 'listFirst'>;
+  plan?: Pick<
+    IptablesPlan,
+    'changedChains' | 'deletedChains' | 'flushedChains' | 'bytes' | 'lines' | 'listFirst'
+  >;
   drift: DriftFinding[];
   jumpsInserted: BuiltinJump[];
   jumpsRemoved: BuiltinJump[];
@@ -143,7 +151,8 @@ export class IptablesSyncer {
   private sysctlsDone = false;
 
   constructor(private readonly opts: IptablesSyncerOptions) {
-    if (opts.families.length === 0) throw new Error('iptables syncer: no IP family to program (no node addresses?)');
+    if (opts.families.length === 0)
+      throw new Error('iptables syncer: no IP family to program (no node addresses?)');
     this.families = opts.families.map((dp) => ({
       dp,
       lastApplied: null,
@@ -182,10 +191,18 @@ export class IptablesSyncer {
 
     if (!this.sysctlsDone && this.opts.sysctl) {
       try {
-        const wanted = planSysctls(this.families.map((f) => f.dp.family), this.opts.localhostNodePorts ?? false);
-        result.sysctlsChanged = await applySysctls(this.opts.sysctl, wanted, this.opts.sysctlJournal ?? noJournal);
+        const wanted = planSysctls(
+          this.families.map((f) => f.dp.family),
+          this.opts.localhostNodePorts ?? false,
+        );
+        result.sysctlsChanged = await applySysctls(
+          this.opts.sysctl,
+          wanted,
+          this.opts.sysctlJournal ?? noJournal,
+        );
         this.sysctlsDone = true;
-        for (const c of result.sysctlsChanged) this.opts.logger.info({ sysctl: c.key, from: c.from, to: c.to }, 'set sysctl');
+        for (const c of result.sysctlsChanged)
+          this.opts.logger.info({ sysctl: c.key, from: c.from, to: c.to }, 'set sysctl');
       } catch (err) {
         // Not fatal for the rules themselves: log, count, and try again next sync.
         this.opts.logger.error({ err: errorText(err) }, 'setting sysctls failed');
@@ -252,60 +269,75 @@ export class IptablesSyncer {
 
       let saved: Map<string, ScannedTable> | null = null;
       if (reading) {
-        enter('iptables-save');
-        // While the dump is being written: how the last applied chains should print (kept per chain,
-        // so only chains new since the last full sync cost anything), leaving string comparisons.
-        if (fam.lastApplied) await prepareExpectedSaveTexts(fam.lastApplied);
-        saved = await reading;
-        enter('drift');
-        if (fam.lastApplied) {
-          res.drift = detectDriftInScan(fam.lastApplied, saved);
-          if (res.drift.length > 0) {
-            this.stats.driftDetected += res.drift.length;
-            log.warn(
-              {
-                family,
-                drift: res.drift.map((d) => ({
-                  table: d.table,
-                  chain: d.chain,
-                  kind: d.kind,
-                  missing: d.missingRules.length,
-                  extra: d.extraRules.length,
-                })),
-              },
-              'rules changed behind portway’s back; the full sync repairs them',
-            );
-          }
-        }
-      }
-
-      enter('plan');
-      const observedChains: Partial<Record<TableName, string[]>> = {};
-      for (const [name, t] of saved ?? []) if (name === 'filter' || name === 'nat') observedChains[name] = t.chains.map((c) => c.name);
-      const plan = planIptablesRestore(desired, fam.lastApplied, {
-        full,
-        observedChains,
-        ...(this.opts.listFirstMinLines !== undefined ? { listFirstMinLines: this.opts.listFirstMinLines } : {}),
-      });
-      res.plan = {
-        changedChains: plan.changedChains,
-        deletedChains: plan.deletedChains,
-        flushedChains: plan.flushedChains,
-        bytes: plan.bytes,
-        lines: plan.lines,
-        listFirst: plan.listFirst,
-      };
-
-      if (plan.payload !== '') {
+        // Full: iptables-restore parses the rewrite of every chain while iptables-save (started above)
+        // and the drift check run; stale chains the dump shows and the COMMIT follow once they are
+        // done (planFullRestoreStreamed). The dump is of the kernel before this restore, always.
+        enter('plan');
+        const streamed = planFullRestoreStreamed(desired, fam.lastApplied, this.listFirstOptions());
         enter('iptables-restore');
+        const started = this.opts.clock.now();
+        let observeFailed = false;
+        const rest = (async (): Promise<string> => {
+          try {
+            // While the dump is being written: how the last applied chains should print (kept per
+            // chain, so only chains new since the last full sync cost anything), leaving string
+            // comparisons.
+            if (fam.lastApplied) await prepareExpectedSaveTexts(fam.lastApplied);
+            saved = await reading;
+            res.stageMs['iptables-save (during restore)'] = this.opts.clock.now() - started;
+            if (fam.lastApplied) res.drift = this.reportDrift(family, fam.lastApplied, saved);
+            res.stageMs['drift (during restore)'] =
+              this.opts.clock.now() - started - res.stageMs['iptables-save (during restore)'];
+            const finished = streamed.finish(observedChainsOf(saved));
+            res.plan = {
+              changedChains: streamed.changedChains,
+              deletedChains: finished.deletedChains,
+              flushedChains: finished.flushedChains,
+              bytes: finished.bytes,
+              lines: finished.lines,
+              listFirst: streamed.listFirst,
+            };
+            return finished.tail;
+          } catch (err) {
+            observeFailed = true;
+            throw err;
+          }
+        })();
         try {
-          await iptables.restore(plan.payload, { noflush: true, listFirst: plan.listFirst });
+          await iptables.restoreStreamed(streamed.head, rest, {
+            noflush: true,
+            listFirst: streamed.listFirst,
+          });
         } catch (err) {
-          this.stats.restoreFailures++;
+          if (observeFailed) stage = 'iptables-save';
+          else this.stats.restoreFailures++;
           throw err;
         }
-        this.stats.lastPayloadBytes = plan.bytes;
-        this.stats.totalPayloadBytes += plan.bytes;
+        this.countPayload(res.plan?.bytes ?? 0);
+      } else {
+        enter('plan');
+        const plan = planIptablesRestore(desired, fam.lastApplied, {
+          full: false,
+          ...this.listFirstOptions(),
+        });
+        res.plan = {
+          changedChains: plan.changedChains,
+          deletedChains: plan.deletedChains,
+          flushedChains: plan.flushedChains,
+          bytes: plan.bytes,
+          lines: plan.lines,
+          listFirst: plan.listFirst,
+        };
+        if (plan.payload !== '') {
+          enter('iptables-restore');
+          try {
+            await iptables.restore(plan.payload, { noflush: true, listFirst: plan.listFirst });
+          } catch (err) {
+            this.stats.restoreFailures++;
+            throw err;
+          }
+          this.countPayload(plan.bytes);
+        }
       }
       // From here on the kernel holds `desired`'s chains, whatever happens to the jumps below.
       const previous = fam.lastApplied;
@@ -338,22 +370,62 @@ export class IptablesSyncer {
         {
           family,
           full,
-          changedChains: plan.changedChains.length,
-          deletedChains: plan.deletedChains.length,
-          bytes: plan.bytes,
+          changedChains: res.plan?.changedChains.length ?? 0,
+          deletedChains: res.plan?.deletedChains.length ?? 0,
+          bytes: res.plan?.bytes ?? 0,
           jumpsInserted: jumps.inserted.length,
           conntrackDeleted: res.conntrackDeleted,
         },
-        plan.payload === '' ? 'iptables already up to date' : 'iptables rules applied',
+        res.plan?.bytes ? 'iptables rules applied' : 'iptables already up to date',
       );
     } catch (err) {
       const failedStage = stage;
       enter(failedStage);
       fam.needFull = true;
       res.error = `${family} ${stage}: ${errorText(err)}`;
-      log.error({ family, stage, full, err: errorText(err) }, 'iptables sync failed; previous rules stay in force, next sync is full');
+      log.error(
+        { family, stage, full, err: errorText(err) },
+        'iptables sync failed; previous rules stay in force, next sync is full',
+      );
     }
     return res;
+  }
+
+  private listFirstOptions(): { listFirstMinLines?: number } {
+    return this.opts.listFirstMinLines !== undefined
+      ? { listFirstMinLines: this.opts.listFirstMinLines }
+      : {};
+  }
+
+  private countPayload(bytes: number): void {
+    this.stats.lastPayloadBytes = bytes;
+    this.stats.totalPayloadBytes += bytes;
+  }
+
+  /** Compare the dump with what was applied last; log and count what differs. */
+  private reportDrift(
+    family: IPFamily,
+    lastApplied: IptablesRuleSet,
+    saved: Map<string, ScannedTable>,
+  ): DriftFinding[] {
+    const drift = detectDriftInScan(lastApplied, saved);
+    if (drift.length > 0) {
+      this.stats.driftDetected += drift.length;
+      this.opts.logger.warn(
+        {
+          family,
+          drift: drift.map((d) => ({
+            table: d.table,
+            chain: d.chain,
+            kind: d.kind,
+            missing: d.missingRules.length,
+            extra: d.extraRules.length,
+          })),
+        },
+        'rules changed behind portway’s back; the full sync repairs them',
+      );
+    }
+    return drift;
   }
 
   /**
@@ -372,7 +444,10 @@ export class IptablesSyncer {
     const inserted: BuiltinJump[] = [];
     const removed: BuiltinJump[] = [];
     const before = new Set((previous?.builtinJumps ?? []).map(jumpKey));
-    const toCheck = full || previous === null ? desired.builtinJumps : desired.builtinJumps.filter((j) => !before.has(jumpKey(j)));
+    const toCheck =
+      full || previous === null
+        ? desired.builtinJumps
+        : desired.builtinJumps.filter((j) => !before.has(jumpKey(j)));
     for (const jump of toCheck) {
       if (saved && scannedHasJump(saved, jump, desired.family)) continue;
       const spec = splitRuleSpec(jump.spec);
@@ -398,17 +473,27 @@ export class IptablesSyncer {
   ): Promise<void> {
     const created = desired.tables.flatMap((t) =>
       t.chains
-        .filter((c) => SHARED_CHAIN_NAMES.has(c.name) && !(saved.get(t.name)?.chains.some((s) => s.name === c.name) ?? false))
+        .filter(
+          (c) =>
+            SHARED_CHAIN_NAMES.has(c.name) &&
+            !(saved.get(t.name)?.chains.some((s) => s.name === c.name) ?? false),
+        )
         .map((c) => ({ family, table: t.name, chain: c.name })),
     );
     if (created.length === 0) return;
     const known = await journal.load();
-    const fresh = created.filter((c) => !known.some((k) => k.family === c.family && k.table === c.table && k.chain === c.chain));
+    const fresh = created.filter(
+      (c) => !known.some((k) => k.family === c.family && k.table === c.table && k.chain === c.chain),
+    );
     if (fresh.length > 0) await journal.save([...known, ...fresh]);
   }
 
   /** Conntrack failures are logged and counted, not fatal: the rules are already right. */
-  private async cleanConntrack(dp: FamilyDataplane, before: readonly ServicePort[] | null, after: readonly ServicePort[]): Promise<number> {
+  private async cleanConntrack(
+    dp: FamilyDataplane,
+    before: readonly ServicePort[] | null,
+    after: readonly ServicePort[],
+  ): Promise<number> {
     if (!dp.conntrack) return 0;
     let deleted = 0;
     for (const d of planConntrackCleanup(before, after, dp.family)) {
@@ -416,7 +501,10 @@ export class IptablesSyncer {
         deleted += await dp.conntrack.deleteEntries(d.filter);
       } catch (err) {
         this.stats.conntrackFailures++;
-        this.opts.logger.warn({ family: dp.family, filter: d.filter, reason: d.reason, err: errorText(err) }, 'conntrack cleanup failed');
+        this.opts.logger.warn(
+          { family: dp.family, filter: d.filter, reason: d.reason, err: errorText(err) },
+          'conntrack cleanup failed',
+        );
       }
     }
     this.stats.conntrackEntriesDeleted += deleted;
@@ -447,10 +535,21 @@ function tablesOf(...sets: Array<IptablesRuleSet | null>): TableName[] {
   return [...names];
 }
 
+/** Chain names per table as a dump shows them (filter and nat: the tables portway writes). */
+function observedChainsOf(saved: Map<string, ScannedTable>): Partial<Record<TableName, string[]>> {
+  const observed: Partial<Record<TableName, string[]>> = {};
+  for (const [name, t] of saved)
+    if (name === 'filter' || name === 'nat') observed[name] = t.chains.map((c) => c.name);
+  return observed;
+}
+
 async function readTables(iptables: Iptables, tables: TableName[]): Promise<Map<string, ScannedTable>> {
   // Both dumps at once (two processes), each scanned as it arrives.
   const scanned = await Promise.all(
-    tables.map(async (t) => scanIptablesSave(await iptables.save(t)).get(t) ?? { name: t, chains: [], ruleText: new Map() }),
+    tables.map(
+      async (t) =>
+        scanIptablesSave(await iptables.save(t)).get(t) ?? { name: t, chains: [], ruleText: new Map() },
+    ),
   );
   return new Map(tables.map((t, i) => [t, scanned[i]!]));
 }

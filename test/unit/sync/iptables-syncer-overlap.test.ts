@@ -3,6 +3,7 @@
 // reported, and the save's own failure is not left unhandled.
 import { describe, expect, it } from '@jest/globals';
 import { FakeIptables } from '../../../src/dataplane/fake-iptables.js';
+import type { RestoreOptions } from '../../../src/dataplane/interfaces.js';
 import type { TableName } from '../../../src/render/types.js';
 import { defaultConfig } from '../../../src/config/config.js';
 import { emptyClusterState } from '../../../src/model/cluster-state.js';
@@ -23,6 +24,15 @@ class GatedIptables extends FakeIptables {
     if (this.failSave) throw new Error('save failed');
     return super.save(table);
   }
+  override async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+    this.events.push('restore reading head');
+    await super.restoreStreamed(
+      head,
+      rest.finally(() => this.events.push('restore reading rest')),
+      opts,
+    );
+    this.events.push('restore committed');
+  }
   releaseAll(): void {
     const r = this.releases;
     this.releases = [];
@@ -30,7 +40,7 @@ class GatedIptables extends FakeIptables {
   }
 }
 
-function setup(renderFails = false) {
+function setup(renderFails = false, state = emptyClusterState()) {
   const iptables = new GatedIptables();
   const config = { ...defaultConfig(), nodeName: 'node-a' };
   const syncer = new IptablesSyncer({
@@ -43,7 +53,7 @@ function setup(renderFails = false) {
     clock: new ManualClock(0),
     logger: new RecordingLogger(),
   });
-  syncer.setState(emptyClusterState());
+  syncer.setState(state);
   return { iptables, syncer };
 }
 
@@ -82,5 +92,44 @@ describe('IptablesSyncer full sync: iptables-save overlaps render', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
+  });
+
+  it('starts the restore while iptables-save runs and commits only after the dump is read', async () => {
+    const { iptables, syncer } = setup();
+    const done = syncer.sync({ full: true });
+    for (let i = 0; i < 5; i++) await tick();
+    // The head is with iptables-restore, the dump is not read yet, nothing is committed.
+    expect(iptables.events).toContain('restore reading head');
+    expect(iptables.events).not.toContain('save nat end');
+    expect(iptables.chainNames('nat')).not.toContain('KUBE-SERVICES');
+    iptables.releaseAll();
+    expect((await done).ok).toBe(true);
+    const e = iptables.events;
+    expect(e.indexOf('save nat end')).toBeLessThan(e.indexOf('restore reading rest'));
+    expect(e.indexOf('restore reading rest')).toBeLessThan(e.indexOf('restore committed'));
+    expect(iptables.chainNames('nat')).toContain('KUBE-SERVICES');
+  });
+
+  it('a failed save stops the restore uncommitted: rules stay, the failure is the save’s, next sync is full', async () => {
+    const { iptables, syncer } = setup();
+    const first = syncer.sync({ full: true });
+    for (let i = 0; i < 5; i++) await tick();
+    iptables.releaseAll();
+    await first;
+    const before = iptables.dump();
+    iptables.failSave = true;
+    const failed = syncer.sync({ full: true }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    for (let i = 0; i < 5; i++) await tick();
+    iptables.releaseAll();
+    const err = await failed;
+    expect(err).toBeInstanceOf(SyncFailedError);
+    expect((err as Error).message).toBe('IPv4 iptables-save: save failed');
+    expect(iptables.dump()).toBe(before);
+    expect(iptables.events.filter((e) => e === 'restore committed')).toHaveLength(1);
+    expect(syncer.stats.restoreFailures).toBe(0);
+    expect(syncer.stats.failures).toBe(1);
   });
 });
