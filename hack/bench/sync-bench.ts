@@ -15,12 +15,11 @@
 // restore alone.
 //
 // Where the time of a one-endpoint change goes at 10k × 10 (nft): the source reads and parses the one
-// changed file and updates its state builder (~4 ms after a 20 ms debounce), the syncer re-renders the
-// one service port through its render cache (~6-25 ms), plans by chain identity (~2 ms), and then
-// iptables-nft-restore takes ~250 ms: the kernel re-validates every chain reachable from the built-in
-// chains whenever a commit adds any rule (a restore that only flushes a chain takes ~25 ms; adding one
-// rule with nothing but a comment match, ~240 ms; both ~35 ms when no built-in chain jumps into the
-// table). That floor is the kernel's, not portway's; --services 2000 shows the rest (~110 ms total).
+// changed file and updates its state builder (~15 ms after a 20 ms debounce), the syncer re-renders the
+// one service port through its render cache (~20 ms), plans by chain identity (~3 ms), and then
+// iptables-nft-restore takes ~300 ms: the kernel re-validates every chain reachable from the built-in
+// chains whenever a commit adds a rule with a verdict. The bench measures that floor directly (a restore
+// adding one "-j RETURN" rule to a chain nothing jumps to) and prints the change latency above it.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

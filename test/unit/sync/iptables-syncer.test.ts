@@ -77,7 +77,8 @@ function setup(opts: { initialDump?: string } = {}) {
   return { iptables, conntrack, clock, logger, sysctl, journal, created, syncer };
 }
 
-const countRule = (dump: string, pattern: RegExp): number => dump.split('\n').filter((l) => pattern.test(l)).length;
+const countRule = (dump: string, pattern: RegExp): number =>
+  dump.split('\n').filter((l) => pattern.test(l)).length;
 
 describe('IptablesSyncer against FakeIptables', () => {
   it('first sync is full: chains restored, built-in jumps inserted once, sysctls set and journalled', async () => {
@@ -96,18 +97,31 @@ describe('IptablesSyncer against FakeIptables', () => {
       { key: 'net/ipv4/ip_forward', from: '0', to: '1' },
       { key: 'net/ipv4/conf/all/route_localnet', from: '0', to: '1' },
     ]);
-    expect(h.journal.items.map((c) => c.key)).toEqual(['net/ipv4/ip_forward', 'net/ipv4/conf/all/route_localnet']);
+    expect(h.journal.items.map((c) => c.key)).toEqual([
+      'net/ipv4/ip_forward',
+      'net/ipv4/conf/all/route_localnet',
+    ]);
     expect(h.syncer.stats).toMatchObject({ syncs: 1, fullSyncs: 1, partialSyncs: 0, failures: 0 });
     expect(h.syncer.stats.lastPayloadBytes).toBeGreaterThan(0);
   });
 
   it('later syncs are partial, touch only changed chains and never duplicate built-in jumps', async () => {
     const h = setup();
-    h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5']), service('api', '10.96.0.11', ['10.244.1.7'])));
+    h.syncer.setState(
+      stateOf(service('web', '10.96.0.10', ['10.244.1.5']), service('api', '10.96.0.11', ['10.244.1.7'])),
+    );
     await h.syncer.sync();
-    const jumpsAfterFirst = countRule(h.iptables.dump(), /^-A (PREROUTING|OUTPUT|INPUT|FORWARD|POSTROUTING) /);
+    const jumpsAfterFirst = countRule(
+      h.iptables.dump(),
+      /^-A (PREROUTING|OUTPUT|INPUT|FORWARD|POSTROUTING) /,
+    );
     // scale web up: one more endpoint
-    h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5', '10.244.1.6']), service('api', '10.96.0.11', ['10.244.1.7'])));
+    h.syncer.setState(
+      stateOf(
+        service('web', '10.96.0.10', ['10.244.1.5', '10.244.1.6']),
+        service('api', '10.96.0.11', ['10.244.1.7']),
+      ),
+    );
     const r2 = await h.syncer.sync();
     expect(r2.families[0]?.full).toBe(false);
     const restores = h.iptables.restores();
@@ -115,14 +129,21 @@ describe('IptablesSyncer against FakeIptables', () => {
     expect(partial.opts.noflush).toBe(true);
     expect(partial.payload).not.toContain('*filter');
     expect(partial.payload).not.toMatch(/^:KUBE-SERVICES/m); // KUBE-SERVICES did not change
-    expect(r2.families[0]?.plan?.changedChains.map((c) => c.chain.slice(0, 9))).toEqual(['KUBE-SVC-', 'KUBE-SEP-']);
+    expect(r2.families[0]?.plan?.changedChains.map((c) => c.chain.slice(0, 9))).toEqual([
+      'KUBE-SVC-',
+      'KUBE-SEP-',
+    ]);
     // no save on a partial sync, no jump probing
-    const callsOfSecond = h.iptables.calls.slice(h.iptables.calls.indexOf(h.iptables.calls.find((c) => c.op === 'restore')!) + 1);
+    const callsOfSecond = h.iptables.calls.slice(
+      h.iptables.calls.indexOf(h.iptables.calls.find((c) => c.op === 'restore')!) + 1,
+    );
     expect(callsOfSecond.filter((c) => c.op === 'save')).toHaveLength(0);
     // several full syncs: jumps still there exactly once
     await h.syncer.sync({ full: true });
     await h.syncer.sync({ full: true });
-    expect(countRule(h.iptables.dump(), /^-A (PREROUTING|OUTPUT|INPUT|FORWARD|POSTROUTING) /)).toBe(jumpsAfterFirst);
+    expect(countRule(h.iptables.dump(), /^-A (PREROUTING|OUTPUT|INPUT|FORWARD|POSTROUTING) /)).toBe(
+      jumpsAfterFirst,
+    );
     expect(h.syncer.stats).toMatchObject({ syncs: 4, fullSyncs: 3, partialSyncs: 1 });
     // a partial sync with nothing changed restores nothing
     const before = h.iptables.restores().length;
@@ -132,7 +153,9 @@ describe('IptablesSyncer against FakeIptables', () => {
 
   it('removing a Service deletes its chains in the same restore that rewrites KUBE-SERVICES', async () => {
     const h = setup();
-    h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5']), service('api', '10.96.0.11', ['10.244.1.7'])));
+    h.syncer.setState(
+      stateOf(service('web', '10.96.0.10', ['10.244.1.5']), service('api', '10.96.0.11', ['10.244.1.7'])),
+    );
     await h.syncer.sync();
     const apiChains = h.iptables.chainNames('nat').filter((c) => /^KUBE-(SVC|SEP)-/.test(c));
     expect(apiChains).toHaveLength(4);
@@ -169,9 +192,12 @@ describe('IptablesSyncer against FakeIptables', () => {
     h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await h.syncer.sync();
     const good = h.iptables.dump();
-    await h.iptables.restore('*nat\n-F KUBE-SERVICES\n-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n', {
-      noflush: true,
-    });
+    await h.iptables.restore(
+      '*nat\n-F KUBE-SERVICES\n-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n',
+      {
+        noflush: true,
+      },
+    );
     expect(h.iptables.dump()).not.toBe(good);
     // a partial sync does not notice (nothing changed in the cluster)
     await h.syncer.sync();
@@ -236,7 +262,10 @@ describe('IptablesSyncer against FakeIptables', () => {
     fresh.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await fresh.syncer.sync();
     expect(fresh.created.items).toEqual([{ family: 'IPv4', table: 'filter', chain: 'KUBE-FIREWALL' }]);
-    const kubelet = setup({ initialDump: '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n' });
+    const kubelet = setup({
+      initialDump:
+        '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n',
+    });
     kubelet.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await kubelet.syncer.sync();
     expect(kubelet.created.items).toEqual([]);
@@ -260,11 +289,51 @@ describe('IptablesSyncer against FakeIptables', () => {
   it('a failure to insert a jump leaves rules recorded but makes the next sync full', async () => {
     const h = setup();
     h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
-    h.iptables.injectFailure('insertRule', new Error('xtables lock held'));
+    // The restore that inserts the built-in jumps (the one after the rules' restore) fails once.
+    const restoreRules = h.iptables.restore.bind(h.iptables);
+    let failJumps = true;
+    h.iptables.restore = async (payload, opts) => {
+      if (failJumps && /^-I PREROUTING /m.test(payload)) {
+        failJumps = false;
+        throw new Error('xtables lock held');
+      }
+      return restoreRules(payload, opts);
+    };
     await expect(h.syncer.sync()).rejects.toThrow(/IPv4 built-in jumps: xtables lock held/);
     expect(h.syncer.lastApplied('IPv4')).not.toBeNull();
     const r = await h.syncer.sync();
     expect(r.families[0]?.full).toBe(true);
     expect(countRule(h.iptables.dump(), /^-A PREROUTING .*-j KUBE-SERVICES$/)).toBe(1);
+  });
+
+  it('inserts all missing built-in jumps with one restore, in kube-proxy order, and never twice', async () => {
+    const h = setup();
+    h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'], 'TCP', 30080)));
+    const r = await h.syncer.sync();
+    const jumpRestores = h.iptables
+      .restores()
+      .filter((x) => /^-[IA] (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /m.test(x.payload));
+    expect(jumpRestores).toHaveLength(1);
+    expect(r.families[0]?.jumpsInserted.length).toBeGreaterThan(5);
+    // The order separate `iptables -I`/`-A` calls give: prepended ones last-inserted first, then appended.
+    const jumps = r.families[0]!.jumpsInserted;
+    for (const [table, chain] of [
+      ['nat', 'PREROUTING'],
+      ['nat', 'OUTPUT'],
+      ['filter', 'INPUT'],
+      ['filter', 'FORWARD'],
+    ] as const) {
+      const mine = jumps.filter((j) => j.table === table && j.chain === chain);
+      const expected = [
+        ...mine.filter((j) => j.position === 'prepend').reverse(),
+        ...mine.filter((j) => j.position === 'append'),
+      ].map((j) => `-A ${chain} ${j.spec}`);
+      expect(expected.length).toBeGreaterThan(0);
+      expect(h.iptables.rulesOf(table, chain)).toEqual(expected);
+    }
+    const input = h.iptables.rulesOf('filter', 'INPUT');
+    await h.syncer.sync({ full: true });
+    expect(h.iptables.rulesOf('filter', 'INPUT')).toEqual(input);
+    expect(h.iptables.restores().filter((x) => /^-I /m.test(x.payload))).toHaveLength(1);
   });
 });
