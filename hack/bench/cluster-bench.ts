@@ -128,6 +128,9 @@ async function agentChild(o: ReturnType<typeof parseArgs>): Promise<void> {
           backend: 'nft',
           save: async () => '',
           restore: async () => undefined,
+          restoreStreamed: async (_head: string, rest: Promise<string>) => {
+            await rest;
+          },
           checkRule: async () => true,
           insertRule: async () => undefined,
           deleteRule: async () => true,

@@ -181,20 +181,35 @@ export function parseRestorePayload(payload: string): RestoreOp[] {
  * linear ones (DESIGN §5). Returns the new payload and a map from new line numbers to original ones.
  */
 export function addListFirst(payload: string): { payload: string; originalLine: (line: number) => number } {
-  const lines = payload.split('\n');
-  const out: string[] = [];
-  const inserted: number[] = []; // 1-based line numbers (in the output) of inserted "-S" lines
-  for (const l of lines) {
-    out.push(l);
-    if (l.trim().startsWith('*')) {
-      out.push('-S');
-      inserted.push(out.length);
-    }
+  // Slices around each header, not a split into lines: payloads reach tens of MB.
+  const parts: string[] = [];
+  const headerEnds: number[] = []; // offsets in `payload` just after each header line's "\n" (or its end)
+  let from = 0;
+  for (const m of payload.matchAll(TABLE_HEADER)) {
+    const end = m.index + m[0].length;
+    parts.push(payload.slice(from, end), '\n-S');
+    from = end;
+    headerEnds.push(end);
   }
+  parts.push(payload.slice(from));
+  let inserted: number[] | null = null; // 1-based line numbers (in the output) of the "-S" lines
   return {
-    payload: out.join('\n'),
-    originalLine: (line) => line - inserted.filter((n) => n <= line).length,
+    payload: parts.join(''),
+    originalLine: (line) => {
+      inserted ??= headerEnds.map((end, i) => countLines(payload, end) + i + 1);
+      return line - inserted.filter((n) => n <= line).length;
+    },
   };
+}
+
+/** A table header line ("*nat"), without its newline. */
+const TABLE_HEADER = /^[ \t]*\*[^\n]*/gm;
+
+/** How many lines `text` has up to `offset` (the line `offset` is on, 1-based). */
+function countLines(text: string, offset: number): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Built-in chains of each table, in the order iptables-save prints them. */

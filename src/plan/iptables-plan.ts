@@ -259,29 +259,31 @@ function jumpTargets(chain: RenderedChain): readonly string[] {
  * go first.
  */
 export function declarationOrder(chains: readonly RenderedChain[]): RenderedChain[] {
-  const byName = new Map<string, RenderedChain>();
-  for (const c of chains) byName.set(c.name, c);
+  // Chains not placed yet, by name: a walk takes each out as it places it.
+  const pending = new Map<string, RenderedChain>();
+  for (const c of chains) pending.set(c.name, c);
   const ordered: RenderedChain[] = [];
-  const placed = new Set<string>();
-  // Iterative depth-first walk: the stack holds [chain, index of the next target to visit].
+  // Iterative depth-first walk: a chain on the stack, and the index of its next target to visit.
+  const stack: RenderedChain[] = [];
+  const nextTarget: number[] = [];
   for (const root of chains) {
-    if (placed.has(root.name)) continue;
-    placed.add(root.name);
-    const stack: Array<[RenderedChain, number]> = [[root, 0]];
+    if (!pending.delete(root.name)) continue;
+    stack.push(root);
+    nextTarget.push(0);
     while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const targets = jumpTargets(top[0]);
+      const depth = stack.length - 1;
+      const targets = jumpTargets(stack[depth]!);
+      let i = nextTarget[depth]!;
       let next: RenderedChain | undefined;
-      while (top[1] < targets.length && next === undefined) {
-        const candidate = byName.get(targets[top[1]++]!);
-        if (candidate !== undefined && !placed.has(candidate.name)) next = candidate;
-      }
+      while (i < targets.length && next === undefined) next = pending.get(targets[i++]!);
+      nextTarget[depth] = i;
       if (next !== undefined) {
-        placed.add(next.name);
-        stack.push([next, 0]);
+        pending.delete(next.name);
+        stack.push(next);
+        nextTarget.push(0);
       } else {
-        stack.pop();
-        ordered.push(top[0]);
+        ordered.push(stack.pop()!);
+        nextTarget.pop();
       }
     }
   }
@@ -371,14 +373,26 @@ function staleObservedChains(
   return observed.filter((name) => isOwnedChainName(name) && !wanted.has(name) && !alreadyGone.has(name));
 }
 
-/** "*table", the flush declarations of chains going away, then each written chain with its rules. */
-function writeTableBody(out: LineBuffer, d: TableDecision): void {
+/**
+ * "*table", the flush declarations of chains going away, then the chains written. Onto a kernel with
+ * nothing of ours yet (no lastApplied), each chain is declared right before its rules, targets first
+ * (declarationOrder: iptables-nft-restore loads 10k Services ~25% faster). Otherwise every declaration
+ * comes first, in desired order: the chains are in the tool's cache from the start anyway, and a jump
+ * may target a chain that was deleted behind our back and is only re-declared further down.
+ */
+function writeTableBody(out: LineBuffer, d: TableDecision, ontoEmptyKernel: boolean): void {
   out.write(`*${d.table}`);
   for (const name of [...d.toFlush, ...d.toDelete]) out.write(`:${name}`, '-', '[0:0]');
-  for (const chain of declarationOrder(d.writes)) {
-    out.write(`:${chain.name}`, '-', '[0:0]');
-    out.writeText(chainRuleText(chain));
+  if (ontoEmptyKernel) {
+    for (const chain of declarationOrder(d.writes)) {
+      out.write(`:${chain.name}`, '-', '[0:0]');
+      out.writeText(chainRuleText(chain));
+    }
+    return;
   }
+  if (d.writes.length > 0)
+    out.writeText(':' + d.writes.map((c) => c.name).join(' - [0:0]\n:') + ' - [0:0]\n');
+  for (const chain of d.writes) out.writeText(chainRuleText(chain));
 }
 
 function writeTableEnd(out: LineBuffer, toDelete: readonly string[]): void {
@@ -392,9 +406,8 @@ function chainRefs(table: TableName, names: readonly string[]): ChainRef[] {
 
 /**
  * The smallest restore that turns the kernel (assumed to hold `lastApplied`, or anything when `full`)
- * into `desired`. Chains being deleted are declared (flushed) first; then each chain written is declared
- * right before its rules, jump targets before the chains that jump to them (declarationOrder); -X
- * lines come last.
+ * into `desired`. Chains being deleted are declared (flushed) first, then the chains written (see
+ * writeTableBody for their order); -X lines come last.
  *
  * Chains that are the same objects in `desired` and `lastApplied` (what a cached render reuses) are
  * unchanged without looking at their rules; the others are compared by rule text.
@@ -412,7 +425,7 @@ export function planIptablesRestore(
   const flushedChains: ChainRef[] = [];
   for (const d of decideTables(desired, lastApplied, full, opts.observedChains ?? {})) {
     if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
-    writeTableBody(out, d);
+    writeTableBody(out, d, lastApplied === null);
     writeTableEnd(out, d.toDelete);
     changedChains.push(
       ...chainRefs(
@@ -475,7 +488,7 @@ export function planFullRestoreStreamed(
   };
   const rest = decisions.filter((d) => d.table !== 'nat');
   const headOut = new LineBuffer();
-  writeTableBody(headOut, nat);
+  writeTableBody(headOut, nat, lastApplied === null);
   const changedChains = [nat, ...rest].flatMap((d) =>
     chainRefs(
       d.table,
@@ -511,7 +524,7 @@ export function planFullRestoreStreamed(
           toFlush: [...d0.toFlush, ...stale.filter((n) => !isServiceChainName(n))],
         };
         if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
-        writeTableBody(tailOut, d);
+        writeTableBody(tailOut, d, lastApplied === null);
         writeTableEnd(tailOut, d.toDelete);
         deletedChains.push(...chainRefs(d.table, d.toDelete));
         flushedChains.push(...chainRefs(d.table, d.toFlush));

@@ -39,7 +39,9 @@ function referencePlan(
     if (toWrite.length === 0 && gone.length === 0) continue;
     lines.push(`*${table}`);
     for (const n of [...toFlush, ...toDelete]) lines.push(`:${n} - [0:0]`);
-    for (const c of declarationOrder(toWrite)) lines.push(`:${c.name} - [0:0]`, ...c.rules);
+    if (lastApplied === null)
+      for (const c of declarationOrder(toWrite)) lines.push(`:${c.name} - [0:0]`, ...c.rules);
+    else lines.push(...toWrite.map((c) => `:${c.name} - [0:0]`), ...toWrite.flatMap((c) => c.rules));
     for (const n of toDelete) lines.push(`-X ${n}`);
     lines.push('COMMIT');
     changedChains.push(...toWrite.map((c) => ({ table, chain: c.name })));

@@ -104,6 +104,15 @@ describe('planIptablesRestore', () => {
     expect(plan.bytes).toBe(Buffer.byteLength(plan.payload));
   });
 
+  it('a full plan over lastApplied declares every chain before any rule (a chain deleted behind our back may be a jump target)', () => {
+    const plan = planIptablesRestore(base, base, { full: true });
+    const l = lines(plan.payload);
+    const natStart = l.indexOf('*nat');
+    const firstRule = l.findIndex((x, i) => i > natStart && x.startsWith('-A '));
+    const lastDecl = l.findLastIndex((x) => x.startsWith(':'));
+    expect(lastDecl).toBeLessThan(firstRule);
+  });
+
   it('without lastApplied a requested partial plan is full', () => {
     expect(planIptablesRestore(base, null, { full: false }).full).toBe(true);
   });
