@@ -1,5 +1,10 @@
 import { RecordingRunner, RestoreError } from '../../../src/dataplane/exec.js';
-import { chooseIptablesBackend, createIptables, detectIptablesBackend, RealIptables } from '../../../src/dataplane/iptables.js';
+import {
+  chooseIptablesBackend,
+  createIptables,
+  detectIptablesBackend,
+  RealIptables,
+} from '../../../src/dataplane/iptables.js';
 
 describe('RealIptables', () => {
   it('runs the family/backend binaries with the lock wait and --noflush', async () => {
@@ -30,27 +35,90 @@ describe('RealIptables', () => {
     expect((err as RestoreError).lineText).toBe('-A A -j B');
   });
 
+  it('streamed: "-S" only in the first part (the big table), failures at the caller\'s line numbers', async () => {
+    const runner = new RecordingRunner().on('iptables-nft-restore', {
+      exitCode: 2,
+      stderr: "iptables-restore v1.8.9 (nf_tables): Chain 'C' does not exist\nError occurred at line: 7\n",
+    });
+    const ipt = new RealIptables({ family: 'IPv4', backend: 'nft', runner });
+    const head = '*nat\n:A - [0:0]\n-A A -j RETURN\n';
+    const rest = 'COMMIT\n*filter\n-A F -j C\nCOMMIT\n';
+    const err = await ipt
+      .restoreStreamed(head, Promise.resolve(rest), { noflush: true, listFirst: true })
+      .catch((e: unknown) => e);
+    expect(runner.calls[0]?.input).toBe(
+      '*nat\n-S\n:A - [0:0]\n-A A -j RETURN\nCOMMIT\n*filter\n-A F -j C\nCOMMIT\n',
+    );
+    expect(err).toBeInstanceOf(RestoreError);
+    expect((err as RestoreError).line).toBe(6);
+    expect((err as RestoreError).lineText).toBe('-A F -j C');
+  });
+
   it('maps -C/-D exit 1 to false and other failures to errors', async () => {
     const runner = new RecordingRunner()
       .on('iptables-nft -w 5 -t nat -C OUTPUT -j X', { exitCode: 0 })
-      .on('iptables-nft -w 5 -t nat -C', { exitCode: 1, stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' })
-      .on('iptables-nft -w 5 -t nat -D', { exitCode: 4, stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.' });
+      .on('iptables-nft -w 5 -t nat -C', {
+        exitCode: 1,
+        stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).',
+      })
+      .on('iptables-nft -w 5 -t nat -D', {
+        exitCode: 4,
+        stderr: 'Another app is currently holding the xtables lock. Stopped waiting after 5s.',
+      });
     const ipt = new RealIptables({ family: 'IPv4', backend: 'nft', runner });
     expect(await ipt.checkRule('nat', 'OUTPUT', ['-j', 'X'])).toBe(true);
     expect(await ipt.checkRule('nat', 'OUTPUT', ['-j', 'Y'])).toBe(false);
     await expect(ipt.deleteRule('nat', 'OUTPUT', ['-j', 'Y'])).rejects.toThrow(/xtables lock/);
-    await ipt.insertRule('nat', 'PREROUTING', ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'], 'prepend');
-    expect(runner.calls.at(-1)?.args).toEqual(['-w', '5', '-t', 'nat', '-I', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    await ipt.insertRule(
+      'nat',
+      'PREROUTING',
+      ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'],
+      'prepend',
+    );
+    expect(runner.calls.at(-1)?.args).toEqual([
+      '-w',
+      '5',
+      '-t',
+      'nat',
+      '-I',
+      'PREROUTING',
+      '-m',
+      'comment',
+      '--comment',
+      'kubernetes service portals',
+      '-j',
+      'KUBE-SERVICES',
+    ]);
   });
 });
 
 describe('backend choice', () => {
   const none = { defaultVersion: null, nftMangle: '', legacyAll: '', nftNat: '' };
   it.each([
-    [{ ...none, nftMangle: '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\n', legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n' }, 'nft'],
-    [{ ...none, legacyAll: '*mangle\n:KUBE-KUBELET-CANARY - [0:0]\n', defaultVersion: 'iptables v1.8.9 (nf_tables)' }, 'legacy'],
-    [{ ...none, legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n', defaultVersion: 'iptables v1.8.9 (nf_tables)' }, 'legacy'],
-    [{ ...none, nftNat: '*nat\n:KUBE-POSTROUTING - [0:0]\n', defaultVersion: 'iptables v1.8.9 (legacy)' }, 'nft'],
+    [
+      {
+        ...none,
+        nftMangle: '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\n',
+        legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n',
+      },
+      'nft',
+    ],
+    [
+      {
+        ...none,
+        legacyAll: '*mangle\n:KUBE-KUBELET-CANARY - [0:0]\n',
+        defaultVersion: 'iptables v1.8.9 (nf_tables)',
+      },
+      'legacy',
+    ],
+    [
+      { ...none, legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n', defaultVersion: 'iptables v1.8.9 (nf_tables)' },
+      'legacy',
+    ],
+    [
+      { ...none, nftNat: '*nat\n:KUBE-POSTROUTING - [0:0]\n', defaultVersion: 'iptables v1.8.9 (legacy)' },
+      'nft',
+    ],
     [{ ...none, defaultVersion: 'iptables v1.8.9 (legacy)' }, 'legacy'],
     [{ ...none, defaultVersion: 'iptables v1.8.9 (nf_tables)' }, 'nft'],
     [none, 'nft'],
