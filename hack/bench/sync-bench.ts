@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     t = now();
     const initial = await syncer.sync({ full: true });
     console.log(
-      `first full sync: ${ms(now() - t)} (render ${ms(renderMs.at(-1)!)}, restore ${ms(iptables.restoreMs.at(-1)!)}, ` +
+      `first full sync: ${ms(now() - t)} (render ${ms(renderMs.at(-1)!)}, restore ${ms(initial.families[0]?.stageMs['iptables-restore'] ?? NaN)}, ` +
         `${kb(initial.families[0]?.plan?.bytes ?? 0)}, ${initial.families[0]?.plan?.lines} lines, listFirst ${initial.families[0]?.plan?.listFirst})`,
     );
     console.log(`    syncer stages (ms): ${stageSummary([initial.families[0]?.stageMs ?? {}])}`);
