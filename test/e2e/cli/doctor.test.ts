@@ -1,7 +1,7 @@
 // `portway doctor` on a real namespace programmed by `portway run --once`.
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { removeAgentState } from '../harness/topology.js';
+import { createLoneNodeNetns, removeAgentState } from '../harness/topology.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
@@ -13,11 +13,7 @@ const inNs = (args: string[]) => execa('ip', ['netns', 'exec', ns, 'node', ...cl
 
 (isRoot ? describe : describe.skip)('portway doctor', () => {
   beforeAll(async () => {
-    await execa('ip', ['netns', 'add', ns]);
-    await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await execa('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
-    await execa('ip', ['-n', ns, 'addr', 'add', '10.99.0.2/24', 'dev', 'eth0']);
-    await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await createLoneNodeNetns(ns);
   });
   afterAll(async () => {
     await removeAgentState(ns);

@@ -1,6 +1,7 @@
 // `portway trace --live` reads the rules from the kernel of the network namespace it runs in.
 import { execa } from 'execa';
 import { join } from 'node:path';
+import { createLoneNodeNetns } from '../harness/topology.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const isRoot = process.getuid?.() === 0;
@@ -9,11 +10,7 @@ const cli = ['--import', 'tsx', join(root, 'src/cli/main.ts')];
 
 (isRoot ? describe : describe.skip)('portway trace --live', () => {
   beforeAll(async () => {
-    await execa('ip', ['netns', 'add', ns]);
-    await execa('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    await execa('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
-    await execa('ip', ['-n', ns, 'addr', 'add', '10.99.0.2/24', 'dev', 'eth0']);
-    await execa('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await createLoneNodeNetns(ns);
     const rendered = await execa('node', [...cli, 'render', '-f', join(root, 'examples/manifests'), '--config', join(root, 'examples/config.yaml')]);
     await execa('ip', ['netns', 'exec', ns, 'iptables-restore', '-w'], { input: rendered.stdout });
   });

@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
 import { standInRequest } from '../../stand-in/client.js';
 import { Topology, type NetnsProcess } from '../harness/topology.js';
+import { httpEndpointSlice, httpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
 const ROOT = process.cwd();
 const isRoot = process.getuid?.() === 0;
@@ -24,31 +25,15 @@ const CLUSTER_IP = '10.96.0.50';
 const METRICS = '127.0.0.1:10249';
 const HEALTHZ = '127.0.0.1:10256';
 
-const service = {
-  apiVersion: 'v1',
-  kind: 'Service',
-  metadata: { name: 'web', namespace: 'demo' },
-  spec: {
-    type: 'ClusterIP',
-    clusterIP: CLUSTER_IP,
-    clusterIPs: [CLUSTER_IP],
-    ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }],
-  },
-};
-const slice = (ips: string[]) => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: {
-    name: 'web-1',
+const service = httpService('demo', 'web', CLUSTER_IP);
+const slice = (ips: string[]) =>
+  httpEndpointSlice({
     namespace: 'demo',
-    labels: { 'kubernetes.io/service-name': 'web' },
+    name: 'web-1',
+    service: 'web',
+    endpoints: ips.map((ip) => readyAddress(ip, 'node1')),
     annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() },
-  },
-  addressType: 'IPv4',
-  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, nodeName: 'node1' })),
-  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-});
+  });
 const node = {
   apiVersion: 'v1',
   kind: 'Node',

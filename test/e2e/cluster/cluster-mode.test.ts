@@ -1,7 +1,5 @@
 // Cluster mode end to end on loopback: stand-in API → ApiSource (shared normaliser) → health-check
 // node ports, proxy health and metrics, wired the way `portway run --kubeconfig` wires them.
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { buildClusterState } from '../../../src/model/normalise.js';
 import { HealthServer, ProxyHealth } from '../../../src/observe/health.js';
@@ -9,34 +7,8 @@ import { MetricsServer, ProxyMetrics } from '../../../src/observe/metrics.js';
 import { ServiceHealthServer } from '../../../src/observe/service-health.js';
 import { ApiSource } from '../../../src/sources/api/api-source.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', () => resolve({ status: 0, body: '' }))
-      .end();
-  });
-}
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { freeLoopbackPort, httpGetOrDown } from '../../fixtures/loopback-http.js';
+import { eventually } from '../../fixtures/polling.js';
 
 const slice = (ready: boolean) => ({
   apiVersion: 'discovery.k8s.io/v1',
@@ -52,7 +24,7 @@ const slice = (ready: boolean) => ({
 
 describe('cluster mode wiring (loopback)', () => {
   it('drives health-check node ports, health and metrics from the API', async () => {
-    const hcPort = await freePort();
+    const hcPort = await freeLoopbackPort();
     const api = new StandInApiServer();
     await api.start();
     api.put({
@@ -97,32 +69,32 @@ describe('cluster mode wiring (loopback)', () => {
     try {
       await Promise.all([healthServer.start(), metricsServer.start(), serviceHealth.start()]);
       await source.start();
-      await eventually('health check 200', async () => (await get(hcPort)).status === 200);
-      expect(JSON.parse((await get(hcPort)).body)).toEqual({
+      await eventually('health check 200', async () => (await httpGetOrDown(hcPort)).status === 200);
+      expect(JSON.parse((await httpGetOrDown(hcPort)).body)).toEqual({
         service: { namespace: 'shop', name: 'front' },
         localEndpoints: 1,
         serviceProxyHealthy: true,
       });
-      expect((await get(healthServer.port, '/healthz')).status).toBe(200);
-      expect((await get(healthServer.port, '/readyz')).status).toBe(200);
+      expect((await httpGetOrDown(healthServer.port, '/healthz')).status).toBe(200);
+      expect((await httpGetOrDown(healthServer.port, '/readyz')).status).toBe(200);
 
       api.put(slice(false)); // this node's endpoint is no longer ready
-      await eventually('health check 503', async () => (await get(hcPort)).status === 503);
+      await eventually('health check 503', async () => (await httpGetOrDown(hcPort)).status === 503);
 
-      let text = (await get(metricsServer.port, '/metrics')).body;
+      let text = (await httpGetOrDown(metricsServer.port, '/metrics')).body;
       expect(text).toContain('portway_api_connected 1');
       expect(text).toContain('portway_health_check_node_ports 1');
       await api.stop();
       await eventually('metrics show the outage', async () => {
-        text = (await get(metricsServer.port, '/metrics')).body;
+        text = (await httpGetOrDown(metricsServer.port, '/metrics')).body;
         return text.includes('portway_api_connected 0');
       });
       expect(text).not.toContain('portway_api_disconnected_since_timestamp_seconds 0\n');
       // The last known state keeps serving.
-      expect((await get(hcPort)).status).toBe(503);
+      expect((await httpGetOrDown(hcPort)).status).toBe(503);
       api.put({ ...slice(true) });
       await api.start();
-      await eventually('recovered', async () => (await get(hcPort)).status === 200);
+      await eventually('recovered', async () => (await httpGetOrDown(hcPort)).status === 200);
     } finally {
       await source.stop();
       await Promise.all([serviceHealth.stop(), healthServer.stop(), metricsServer.stop(), api.stop()]);

@@ -225,6 +225,19 @@ export async function deleteNetns(netns: string): Promise<void> {
   await execa('ip', ['netns', 'del', netns], { reject: false });
 }
 
+/**
+ * A namespace standing for a node with nothing around it: loopback up and one interface (eth0, a
+ * veth whose peer stays inside) holding `address`, so that tools reading the node's addresses from
+ * its interfaces find exactly that one.
+ */
+export async function createLoneNodeNetns(netns: string, address = '10.99.0.2/24'): Promise<void> {
+  await execa('ip', ['netns', 'add', netns]);
+  await execa('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  await execa('ip', ['-n', netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
+  await execa('ip', ['-n', netns, 'addr', 'add', address, 'dev', 'eth0']);
+  await execa('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+}
+
 /** Delete namespaces left by topology runs whose process has died. Returns what was removed. */
 export async function sweepStaleTopologies(): Promise<string[]> {
   const stale = (await listNetns()).filter((n) => {

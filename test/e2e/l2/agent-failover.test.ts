@@ -14,6 +14,7 @@ import { rankNodes } from '../../../src/l2/election.js';
 import { type NetnsProcess, Topology } from '../harness/topology.js';
 import { lbManifests } from '../../unit/lb/manifest-fixtures.js';
 import { arping, neighbourMac } from './topology.js';
+import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const VIP = '10.99.0.200';
@@ -52,20 +53,11 @@ function killAgent(node: string): void {
   agents.delete(node);
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) {
-      const logs = [...agents]
-        .map(([n, a]) => `--- ${n}\n${a.output().split('\n').slice(-20).join('\n')}`)
-        .join('\n');
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${logs}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** pollFor, failing with the tail of every agent's log. */
+const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> =>
+  pollFor(what, timeoutMs, probe, () =>
+    [...agents].map(([n, a]) => `--- ${n}\n${a.output().split('\n').slice(-20).join('\n')}`).join('\n'),
+  );
 
 const client = () => topo.client.netns;
 

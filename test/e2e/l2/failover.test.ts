@@ -7,6 +7,7 @@ import { type ResultPromise, execa } from 'execa';
 import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
 import { rankNodes } from '../../../src/l2/election.js';
 import { Segment, arping, neighbourMac } from './topology.js';
+import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const VIP = '192.168.231.100';
@@ -65,18 +66,11 @@ async function stopAnnouncer(node: string, signal: 'SIGKILL' | 'SIGTERM'): Promi
   announcers.delete(node);
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > deadline) {
-      const logs = [...announcers].map(([n, a]) => `--- ${n}\n${a.log.slice(-15).join('\n')}`).join('\n');
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${logs}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** pollFor, failing with the tail of every announcer's log. */
+const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> =>
+  pollFor(what, timeoutMs, probe, () =>
+    [...announcers].map(([n, a]) => `--- ${n}\n${a.log.slice(-15).join('\n')}`).join('\n'),
+  );
 
 /** Make the client resolve the VIP through its kernel (a UDP datagram to the VIP triggers ARP). */
 async function touchVip(): Promise<void> {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import { ECHO_TCP_PORT, type NodeInfo, type PodInfo } from '../harness/topology.js';
 import {
+  echoHttpPort,
   okCount,
   podsHit,
   RULES_APPLIED,
@@ -33,13 +34,9 @@ const web: ServiceSpec = {
   name: 'web',
   type: 'NodePort',
   clusterIP: '10.96.2.10',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30100 }],
+  ports: [echoHttpPort(30100)],
 };
-const other: ServiceSpec = {
-  name: 'other',
-  clusterIP: '10.96.2.11',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT }],
-};
+const other: ServiceSpec = { name: 'other', clusterIP: '10.96.2.11', ports: [echoHttpPort()] };
 const ep = (pod: PodInfo): EndpointSpec => ({ ip: pod.ip, node: 'node1', pod: pod.name });
 
 beforeAll(async () => {
@@ -92,7 +89,7 @@ describe('a malformed manifest', () => {
     clusterIP: '10.96.2.12',
     ports: [{ name: 'http', port: 70000, targetPort: ECHO_TCP_PORT }],
   };
-  const fixed: ServiceSpec = { ...broken, ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT }] };
+  const fixed: ServiceSpec = { ...broken, ports: [echoHttpPort()] };
 
   it('is reported (file, object, field) and skipped; other Services keep flowing; fixing it restores the Service', async () => {
     await env.writeService(broken, pods.map(ep));

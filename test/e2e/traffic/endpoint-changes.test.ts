@@ -3,8 +3,9 @@
 // UDP clients that keep their source port move off a removed endpoint (conntrack entries deleted).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { ECHO_TCP_PORT, ECHO_UDP_PORT, type NodeInfo, type PodInfo } from '../harness/topology.js';
+import { ECHO_UDP_PORT, type NodeInfo, type PodInfo } from '../harness/topology.js';
 import {
+  echoHttpPort,
   hasDnat,
   okCount,
   RULES_APPLIED,
@@ -32,7 +33,7 @@ const web: ServiceSpec = {
   type: 'NodePort',
   clusterIP: '10.96.1.10',
   ports: [
-    { name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30090 },
+    echoHttpPort(30090),
     { name: 'dns', port: 53, protocol: 'UDP', targetPort: ECHO_UDP_PORT, nodePort: 30091 },
   ],
 };

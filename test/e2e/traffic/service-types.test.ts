@@ -3,12 +3,13 @@
 // every answer says which pod served it and which source address that pod saw.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { CLIENT_IP, ECHO_TCP_PORT, type NodeInfo } from '../harness/topology.js';
+import { CLIENT_IP, type NodeInfo } from '../harness/topology.js';
 import {
   hasDnat,
   okCount,
   podsHit,
   TrafficEnv,
+  echoHttpPort,
   type EndpointSpec,
   type ServiceSpec,
   type TrafficClient,
@@ -28,42 +29,38 @@ let podClient: TrafficClient; // in node2-pod1
 let node1Client: TrafficClient;
 let all: EndpointSpec[];
 
-const web: ServiceSpec = {
-  name: 'web',
-  clusterIP: '10.96.0.10',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT }],
-};
+const web: ServiceSpec = { name: 'web', clusterIP: '10.96.0.10', ports: [echoHttpPort()] };
 const webNodePort: ServiceSpec = {
   name: 'web-np',
   type: 'NodePort',
   clusterIP: '10.96.0.11',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30080 }],
+  ports: [echoHttpPort(30080)],
 };
 const webExternal: ServiceSpec = {
   name: 'web-ext',
   clusterIP: '10.96.0.12',
   externalIPs: [EXTERNAL_IP],
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT }],
+  ports: [echoHttpPort()],
 };
 const webLb: ServiceSpec = {
   name: 'web-lb',
   type: 'LoadBalancer',
   clusterIP: '10.96.0.13',
   loadBalancerIngress: [LB_IP],
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30081 }],
+  ports: [echoHttpPort(30081)],
 };
 const webLocal: ServiceSpec = {
   name: 'web-local',
   type: 'NodePort',
   clusterIP: '10.96.0.14',
   externalTrafficPolicy: 'Local',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30082 }],
+  ports: [echoHttpPort(30082)],
 };
 const empty: ServiceSpec = {
   name: 'empty',
   type: 'NodePort',
   clusterIP: '10.96.0.15',
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30083 }],
+  ports: [echoHttpPort(30083)],
 };
 const webFirewalled: ServiceSpec = {
   name: 'web-fw',
@@ -71,13 +68,13 @@ const webFirewalled: ServiceSpec = {
   clusterIP: '10.96.0.16',
   loadBalancerIngress: [LB_FW_IP],
   loadBalancerSourceRanges: [`${CLIENT_IP}/32`],
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT, nodePort: 30084 }],
+  ports: [echoHttpPort(30084)],
 };
 const sticky: ServiceSpec = {
   name: 'sticky',
   clusterIP: '10.96.0.17',
   sessionAffinity: { timeoutSeconds: 600 },
-  ports: [{ name: 'http', port: 80, targetPort: ECHO_TCP_PORT }],
+  ports: [echoHttpPort()],
 };
 
 beforeAll(async () => {

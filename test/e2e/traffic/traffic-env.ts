@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { Topology, type NodeInfo, type TopologySpec } from '../harness/topology.js';
+import { ECHO_TCP_PORT, Topology, type NodeInfo, type TopologySpec } from '../harness/topology.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const TRAFFIC_CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'traffic-client.mjs');
@@ -48,6 +48,12 @@ export interface EndpointSpec {
   ready?: boolean;
   serving?: boolean;
   terminating?: boolean;
+}
+
+/** Service port "http" 80 → the pods' TCP echo server, with a node port when one is given. */
+export function echoHttpPort(nodePort?: number): PortSpec {
+  const node = nodePort !== undefined ? { nodePort } : {};
+  return { name: 'http', port: 80, targetPort: ECHO_TCP_PORT, ...node };
 }
 
 /** A Service object as the API would hold it (plain data, stringified to YAML by writeManifest). */

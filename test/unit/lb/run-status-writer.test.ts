@@ -10,14 +10,7 @@ import { createFakeDataplane, FakeIpLinks } from '../../../src/dataplane/index.j
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { createApiSource } from '../../../src/sources/api/index.js';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
-
-async function eventually(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { eventually } from '../../fixtures/polling.js';
 
 const lbService = (name: string) => ({
   apiVersion: 'v1',

@@ -10,10 +10,11 @@ import {
 } from '../../../src/lb/status-writer.js';
 import type { ServiceInfo } from '../../../src/model/cluster-state.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
-import { LeaseElector } from '../../../src/sources/api/lease-election.js';
+import type { LeaseElector } from '../../../src/sources/api/lease-election.js';
 import { ManualClock } from '../../../src/sync/clock.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
 import { CountingClient } from '../sources-api/counting-client.js';
+import { manualClockLeaseElector } from '../sources-api/manual-clock-lease.js';
 import { pool, svc } from './fixtures.js';
 
 describe('planFailureEvents / buildServiceEvent', () => {
@@ -61,16 +62,7 @@ describe('LoadBalancerStatusWriter (two agents, against the stand-in API server)
 
   const makeAgent = (node: string) => {
     const client = new CountingClient(server);
-    const elector = new LeaseElector({
-      client,
-      identity: node,
-      leaseDurationMs: 1000,
-      retryPeriodMs: 200,
-      renewDeadlineMs: 600,
-      clock,
-      wallClock: () => 1_700_000_000_000 + clock.now(),
-      logger,
-    });
+    const elector = manualClockLeaseElector(client, node, clock, logger);
     const writer = new LoadBalancerStatusWriter({ client, leadership: elector, nodeName: node, logger, clock, retryMs: 300 });
     const agent = { client, elector, writer };
     agents.push(agent);

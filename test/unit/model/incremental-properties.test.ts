@@ -8,6 +8,7 @@ import {
 } from '../../../src/model/incremental.js';
 import type { SourcedObject } from '../../../src/model/load.js';
 import { buildClusterState } from '../../../src/model/normalise.js';
+import { endpointSliceObject, legacyEndpointsObject, sliceEndpoint } from './raw-object-arbitraries.js';
 
 // A small universe, so that objects often meet: a Service and its slices, two slices with the same
 // endpoint, a namespace written as "default" and left out (duplicates).
@@ -63,12 +64,7 @@ const service = fc
     status: s.type === 'LoadBalancer' ? { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } } : undefined,
   }));
 
-const endpoint = fc.record({
-  ip: ipv4,
-  ready: fc.option(fc.boolean(), { nil: undefined }),
-  terminating: fc.option(fc.boolean(), { nil: undefined }),
-  node: fc.option(fc.constantFrom('n1', 'n2'), { nil: undefined }),
-});
+const endpoint = sliceEndpoint(ipv4);
 
 const slice = fc
   .record({
@@ -83,32 +79,9 @@ const slice = fc
     port,
     headless: fc.constantFrom(false, false, false, false, true),
   })
-  .map((s) => ({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: {
-      name: `${s.svc ?? 'orphan'}-${s.sliceName}`,
-      namespace: s.ns,
-      labels: {
-        ...(s.svc !== undefined ? { 'kubernetes.io/service-name': s.svc } : {}),
-        ...(s.headless ? { 'service.kubernetes.io/headless': '' } : {}),
-      },
-    },
-    addressType: s.v6 ? 'IPv6' : 'IPv4',
-    ports: [{ name: s.portName, port: s.port === 70000 ? 8080 : s.port, protocol: s.protocol }],
-    endpoints: s.endpoints.map((e) => ({
-      addresses: [s.v6 ? s.v6ip : e.ip],
-      conditions: { ready: e.ready, terminating: e.terminating },
-      nodeName: e.node,
-    })),
-  }));
+  .map(endpointSliceObject);
 
-const legacyEndpoints = fc.record({ ns, name, ips: fc.array(ipv4, { maxLength: 3 }), portName }).map((e) => ({
-  apiVersion: 'v1',
-  kind: 'Endpoints',
-  metadata: { name: e.name, namespace: e.ns },
-  subsets: [{ addresses: e.ips.map((ip) => ({ ip })), ports: [{ name: e.portName, port: 9000 }] }],
-}));
+const legacyEndpoints = legacyEndpointsObject(ns, name, ipv4, portName);
 
 const node = fc
   .record({

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { buildClusterState } from '../../../src/model/normalise.js';
 import type { SourcedObject } from '../../../src/model/load.js';
 import { compareIPs } from '../../../src/model/ip.js';
+import { endpointSliceObject, legacyEndpointsObject, sliceEndpoint } from './raw-object-arbitraries.js';
 
 const ns = fc.constantFrom('x', 'y');
 const name = fc.constantFrom('a', 'b', 'c');
@@ -42,12 +43,7 @@ const service = fc
     },
   }));
 
-const endpoint = fc.record({
-  ip: ipv4,
-  ready: fc.option(fc.boolean(), { nil: undefined }),
-  terminating: fc.option(fc.boolean(), { nil: undefined }),
-  node: fc.option(fc.constantFrom('n1', 'n2'), { nil: undefined }),
-});
+const endpoint = sliceEndpoint(ipv4);
 
 const slice = fc
   .record({
@@ -61,29 +57,9 @@ const slice = fc
     protocol,
     port,
   })
-  .map((s) => ({
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: {
-      name: `${s.svc}-${s.sliceName}`,
-      namespace: s.ns,
-      labels: { 'kubernetes.io/service-name': s.svc },
-    },
-    addressType: s.v6 ? 'IPv6' : 'IPv4',
-    ports: [{ name: s.portName, port: s.port === 70000 ? 8080 : s.port, protocol: s.protocol }],
-    endpoints: s.endpoints.map((e) => ({
-      addresses: [s.v6 ? s.v6ip : e.ip],
-      conditions: { ready: e.ready, terminating: e.terminating },
-      nodeName: e.node,
-    })),
-  }));
+  .map(endpointSliceObject);
 
-const legacyEndpoints = fc.record({ ns, name, ips: fc.array(ipv4, { maxLength: 3 }), portName }).map((e) => ({
-  apiVersion: 'v1',
-  kind: 'Endpoints',
-  metadata: { name: e.name, namespace: e.ns },
-  subsets: [{ addresses: e.ips.map((ip) => ({ ip })), ports: [{ name: e.portName, port: 9000 }] }],
-}));
+const legacyEndpoints = legacyEndpointsObject(ns, name, ipv4, portName);
 
 const node = fc
   .record({ name: fc.constantFrom('n1', 'n2', 'n3'), ip: ipv4, ready: fc.boolean() })

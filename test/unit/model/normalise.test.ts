@@ -1,6 +1,7 @@
 import { buildClusterState, formatFieldPath, formatProblem } from '../../../src/model/normalise.js';
 import { parseManifestText, type SourcedObject } from '../../../src/model/load.js';
 import type { InputProblem } from '../../../src/model/cluster-state.js';
+import { servicePort } from '../../fixtures/cluster-state.js';
 
 /** Objects from one YAML text, as the loader gives them. */
 function fromYaml(text: string, source = 'test.yaml'): SourcedObject[] {
@@ -42,28 +43,8 @@ describe('Service defaults', () => {
         statusIngress: [],
       },
     ]);
-    expect(state.servicePorts).toEqual([
-      {
-        id: 'default/web',
-        namespace: 'default',
-        serviceName: 'web',
-        portName: '',
-        protocol: 'TCP',
-        type: 'ClusterIP',
-        port: 80,
-        nodePort: 0,
-        healthCheckNodePort: 0,
-        clusterIPs: ['10.96.0.1'],
-        externalIPs: [],
-        loadBalancerIngress: [],
-        loadBalancerSourceRanges: [],
-        externalTrafficPolicy: 'Cluster',
-        internalTrafficPolicy: 'Cluster',
-        sessionAffinity: { type: 'None' },
-        ipFamilies: ['IPv4'],
-        endpoints: [],
-      },
-    ]);
+    // The shared builder's defaults are exactly the API server's: every field but the address.
+    expect(state.servicePorts).toEqual([servicePort('default/web', { clusterIPs: ['10.96.0.1'] })]);
   });
 
   it('defaults the ClientIP affinity timeout to 10800 s and keeps a given one', () => {

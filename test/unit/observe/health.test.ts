@@ -1,5 +1,4 @@
 // kube-proxy's healthz semantics with a fake clock, and the HTTP server around them.
-import { request } from 'node:http';
 import {
   formatGoTime,
   HealthServer,
@@ -8,20 +7,7 @@ import {
   TO_BE_DELETED_TAINT,
 } from '../../../src/observe/health.js';
 import { ProxyMetrics } from '../../../src/observe/metrics.js';
-
-function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }),
-      );
-    })
-      .on('error', reject)
-      .end();
-  });
-}
+import { httpGet } from '../../fixtures/loopback-http.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5, 120);
 const SYNC_PERIOD = 30_000;
@@ -131,20 +117,20 @@ describe('HealthServer', () => {
     const server = new HealthServer(health, { bindAddress: '127.0.0.1:0' });
     await server.start();
     try {
-      let res = await get(server.port, '/healthz');
+      let res = await httpGet(server.port, '/healthz');
       expect(res.status).toBe(200);
       expect(res.type).toBe('application/json');
       expect(res.body).toBe(
         `{"lastUpdated": "${formatGoTime(T0)}","currentTime": "${formatGoTime(T0)}", "nodeEligible": true}`,
       );
-      expect((await get(server.port, '/readyz')).status).toBe(503);
+      expect((await httpGet(server.port, '/readyz')).status).toBe(503);
       health.updated('IPv4');
       health.queuedUpdate('IPv4');
       now += 60_000;
-      res = await get(server.port, '/healthz');
+      res = await httpGet(server.port, '/healthz');
       expect(res.status).toBe(503);
-      expect((await get(server.port, '/livez')).status).toBe(503);
-      expect((await get(server.port, '/other')).status).toBe(404);
+      expect((await httpGet(server.port, '/livez')).status).toBe(503);
+      expect((await httpGet(server.port, '/other')).status).toBe(404);
     } finally {
       await server.stop();
     }

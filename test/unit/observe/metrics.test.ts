@@ -1,5 +1,4 @@
 // kube-proxy's metric names, types and buckets, portway's own metrics, and the /metrics server.
-import { request } from 'node:http';
 import { emptyClusterState } from '../../../src/model/cluster-state.js';
 import {
   MetricsServer,
@@ -8,20 +7,7 @@ import {
   SYNC_DURATION_BUCKETS,
 } from '../../../src/observe/metrics.js';
 import { parseBindAddress } from '../../../src/observe/http-server.js';
-
-function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }),
-      );
-    })
-      .on('error', reject)
-      .end();
-  });
-}
+import { httpGet } from '../../fixtures/loopback-http.js';
 
 const typeOf = (text: string, name: string) => new RegExp(`^# TYPE ${name} (\\w+)$`, 'm').exec(text)?.[1];
 const value = (text: string, series: string) => {
@@ -137,13 +123,13 @@ describe('MetricsServer', () => {
     const server = new MetricsServer(m, { bindAddress: '127.0.0.1:0', proxyMode: 'iptables' });
     await server.start();
     try {
-      const res = await get(server.port, '/metrics');
+      const res = await httpGet(server.port, '/metrics');
       expect(res.status).toBe(200);
       expect(res.type).toContain('text/plain');
       expect(res.body).toContain('# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram');
       expect(res.body).toContain('process_cpu_user_seconds_total');
-      expect((await get(server.port, '/proxyMode')).body).toBe('iptables');
-      expect((await get(server.port, '/nope')).status).toBe(404);
+      expect((await httpGet(server.port, '/proxyMode')).body).toBe('iptables');
+      expect((await httpGet(server.port, '/nope')).status).toBe(404);
     } finally {
       await server.stop();
     }

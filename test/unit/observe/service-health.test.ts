@@ -1,5 +1,5 @@
 // Health-check node ports: which Services get one, the local ready count, and real HTTP on loopback.
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   emptyClusterState,
@@ -13,6 +13,7 @@ import {
   renderServiceHealthBody,
   ServiceHealthServer,
 } from '../../../src/observe/service-health.js';
+import { freeLoopbackPort, httpGetOrErrorCode } from '../../fixtures/loopback-http.js';
 
 const ep = (ip: string, port: number, nodeName: string, ready = true): Endpoint => ({
   ip,
@@ -50,26 +51,6 @@ function servicePort(name: string, over: Partial<ServicePort>): ServicePort {
 
 const stateOf = (...servicePorts: ServicePort[]): ClusterState => ({ ...emptyClusterState(), servicePorts });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function get(port: number): Promise<{ status: number; body: string } | { error: string }> {
-  return new Promise((resolve) => {
-    request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }))
-      .end();
-  });
-}
-
 describe('planServiceHealthChecks', () => {
   it('counts distinct ready endpoints on this node across the service ports', () => {
     const state = stateOf(
@@ -106,7 +87,7 @@ describe('planServiceHealthChecks', () => {
 
 describe('ServiceHealthServer (loopback)', () => {
   it('answers 200/503 by local endpoints and opens/closes ports as Services come and go', async () => {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = [await freeLoopbackPort(), await freeLoopbackPort()];
     let proxyHealthy = true;
     const server = new ServiceHealthServer({
       nodeName: 'n1',
@@ -121,17 +102,17 @@ describe('ServiceHealthServer (loopback)', () => {
           servicePort('empty', { healthCheckNodePort: p2, endpoints: [ep('10.0.0.9', 8080, 'n2')] }),
         ),
       );
-      const ok = await get(p1);
+      const ok = await httpGetOrErrorCode(p1);
       expect(ok).toEqual({ status: 200, body: renderServiceHealthBody('default', 'web', 1, true) });
       expect(JSON.parse((ok as { body: string }).body)).toEqual({
         service: { namespace: 'default', name: 'web' },
         localEndpoints: 1,
         serviceProxyHealthy: true,
       });
-      expect(await get(p2)).toMatchObject({ status: 503 });
+      expect(await httpGetOrErrorCode(p2)).toMatchObject({ status: 503 });
 
       proxyHealthy = false;
-      expect(await get(p1)).toEqual({
+      expect(await httpGetOrErrorCode(p1)).toEqual({
         status: 503,
         body: renderServiceHealthBody('default', 'web', 1, false),
       });
@@ -139,20 +120,20 @@ describe('ServiceHealthServer (loopback)', () => {
 
       // Endpoints move; 'empty' is deleted.
       await server.sync(stateOf(servicePort('web', { healthCheckNodePort: p1, endpoints: [] })));
-      expect(await get(p1)).toMatchObject({ status: 503 });
-      expect(await get(p2)).toEqual({ error: 'ECONNREFUSED' });
+      expect(await httpGetOrErrorCode(p1)).toMatchObject({ status: 503 });
+      expect(await httpGetOrErrorCode(p2)).toEqual({ error: 'ECONNREFUSED' });
       expect(server.served().map((c) => c.name)).toEqual(['web']);
 
       // The health-check port changes: old closed, new opened.
       await server.sync(
         stateOf(servicePort('web', { healthCheckNodePort: p2, endpoints: [ep('10.0.0.1', 8080, 'n1')] })),
       );
-      expect(await get(p1)).toEqual({ error: 'ECONNREFUSED' });
-      expect(await get(p2)).toMatchObject({ status: 200 });
+      expect(await httpGetOrErrorCode(p1)).toEqual({ error: 'ECONNREFUSED' });
+      expect(await httpGetOrErrorCode(p2)).toMatchObject({ status: 200 });
     } finally {
       await server.stop();
     }
-    expect(await get(p2)).toEqual({ error: 'ECONNREFUSED' });
+    expect(await httpGetOrErrorCode(p2)).toEqual({ error: 'ECONNREFUSED' });
   });
 
   it('logs a port it cannot bind and retries it on the next sync', async () => {
@@ -172,7 +153,7 @@ describe('ServiceHealthServer (loopback)', () => {
       );
       await new Promise((r) => blocker.close(r));
       await server.sync(state);
-      expect(await get(port)).toMatchObject({ status: 200 });
+      expect(await httpGetOrErrorCode(port)).toMatchObject({ status: 200 });
     } finally {
       await server.stop();
       blocker.close();

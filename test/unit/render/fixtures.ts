@@ -1,67 +1,11 @@
-// Builders for ClusterState pieces used by the render tests.
-import {
-  emptyClusterState,
-  servicePortId,
-  type ClusterState,
-  type Endpoint,
-  type ServicePort,
-} from '../../../src/model/cluster-state.js';
-import { compareIPs } from '../../../src/model/ip.js';
+// Builders for ClusterState pieces used by the render tests: the shared ClusterState builders, plus
+// render options and a restore-payload reader.
+import type { Endpoint } from '../../../src/model/cluster-state.js';
 import type { IptablesRenderOptions } from '../../../src/render/iptables/index.js';
+import { endpoint } from '../../fixtures/cluster-state.js';
 
-export function ep(ip: string, port: number, extra: Partial<Endpoint> = {}): Endpoint {
-  return {
-    ip,
-    port,
-    family: ip.includes(':') ? 'IPv6' : 'IPv4',
-    ready: true,
-    serving: true,
-    terminating: false,
-    ...extra,
-  };
-}
-
-export function svcPort(
-  namespace: string,
-  name: string,
-  portName: string,
-  extra: Partial<ServicePort> = {},
-): ServicePort {
-  const sp: ServicePort = {
-    id: servicePortId(namespace, name, portName),
-    namespace,
-    serviceName: name,
-    portName,
-    protocol: 'TCP',
-    type: 'ClusterIP',
-    port: 80,
-    nodePort: 0,
-    healthCheckNodePort: 0,
-    clusterIPs: [],
-    externalIPs: [],
-    loadBalancerIngress: [],
-    loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    sessionAffinity: { type: 'None' },
-    ipFamilies: ['IPv4'],
-    endpoints: [],
-    ...extra,
-  };
-  sp.endpoints = [...sp.endpoints].sort(
-    (a, b) =>
-      (a.family === b.family ? 0 : a.family === 'IPv4' ? -1 : 1) || compareIPs(a.ip, b.ip) || a.port - b.port,
-  );
-  return sp;
-}
-
-export function stateOf(...ports: ServicePort[]): ClusterState {
-  const state = emptyClusterState();
-  state.servicePorts = [...ports].sort((a, b) =>
-    a.id < b.id ? -1 : a.id > b.id ? 1 : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0,
-  );
-  return state;
-}
+export { endpoint as ep, stateOf, svcPort } from '../../fixtures/cluster-state.js';
+export { parsePayload, payloadObject } from '../../fixtures/restore-payload.js';
 
 export function options(extra: Partial<IptablesRenderOptions> = {}): IptablesRenderOptions {
   return {
@@ -79,36 +23,39 @@ export function options(extra: Partial<IptablesRenderOptions> = {}): IptablesRen
   };
 }
 
-/** table → chain → rule lines, from a restore payload (declaration order ignored, rule order kept). */
-export function parsePayload(text: string): Map<string, Map<string, string[]>> {
-  const tables = new Map<string, Map<string, string[]>>();
-  let current: Map<string, string[]> | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line === 'COMMIT' || line.startsWith('#')) continue;
-    if (line.startsWith('*')) {
-      current = new Map();
-      tables.set(line.slice(1), current);
-    } else if (line.startsWith(':')) {
-      const name = line.slice(1).split(' ')[0] ?? '';
-      if (!current?.has(name)) current?.set(name, []);
-    } else {
-      const m = /^-[AI] (\S+)/.exec(line);
-      if (!m?.[1] || !current) throw new Error(`unexpected line ${line}`);
-      const rules = current.get(m[1]) ?? [];
-      rules.push(line);
-      current.set(m[1], rules);
-    }
-  }
-  return tables;
+/**
+ * Options of node "node-a" (10.99.0.2 / fd00:99::2) for one family, as the property tests render
+ * them; the cluster-CIDR local detector uses 10.244.0.0/16 / fd00:244::/56 unless detectLocal is false.
+ */
+export function nodeAOptions(
+  family: 'IPv4' | 'IPv6',
+  detectLocal: boolean,
+  extra: Partial<IptablesRenderOptions> = {},
+): IptablesRenderOptions {
+  return options({
+    family,
+    nodeName: 'node-a',
+    nodeIPs: family === 'IPv4' ? ['10.99.0.2'] : ['fd00:99::2'],
+    clusterCIDRs: detectLocal ? [family === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/56'] : [],
+    ...extra,
+  });
 }
 
-/** Plain-object form of parsePayload for toEqual comparisons. */
-export function payloadObject(text: string): Record<string, Record<string, string[]>> {
-  const out: Record<string, Record<string, string[]>> = {};
-  for (const [t, chains] of parsePayload(text)) {
-    out[t] = {};
-    for (const [c, rules] of [...chains].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) out[t][c] = rules;
-  }
-  return out;
+/** The conditions an EndpointSlice endpoint can be in, as the property tests draw them. */
+export type EndpointCondition = 'ready' | 'terminating-serving' | 'terminating' | 'not-ready';
+
+/** Pod `host` of the pod range (10.244.0.<host> or fd00:244::<host>) in the given condition, on `node`. */
+export function podEndpoint(
+  host: number,
+  v6: boolean,
+  port: number,
+  cond: EndpointCondition,
+  node: string | undefined,
+): Endpoint {
+  return endpoint(v6 ? `fd00:244::${host.toString(16)}` : `10.244.0.${host}`, port, {
+    ready: cond === 'ready',
+    serving: cond === 'ready' || cond === 'terminating-serving',
+    terminating: cond.startsWith('terminating'),
+    ...(node === undefined ? {} : { nodeName: node }),
+  });
 }

@@ -20,6 +20,7 @@ import {
 } from '../../../src/render/iptables/index.js';
 import { parseIptablesDump } from '../../../src/troubleshoot/iptables-dump.js';
 import { walkPacket, type PacketOutcome } from '../../../src/troubleshoot/packet-walker.js';
+import { overallServicePorts } from '../../fixtures/kube-proxy-overall.js';
 import { ep, options, stateOf, svcPort } from './fixtures.js';
 
 // kube-proxy's test constants.
@@ -104,43 +105,7 @@ const terminating = { ready: false, serving: true, terminating: true };
 const terminatingNotServing = { ready: false, serving: false, terminating: true };
 
 describe('TestOverallIPTablesRules services, TestTracePacket flows', () => {
-  const payload = renderPayload([
-    svcPort('ns1', 'svc1', 'p80', { clusterIPs: ['172.30.0.41'], endpoints: [ep('10.180.0.1', 80)] }),
-    svcPort('ns2', 'svc2', 'p80', {
-      type: 'LoadBalancer',
-      externalTrafficPolicy: 'Local',
-      clusterIPs: ['172.30.0.42'],
-      nodePort: 3001,
-      loadBalancerIngress: [{ ip: '1.2.3.4', ipMode: 'VIP' }],
-      externalIPs: ['192.168.99.22'],
-      healthCheckNodePort: 30000,
-      // No nodeName: not local, so eTP=Local has no local endpoint.
-      endpoints: [ep('10.180.0.2', 80)],
-    }),
-    svcPort('ns3', 'svc3', 'p80', {
-      type: 'NodePort',
-      clusterIPs: ['172.30.0.43'],
-      nodePort: 3003,
-      endpoints: [ep('10.180.0.3', 80)],
-    }),
-    svcPort('ns4', 'svc4', 'p80', {
-      type: 'NodePort',
-      clusterIPs: ['172.30.0.44'],
-      externalIPs: ['192.168.99.33'],
-      endpoints: [ep('10.180.0.4', 80), local('10.180.0.5')],
-    }),
-    svcPort('ns5', 'svc5', 'p80', {
-      type: 'LoadBalancer',
-      clusterIPs: ['172.30.0.45'],
-      nodePort: 3002,
-      loadBalancerIngress: [{ ip: '5.6.7.8', ipMode: 'VIP' }],
-      healthCheckNodePort: 30000,
-      loadBalancerSourceRanges: ['203.0.113.0/25'],
-      sessionAffinity: { type: 'ClientIP', timeoutSeconds: 10800 },
-      endpoints: [ep('10.180.0.3', 80)],
-    }),
-    svcPort('ns6', 'svc6', 'p80', { clusterIPs: ['172.30.0.46'] }),
-  ]);
+  const payload = renderPayload(overallServicePorts());
   runPacketFlowTests(payload, [
     { name: 'no match', sourceIP: '10.0.0.2', destIP: '10.0.0.3', destPort: 80, output: '' },
     {

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import type { Endpoint, ServicePort } from '../../../src/model/cluster-state.js';
 import { formatProbability, renderIptables, serializeRuleSet } from '../../../src/render/iptables/index.js';
 import type { IptablesRenderOptions } from '../../../src/render/iptables/index.js';
-import { ep, options, stateOf, svcPort } from './fixtures.js';
+import { nodeAOptions, podEndpoint, stateOf, svcPort, type EndpointCondition } from './fixtures.js';
 
 const BUILTIN_TARGETS = new Set(['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'MARK', 'MASQUERADE', 'DNAT']);
 
@@ -11,18 +11,11 @@ const endpointArb: fc.Arbitrary<Endpoint> = fc
   .record({
     host: fc.integer({ min: 1, max: 30 }),
     port: fc.constantFrom(80, 8080),
-    cond: fc.constantFrom('ready', 'ready', 'terminating-serving', 'terminating', 'not-ready'),
+    cond: fc.constantFrom<EndpointCondition>('ready', 'ready', 'terminating-serving', 'terminating', 'not-ready'),
     node: fc.constantFrom<string | undefined>('node-a', 'node-b', undefined),
     v6: fc.boolean(),
   })
-  .map(({ host, port, cond, node, v6 }) =>
-    ep(v6 ? `fd00:244::${host.toString(16)}` : `10.244.0.${host}`, port, {
-      ready: cond === 'ready',
-      serving: cond === 'ready' || cond === 'terminating-serving',
-      terminating: cond.startsWith('terminating'),
-      ...(node === undefined ? {} : { nodeName: node }),
-    }),
-  );
+  .map(({ host, port, cond, node, v6 }) => podEndpoint(host, v6, port, cond, node));
 
 const servicePortArb = (index: number): fc.Arbitrary<ServicePort> =>
   fc
@@ -76,11 +69,7 @@ const optionsArb: fc.Arbitrary<IptablesRenderOptions> = fc
     threshold: fc.constantFrom(1000, 3),
   })
   .map((o) =>
-    options({
-      family: o.family,
-      nodeName: 'node-a',
-      nodeIPs: o.family === 'IPv4' ? ['10.99.0.2'] : ['fd00:99::2'],
-      clusterCIDRs: o.detector ? [o.family === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/56'] : [],
+    nodeAOptions(o.family, o.detector, {
       masqueradeAll: o.masqueradeAll,
       nodePortAddresses: o.npa,
       localhostNodePorts: o.localhostNodePorts,

@@ -10,23 +10,16 @@ import {
   type IptablesRenderOptions,
 } from '../../../src/render/iptables/index.js';
 import type { IptablesRuleSet } from '../../../src/render/types.js';
-import { ep, options, stateOf, svcPort } from './fixtures.js';
+import { ep, nodeAOptions, options, podEndpoint, stateOf, svcPort, type EndpointCondition } from './fixtures.js';
 
 const endpointArb: fc.Arbitrary<Endpoint> = fc
   .record({
     host: fc.integer({ min: 1, max: 20 }),
-    cond: fc.constantFrom('ready', 'ready', 'terminating-serving', 'not-ready'),
+    cond: fc.constantFrom<EndpointCondition>('ready', 'ready', 'terminating-serving', 'not-ready'),
     node: fc.constantFrom<string | undefined>('node-a', 'node-b', undefined),
     v6: fc.boolean(),
   })
-  .map(({ host, cond, node, v6 }) =>
-    ep(v6 ? `fd00:244::${host.toString(16)}` : `10.244.0.${host}`, 8080, {
-      ready: cond === 'ready',
-      serving: cond !== 'not-ready',
-      terminating: cond === 'terminating-serving',
-      ...(node === undefined ? {} : { nodeName: node }),
-    }),
-  );
+  .map(({ host, cond, node, v6 }) => podEndpoint(host, v6, 8080, cond, node));
 
 /** A variant of service port `index`: same identity (namespace/name/port), different content. */
 const variantArb = (index: number): fc.Arbitrary<ServicePort> =>
@@ -70,11 +63,7 @@ const optionsArb: fc.Arbitrary<IptablesRenderOptions> = fc
     threshold: fc.constantFrom(1000, 4),
   })
   .map((o) =>
-    options({
-      family: o.family,
-      nodeName: 'node-a',
-      nodeIPs: o.family === 'IPv4' ? ['10.99.0.2'] : ['fd00:99::2'],
-      clusterCIDRs: [o.family === 'IPv4' ? '10.244.0.0/16' : 'fd00:244::/56'],
+    nodeAOptions(o.family, true, {
       masqueradeAll: o.masqueradeAll,
       largeClusterEndpointThreshold: o.threshold,
     }),

@@ -6,21 +6,12 @@ import { ClusterStateBuilder } from '../../../src/model/incremental.js';
 import { buildClusterState } from '../../../src/model/normalise.js';
 import { ApiSource, type ApiSnapshot } from '../../../src/sources/api/api-source.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
+import { eventually } from '../../fixtures/polling.js';
+import { httpEndpointSlice, minimalHttpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
-const svc = (name: string, port: unknown = 80) => ({
-  apiVersion: 'v1',
-  kind: 'Service',
-  metadata: { name, namespace: 'default' },
-  spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port, protocol: 'TCP' }] },
-});
-const slice = (name: string, service: string, ip: string) => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
-  addressType: 'IPv4',
-  endpoints: [{ addresses: [ip], conditions: { ready: true } }],
-  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-});
+const svc = minimalHttpService;
+const slice = (name: string, service: string, ip: string) =>
+  httpEndpointSlice({ namespace: 'default', name, service, endpoints: [readyAddress(ip)] });
 
 /** A ClusterStateBuilder that records the calls it gets. */
 class RecordingBuilder extends ClusterStateBuilder {
@@ -32,14 +23,6 @@ class RecordingBuilder extends ClusterStateBuilder {
   override remove(kind: string, namespace: string, name: string): boolean {
     this.calls.push(`remove ${kind} ${namespace}/${name}`);
     return super.remove(kind, namespace, name);
-  }
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -99,7 +82,7 @@ describe('ApiSource with ClusterStateBuilder', () => {
 
     builder.calls.length = 0;
     server.put(slice('web-1', 'web', '10.0.0.2'));
-    await waitFor(
+    await eventually(
       'slice update',
       () => snapshots.at(-1)?.state.servicePorts[0]?.endpoints[0]?.ip === '10.0.0.2',
     );
@@ -109,7 +92,7 @@ describe('ApiSource with ClusterStateBuilder', () => {
 
     builder.calls.length = 0;
     server.remove('Service', 'default', 'broken');
-    await waitFor('delete', () => snapshots.at(-1)?.problems.length === 0);
+    await eventually('delete', () => snapshots.at(-1)?.problems.length === 0);
     expect(builder.calls).toEqual(['remove Service default/broken']);
     expect(snapshots.at(-1)).toEqual(reference(s));
   });
@@ -126,7 +109,7 @@ describe('ApiSource with ClusterStateBuilder', () => {
     server.put(svc('new'));
     server.expireHistory();
     await server.start();
-    await waitFor(
+    await eventually(
       'relisted',
       () =>
         snapshots

@@ -5,14 +5,8 @@ import { join } from 'node:path';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { createApiSource, type ApiSource } from '../../../src/sources/api/index.js';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { eventually } from '../../fixtures/polling.js';
+import { httpEndpointSlice, httpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
 describe('createApiSource with buildClusterState', () => {
   let server: StandInApiServer;
@@ -30,26 +24,15 @@ describe('createApiSource with buildClusterState', () => {
   });
 
   it('produces ClusterState from the API, skipping and counting an invalid Service', async () => {
-    server.put({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'web', namespace: 'default' },
-      spec: {
-        type: 'ClusterIP',
-        clusterIP: '10.96.0.10',
-        clusterIPs: ['10.96.0.10'],
-        ipFamilies: ['IPv4'],
-        ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }],
-      },
-    });
-    server.put({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv4',
-      endpoints: [{ addresses: ['10.244.1.5'], conditions: { ready: true }, nodeName: 'n1' }],
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
+    server.put(httpService('default', 'web', '10.96.0.10'));
+    server.put(
+      httpEndpointSlice({
+        namespace: 'default',
+        name: 'web-1',
+        service: 'web',
+        endpoints: [readyAddress('10.244.1.5', 'n1')],
+      }),
+    );
     server.put({
       apiVersion: 'v1',
       kind: 'Service',
@@ -81,6 +64,6 @@ describe('createApiSource with buildClusterState', () => {
     expect(logger.text()).not.toContain(server.token);
 
     server.remove('EndpointSlice', 'default', 'web-1');
-    await waitFor('endpoint gone', () => source!.current().state.servicePorts[0]?.endpoints.length === 0);
+    await eventually('endpoint gone', () => source!.current().state.servicePorts[0]?.endpoints.length === 0);
   });
 });

@@ -6,21 +6,12 @@ import { emptyClusterState, type InputProblem } from '../../../src/model/cluster
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { ApiSource, WATCHED_RESOURCES, type Normaliser } from '../../../src/sources/api/api-source.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
+import { eventually } from '../../fixtures/polling.js';
+import { httpEndpointSlice, minimalHttpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
-const svc = (name: string, port: unknown = 80, ns = 'default') => ({
-  apiVersion: 'v1',
-  kind: 'Service',
-  metadata: { name, namespace: ns },
-  spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port, protocol: 'TCP' }] },
-});
-const slice = (name: string, service: string, ip: string) => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
-  addressType: 'IPv4',
-  endpoints: [{ addresses: [ip], conditions: { ready: true } }],
-  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-});
+const svc = minimalHttpService;
+const slice = (name: string, service: string, ip: string) =>
+  httpEndpointSlice({ namespace: 'default', name, service, endpoints: [readyAddress(ip)] });
 const node = (name: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } });
 
 /** Records what it is given; reports a Service whose port is not a number, as the model does. */
@@ -51,14 +42,6 @@ function recordingNormaliser() {
       .filter((o) => o.object.kind === kind)
       .map((o) => `${o.object.metadata.namespace ?? ''}/${o.object.metadata.name}`);
   return { normalise, seen, names };
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function kubeConfigFor(server: StandInApiServer, token = server.token): KubeConfig {
@@ -133,13 +116,13 @@ describe('ApiSource (against the stand-in API server)', () => {
     const s = makeSource(n.normalise);
     await s.start();
     server.put(svc('api'));
-    await waitFor('api added', () => n.names('Service').includes('default/api'));
+    await eventually('api added', () => n.names('Service').includes('default/api'));
     server.put({ ...svc('api'), spec: { ...svc('api').spec, type: 'NodePort' } });
-    await waitFor('api updated', () =>
+    await eventually('api updated', () =>
       n.seen.last.some((o) => o.object.metadata.name === 'api' && o.object.spec.type === 'NodePort'),
     );
     server.remove('Service', 'default', 'web');
-    await waitFor('web deleted', () => !n.names('Service').includes('default/web'));
+    await eventually('web deleted', () => !n.names('Service').includes('default/web'));
     expect(n.names('Service')).toEqual(['default/api']);
   });
 
@@ -147,14 +130,16 @@ describe('ApiSource (against the stand-in API server)', () => {
     const n = recordingNormaliser();
     const s = makeSource(n.normalise);
     await s.start();
-    await waitFor('watches open', () => server.openWatchCount === WATCHED_RESOURCES.length);
+    await eventually('watches open', () => server.openWatchCount === WATCHED_RESOURCES.length);
     server.dropWatches(); // clean end, as a server-side watch timeout
     server.put(svc('after-clean-drop'));
-    await waitFor('seen after clean drop', () => n.names('Service').includes('default/after-clean-drop'));
-    await waitFor('watches reopened', () => server.openWatchCount === WATCHED_RESOURCES.length);
+    await eventually('seen after clean drop', () => n.names('Service').includes('default/after-clean-drop'));
+    await eventually('watches reopened', () => server.openWatchCount === WATCHED_RESOURCES.length);
     server.dropWatches({ abrupt: true }); // cut connections
     server.put(svc('after-abrupt-drop'));
-    await waitFor('seen after abrupt drop', () => n.names('Service').includes('default/after-abrupt-drop'));
+    await eventually('seen after abrupt drop', () =>
+      n.names('Service').includes('default/after-abrupt-drop'),
+    );
     const serviceLists = server.requests.filter(
       (r) => r.path === '/api/v1/services' && r.query.watch !== 'true',
     );
@@ -177,7 +162,7 @@ describe('ApiSource (against the stand-in API server)', () => {
     server.put(svc('new'));
     server.expireHistory();
     await server.start();
-    await waitFor('relisted', () => n.names('Service').join() === 'default/keep,default/new');
+    await eventually('relisted', () => n.names('Service').join() === 'default/keep,default/new');
     const svcInformer = s.connection().informers.find((i) => i.kind === 'Service')!;
     expect(svcInformer.lists).toBe(2);
     expect(logger.records.some((r) => r.message.includes('410'))).toBe(true);
@@ -191,7 +176,7 @@ describe('ApiSource (against the stand-in API server)', () => {
     const before = s.current();
     clock = 2_000_000;
     await server.stop();
-    await waitFor('disconnected', () => !s.connection().connected);
+    await eventually('disconnected', () => !s.connection().connected);
     expect(s.connection().disconnectedSince).toBe(2_000_000);
     clock = 2_005_000;
     await new Promise((r) => setTimeout(r, 300)); // several failed retries
@@ -200,8 +185,8 @@ describe('ApiSource (against the stand-in API server)', () => {
     expect(n.names('Service')).toEqual(['default/web']);
     server.put(svc('while-down'));
     await server.start();
-    await waitFor('reconnected', () => s.connection().connected);
-    await waitFor('caught up', () => n.names('Service').includes('default/while-down'));
+    await eventually('reconnected', () => s.connection().connected);
+    await eventually('caught up', () => n.names('Service').includes('default/while-down'));
     expect(s.connection().disconnectedSince).toBeUndefined();
     expect(logger.records.some((r) => r.level === 'warn' && r.message.includes('connection lost'))).toBe(
       true,
@@ -221,18 +206,18 @@ describe('ApiSource (against the stand-in API server)', () => {
       watchStallGraceMs: 300,
     });
     await source.start();
-    await waitFor(
+    await eventually(
       'server ended the first watch and the client re-watched',
       () =>
         server.requests.filter((r) => r.query.watch === 'true' && r.query.timeoutSeconds === '1').length >= 2,
     );
     expect(source.connection().connected).toBe(true);
     server.freezeWatches(); // a peer that died without closing: no events, no end
-    await waitFor('stalled watch detected', () => !source!.connection().connected, 5000);
+    await eventually('stalled watch detected', () => !source!.connection().connected, 5000);
     server.freezeWatches(false);
     server.put(svc('after-stall'));
-    await waitFor('caught up after stall', () => n.names('Service').includes('default/after-stall'), 5000);
-    await waitFor('reconnected', () => source!.connection().connected);
+    await eventually('caught up after stall', () => n.names('Service').includes('default/after-stall'), 5000);
+    await eventually('reconnected', () => source!.connection().connected);
   });
 
   it('skips, logs (namespace/name and field) and counts an invalid object once', async () => {
@@ -247,13 +232,15 @@ describe('ApiSource (against the stand-in API server)', () => {
     expect(warning?.message).toContain('default/bad');
     expect(warning?.message).toContain('spec.ports[0].port');
     server.put(svc('other'));
-    await waitFor('other seen', () => n.names('Service').includes('default/other'));
+    await eventually('other seen', () => n.names('Service').includes('default/other'));
     expect(s.invalidObjectsTotal).toBe(1); // the same broken object is not counted again
     server.put(svc('bad', 'ninety'));
-    await waitFor('bad updated', () => n.seen.last.some((o) => o.object.spec?.ports?.[0]?.port === 'ninety'));
+    await eventually('bad updated', () =>
+      n.seen.last.some((o) => o.object.spec?.ports?.[0]?.port === 'ninety'),
+    );
     expect(s.invalidObjectsTotal).toBe(1); // same field, same message
     server.put(svc('bad2', 'x'));
-    await waitFor('bad2 counted', () => s.invalidObjectsTotal === 2);
+    await eventually('bad2 counted', () => s.invalidObjectsTotal === 2);
   });
 
   it('treats a portway CRD that is not installed as empty instead of blocking the sync', async () => {
@@ -278,7 +265,9 @@ describe('ApiSource (against the stand-in API server)', () => {
     const n = recordingNormaliser();
     const s = makeSource(n.normalise, kubeConfigFor(server, secret));
     void s.start().catch(() => undefined);
-    await waitFor('error recorded', () => s.connection().informers.every((i) => i.lastError !== undefined));
+    await eventually('error recorded', () =>
+      s.connection().informers.every((i) => i.lastError !== undefined),
+    );
     expect(s.connection().connected).toBe(false);
     expect(s.connection().informers[0]!.lastError).toContain('401');
     expect(logger.text()).not.toContain(secret);

@@ -11,6 +11,7 @@ import {
 import { ManualClock } from '../../../src/sync/clock.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
 import { CountingClient } from './counting-client.js';
+import { manualClockLeaseElector } from './manual-clock-lease.js';
 
 const record = (over: Partial<LeaseRecord> = {}): LeaseRecord => ({
   holderIdentity: 'node-a',
@@ -49,16 +50,7 @@ describe('LeaseElector (against the stand-in API server)', () => {
   const LEASE = ['Lease', 'kube-system', 'portway-lb-status'] as const;
 
   const make = (identity: string, client: CountingClient) => {
-    const e = new LeaseElector({
-      client,
-      identity,
-      leaseDurationMs: 1000,
-      retryPeriodMs: 200,
-      renewDeadlineMs: 600,
-      clock,
-      wallClock: () => 1_700_000_000_000 + clock.now(),
-      logger,
-    });
+    const e = manualClockLeaseElector(client, identity, clock, logger);
     electors.push(e);
     return e;
   };

@@ -1,7 +1,6 @@
 // runAgent in cluster mode against the in-process API stand-in (loopback HTTPS), over the fake
 // dataplane: metrics and health scraped over HTTP from the running agent.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { request } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,30 +15,9 @@ import { RecordingLogger } from '../../../src/observe/logger.js';
 import { createApiSource } from '../../../src/sources/api/index.js';
 import { LAST_CHANGE_TRIGGER_TIME_ANNOTATION } from '../../../src/sync/agent-change-tracker.js';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    })
-      .on('error', () => resolve({ status: 0, body: '' }))
-      .end();
-  });
-}
-
-async function eventually(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { httpGetOrDown } from '../../fixtures/loopback-http.js';
+import { eventually } from '../../fixtures/polling.js';
+import { httpEndpointSlice, httpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
 /** The value of one sample line ("name{labels} value") in a Prometheus text exposition. */
 function sample(text: string, series: string): number | undefined {
@@ -49,31 +27,15 @@ function sample(text: string, series: string): number | undefined {
   return undefined;
 }
 
-const service = {
-  apiVersion: 'v1',
-  kind: 'Service',
-  metadata: { name: 'web', namespace: 'demo' },
-  spec: {
-    type: 'ClusterIP',
-    clusterIP: '10.96.0.10',
-    clusterIPs: ['10.96.0.10'],
-    ipFamilies: ['IPv4'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 }],
-  },
-};
-const slice = (ips: string[], trigger?: string) => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: {
-    name: 'web-1',
+const service = httpService('demo', 'web', '10.96.0.10');
+const slice = (ips: string[], trigger?: string) =>
+  httpEndpointSlice({
     namespace: 'demo',
-    labels: { 'kubernetes.io/service-name': 'web' },
+    name: 'web-1',
+    service: 'web',
+    endpoints: ips.map((ip) => readyAddress(ip, 'node-a')),
     ...(trigger ? { annotations: { [LAST_CHANGE_TRIGGER_TIME_ANNOTATION]: trigger } } : {}),
-  },
-  addressType: 'IPv4',
-  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, nodeName: 'node-a' })),
-  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-});
+  });
 const node = (taints: Array<{ key: string; effect: string }> = []) => ({
   apiVersion: 'v1',
   kind: 'Node',
@@ -152,7 +114,7 @@ describe('runAgent in cluster mode', () => {
         node: 'ready=true zone=z1',
       });
 
-      let text = (await get(agent.ports.metricsPort, '/metrics')).body;
+      let text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
       expect(sample(text, 'kubeproxy_sync_proxy_rules_last_timestamp_seconds')).toBeGreaterThan(1e9);
       expect(sample(text, 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).toBeGreaterThan(1e9);
       expect(sample(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds_count')).toBe(1);
@@ -163,9 +125,9 @@ describe('runAgent in cluster mode', () => {
       expect(sample(text, 'kubeproxy_network_programming_duration_seconds_count')).toBe(0);
       expect(sample(text, 'portway_api_connected')).toBe(1);
       expect(sample(text, 'portway_api_synced')).toBe(1);
-      expect((await get(agent.ports.metricsPort, '/proxyMode')).body).toBe('iptables');
-      expect((await get(agent.ports.healthzPort, '/healthz')).status).toBe(200);
-      expect((await get(agent.ports.healthzPort, '/readyz')).status).toBe(200);
+      expect((await httpGetOrDown(agent.ports.metricsPort, '/proxyMode')).body).toBe('iptables');
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status).toBe(200);
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/readyz')).status).toBe(200);
 
       // A change triggered 300 ms ago (after the agent started: older ones are not measured), programmed
       // now: the latency is at least 0.3 s.
@@ -174,7 +136,7 @@ describe('runAgent in cluster mode', () => {
       api.put(slice(['10.244.1.5', '10.244.1.6'], trigger));
       await eventually('the change applied', () => ipt.dump().includes('10.244.1.6'));
       await eventually('latency observed', async () => {
-        text = (await get(agent.ports.metricsPort, '/metrics')).body;
+        text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
         return sample(text, 'kubeproxy_network_programming_duration_seconds_count') === 1;
       });
       const seconds = sample(text, 'kubeproxy_network_programming_duration_seconds_sum')!;
@@ -192,20 +154,22 @@ describe('runAgent in cluster mode', () => {
       api.put(node([{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule' }]));
       await eventually(
         'healthz 503 for a node being deleted',
-        async () => (await get(agent.ports.healthzPort, '/healthz')).status === 503,
+        async () => (await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status === 503,
       );
-      expect((await get(agent.ports.healthzPort, '/healthz')).body).toContain('"nodeEligible": false');
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/healthz')).body).toContain(
+        '"nodeEligible": false',
+      );
       api.put(node());
       await eventually(
         'healthz back',
-        async () => (await get(agent.ports.healthzPort, '/healthz')).status === 200,
+        async () => (await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status === 200,
       );
     } finally {
       abort.abort();
       expect(await agent.done).toBe(0);
     }
     // Stopped cleanly: servers closed, rules left in place.
-    expect((await get(agent.ports.metricsPort, '/metrics')).status).toBe(0);
+    expect((await httpGetOrDown(agent.ports.metricsPort, '/metrics')).status).toBe(0);
     expect(ipt.dump()).toContain('10.244.1.6');
     expect(logger.records.some((r) => r.message === 'stopping; rules stay in place')).toBe(true);
   });
@@ -218,24 +182,24 @@ describe('runAgent in cluster mode', () => {
     const ipt = dp.iptables.IPv4 as FakeIptables;
     try {
       await eventually('first sync', () => agent.syncs() >= 1);
-      expect((await get(agent.ports.healthzPort, '/healthz')).status).toBe(200);
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status).toBe(200);
       // Four failing restores: retried every second (the retry cap is syncPeriod), so ~4 s without success.
       for (let i = 0; i < 4; i++) ipt.injectFailure('restore', new Error('iptables-restore: stuck'));
       const queuedAt = Date.now();
       api.put(slice(['10.244.1.5', '10.244.1.7']));
       await eventually(
         'healthz 503',
-        async () => (await get(agent.ports.healthzPort, '/healthz')).status === 503,
+        async () => (await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status === 503,
         8000,
       );
       expect(Date.now() - queuedAt).toBeGreaterThanOrEqual(1900);
-      const text = (await get(agent.ports.metricsPort, '/metrics')).body;
+      const text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
       expect(sample(text, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).toBeGreaterThan(0);
       expect(sample(text, 'kubeproxy_proxy_healthz_total{code="503"}')).toBeGreaterThan(0);
-      expect((await get(agent.ports.healthzPort, '/livez')).status).toBe(503);
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/livez')).status).toBe(503);
       await eventually(
         'recovered after a successful retry',
-        async () => (await get(agent.ports.healthzPort, '/healthz')).status === 200,
+        async () => (await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status === 200,
         8000,
       );
       expect(ipt.dump()).toContain('10.244.1.7');
@@ -258,18 +222,18 @@ describe('runAgent in cluster mode', () => {
       await api.stop();
       let text = '';
       await eventually('metrics show the outage', async () => {
-        text = (await get(agent.ports.metricsPort, '/metrics')).body;
+        text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
         return sample(text, 'portway_api_connected') === 0;
       });
       expect(sample(text, 'portway_api_disconnected_since_timestamp_seconds')).toBeGreaterThan(1e9);
       await new Promise((r) => setTimeout(r, 500));
       expect(ipt.restores().length).toBe(restores);
       expect(ipt.dump()).toBe(rules);
-      expect((await get(agent.ports.healthzPort, '/healthz')).status).toBe(200);
+      expect((await httpGetOrDown(agent.ports.healthzPort, '/healthz')).status).toBe(200);
       api.put(slice(['10.244.1.5', '10.244.1.6'])); // changed while the agent could not see it
       await api.start();
       await eventually('reconnected and caught up', () => ipt.dump().includes('10.244.1.6'));
-      text = (await get(agent.ports.metricsPort, '/metrics')).body;
+      text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
       expect(sample(text, 'portway_api_connected')).toBe(1);
       expect(sample(text, 'portway_api_disconnected_since_timestamp_seconds')).toBe(0);
     } finally {
@@ -330,11 +294,11 @@ describe('runAgent in cluster mode', () => {
     });
     try {
       await eventually('first sync', () => syncs >= 1 && ports !== undefined);
-      const text = (await get(ports!.metricsPort, '/metrics')).body;
+      const text = (await httpGetOrDown(ports!.metricsPort, '/metrics')).body;
       expect(sample(text, 'kubeproxy_sync_proxy_rules_last_timestamp_seconds')).toBeGreaterThan(1e9);
       expect(sample(text, 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"}')).toBeGreaterThan(5);
-      expect((await get(ports!.healthzPort, '/healthz')).status).toBe(200);
-      expect((await get(ports!.healthzPort, '/readyz')).status).toBe(200);
+      expect((await httpGetOrDown(ports!.healthzPort, '/healthz')).status).toBe(200);
+      expect((await httpGetOrDown(ports!.healthzPort, '/readyz')).status).toBe(200);
     } finally {
       abort.abort();
       expect(await done).toBe(0);

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { emptyClusterState, type Endpoint, type ServicePort } from '../../../src/model/cluster-state.js';
 import type { IptablesRuleSet, RenderedChain } from '../../../src/render/types.js';
 import { countNoLocalEndpoints, RuleCounter } from '../../../src/sync/agent-telemetry.js';
+import { endpoint, servicePort } from '../../fixtures/cluster-state.js';
 
 const chain = (name: string, n: number, asText = false): RenderedChain => {
   const rules = Array.from({ length: n }, (_, i) => `-A ${name} -m comment --comment r${i} -j RETURN`);
@@ -52,36 +53,10 @@ describe('RuleCounter', () => {
   });
 });
 
-const ep = (ip: string, nodeName: string, ready = true, terminating = false): Endpoint => ({
-  ip,
-  port: 8080,
-  family: 'IPv4',
-  ready,
-  serving: ready || terminating,
-  terminating,
-  nodeName,
-});
-const sp = (over: Partial<ServicePort>): ServicePort => ({
-  id: 'ns/a:http',
-  namespace: 'ns',
-  serviceName: 'a',
-  portName: 'http',
-  protocol: 'TCP',
-  type: 'ClusterIP',
-  port: 80,
-  nodePort: 0,
-  healthCheckNodePort: 0,
-  clusterIPs: ['10.96.0.1'],
-  externalIPs: [],
-  loadBalancerIngress: [],
-  loadBalancerSourceRanges: [],
-  externalTrafficPolicy: 'Cluster',
-  internalTrafficPolicy: 'Cluster',
-  sessionAffinity: { type: 'None' },
-  ipFamilies: ['IPv4'],
-  endpoints: [],
-  ...over,
-});
+const ep = (ip: string, nodeName: string, ready = true, terminating = false): Endpoint =>
+  endpoint(ip, 8080, { ready, serving: ready || terminating, terminating, nodeName });
+const sp = (over: Partial<ServicePort>): ServicePort =>
+  servicePort('ns/a:http', { clusterIPs: ['10.96.0.1'], ...over });
 
 describe('countNoLocalEndpoints', () => {
   it('counts Local policies with endpoints elsewhere only (none at all is a REJECT, not counted)', () => {

@@ -1,40 +1,15 @@
-// Builders for ServicePort values in sync tests.
+// Builders for ServicePort values in sync tests: the shared ClusterState builders with a DNS-shaped
+// default (UDP port 53 on cluster IP 10.96.0.10).
 import type { Endpoint, ServicePort } from '../../../src/model/cluster-state.js';
+import {
+  endpoint as readyEndpoint,
+  servicePort as defaultServicePort,
+} from '../../fixtures/cluster-state.js';
 
 export function endpoint(ip: string, over: Partial<Endpoint> = {}): Endpoint {
-  return {
-    ip,
-    port: 53,
-    family: ip.includes(':') ? 'IPv6' : 'IPv4',
-    ready: true,
-    serving: true,
-    terminating: false,
-    ...over,
-  };
+  return readyEndpoint(ip, 53, over);
 }
 
 export function servicePort(id: string, over: Partial<ServicePort> = {}): ServicePort {
-  const [ns = 'default', rest = id] = id.split('/');
-  const [name = rest, portName = ''] = rest.split(':');
-  return {
-    id,
-    namespace: ns,
-    serviceName: name,
-    portName,
-    protocol: 'UDP',
-    type: 'ClusterIP',
-    port: 53,
-    nodePort: 0,
-    healthCheckNodePort: 0,
-    clusterIPs: ['10.96.0.10'],
-    externalIPs: [],
-    loadBalancerIngress: [],
-    loadBalancerSourceRanges: [],
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    sessionAffinity: { type: 'None' },
-    ipFamilies: ['IPv4'],
-    endpoints: [],
-    ...over,
-  };
+  return defaultServicePort(id, { protocol: 'UDP', port: 53, clusterIPs: ['10.96.0.10'], ...over });
 }
