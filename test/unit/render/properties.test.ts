@@ -3,7 +3,13 @@ import fc from 'fast-check';
 import type { Endpoint, ServicePort } from '../../../src/model/cluster-state.js';
 import { formatProbability, renderIptables, serializeRuleSet } from '../../../src/render/iptables/index.js';
 import type { IptablesRenderOptions } from '../../../src/render/iptables/index.js';
-import { nodeAOptions, podEndpoint, stateOf, svcPort, type EndpointCondition } from './fixtures.js';
+import {
+  indexedServicePort,
+  nodeAOptions,
+  podEndpoint,
+  stateOf,
+  type EndpointCondition,
+} from './fixtures.js';
 
 const BUILTIN_TARGETS = new Set(['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'MARK', 'MASQUERADE', 'DNAT']);
 
@@ -11,7 +17,13 @@ const endpointArb: fc.Arbitrary<Endpoint> = fc
   .record({
     host: fc.integer({ min: 1, max: 30 }),
     port: fc.constantFrom(80, 8080),
-    cond: fc.constantFrom<EndpointCondition>('ready', 'ready', 'terminating-serving', 'terminating', 'not-ready'),
+    cond: fc.constantFrom<EndpointCondition>(
+      'ready',
+      'ready',
+      'terminating-serving',
+      'terminating',
+      'not-ready',
+    ),
     node: fc.constantFrom<string | undefined>('node-a', 'node-b', undefined),
     v6: fc.boolean(),
   })
@@ -36,21 +48,9 @@ const servicePortArb = (index: number): fc.Arbitrary<ServicePort> =>
       endpoints: fc.uniqueArray(endpointArb, { maxLength: 7, selector: (e) => `${e.ip}|${e.port}` }),
     })
     .map((r) =>
-      svcPort(`ns${index}`, `svc${index}`, index % 2 === 0 ? 'p' : '', {
-        type: r.type,
+      indexedServicePort(index, index % 2 === 0 ? 'p' : '', r, {
         protocol: r.protocol,
-        port: 80 + index,
-        nodePort: r.type === 'ClusterIP' ? 0 : 30000 + index,
-        healthCheckNodePort: r.type === 'LoadBalancer' && r.etp === 'Local' ? 32000 + index : 0,
-        clusterIPs: r.dual ? [`10.96.0.${index + 1}`, `fd00:96::${index + 1}`] : [`10.96.0.${index + 1}`],
-        externalIPs: r.externalIPs,
         loadBalancerIngress: r.type === 'LoadBalancer' ? r.lb : [],
-        loadBalancerSourceRanges: r.type === 'LoadBalancer' ? r.ranges : [],
-        externalTrafficPolicy: r.etp,
-        internalTrafficPolicy: r.itp,
-        sessionAffinity:
-          r.affinity === undefined ? { type: 'None' } : { type: 'ClientIP', timeoutSeconds: r.affinity },
-        endpoints: r.endpoints,
       }),
     );
 

@@ -10,7 +10,16 @@ import {
   type IptablesRenderOptions,
 } from '../../../src/render/iptables/index.js';
 import type { IptablesRuleSet } from '../../../src/render/types.js';
-import { ep, nodeAOptions, options, podEndpoint, stateOf, svcPort, type EndpointCondition } from './fixtures.js';
+import {
+  ep,
+  indexedServicePort,
+  nodeAOptions,
+  options,
+  podEndpoint,
+  stateOf,
+  svcPort,
+  type EndpointCondition,
+} from './fixtures.js';
 
 const endpointArb: fc.Arbitrary<Endpoint> = fc
   .record({
@@ -35,20 +44,8 @@ const variantArb = (index: number): fc.Arbitrary<ServicePort> =>
       endpoints: fc.uniqueArray(endpointArb, { maxLength: 5, selector: (e) => e.ip }),
     })
     .map((r) =>
-      svcPort(`ns${index}`, `svc${index}`, 'p', {
-        type: r.type,
-        port: 80 + index,
-        nodePort: r.type === 'ClusterIP' ? 0 : 30000 + index,
-        healthCheckNodePort: r.type === 'LoadBalancer' && r.etp === 'Local' ? 32000 + index : 0,
-        clusterIPs: r.dual ? [`10.96.0.${index + 1}`, `fd00:96::${index + 1}`] : [`10.96.0.${index + 1}`],
-        externalIPs: r.externalIPs,
+      indexedServicePort(index, 'p', r, {
         loadBalancerIngress: r.type === 'LoadBalancer' ? [{ ip: `192.0.2.${index + 1}`, ipMode: 'VIP' }] : [],
-        loadBalancerSourceRanges: r.type === 'LoadBalancer' ? r.ranges : [],
-        externalTrafficPolicy: r.etp,
-        internalTrafficPolicy: r.itp,
-        sessionAffinity:
-          r.affinity === undefined ? { type: 'None' } : { type: 'ClientIP', timeoutSeconds: r.affinity },
-        endpoints: r.endpoints,
       }),
     );
 
