@@ -26,6 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { StandInApiServer, writeKubeconfig } from '../../test/stand-in/api-server.js';
+import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const NODE_IP = '10.97.0.2';
@@ -269,7 +270,7 @@ async function scrapeMetrics(netns: string | undefined): Promise<Map<string, num
 
 async function bench(o: Options): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'portway-cluster-bench-'));
-  const netns = `pwbench-${process.pid}`;
+  const netns = `${BENCH_NETNS_PREFIX}${process.pid}-cluster`;
   const api = new StandInApiServer({ historyLimit: 100_000 });
   const started: ChildProcess[] = [];
   let agent: ChildProcess | undefined;
@@ -323,6 +324,8 @@ async function bench(o: Options): Promise<void> {
       ...(o.backend ? ['--backend', o.backend] : []),
     ];
     if (o.dataplane === 'kernel') {
+      for (const ns of await sweepStaleTopologies(BENCH_NETNS_PREFIX))
+        console.log(`removed stale namespace ${ns}`);
       await execa('ip', ['netns', 'add', netns]);
       await execa('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
       await execa('ip', ['-n', netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);

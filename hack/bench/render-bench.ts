@@ -35,6 +35,7 @@ import {
   type IptablesRenderOptions,
 } from '../../src/render/iptables/index.js';
 import type { IptablesRuleSet } from '../../src/render/types.js';
+import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
 
 const DEFAULT_SIZES = ['1000x10', '10000x10', '20000x10', '1000x100'];
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -235,7 +236,7 @@ async function childCommand(dir: string, useTsx: boolean): Promise<{ args: strin
 
 /** Load the payload into a fresh namespace; "-S" after "*nat" keeps iptables-nft-restore linear. */
 function timeRestore(payloadFile: string, tool: string): { ms: number; ok: boolean; detail: string } {
-  const ns = `pw-bench-${randomBytes(4).toString('hex')}`;
+  const ns = `${BENCH_NETNS_PREFIX}${process.pid}-render-${randomBytes(2).toString('hex')}`;
   // The built-in jumps ("-I PREROUTING …") are left out: in a fresh namespace iptables-nft-restore
   // fails them after "-S" (the listing caches a nat table without its built-in chains). They are
   // 15 lines; the agent ensures them separately anyway.
@@ -266,6 +267,8 @@ async function main(): Promise<void> {
     runChild(Number(args[1]), Number(args[2]), args[3] ?? '', args[4] === 'stream');
     return;
   }
+  for (const ns of await sweepStaleTopologies(BENCH_NETNS_PREFIX))
+    console.log(`removed stale namespace ${ns}`);
   const sizesArg = args.indexOf('--sizes');
   const sizes = sizesArg >= 0 ? (args[sizesArg + 1] ?? '').split(',') : DEFAULT_SIZES;
   const backendArg = args.indexOf('--backend');

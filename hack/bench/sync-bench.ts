@@ -38,6 +38,7 @@ import {
 } from '../../src/sources/manifests/directory-source.js';
 import { SystemClock } from '../../src/sync/clock.js';
 import { IptablesSyncer } from '../../src/sync/iptables-syncer.js';
+import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
 
 // ── arguments ──
 const argv = process.argv.slice(2);
@@ -53,7 +54,7 @@ const DEBOUNCE_MS = Number(flag('debounce-ms', String(DEFAULT_DEBOUNCE_MS)));
 const FULL_RUNS = Number(flag('full-runs', '3'));
 const PER_FILE = 100;
 const NODE_IP = '10.98.0.2';
-const NETNS = `pwbench-${process.pid}`;
+const NETNS = `${BENCH_NETNS_PREFIX}${process.pid}-sync`;
 
 const now = (): number => performance.now();
 const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
@@ -194,6 +195,8 @@ async function main(): Promise<void> {
     process.exit(130);
   });
   try {
+    for (const ns of await sweepStaleTopologies(BENCH_NETNS_PREFIX))
+      console.log(`removed stale namespace ${ns}`);
     ipNetns(['netns', 'add', NETNS]);
     ipNetns(['-n', NETNS, 'link', 'set', 'lo', 'up']);
     ipNetns(['-n', NETNS, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0-peer']);
@@ -316,10 +319,14 @@ async function main(): Promise<void> {
     const probe = 'PORTWAY-FLOOR-PROBE';
     for (let i = 0; i < CHANGES; i++) {
       t = now();
-      await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-A ${probe} -j RETURN\nCOMMIT\n`, { noflush: true });
+      await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-A ${probe} -j RETURN\nCOMMIT\n`, {
+        noflush: true,
+      });
       floorMs.push(now() - t);
     }
-    await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-X ${probe}\nCOMMIT\n`, { noflush: true });
+    await dataplane.iptables.IPv4!.restore(`*nat\n:${probe} - [0:0]\n-X ${probe}\nCOMMIT\n`, {
+      noflush: true,
+    });
     console.log(
       `  kernel floor (restore adding one "-j RETURN" rule to an unreferenced chain): median ${ms(median(floorMs))}, p99 ${ms(p99(floorMs))}`,
     );

@@ -23,6 +23,8 @@ export const ECHO_CLIENT = join(HACK_E2E, 'echo-client.mjs');
 
 /** Namespaces of every topology start with this, then "<pid>-<random>-". */
 export const NETNS_PREFIX = 'pwt-';
+/** The benchmarks' namespaces: `pwbench-<pid>-<bench>`, swept like the topologies' when stale. */
+export const BENCH_NETNS_PREFIX = 'pwbench-';
 
 export const LAN_CIDR = '10.99.0.0/24';
 export const LAN6_CIDR = 'fd99::/64';
@@ -125,7 +127,10 @@ export async function execInNetns(
 
 /** Start a long-running process inside a namespace (`ip netns exec NS cmd …`, no shell). */
 export function startInNetns(netns: string, cmd: string, args: readonly string[]): NetnsProcess {
-  const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (d: Buffer) => {
@@ -150,7 +155,11 @@ export function startInNetns(netns: string, cmd: string, args: readonly string[]
             resolve();
           } else if (child.exitCode !== null || child.signalCode !== null) {
             done();
-            reject(new Error(`${cmd} in ${netns} exited (${child.exitCode ?? child.signalCode}) before ${pattern}: ${out}`));
+            reject(
+              new Error(
+                `${cmd} in ${netns} exited (${child.exitCode ?? child.signalCode}) before ${pattern}: ${out}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
@@ -190,7 +199,10 @@ export async function echoRequest(
     [ECHO_CLIENT, protocol, host, String(port), String(timeoutMs), ...(opts.source ? [opts.source] : [])],
     { timeoutMs: timeoutMs + 5000 },
   );
-  if (res.exitCode !== 0) throw new Error(`${protocol} request ${host}:${port} from ${netns} failed: ${res.stderr.trim() || res.exitCode}`);
+  if (res.exitCode !== 0)
+    throw new Error(
+      `${protocol} request ${host}:${port} from ${netns} failed: ${res.stderr.trim() || res.exitCode}`,
+    );
   const [pod = '', client = ''] = res.stdout.trim().split(/\s+/);
   return { pod, client };
 }
@@ -215,7 +227,9 @@ export async function listNetns(): Promise<string[]> {
 /** Kill every process in a namespace, then delete it (its veth ends and bridges go with it). */
 export async function deleteNetns(netns: string): Promise<void> {
   const pids = await execa('ip', ['netns', 'pids', netns], { reject: false });
-  for (const p of String(pids.stdout ?? '').split('\n').filter(Boolean)) {
+  for (const p of String(pids.stdout ?? '')
+    .split('\n')
+    .filter(Boolean)) {
     try {
       process.kill(Number(p), 'SIGKILL');
     } catch {
@@ -238,10 +252,13 @@ export async function createLoneNodeNetns(netns: string, address = '10.99.0.2/24
   await execa('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
 }
 
-/** Delete namespaces left by topology runs whose process has died. Returns what was removed. */
-export async function sweepStaleTopologies(): Promise<string[]> {
+/**
+ * Delete namespaces named `<prefix><pid>-…` whose process has died (killed before its own clean-up
+ * ran). Topologies use NETNS_PREFIX; the benchmarks use their own prefix. Returns what was removed.
+ */
+export async function sweepStaleTopologies(prefix = NETNS_PREFIX): Promise<string[]> {
   const stale = (await listNetns()).filter((n) => {
-    const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(n);
+    const m = new RegExp(`^${prefix}(\\d+)-`).exec(n);
     return m?.[1] !== undefined && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
   });
   for (const n of stale) await deleteNetns(n);
@@ -269,13 +286,20 @@ export class Topology {
     this.prefix = prefix;
     this.ipv6 = ipv6;
     this.lanNetns = `${prefix}lan`;
-    this.client = { name: 'client', netns: `${prefix}client`, ip: CLIENT_IP, ip6: ipv6 ? CLIENT_IP6 : null, ifname: 'eth0' };
+    this.client = {
+      name: 'client',
+      netns: `${prefix}client`,
+      ip: CLIENT_IP,
+      ip6: ipv6 ? CLIENT_IP6 : null,
+      ifname: 'eth0',
+    };
   }
 
   /** Build the topology; on any failure everything created so far is removed before rethrowing. */
   static async create(spec: TopologySpec = {}): Promise<Topology> {
     await sweepStaleTopologies();
-    if (spec.tag !== undefined && !/^[a-z0-9]{1,12}$/.test(spec.tag)) throw new Error(`topology: tag "${spec.tag}" must be 1-12 of [a-z0-9]`);
+    if (spec.tag !== undefined && !/^[a-z0-9]{1,12}$/.test(spec.tag))
+      throw new Error(`topology: tag "${spec.tag}" must be 1-12 of [a-z0-9]`);
     const prefix = `${NETNS_PREFIX}${process.pid}-${spec.tag ?? randomBytes(2).toString('hex')}-`;
     const topo = new Topology(prefix, spec.ipv6 ?? true);
     try {
@@ -308,7 +332,12 @@ export class Topology {
     return [...this.created];
   }
 
-  exec(netns: string, cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}) {
+  exec(
+    netns: string,
+    cmd: string,
+    args: readonly string[],
+    opts: { input?: string; timeoutMs?: number } = {},
+  ) {
     return execInNetns(netns, cmd, args, opts);
   }
 
@@ -379,12 +408,15 @@ export class Topology {
 
   private async build(spec: TopologySpec): Promise<void> {
     const nodeCount = spec.nodes ?? 2;
-    if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 50) throw new Error(`topology: nodes must be 1..50, got ${nodeCount}`);
+    if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 50)
+      throw new Error(`topology: nodes must be 1..50, got ${nodeCount}`);
     const podCounts = Array.isArray(spec.podsPerNode)
       ? spec.podsPerNode
       : Array<number>(nodeCount).fill(spec.podsPerNode ?? 1);
-    if (podCounts.some((c) => !Number.isInteger(c) || c < 0 || c > 200)) throw new Error(`topology: pods per node must be 0..200, got ${podCounts.join(',')}`);
-    if (podCounts.length !== nodeCount) throw new Error(`topology: podsPerNode has ${podCounts.length} entries for ${nodeCount} nodes`);
+    if (podCounts.some((c) => !Number.isInteger(c) || c < 0 || c > 200))
+      throw new Error(`topology: pods per node must be 0..200, got ${podCounts.join(',')}`);
+    if (podCounts.length !== nodeCount)
+      throw new Error(`topology: podsPerNode has ${podCounts.length} entries for ${nodeCount} nodes`);
     const v6 = this.ipv6;
 
     // The LAN: a bridge in its own namespace.
@@ -394,7 +426,20 @@ export class Topology {
     let port = 0;
     const attachToLan = async (netns: string, ip4: string, ip6: string | null) => {
       const lanSide = `p${++port}`;
-      await ip(['-n', netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', lanSide, 'netns', this.lanNetns]);
+      await ip([
+        '-n',
+        netns,
+        'link',
+        'add',
+        'eth0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        lanSide,
+        'netns',
+        this.lanNetns,
+      ]);
       await ip(['-n', this.lanNetns, 'link', 'set', lanSide, 'master', 'br0', 'up']);
       await ip(['-n', netns, 'addr', 'add', `${ip4}/24`, 'dev', 'eth0']);
       if (ip6) await ip(['-n', netns, 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad']);
@@ -427,7 +472,8 @@ export class Topology {
       for (const other of this.nodes) {
         if (other === node) continue;
         await ip(['-n', node.netns, 'route', 'add', other.podCidr, 'via', other.ip]);
-        if (other.podCidr6 && other.ip6) await ip(['-n', node.netns, '-6', 'route', 'add', other.podCidr6, 'via', other.ip6]);
+        if (other.podCidr6 && other.ip6)
+          await ip(['-n', node.netns, '-6', 'route', 'add', other.podCidr6, 'via', other.ip6]);
       }
     }
     if (spec.echo ?? true) await Promise.all(this.pods.map((p) => this.startEcho(p)));
@@ -444,7 +490,20 @@ export class Topology {
     };
     const gw = node.podGateway;
     await this.addNetns(pod.netns, false);
-    await ip(['-n', pod.netns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', pod.hostIfname, 'netns', node.netns]);
+    await ip([
+      '-n',
+      pod.netns,
+      'link',
+      'add',
+      'eth0',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      pod.hostIfname,
+      'netns',
+      node.netns,
+    ]);
     // Node side: the gateway address (the same /32 on every pod veth) and a host route to the pod.
     await ip(['-n', node.netns, 'addr', 'add', `${gw}/32`, 'dev', pod.hostIfname]);
     await ip(['-n', node.netns, 'link', 'set', pod.hostIfname, 'up']);
