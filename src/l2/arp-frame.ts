@@ -64,6 +64,8 @@ function buildArpFrame(f: ArpFields): Buffer {
 
 /** A parsed ARP request: who asks (sender) and for which address (targetIp). */
 export interface ArpRequest {
+  /** Ethernet destination of the frame: broadcast, or a unicast refresh to one host. */
+  ethDst: string;
   /** Ethernet source of the frame (where the reply goes). */
   ethSrc: string;
   senderMac: string;
@@ -125,6 +127,7 @@ export function parseArpRequest(frame: Uint8Array): ArpRequest | null {
   if (b.readUInt16BE(14) !== 1 || b.readUInt16BE(16) !== 0x0800 || b[18] !== 6 || b[19] !== 4) return null;
   if (b.readUInt16BE(20) !== OP_REQUEST) return null;
   return {
+    ethDst: formatMac(b.subarray(0, 6)),
     ethSrc: formatMac(b.subarray(6, 12)),
     senderMac: formatMac(b.subarray(22, 28)),
     senderIp: formatIPv4(b.subarray(28, 32)),

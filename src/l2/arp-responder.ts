@@ -2,7 +2,7 @@
 // address it sends a burst of gratuitous ARP so neighbours move their entries at once instead of waiting
 // for their cache to expire. A node that does not own an address never answers for it.
 import type { ArpSocket, ArpSocketOpener } from './arp-socket.js';
-import { buildArpReply, buildGratuitousArp, formatMac, parseArpRequest } from './arp-frame.js';
+import { BROADCAST_MAC, buildArpReply, buildGratuitousArp, formatMac, parseArpRequest } from './arp-frame.js';
 
 /** Timer functions, injected so tests drive time (DESIGN habit 12). */
 export interface Timers {
@@ -118,9 +118,15 @@ export class ArpResponder {
     if (!req) return;
     this.counters.requestsSeen++;
     if (!this.owned.has(req.targetIp)) return;
+    const mac = this.mac;
+    // As MetalLB: only broadcast requests and those sent to this interface are questions to us; a unicast
+    // refresh to another host is seen only because the interface is promiscuous or a bridge port.
+    if (req.ethDst !== BROADCAST_MAC && req.ethDst !== mac) return;
+    // Our own request looped back by a bridge (not flagged outgoing) is not a question either.
+    if (req.ethSrc === mac || req.senderMac === mac) return;
     // A gratuitous request from someone else announcing this address is not a question.
     if (req.senderIp === req.targetIp) return;
-    if (this.send(buildArpReply(req, this.mac))) {
+    if (this.send(buildArpReply(req, mac))) {
       this.counters.repliesSent++;
       this.events.onReply?.(req.targetIp, req.senderMac);
     }

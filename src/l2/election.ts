@@ -21,7 +21,12 @@ export type AnnounceReason =
   | 'notOwner'
   /** No L2Advertisement covers the address's pool. */
   | 'notAdvertised'
-  /** externalTrafficPolicy Local and no node has a ready endpoint. */
+  /**
+   * externalTrafficPolicy Cluster and no Service on the address has an endpoint that can serve: MetalLB's
+   * speaker announces nothing then (activeEndpointExists), whatever the policy.
+   */
+  | 'noEndpoints'
+  /** externalTrafficPolicy Local and no node has an endpoint that can serve. */
   | 'noLocalEndpoints'
   /** No node is selected, Ready, alive (and, for Local, has an endpoint). */
   | 'noEligibleNodes'
@@ -36,9 +41,25 @@ export interface AnnouncedAddress {
   services: string[];
   /** Local only when every Service on the address is Local. */
   externalTrafficPolicy: TrafficPolicy;
-  /** Nodes with a ready endpoint of one of the Services (used for Local). */
+  /**
+   * Nodes with an endpoint of one of the Services that can serve — ready, or serving while terminating
+   * (MetalLB's EndpointCanServe) — used for Local.
+   */
   nodesWithReadyEndpoints: string[];
+  /** Some Service on the address has an endpoint that can serve, on any node or none named. */
+  hasServingEndpoints: boolean;
 }
+
+/** Nodes with this label never announce (MetalLB and the cloud providers honour it; any value counts). */
+export const LABEL_EXCLUDE_FROM_LOAD_BALANCERS = 'node.kubernetes.io/exclude-from-external-load-balancers';
+
+/**
+ * MetalLB's epslices.EndpointCanServe: ready, or still serving while terminating. MetalLB reads an unset
+ * `serving` as false, portway's model as true (kube-proxy's default), so serving counts only together with
+ * terminating — which is the only case the EndpointSlice controller writes serving without ready.
+ */
+export const endpointCanServe = (ep: { ready: boolean; serving: boolean; terminating: boolean }): boolean =>
+  ep.ready || (ep.serving && ep.terminating);
 
 export interface ElectionInputs {
   nodes: NodeInfo[];
@@ -100,9 +121,12 @@ export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: Elec
   const ads = advertisementsForPool(addr.pool, inputs.pools, inputs.advertisements);
   if (ads.length === 0) return none('notAdvertised');
   const withEndpoints = new Set(addr.nodesWithReadyEndpoints);
+  // Local without endpoints keeps its more specific reason; both are MetalLB's early "notOwner".
   if (addr.externalTrafficPolicy === 'Local' && withEndpoints.size === 0) return none('noLocalEndpoints');
+  if (!addr.hasServingEndpoints) return none('noEndpoints');
   const eligible = inputs.nodes
     .filter((n) => n.ready)
+    .filter((n) => !Object.prototype.hasOwnProperty.call(n.labels, LABEL_EXCLUDE_FROM_LOAD_BALANCERS))
     .filter((n) => n.name === myNode || inputs.aliveNodes.has(n.name))
     .filter((n) => ads.some((ad) => selects(ad, n)))
     .filter((n) => addr.externalTrafficPolicy !== 'Local' || withEndpoints.has(n.name))
@@ -136,11 +160,16 @@ export function collectAnnouncedAddresses(
   const byIp = new Map<string, AnnouncedAddress>();
   const policyOf = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.externalTrafficPolicy]));
   const endpointNodes = new Map<string, Set<string>>();
+  const serving = new Set<string>();
   for (const sp of state.servicePorts) {
     const key = `${sp.namespace}/${sp.serviceName}`;
     let set = endpointNodes.get(key);
     if (!set) endpointNodes.set(key, (set = new Set()));
-    for (const ep of sp.endpoints) if (ep.ready && ep.nodeName) set.add(ep.nodeName);
+    for (const ep of sp.endpoints) {
+      if (!endpointCanServe(ep)) continue;
+      serving.add(key);
+      if (ep.nodeName) set.add(ep.nodeName);
+    }
   }
   const keys = [...allocation.assignments.keys()].sort();
   for (const key of keys) {
@@ -155,10 +184,12 @@ export function collectAnnouncedAddresses(
           services: [],
           externalTrafficPolicy: 'Local',
           nodesWithReadyEndpoints: [],
+          hasServingEndpoints: false,
         };
         byIp.set(ip, entry);
       }
       entry.services.push(key);
+      if (serving.has(key)) entry.hasServingEndpoints = true;
       if ((policyOf.get(key) ?? 'Cluster') === 'Cluster') entry.externalTrafficPolicy = 'Cluster';
       const nodes = new Set([...entry.nodesWithReadyEndpoints, ...(endpointNodes.get(key) ?? [])]);
       entry.nodesWithReadyEndpoints = [...nodes].sort();

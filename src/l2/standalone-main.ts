@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { allocate } from '../lb/allocator.js';
 import { parsePoolAddress } from '../lb/pools.js';
-import type { ClusterState, ServiceInfo } from '../model/cluster-state.js';
+import type { ClusterState, ServiceInfo, ServicePort } from '../model/cluster-state.js';
 import { canonicalIP } from '../model/ip.js';
 import { L2Announcer } from './announcer.js';
 import { openArpSocket } from './arp-socket.js';
@@ -72,10 +72,40 @@ const service: ServiceInfo = {
   statusIngress: [],
 };
 const nodeNames = [...new Set([node, ...peers.map((p) => p.name)])].sort();
+// There are no EndpointSlices here: the VIP stands for a Service with one serving endpoint on every node
+// (a Service without one is announced by no node, as in MetalLB).
+const servicePort: ServicePort = {
+  id: 'default/vip',
+  namespace: 'default',
+  serviceName: 'vip',
+  portName: '',
+  protocol: 'TCP',
+  type: 'LoadBalancer',
+  port: 80,
+  nodePort: 0,
+  healthCheckNodePort: 0,
+  clusterIPs: [],
+  externalIPs: [],
+  loadBalancerIngress: [{ ip: vip, ipMode: 'VIP' }],
+  loadBalancerSourceRanges: [],
+  externalTrafficPolicy: 'Cluster',
+  internalTrafficPolicy: 'Cluster',
+  sessionAffinity: { type: 'None' },
+  ipFamilies: ['IPv4'],
+  endpoints: nodeNames.map((name, i) => ({
+    ip: `127.0.0.${i + 1}`,
+    port: 80,
+    family: 'IPv4' as const,
+    ready: true,
+    serving: true,
+    terminating: false,
+    nodeName: name,
+  })),
+};
 const state: Pick<ClusterState, 'services' | 'servicePorts' | 'nodes' | 'addressPools' | 'l2Advertisements'> =
   {
     services: [service],
-    servicePorts: [],
+    servicePorts: [servicePort],
     nodes: nodeNames.map((name) => ({
       name,
       addresses: peers.filter((p) => p.name === name).map((p) => p.address),

@@ -13,6 +13,29 @@ import { type CompiledPool, isBuggyIPv4, validatePools } from './pools.js';
 export const ANNOTATION_LOAD_BALANCER_IPS = 'portway.io/loadBalancerIPs';
 export const ANNOTATION_ADDRESS_POOL = 'portway.io/address-pool';
 export const ANNOTATION_ALLOW_SHARED_IP = 'portway.io/allow-shared-ip';
+/**
+ * The same annotations under MetalLB's names, so Services written for MetalLB keep their meaning: the
+ * current `metallb.io/` form, then the deprecated `metallb.universe.tf/` one. portway's own name wins
+ * over both; of MetalLB's, the first present wins even when empty (MetalLB's valueForAnnotation).
+ */
+export const METALLB_ANNOTATION_PREFIXES = ['metallb.io/', 'metallb.universe.tf/'] as const;
+
+/** The annotation `name` (a portway.io/ key) or its MetalLB alias, as written, and the key it came from. */
+export function serviceAnnotation(
+  annotations: Record<string, string>,
+  name: string,
+): { value: string; key: string } | null {
+  const suffix = name.slice(name.indexOf('/') + 1);
+  for (const key of [name, ...METALLB_ANNOTATION_PREFIXES.map((p) => `${p}${suffix}`)]) {
+    const value = annotations[key];
+    if (value !== undefined) return { value, key };
+  }
+  return null;
+}
+
+const annotationValue = (svc: ServiceInfo, name: string): string =>
+  serviceAnnotation(svc.annotations, name)?.value.trim() ?? '';
+
 /** spec.loadBalancerClass that portway serves; an unset class is served too. */
 export const PORTWAY_LOAD_BALANCER_CLASS = 'portway.io/lb';
 
@@ -259,11 +282,13 @@ function wantedFamilies(svc: ServiceInfo): {
 
 /** Requested addresses: the annotation, else spec.loadBalancerIP. */
 function requestedIPs(svc: ServiceInfo): { ips: string[]; error: string } {
-  const annotation = svc.annotations[ANNOTATION_LOAD_BALANCER_IPS]?.trim() ?? '';
+  const found = serviceAnnotation(svc.annotations, ANNOTATION_LOAD_BALANCER_IPS);
+  const annotation = found?.value.trim() ?? '';
+  const annotationKey = found?.key ?? ANNOTATION_LOAD_BALANCER_IPS;
   if (annotation !== '' && svc.loadBalancerIP !== '') {
     return {
       ips: [],
-      error: `both spec.loadBalancerIP and annotation ${ANNOTATION_LOAD_BALANCER_IPS} are set; use one`,
+      error: `both spec.loadBalancerIP and annotation ${annotationKey} are set; use one`,
     };
   }
   const texts =
@@ -275,7 +300,7 @@ function requestedIPs(svc: ServiceInfo): { ips: string[]; error: string } {
       : svc.loadBalancerIP !== ''
         ? [svc.loadBalancerIP]
         : [];
-  const field = annotation !== '' ? `annotation ${ANNOTATION_LOAD_BALANCER_IPS}` : 'spec.loadBalancerIP';
+  const field = annotation !== '' ? `annotation ${annotationKey}` : 'spec.loadBalancerIP';
   const ips: string[] = [];
   for (const t of texts) {
     const ip = canonicalIP(t);
@@ -352,10 +377,31 @@ export function allocate(
   // Phase 1: every holder whose addresses are still valid keeps them, before anyone is allocated anew,
   // so a holder that must move cannot take a still-valid address of a holder later in the order.
   const moving: ServiceInfo[] = [];
+  const singleOfDual: ServiceInfo[] = [];
   for (const svc of holding) {
     const kept = keepExisting(svc, existingOf(svc), index, book, namespaceLabels);
-    if (kept) record(svc, kept);
-    else moving.push(svc);
+    if (kept) {
+      record(svc, kept);
+      if (kept.ips.length < wantedFamilies(svc).families.length) singleOfDual.push(svc);
+    } else moving.push(svc);
+  }
+  // Phase 1b: a PreferDualStack holder kept with one family gets the other from the same pool when the
+  // pool has one free, keeping the address it has (MetalLB's AllocateFromPoolForAdditionalFamily). After
+  // every holder is recorded, so it cannot take an address another holder still holds.
+  for (const svc of singleOfDual) {
+    const key = serviceKey(svc);
+    const held = assignments.get(key);
+    const pool = held ? index.byName.get(held.pool) : undefined;
+    // Requested addresses stay as asked: a second one would differ from the request and move it next time.
+    if (!held || !pool || requestedIPs(svc).ips.length > 0) continue;
+    const { families } = wantedFamilies(svc);
+    const missing = families.find((f) => !held.ips.some((ip) => ipFamilyOf(ip) === f));
+    if (missing === undefined || !pool.ranges.some((r) => r.family === missing)) continue;
+    const req = requestOf(svc);
+    const ip = firstUsable(index, book, pool, missing, req);
+    if (ip === null) continue;
+    book.take(ip, req);
+    assignments.set(key, { ips: inFamilyOrder([...held.ips, ip], families), pool: held.pool });
   }
   // Phase 2: new Services and holders that must move, by namespace/name.
   for (const svc of [...moving, ...fresh].sort(byName)) {
@@ -367,7 +413,7 @@ export function allocate(
 function requestOf(svc: ServiceInfo): Request {
   return {
     key: serviceKey(svc),
-    sharingKey: svc.annotations[ANNOTATION_ALLOW_SHARED_IP]?.trim() ?? '',
+    sharingKey: annotationValue(svc, ANNOTATION_ALLOW_SHARED_IP),
     backendKey: backendKeyOf(svc),
     ports: portKeys(svc),
     namespace: svc.namespace,
@@ -436,7 +482,7 @@ function keepExisting(
   if (fams === null) return null;
   if (requested.ips.length > 0 && [...requested.ips].sort().join() !== [...existing].sort().join())
     return null;
-  const poolName = svc.annotations[ANNOTATION_ADDRESS_POOL]?.trim() ?? '';
+  const poolName = annotationValue(svc, ANNOTATION_ADDRESS_POOL);
   const kept = checkAddressSet(inFamilyOrder(existing, fams), svc, poolName, index, book, namespaceLabels);
   return 'reason' in kept ? null : kept;
 }
@@ -453,7 +499,7 @@ function allocateOne(
   if (want.error !== '') return { reason: want.error };
   const requested = requestedIPs(svc);
   if (requested.error !== '') return { reason: requested.error };
-  const poolName = svc.annotations[ANNOTATION_ADDRESS_POOL]?.trim() ?? '';
+  const poolName = annotationValue(svc, ANNOTATION_ADDRESS_POOL);
 
   const checkAddresses = (ips: string[]) => checkAddressSet(ips, svc, poolName, index, book, namespaceLabels);
 

@@ -261,12 +261,12 @@ interface NodePortAddressing {
 function resolveNodePortAddresses(opts: IptablesRenderOptions): NodePortAddressing {
   const { family } = opts;
   let cidrs: ParsedCIDR[];
-  let primaryWithoutIP = false;
   if (opts.nodePortAddresses.length === 1 && opts.nodePortAddresses[0] === 'primary') {
-    // kube-proxy turns "primary" into the node's primary IP of each family as a host CIDR.
+    // kube-proxy turns "primary" into the node's primary IP of each family as a host CIDR, skipping
+    // a family whose primary IP is unknown or loopback; that family then gets the default below
+    // (every local address), exactly as if no CIDR of it had been given.
     const primary = opts.nodeIPs[0];
-    cidrs = primary === undefined ? [] : [parseCIDR(primary) as ParsedCIDR];
-    primaryWithoutIP = primary === undefined;
+    cidrs = primary === undefined || isLoopback(primary) ? [] : [parseCIDR(primary) as ParsedCIDR];
   } else {
     cidrs = opts.nodePortAddresses.map((text, i) => {
       const parsed = parseCIDR(text);
@@ -276,10 +276,14 @@ function resolveNodePortAddresses(opts: IptablesRenderOptions): NodePortAddressi
     });
     cidrs = cidrs.filter((c) => c.family === family);
   }
-  if (cidrs.length === 0 && !primaryWithoutIP) {
+  if (cidrs.length === 0) {
     cidrs = [parseCIDR(family === 'IPv4' ? '0.0.0.0/0' : '::/0') as ParsedCIDR];
   }
-  const containsIPv4Loopback = family === 'IPv4' && cidrs.some((c) => cidrContains(c, '127.0.0.1'));
+  // kube-proxy's ContainsIPv4Loopback: the CIDR's address is a loopback one or the CIDR contains
+  // 127.0.0.0, i.e. the CIDR overlaps 127.0.0.0/8 (127.0.0.2/32 counts, though it lacks 127.0.0.1).
+  const overlapsIPv4Loopback = (c: ParsedCIDR): boolean =>
+    cidrContains(c, '127.0.0.0') || cidrContains(IPV4_LOOPBACK_CIDR, c.text.slice(0, c.text.indexOf('/')));
+  const containsIPv4Loopback = family === 'IPv4' && cidrs.some(overlapsIPv4Loopback);
   const localhostNodePorts = family === 'IPv4' && opts.localhostNodePorts && containsIPv4Loopback;
   const matchAll = cidrs.some((c) => c.prefix === 0);
   if (matchAll) return { matchAll, ips: [], localhostNodePorts };

@@ -1,7 +1,7 @@
 import { allocate } from '../../../src/lb/allocator.js';
 import { L2Announcer, type ClusterInputs } from '../../../src/l2/announcer.js';
 import { rankNodes } from '../../../src/l2/election.js';
-import type { L2Advertisement } from '../../../src/model/cluster-state.js';
+import type { L2Advertisement, ServicePort } from '../../../src/model/cluster-state.js';
 import { pool, svc } from '../lb/fixtures.js';
 import { ManualTimers, fakeOpener } from './fakes.js';
 
@@ -15,10 +15,29 @@ const ad = (interfaces: string[] = []): L2Advertisement => ({
   interfaces,
 });
 
-function state(ads: L2Advertisement[] = [ad()]): ClusterInputs {
+/** The Service's one port, with one endpoint on node-a (ready unless said otherwise). */
+const webPort = (ready = true): ServicePort =>
+  ({
+    id: 'default/web:http',
+    namespace: 'default',
+    serviceName: 'web',
+    endpoints: [
+      {
+        ip: '10.0.0.1',
+        port: 8080,
+        family: 'IPv4',
+        ready,
+        serving: ready,
+        terminating: false,
+        nodeName: 'node-a',
+      },
+    ],
+  }) as unknown as ServicePort;
+
+function state(ads: L2Advertisement[] = [ad()], servicePorts: ServicePort[] = [webPort()]): ClusterInputs {
   return {
     services: [svc('web', { loadBalancerIP: VIP })],
-    servicePorts: [],
+    servicePorts,
     nodes: ['node-a', 'node-b'].map((name) => ({ name, addresses: [], ready: true, labels: {} })),
     addressPools: [pool('p', ['192.168.1.0/24'])],
     l2Advertisements: ads,
@@ -81,6 +100,17 @@ describe('L2Announcer', () => {
     const s = state([ad(['eth1'])]);
     announcer.update(s, allocate(s.services, s.addressPools, {}));
     expect(announcer.owned()).toEqual({ eth0: [], eth1: [VIP] });
+  });
+
+  test('the owner goes quiet when the Service has no endpoint left that can serve, and answers again after', () => {
+    const { announcer } = setup(first);
+    const none = state([ad()], [webPort(false)]);
+    announcer.update(none, allocate(none.services, none.addressPools, {}));
+    expect(announcer.owned()).toEqual({ eth0: [] });
+    expect(announcer.decisions()[0]).toMatchObject({ ip: VIP, owner: null, reason: 'noEndpoints' });
+    const back = state();
+    announcer.update(back, allocate(back.services, back.addressPools, {}));
+    expect(announcer.owned()).toEqual({ eth0: [VIP] });
   });
 
   test('stop closes every socket', () => {

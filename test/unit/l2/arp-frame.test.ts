@@ -17,6 +17,7 @@ const request = hex(`
 describe('ARP frames', () => {
   test('parseArpRequest reads a who-has', () => {
     expect(parseArpRequest(request)).toEqual({
+      ethDst: 'ff:ff:ff:ff:ff:ff',
       ethSrc: '02:00:00:00:00:01',
       senderMac: '02:00:00:00:00:01',
       senderIp: '192.168.1.10',
@@ -96,6 +97,7 @@ describe('buildArpRequest', () => {
         '0a0000c8',
     );
     expect(parseArpRequest(frame)).toEqual({
+      ethDst: 'ff:ff:ff:ff:ff:ff',
       ethSrc: '02:00:00:00:00:01',
       senderMac: '02:00:00:00:00:01',
       senderIp: '10.0.0.5',

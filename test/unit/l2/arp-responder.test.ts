@@ -44,6 +44,33 @@ describe('ArpResponder', () => {
     expect(socket.sent).toEqual([]);
   });
 
+  // MetalLB's arpResponder drops requests whose Ethernet destination is neither broadcast nor its own MAC
+  // (a promiscuous interface or a bridge port also sees unicast refreshes meant for another host).
+  test('answers a request unicast to its own MAC, not one unicast to another host', () => {
+    const { responder, socket } = setup();
+    responder.setOwned(['192.168.1.100']);
+    socket.sent.length = 0;
+    const toOther = Buffer.from(whoHas100);
+    Buffer.from('0200000000bb', 'hex').copy(toOther, 0);
+    socket.deliver(toOther, false);
+    expect(socket.sent).toEqual([]);
+    const toUs = Buffer.from(whoHas100);
+    Buffer.from('0200000000aa', 'hex').copy(toUs, 0);
+    socket.deliver(toUs, false);
+    expect(socket.sent).toHaveLength(1);
+  });
+
+  test('ignores a request sent from its own MAC even when not flagged outgoing (looped back by a bridge)', () => {
+    const { responder, socket } = setup();
+    responder.setOwned(['192.168.1.100']);
+    socket.sent.length = 0;
+    const looped = Buffer.from(whoHas100);
+    Buffer.from('0200000000aa', 'hex').copy(looped, 6); // Ethernet source
+    Buffer.from('0200000000aa', 'hex').copy(looped, 22); // ARP sender MAC
+    socket.deliver(looped, false);
+    expect(socket.sent).toEqual([]);
+  });
+
   test('taking an address sends a spaced burst of gratuitous request+reply; dropping it stops the burst', () => {
     const { responder, socket, timers } = setup();
     responder.setOwned(['192.168.1.100']);

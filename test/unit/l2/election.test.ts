@@ -30,6 +30,7 @@ const addr = (ip: string, over: Partial<AnnouncedAddress> = {}): AnnouncedAddres
   services: ['default/a'],
   externalTrafficPolicy: 'Cluster',
   nodesWithReadyEndpoints: [],
+  hasServingEndpoints: true,
   ...over,
 });
 const nodes = [node('node-a'), node('node-b', { labels: { l2: 'yes' } }), node('node-c')];
@@ -141,6 +142,30 @@ describe('decideOwner', () => {
     ).toEqual([]);
   });
 
+  // MetalLB's ShouldAnnounce returns early when no endpoint can serve, whatever the traffic policy.
+  test('Cluster: no Service on the address with a serving endpoint is noEndpoints on every node', () => {
+    const empty = addr('192.168.1.100', { hasServingEndpoints: false });
+    for (const me of ['node-a', 'node-b', 'node-c'])
+      expect(decideOwner(me, empty, inputs())).toMatchObject({ owner: null, reason: 'noEndpoints' });
+  });
+
+  test('nodes labelled exclude-from-external-load-balancers (any value) never announce', () => {
+    const excluded = inputs({
+      nodes: [
+        node('node-a'),
+        node('node-b'),
+        node('node-c', { labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': '' } }),
+      ],
+    });
+    // node-c ranks first for this address when it is eligible (see the test above).
+    expect(decideOwner('node-c', addr('192.168.1.100'), excluded)).toMatchObject({
+      reason: 'notOwner',
+      owner: 'node-b',
+      eligible: ['node-b', 'node-a'],
+    });
+    expect(decideOwner('node-b', addr('192.168.1.100'), excluded).reason).toBe('');
+  });
+
   test('IPv6 addresses are not announced over ARP', () => {
     expect(decideOwner('node-c', addr('2001:db8::1'), inputs()).reason).toBe('ipv6NotAnnounced');
   });
@@ -180,6 +205,7 @@ describe('collectAnnouncedAddresses', () => {
         services: ['default/a', 'default/b'],
         externalTrafficPolicy: 'Local',
         nodesWithReadyEndpoints: ['node-a', 'node-b'],
+        hasServingEndpoints: true,
       },
       {
         ip: '192.168.1.2',
@@ -187,7 +213,36 @@ describe('collectAnnouncedAddresses', () => {
         services: ['default/c'],
         externalTrafficPolicy: 'Cluster',
         nodesWithReadyEndpoints: [],
+        hasServingEndpoints: false,
       },
     ]);
+  });
+
+  // MetalLB's EndpointCanServe: ready, or serving while terminating; such a node stays eligible for Local.
+  test('an endpoint terminating but still serving counts; one neither ready nor serving does not', () => {
+    const services = [svc('a', { externalTrafficPolicy: 'Local' })];
+    const allocation = allocate(services, [pool('p', ['192.168.1.1-192.168.1.2'])], {});
+    const ep = (nodeName: string, ready: boolean, serving: boolean) => ({
+      ip: '10.0.0.1',
+      port: 80,
+      family: 'IPv4' as const,
+      ready,
+      serving,
+      terminating: !ready,
+      nodeName,
+    });
+    const sp = {
+      id: 'default/a',
+      namespace: 'default',
+      serviceName: 'a',
+      endpoints: [
+        ep('node-a', false, true),
+        ep('node-b', false, false),
+        { ...ep('node-c', false, true), terminating: false },
+      ],
+    } as unknown as ServicePort;
+    const [got] = collectAnnouncedAddresses({ services, servicePorts: [sp] }, allocation);
+    expect(got).toMatchObject({ nodesWithReadyEndpoints: ['node-a'], hasServingEndpoints: true });
+    expect(decideOwner('node-a', got as AnnouncedAddress, inputs()).reason).toBe('');
   });
 });

@@ -430,6 +430,42 @@ describe('allocate: dual stack', () => {
     expect(r3.reasons.get('default/c')).toMatch(/more than one address of the same family/);
   });
 
+  // MetalLB's convergeBalancer: a PreferDualStack Service holding one address gets the missing family
+  // from the same pool once that pool has one (AllocateFromPoolForAdditionalFamily), keeping the first.
+  test('PreferDualStack holding one family gains the other when its pool grows one', () => {
+    const first = run([svc('a', ds('PreferDualStack'))], [pool('p', ['10.1.0.0/30'])]);
+    expect(ipsOf(first, 'default/a')).toEqual(['10.1.0.0']);
+    const grown = [pool('p', ['10.1.0.0/30', '2001:db8::/126'])];
+    const second = run([svc('a', ds('PreferDualStack'))], grown, {}, first);
+    expect(second.assignments.get('default/a')).toEqual({ ips: ['10.1.0.0', '2001:db8::'], pool: 'p' });
+    // The same from a status written earlier (restart), and the new address is not handed out twice.
+    const fromStatus = run(
+      [
+        svc('b'),
+        svc('a', { ...ds('PreferDualStack'), statusIngress: [{ ip: '10.1.0.1', ipMode: 'VIP' }] }),
+        svc('c', { ipFamilies: ['IPv6'], clusterIPs: ['fd00::2'] }),
+      ],
+      grown,
+    );
+    expect(ipsOf(fromStatus, 'default/a')).toEqual(['10.1.0.1', '2001:db8::']);
+    expect(ipsOf(fromStatus, 'default/c')).toEqual(['2001:db8::1']);
+    // Another pool's addresses are not used for the second family, and a requested address is left as asked.
+    const otherPool = run(
+      [svc('a', ds('PreferDualStack'))],
+      [pool('p', ['10.1.0.0/30']), pool('v6', ['2001:db8:1::/126'])],
+      {},
+      first,
+    );
+    expect(ipsOf(otherPool, 'default/a')).toEqual(['10.1.0.0']);
+    const requested = run(
+      [svc('a', { ...ds('PreferDualStack'), loadBalancerIP: '10.1.0.0' })],
+      grown,
+      {},
+      first,
+    );
+    expect(ipsOf(requested, 'default/a')).toEqual(['10.1.0.0']);
+  });
+
   test('IPv6-only Service skips IPv4-only pools', () => {
     const r = run([svc('a', { ipFamilies: ['IPv6'], clusterIPs: ['fd00::1'] })], [v4only, dual]);
     expect(r.assignments.get('default/a')).toEqual({ ips: ['2001:db8::'], pool: 'dual' });
@@ -464,5 +500,62 @@ describe('allocate: invalid pools', () => {
       'IPAddressPool b-pool: spec.addresses[0]: "10.0.0.0/24" overlaps "10.0.0.128/25" of IPAddressPool a-pool',
     );
     expect(ipsOf(r, 'default/a')).toEqual(['10.0.0.128']);
+  });
+});
+
+// MetalLB reads metallb.io/* and, when absent, the deprecated metallb.universe.tf/* form (controller/service.go).
+describe('allocate: MetalLB annotation names', () => {
+  const pools = () => [
+    pool('a', ['192.168.1.0/30']),
+    pool('manual', ['192.168.9.0/30'], { autoAssign: false }),
+  ];
+
+  test.each(['metallb.io', 'metallb.universe.tf'])(
+    '%s/address-pool and /loadBalancerIPs are honoured',
+    (prefix) => {
+      const r = run(
+        [
+          svc('by-pool', { annotations: { [`${prefix}/address-pool`]: 'manual' } }),
+          svc('by-ip', { annotations: { [`${prefix}/loadBalancerIPs`]: '192.168.9.2' } }),
+        ],
+        pools(),
+      );
+      expect(ipsOf(r, 'default/by-pool')).toEqual(['192.168.9.0']);
+      expect(ipsOf(r, 'default/by-ip')).toEqual(['192.168.9.2']);
+    },
+  );
+
+  test.each(['metallb.io', 'metallb.universe.tf'])('%s/allow-shared-ip shares an address', (prefix) => {
+    const share = { [`${prefix}/allow-shared-ip`]: 'k' };
+    const r = run(
+      [
+        svc('x', { annotations: share }),
+        svc('y', { annotations: share, ports: [{ name: 'dns', protocol: 'UDP', port: 53, nodePort: 0 }] }),
+      ],
+      pools(),
+    );
+    expect(ipsOf(r, 'default/x')).toEqual(['192.168.1.0']);
+    expect(ipsOf(r, 'default/y')).toEqual(['192.168.1.0']);
+  });
+
+  test("portway.io's name wins over MetalLB's, and metallb.io over metallb.universe.tf", () => {
+    const r = run(
+      [
+        svc('p', { annotations: { [ANNOTATION_ADDRESS_POOL]: 'a', 'metallb.io/address-pool': 'manual' } }),
+        svc('m', {
+          annotations: { 'metallb.io/address-pool': 'manual', 'metallb.universe.tf/address-pool': 'a' },
+        }),
+      ],
+      pools(),
+    );
+    expect(r.assignments.get('default/p')?.pool).toBe('a');
+    expect(r.assignments.get('default/m')?.pool).toBe('manual');
+  });
+
+  test('errors name the annotation as written', () => {
+    const r = run([svc('bad', { annotations: { 'metallb.universe.tf/loadBalancerIPs': 'nope' } })], pools());
+    expect(r.reasons.get('default/bad')).toBe(
+      'annotation metallb.universe.tf/loadBalancerIPs: "nope" is not an IP address',
+    );
   });
 });

@@ -229,6 +229,41 @@ describe('load balancers and node ports', () => {
     expect(tail[0]).toContain('-d 192.168.0.2 ');
   });
 
+  test('nodePortAddresses primary without a (non-loopback) primary IP of the family: every local address', () => {
+    // kube-proxy turns "primary" into the host CIDRs of the families that have a node IP; a family
+    // left without one gets NewNodePortAddresses' default, the zero CIDR (match all).
+    const v6 = renderIptables(
+      stateOf(),
+      options({ family: 'IPv6', nodeIPs: [], clusterCIDRs: [], nodePortAddresses: ['primary'] }),
+    );
+    expect(chain(v6, 'nat', 'KUBE-SERVICES')?.at(-1)).toContain(
+      '-m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS',
+    );
+    const loopbackPrimary = renderIptables(
+      stateOf(),
+      options({ nodeIPs: ['127.0.0.1'], nodePortAddresses: ['primary'], localhostNodePorts: false }),
+    );
+    expect(chain(loopbackPrimary, 'nat', 'KUBE-SERVICES')?.at(-1)).toContain(
+      '-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS',
+    );
+  });
+
+  test('localhost NodePorts: any nodePortAddresses CIDR overlapping 127.0.0.0/8 keeps them on', () => {
+    // kube-proxy's ContainsIPv4Loopback: the CIDR's address is loopback or it contains 127.0.0.0,
+    // so 127.0.0.2/32 (which lacks 127.0.0.1) still keeps localhost NodePorts and KUBE-FIREWALL.
+    const rs = renderIptables(
+      stateOf(),
+      options({ nodeIPs: ['192.168.0.2'], nodePortAddresses: ['127.0.0.2/32', '192.168.0.0/16'] }),
+    );
+    expect(chain(rs, 'filter', 'KUBE-FIREWALL')).toHaveLength(1);
+    expect(rs.builtinJumps.filter((j) => j.spec.includes('KUBE-FIREWALL'))).toHaveLength(2);
+    const none = renderIptables(
+      stateOf(),
+      options({ nodeIPs: ['192.168.0.2'], nodePortAddresses: ['128.0.0.0/8', '192.168.0.0/16'] }),
+    );
+    expect(chain(none, 'filter', 'KUBE-FIREWALL')).toBeUndefined();
+  });
+
   test('localhost NodePorts off: exclude 127.0.0.0/8; IPv6 always excludes ::1', () => {
     const v4 = renderIptables(stateOf(), options({ localhostNodePorts: false }));
     expect(chain(v4, 'nat', 'KUBE-SERVICES')?.at(-1)).toContain(
