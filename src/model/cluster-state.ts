@@ -24,6 +24,13 @@ export interface Endpoint {
   terminating: boolean;
   nodeName?: string;
   zone?: string;
+  /**
+   * hints.forZones[].name: the zones whose nodes should route to this endpoint (topology-aware
+   * routing). Sorted, deduplicated; absent when the slice gives none (never an empty list).
+   */
+  zoneHints?: string[];
+  /** hints.forNodes[].name (trafficDistribution PreferSameNode); sorted, deduplicated, absent when none. */
+  nodeHints?: string[];
   /** targetRef name (usually the pod), for display only. */
   targetName?: string;
 }

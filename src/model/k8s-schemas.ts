@@ -184,6 +184,11 @@ export const endpointSliceSchema = z.object({
       nodeName: text.optional(),
       zone: text.optional(),
       targetRef: z.object({ name: text.optional() }).optional(),
+      // Topology hints the EndpointSlice controller writes for trafficDistribution (or the older
+      // topology-aware-hints annotation); kube-proxy routes cluster traffic by them.
+      hints: z
+        .object({ forZones: list(z.object({ name: text })), forNodes: list(z.object({ name: text })) })
+        .optional(),
     }),
   ),
   ports: list(

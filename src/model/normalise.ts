@@ -653,6 +653,26 @@ function fastSliceEndpoint(value: unknown): SliceEndpoint | Declined {
       out.targetRef.name = ref.name;
     }
   }
+  if (!isAbsent(value.hints)) {
+    const hints = value.hints;
+    if (!isPlainObject(hints)) return DECLINED;
+    const forZones = fastHintList(hints.forZones);
+    const forNodes = fastHintList(hints.forNodes);
+    if (forZones === DECLINED || forNodes === DECLINED) return DECLINED;
+    out.hints = { forZones, forNodes };
+  }
+  return out;
+}
+
+/** hints.forZones / hints.forNodes: a list of `{ name }`; absent = []. */
+function fastHintList(value: unknown): Array<{ name: string }> | Declined {
+  if (isAbsent(value)) return [];
+  if (!Array.isArray(value)) return DECLINED;
+  const out: Array<{ name: string }> = [];
+  for (const item of value) {
+    if (!isPlainObject(item) || typeof item.name !== 'string') return DECLINED;
+    out.push({ name: item.name });
+  }
   return out;
 }
 
@@ -925,6 +945,13 @@ function sortEndpoints(endpoints: Iterable<Endpoint>): Endpoint[] {
     .map(({ e }) => e);
 }
 
+/** The names of a hints list as a sorted set; undefined when there are none. */
+function hintNames(hints: ReadonlyArray<{ name: string }> | undefined): string[] | undefined {
+  if (hints === undefined || hints.length === 0) return undefined;
+  const names = [...new Set(hints.map((h) => h.name))];
+  return names.length === 1 ? names : names.sort(compareText);
+}
+
 /**
  * Endpoints of one service port from its slices, as kube-proxy's EndpointSliceCache merges them:
  * slice ports join by (name, protocol); a port of 0/unset and an endpoint without addresses are
@@ -953,6 +980,11 @@ export function endpointsFromSlices(slices: SliceEntry[], portName: string, prot
         };
         if (ep.nodeName !== undefined) endpoint.nodeName = ep.nodeName;
         if (ep.zone !== undefined) endpoint.zone = ep.zone;
+        // kube-proxy keeps no hint set when the list is empty ("no hints", not "hinted for nothing").
+        const zoneHints = hintNames(ep.hints?.forZones);
+        if (zoneHints !== undefined) endpoint.zoneHints = zoneHints;
+        const nodeHints = hintNames(ep.hints?.forNodes);
+        if (nodeHints !== undefined) endpoint.nodeHints = nodeHints;
         if (ep.targetRef?.name !== undefined) endpoint.targetName = ep.targetRef.name;
         byKey.set(key, endpoint);
       });

@@ -388,11 +388,63 @@ function familyView(sp: ServicePort, opts: IptablesRenderOptions): FamilyService
 
 type EndpointEntry = FamilyServicePort['endpoints'][number];
 
-/** proxy.CategorizeEndpoints without topology hints (the model carries none). */
+/** kube-proxy's topology modes: '' = no topology (every endpoint is a candidate). */
+type TopologyMode = '' | 'PreferSameZone' | 'PreferSameNode';
+
+/**
+ * kube-proxy's topologyModeFromHints, over the ready endpoints only: PreferSameNode when every one
+ * has node hints and one is hinted for this node (kube-proxy's PreferSameTrafficDistribution gate:
+ * on by default since 1.34, GA and locked on in 1.35); else PreferSameZone when every one has zone
+ * hints and one is hinted for this node's zone; else ''. A partial set of hints (the controller is
+ * mid-update, or some endpoints have no zone) means no topology at all, never a partial filter.
+ */
+function topologyModeFromHints(
+  endpoints: readonly EndpointEntry[],
+  nodeName: string,
+  zone: string,
+): TopologyMode {
+  let hasReadyEndpoints = false;
+  let allHaveNodeHints = true;
+  let hasEndpointForNode = false;
+  let allHaveZoneHints = true;
+  let hasEndpointForZone = false;
+  for (const { ep } of endpoints) {
+    if (!ep.ready) continue;
+    hasReadyEndpoints = true;
+    if (ep.nodeHints === undefined || ep.nodeHints.length === 0) allHaveNodeHints = false;
+    else if (ep.nodeHints.includes(nodeName)) hasEndpointForNode = true;
+    if (ep.zoneHints === undefined || ep.zoneHints.length === 0) allHaveZoneHints = false;
+    else if (ep.zoneHints.includes(zone)) hasEndpointForZone = true;
+  }
+  if (!hasReadyEndpoints) return '';
+  if (allHaveNodeHints && hasEndpointForNode) return 'PreferSameNode';
+  if (allHaveZoneHints && hasEndpointForZone) return 'PreferSameZone';
+  return '';
+}
+
+/** kube-proxy's availableForTopology (no fallback here: it is in the choice of the mode). */
+function availableForTopology(ep: Endpoint, mode: TopologyMode, nodeName: string, zone: string): boolean {
+  switch (mode) {
+    case '':
+      return true;
+    case 'PreferSameNode':
+      return ep.nodeHints?.includes(nodeName) ?? false;
+    case 'PreferSameZone':
+      return ep.zoneHints?.includes(zone) ?? false;
+  }
+}
+
+/**
+ * proxy.CategorizeEndpoints: the cluster-policy endpoints (ready ones, narrowed by topology hints),
+ * the local-policy endpoints (never narrowed by topology), each falling back to serving-and-
+ * terminating endpoints when it has no ready one. `zone` is this node's zone ('' when unknown).
+ */
 function categorizeEndpoints(
   svc: FamilyServicePort,
   usesClusterEndpoints: boolean,
   usesLocalEndpoints: boolean,
+  nodeName: string,
+  zone: string,
 ): {
   clusterEndpoints: EndpointEntry[];
   localEndpoints: EndpointEntry[];
@@ -403,11 +455,16 @@ function categorizeEndpoints(
   let localEndpoints: EndpointEntry[] = [];
   let hasAnyEndpoints = false;
   let useServingTerminating = false;
+  let topologyMode: TopologyMode = '';
   const servingTerminating = (e: EndpointEntry): boolean => e.ep.serving && e.ep.terminating;
 
   if (usesClusterEndpoints) {
-    clusterEndpoints = svc.endpoints.filter((e) => e.ep.ready);
-    // No ready endpoint anywhere: fall back to serving-and-terminating ones.
+    topologyMode = topologyModeFromHints(svc.endpoints, nodeName, zone);
+    clusterEndpoints = svc.endpoints.filter(
+      (e) => e.ep.ready && availableForTopology(e.ep, topologyMode, nodeName, zone),
+    );
+    // No ready endpoint anywhere (a mode is only chosen when one is ready for this node or zone):
+    // fall back to serving-and-terminating ones, regardless of topology, as kube-proxy does.
     if (clusterEndpoints.length === 0) clusterEndpoints = svc.endpoints.filter(servingTerminating);
     if (clusterEndpoints.length > 0) hasAnyEndpoints = true;
   }
@@ -433,11 +490,12 @@ function categorizeEndpoints(
   }
   if (!usesClusterEndpoints)
     return { clusterEndpoints, localEndpoints, allReachable: localEndpoints, hasAnyEndpoints };
-  if (!useServingTerminating) {
+  if (topologyMode === '' && !useServingTerminating) {
     // Without topology, clusterEndpoints holds every ready endpoint: a superset of localEndpoints.
     return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
   }
-  // Union, kept in the service's endpoint order (kube-proxy uses map order; ours is stable).
+  // Topology may have left out a local ready endpoint, or the local policy fell back to terminating
+  // ones: take the union, in the service's endpoint order (kube-proxy uses map order; ours is stable).
   const chosen = new Set<EndpointEntry>([...clusterEndpoints, ...localEndpoints]);
   const allReachable = svc.endpoints.filter((e) => chosen.has(e));
   return { clusterEndpoints, localEndpoints, allReachable, hasAnyEndpoints };
@@ -504,8 +562,9 @@ export class IptablesRenderCache {
   misses = 0;
 
   /** Start a render: keep the entries only if they were made in the same context. */
-  begin(opts: IptablesRenderOptions, largeClusterMode: boolean): void {
-    const key = JSON.stringify([opts, largeClusterMode]);
+  begin(opts: IptablesRenderOptions, largeClusterMode: boolean, nodeZone = ''): void {
+    // The zone decides which hinted endpoints every service uses: a new zone re-renders them all.
+    const key = JSON.stringify([opts, largeClusterMode, nodeZone]);
     if (key !== this.contextKey) {
       this.contextKey = key;
       this.fragments = new WeakMap();
@@ -570,6 +629,8 @@ interface ServiceRenderContext {
   ifNotLocal: string[] | null;
   primaryNodeIP: string | undefined;
   largeClusterMode: boolean;
+  /** This node's topology.kubernetes.io/zone ('' when unknown: zone hints are then ignored). */
+  nodeZone: string;
   probabilities: ProbabilityCache;
 }
 
@@ -599,7 +660,7 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
     localEndpoints,
     allReachable,
     hasAnyEndpoints: hasEndpoints,
-  } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints);
+  } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints, opts.nodeName, ctx.nodeZone);
 
   // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
   const chainNames = perServiceChainNames(name, sp.protocol);
@@ -925,6 +986,15 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
   return fragment.finish();
 }
 
+/**
+ * This node's zone, from its Node object's topology.kubernetes.io/zone label as kube-proxy reads it;
+ * '' when the node is unnamed, not in the state, or unlabelled.
+ */
+export function nodeZoneOf(state: ClusterState, nodeName: string): string {
+  if (nodeName === '') return '';
+  return state.nodes.find((n) => n.name === nodeName)?.zone ?? '';
+}
+
 /** Render the iptables rules of one IP family (kube-proxy's syncProxyRules, full sync). Pure. */
 export function renderIptables(
   state: ClusterState,
@@ -1002,15 +1072,17 @@ export function renderIptables(
     totalEndpoints += cache ? cache.endpointCount(sp, family) : familyEndpointCount(sp, family);
   }
   const largeClusterMode = totalEndpoints > opts.largeClusterEndpointThreshold;
+  const nodeZone = nodeZoneOf(state, opts.nodeName);
   const ctx: ServiceRenderContext = {
     opts,
     ifLocal,
     ifNotLocal,
     primaryNodeIP,
     largeClusterMode,
+    nodeZone,
     probabilities: new ProbabilityCache(),
   };
-  cache?.begin(opts, largeClusterMode);
+  cache?.begin(opts, largeClusterMode, nodeZone);
   const fragments: ServiceFragment[] = [];
   let serviceChainCount = 0;
   for (const servicePort of state.servicePorts) {

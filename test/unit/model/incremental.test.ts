@@ -18,7 +18,11 @@ function service(name: string, ip: string, extra: Record<string, unknown> = {}) 
   });
 }
 
-function slice(name: string, svc: string, endpoints: Array<{ ip: string; ready?: boolean; node?: string }>) {
+function slice(
+  name: string,
+  svc: string,
+  endpoints: Array<{ ip: string; ready?: boolean; node?: string; forZones?: string[] }>,
+) {
   return api({
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -29,6 +33,7 @@ function slice(name: string, svc: string, endpoints: Array<{ ip: string; ready?:
       addresses: [e.ip],
       conditions: { ready: e.ready ?? true },
       ...(e.node ? { nodeName: e.node } : {}),
+      ...(e.forZones ? { hints: { forZones: e.forZones.map((zone) => ({ name: zone })) } } : {}),
     })),
   });
 }
@@ -75,6 +80,30 @@ describe('ClusterStateBuilder joins', () => {
     expect(second.state.nodes).toBe(first.state.nodes);
     expect(second.state.servicePorts).not.toBe(first.state.servicePorts);
     expect(first.state.servicePorts[0]).toBe(a1); // the earlier state is untouched
+  });
+
+  it('sees a topology hint change (a new ServicePort) and a Node zone change (a new node list)', () => {
+    const node = (zone: string) =>
+      api({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': zone } },
+      });
+    const b = builderOf([
+      service('a', '10.96.0.1'),
+      slice('a-1', 'a', [{ ip: '10.0.0.1', forZones: ['z1'] }]),
+      node('z1'),
+    ]);
+    const first = checked(b);
+    b.upsert(slice('a-1', 'a', [{ ip: '10.0.0.1', forZones: ['z2'] }]));
+    const second = checked(b);
+    expect(second.state.servicePorts[0]).not.toBe(first.state.servicePorts[0]);
+    expect(second.state.servicePorts[0]?.endpoints[0]?.zoneHints).toEqual(['z2']);
+    expect(second.state.nodes).toBe(first.state.nodes);
+    b.upsert(node('z2'));
+    const third = checked(b);
+    expect(third.state.servicePorts[0]).toBe(second.state.servicePorts[0]);
+    expect(third.state.nodes.map((n) => n.zone)).toEqual(['z2']);
   });
 
   it('keeps a Service whose object changed but whose reading did not (a new resourceVersion)', () => {

@@ -179,6 +179,7 @@ describe('loadClusterState', () => {
             terminating: false,
             nodeName: 'node-c',
             zone: 'z1',
+            zoneHints: ['z1'],
             targetName: 'api-0',
           },
         ],

@@ -136,7 +136,12 @@ function generators(dirty: boolean) {
       nodeName: field(values(['n1', ''])),
       zone: field(values(['z1'])),
       targetRef: field(rec({ kind: fc.constant('Pod'), name: field(values(['pod-1'])) })),
-      hints: fc.constant({ forZones: [{ name: 'z1' }] }),
+      hints: field(
+        rec({
+          forZones: list(rec({ name: field(values(['z1', 'z2', ''])) }, ['name']), 3),
+          forNodes: list(rec({ name: field(values(['n1'])) }, ['name'])),
+        }),
+      ),
     },
     ['addresses'],
   );

@@ -288,6 +288,49 @@ endpoints:
     ]);
   });
 
+  it('reads topology hints: zone and node names as sorted sets, absent when the slice gives none', () => {
+    const { state, problems } = build(`${service}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: s, namespace: ns, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints:
+  - { addresses: [10.0.0.1], zone: z1, hints: { forZones: [{ name: z2 }, { name: z1 }, { name: z2 }] } }
+  - { addresses: [10.0.0.2], hints: { forNodes: [{ name: n1 }], forZones: [] } }
+  - { addresses: [10.0.0.3], hints: {} }
+  - { addresses: [10.0.0.4], hints: null }
+  - { addresses: [10.0.0.5] }
+`);
+    expect(problems).toEqual([]);
+    const eps = state.servicePorts.find((p) => p.portName === 'http')?.endpoints ?? [];
+    expect(eps.map((e) => [e.ip, e.zoneHints, e.nodeHints])).toEqual([
+      ['10.0.0.1', ['z1', 'z2'], undefined],
+      ['10.0.0.2', undefined, ['n1']],
+      ['10.0.0.3', undefined, undefined],
+      ['10.0.0.4', undefined, undefined],
+      ['10.0.0.5', undefined, undefined],
+    ]);
+    // An empty list is "no hints", not "hinted for nothing": no key at all.
+    expect('zoneHints' in eps[1]!).toBe(false);
+  });
+
+  it('reports a hint without a name and skips the slice', () => {
+    const { state, problems } = build(`${service}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: s, namespace: ns, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints:
+  - { addresses: [10.0.0.1], hints: { forZones: [{ zone: z1 }] } }
+`);
+    expect(brief(problems)).toEqual(['EndpointSlice ns/s endpoints[0].hints.forZones[0].name: required']);
+    expect(state.servicePorts.find((p) => p.portName === 'http')?.endpoints).toEqual([]);
+  });
+
   it('reads IPv6 slices, ignores FQDN slices and slices kube-proxy does not watch', () => {
     const { state, problems } = build(`${service}
 ---

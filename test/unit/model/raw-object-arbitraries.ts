@@ -3,13 +3,14 @@
 // the loader would hand to normalise.
 import fc from 'fast-check';
 
-/** One EndpointSlice endpoint: an address, optional conditions and an optional node. */
+/** One EndpointSlice endpoint: an address, optional conditions, an optional node and zone hints. */
 export function sliceEndpoint(ipv4: fc.Arbitrary<string>) {
   return fc.record({
     ip: ipv4,
     ready: fc.option(fc.boolean(), { nil: undefined }),
     terminating: fc.option(fc.boolean(), { nil: undefined }),
     node: fc.option(fc.constantFrom('n1', 'n2'), { nil: undefined }),
+    forZones: fc.option(fc.subarray(['z1', 'z2']), { nil: undefined }),
   });
 }
 
@@ -25,6 +26,7 @@ export interface SliceDraft {
     ready?: boolean | undefined;
     terminating?: boolean | undefined;
     node?: string | undefined;
+    forZones?: string[] | undefined;
   }[];
   portName: string;
   protocol: string | undefined;
@@ -52,6 +54,7 @@ export function endpointSliceObject(s: SliceDraft) {
       addresses: [s.v6 ? s.v6ip : e.ip],
       conditions: { ready: e.ready, terminating: e.terminating },
       nodeName: e.node,
+      ...(e.forZones === undefined ? {} : { hints: { forZones: e.forZones.map((name) => ({ name })) } }),
     })),
   };
 }
