@@ -93,6 +93,51 @@ export const LoadBalancerConfigSchema = z
   })
   .strict();
 
+/** kube-proxy's detectLocalMode values: how traffic from this node's pods is recognised. */
+export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
+
+/** IFNAMSIZ is 16 bytes with the terminating NUL. */
+const MAX_INTERFACE_NAME_BYTES = 15;
+
+/**
+ * What is wrong with an interface name (or a name prefix) for an iptables `-i` match, or null.
+ * Linux rejects "/", ":" and whitespace in names; quotes and backslashes would be read by
+ * iptables-restore, and a leading "!" or "-" by the iptables option parser. A trailing "+" is
+ * iptables' wildcard: a bridge name must not have one, a prefix is written without it.
+ */
+export function interfaceNameProblem(name: string, kind: 'name' | 'prefix'): string | null {
+  if (name === '') return 'must not be empty';
+  // The prefix gets a "+" appended, which counts against the same limit.
+  const max = kind === 'prefix' ? MAX_INTERFACE_NAME_BYTES - 1 : MAX_INTERFACE_NAME_BYTES;
+  if (Buffer.byteLength(name, 'utf8') > max) return `"${printableName(name)}" is longer than ${max} bytes`;
+  if (!/^[\x21-\x7e]+$/.test(name)) return `"${printableName(name)}" has a space, control or non-ASCII character`;
+  if (/[/:"'\\]/.test(name)) return `"${name}" has a character that is not allowed in an interface name (/ : " ' \\)`;
+  if (name === '.' || name === '..') return `"${name}" is not an interface name`;
+  if (name.startsWith('!') || name.startsWith('-')) return `"${name}" must not start with "!" or "-"`;
+  if (name.endsWith('+')) {
+    return kind === 'prefix'
+      ? `"${name}" ends in "+": give the prefix alone (portway writes "-i ${name.slice(0, -1)}+")`
+      : `"${name}" ends in "+", which iptables reads as a name prefix (use detectLocalMode InterfaceNamePrefix)`;
+  }
+  return null;
+}
+
+function printableName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f]/g, '?');
+}
+
+/** kube-proxy's DetectLocalConfiguration, minus clusterCIDRs (portway keeps those at the top level). */
+export const DetectLocalConfigSchema = z
+  .object({
+    /** detectLocalMode BridgeInterface: pods' traffic arrives on this bridge (`-i br0`). */
+    bridgeInterface: z.string().default(''),
+    /** detectLocalMode InterfaceNamePrefix: pods' interfaces start with this (`-i veth+`). */
+    interfaceNamePrefix: z.string().default(''),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     /** This node's name (matches EndpointSlice endpoints' nodeName). Defaults to the host name. */
@@ -102,6 +147,13 @@ export const ConfigSchema = z
     mode: z.enum(['iptables', 'ipvs']).default('iptables'),
     /** Pod CIDRs for the local-traffic detector; empty = no detector. */
     clusterCIDRs: z.array(cidr).default([]),
+    /**
+     * kube-proxy's detectLocalMode: ClusterCIDR (`-s clusterCIDR`; none when clusterCIDRs has no CIDR
+     * of the family), NodeCIDR (`-s` this Node's spec.podCIDRs; none for a family it has no CIDR of),
+     * BridgeInterface (`-i detectLocal.bridgeInterface`), InterfaceNamePrefix (`-i prefix+`).
+     */
+    detectLocalMode: z.enum(DETECT_LOCAL_MODES).default('ClusterCIDR'),
+    detectLocal: DetectLocalConfigSchema.default({}),
     masqueradeAll: z.boolean().default(false),
     masqueradeBit: z.number().int().min(0).max(31).default(14),
     /** CIDRs whose node addresses accept NodePorts, or ["primary"]; empty = all node addresses. */
@@ -138,7 +190,11 @@ export class ConfigError extends Error {
 /** Validate an already-decoded configuration object. Pure. */
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = ConfigSchema.safeParse(raw ?? {});
-  if (result.success) return result.data;
+  if (result.success) {
+    const issues = detectLocalIssues(result.data);
+    if (issues.length > 0) throw new ConfigError(source, issues);
+    return result.data;
+  }
   throw new ConfigError(
     source,
     result.error.issues.map((i) => {
@@ -152,4 +208,26 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
       return { path, message: i.message };
     }),
   );
+}
+
+/**
+ * The detectLocal settings the chosen detectLocalMode needs (kube-proxy's validateDetectLocalConfiguration:
+ * the interface of BridgeInterface / the prefix of InterfaceNamePrefix must be given). Settings of
+ * other modes are ignored, as kube-proxy ignores them. Pure.
+ */
+export function detectLocalIssues(config: Pick<Config, 'detectLocalMode' | 'detectLocal'>): Array<{ path: string; message: string }> {
+  const check = (path: string, value: string, kind: 'name' | 'prefix'): Array<{ path: string; message: string }> => {
+    const problem = interfaceNameProblem(value, kind);
+    if (problem === null) return [];
+    const message = value === '' ? `must be set when detectLocalMode is ${config.detectLocalMode}` : problem;
+    return [{ path, message }];
+  };
+  switch (config.detectLocalMode) {
+    case 'BridgeInterface':
+      return check('detectLocal.bridgeInterface', config.detectLocal.bridgeInterface, 'name');
+    case 'InterfaceNamePrefix':
+      return check('detectLocal.interfaceNamePrefix', config.detectLocal.interfaceNamePrefix, 'prefix');
+    default:
+      return [];
+  }
 }

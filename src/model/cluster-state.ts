@@ -102,6 +102,11 @@ export interface NodeInfo {
   ready: boolean;
   zone?: string;
   labels: Record<string, string>;
+  /**
+   * spec.podCIDRs (or spec.podCIDR when podCIDRs is empty): canonical masked CIDRs in the Node's
+   * order (the first of each family is the one kube-proxy's NodeCIDR detector uses). Absent when none.
+   */
+  podCIDRs?: string[];
 }
 
 export interface IngressBackendRef {

@@ -227,6 +227,13 @@ export type EndpointsObject = z.infer<typeof endpointsSchema>;
 
 export const nodeSchema = z.object({
   metadata: clusterMetadata,
+  // Read as text and checked in readNode: a bad pod CIDR is reported and dropped, not the whole Node.
+  spec: z
+    .object({
+      podCIDR: text.default(''),
+      podCIDRs: list(text),
+    })
+    .default({}),
   status: z
     .object({
       addresses: list(z.object({ type: text, address: text })),

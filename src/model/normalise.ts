@@ -1056,7 +1056,31 @@ export function readNode(id: Identity, node: NodeObject, problems: ProblemList):
   };
   const zone = node.metadata.labels[LABEL_ZONE];
   if (zone !== undefined && zone !== '') info.zone = zone;
+  const podCIDRs = readPodCIDRs(id, node, problems);
+  if (podCIDRs.length > 0) info.podCIDRs = podCIDRs;
   return info;
+}
+
+/**
+ * spec.podCIDRs, falling back to the legacy single spec.podCIDR (the API keeps podCIDRs[0] equal to
+ * it). A malformed entry is reported and skipped: it only narrows the NodeCIDR local detector, while
+ * dropping the whole Node would also take it out of layer2 election.
+ */
+function readPodCIDRs(id: Identity, node: NodeObject, problems: ProblemList): string[] {
+  const fromList = node.spec.podCIDRs.length > 0;
+  const written = fromList ? node.spec.podCIDRs : node.spec.podCIDR === '' ? [] : [node.spec.podCIDR];
+  const out: string[] = [];
+  written.forEach((text, i) => {
+    const parsed = text.includes('/') ? parseCIDR(text) : null;
+    if (parsed === null) {
+      problems.add(
+        id,
+        fromList ? `spec.podCIDRs[${i}]` : 'spec.podCIDR',
+        `not a valid CIDR (got ${showValue(text)})`,
+      );
+    } else if (!out.includes(parsed.text)) out.push(parsed.text);
+  });
+  return out;
 }
 
 export function readIngress(ing: IngressObject): IngressInfo {

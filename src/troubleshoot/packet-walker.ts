@@ -22,7 +22,12 @@ export interface TracedPacket {
   destPort: number;
   /** Defaults to 40000 (an ephemeral port): only `--sport` rules care. */
   sourcePort?: number;
-  /** Interface the packet arrives on (PREROUTING path). Unknown: a positive `-i` does not match. */
+  /**
+   * Interface the packet arrives on (PREROUTING path). Unknown: a rule whose outcome depends on a
+   * `-i` match (positive or negated) stops the walk with a PacketWalkError asking for it — never a
+   * guess. Packets sent from the node have no input interface in OUTPUT/POSTROUTING and come back in
+   * on `lo` when addressed to the node itself; POSTROUTING never has one (as in the kernel).
+   */
   inInterface?: string;
   /** Interface the packet leaves by. Unknown: a positive `-o` does not match. */
   outInterface?: string;
@@ -450,12 +455,30 @@ function ruleMatches(
   forcedStatistic: boolean | undefined,
 ): boolean | 'fork' {
   let hasStatistic = false;
+  let unknownInterface: RuleMatch | undefined;
+  const inInterface = inInterfaceAt(ctx, s);
   for (const m of rule.matches) {
     if (m.kind === 'statistic') {
       hasStatistic = true;
       continue;
     }
+    if (m.kind === 'inInterface') {
+      if (inInterface === undefined) {
+        // Decided last: a rule that fails on another match does not need the interface.
+        unknownInterface = m;
+        continue;
+      }
+      if (interfaceMatches(m.name, inInterface) === m.negated) return false;
+      continue;
+    }
     if (!matchOne(ctx, s, m)) return false;
+  }
+  if (unknownInterface !== undefined && unknownInterface.kind === 'inInterface') {
+    throw new PacketWalkError(
+      `rule "${ruleText(rule)}" matches the input interface (${unknownInterface.negated ? '! ' : ''}-i ` +
+        `${unknownInterface.name}), but the interface the packet arrives on is not known: give it ` +
+        `(trace --in-interface, e.g. the pod's bridge or veth)`,
+    );
   }
   if (!hasStatistic) return true;
   if (forcedStatistic !== undefined) return forcedStatistic;
@@ -474,10 +497,14 @@ function matchOne(ctx: WalkContext, s: BranchState, m: RuleMatch): boolean {
         return cidrContains(m.cidr, s.dstIP);
       case 'protocol':
         return m.protocol === 'all' || m.protocol === '0' || protocolName(m.protocol) === ctx.protocol;
-      case 'inInterface':
-        return interfaceMatches(m.name, ctx.opts.locallyGenerated ? undefined : ctx.packet.inInterface);
+      case 'inInterface': {
+        const name = inInterfaceAt(ctx, s);
+        if (name === undefined) throw new PacketWalkError('internal: input interface unknown in matchOne');
+        return interfaceMatches(m.name, name);
+      }
       case 'outInterface':
-        return interfaceMatches(m.name, ctx.packet.outInterface);
+        // Routing is not modelled: an unknown output interface fails a positive `-o` (as before).
+        return ctx.packet.outInterface !== undefined && interfaceMatches(m.name, ctx.packet.outInterface);
       case 'comment':
         return true;
       case 'port': {
@@ -524,8 +551,18 @@ function protocolName(p: string): string {
   return p === '6' ? 'tcp' : p === '17' ? 'udp' : p === '132' ? 'sctp' : p === '1' ? 'icmp' : p;
 }
 
-function interfaceMatches(pattern: string, name: string | undefined): boolean {
-  if (name === undefined) return false;
+/**
+ * The packet's input interface at the hook being run: '' for none (the kernel compares `-i` with an
+ * empty name there, so `-i X` fails and `! -i X` holds), undefined when it is not known.
+ */
+function inInterfaceAt(ctx: WalkContext, s: BranchState): string | undefined {
+  const chain = s.hook?.chain;
+  if (chain === 'OUTPUT' || chain === 'POSTROUTING') return '';
+  if (ctx.opts.locallyGenerated) return chain === 'INPUT' ? 'lo' : '';
+  return ctx.packet.inInterface;
+}
+
+function interfaceMatches(pattern: string, name: string): boolean {
   return pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
 }
 

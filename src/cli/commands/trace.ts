@@ -23,6 +23,7 @@ interface TraceFlags {
   dport: string;
   sport?: string;
   fromNode: boolean;
+  inInterface?: string;
   localAddress: string[];
   recent: string[];
   output: string;
@@ -36,12 +37,16 @@ function parseAddress(flag: string, text: string): string {
 
 function parsePort(flag: string, text: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliExit(2, `${flag} must be a port 1-65535 (got "${text}")`);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new CliExit(2, `${flag} must be a port 1-65535 (got "${text}")`);
   return n;
 }
 
 /** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
-async function loadRules(flags: TraceFlags, family: IPFamily): Promise<{ rules: TraceRules; localAddresses: string[] }> {
+async function loadRules(
+  flags: TraceFlags,
+  family: IPFamily,
+): Promise<{ rules: TraceRules; localAddresses: string[] }> {
   if (flags.live) {
     const runner = createRunner({});
     const backend = (await detectIptablesBackend(runner)).backend;
@@ -51,18 +56,35 @@ async function loadRules(flags: TraceFlags, family: IPFamily): Promise<{ rules: 
     return { rules: text, localAddresses: addresses.map((a) => a.address) };
   }
   const paths = flags.filename ?? [];
-  for (const p of paths) if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+  for (const p of paths)
+    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
   const config = await loadConfigFile(flags.config);
   const { state, problems } = await loadClusterState(paths);
   for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
-  return { rules: renderFamily(withAllocatedAddresses(state, config), config, family), localAddresses: nodeIPs };
+  return {
+    rules: renderFamily(withAllocatedAddresses(state, config), config, family),
+    localAddresses: nodeIPs,
+  };
+}
+
+function parseInterfaceName(text: string): string {
+  // The kernel's limit (IFNAMSIZ − 1) and no '+': the packet arrives on one real interface, not a pattern.
+  if (!/^[^\s/:+]{1,15}$/.test(text)) {
+    throw new CliExit(
+      2,
+      `--in-interface must be an interface name (1-15 characters, no '/', ':', '+' or space; got "${text}")`,
+    );
+  }
+  return text;
 }
 
 export function registerTraceCommand(program: Command): void {
   program
     .command('trace')
-    .description('walk one packet through the rules (rendered from manifests, or --live from this kernel) and explain it')
+    .description(
+      'walk one packet through the rules (rendered from manifests, or --live from this kernel) and explain it',
+    )
     .option('-f, --filename <paths...>', 'manifests to render the rules from (dry run)')
     .option('--live', "trace through the rules currently in this network namespace's kernel", false)
     .option('--config <file>', 'agent configuration (dry run: nodeName, nodeIPs, clusterCIDRs, …)')
@@ -72,15 +94,25 @@ export function registerTraceCommand(program: Command): void {
     .requiredOption('--dport <port>', 'destination port')
     .option('--sport <port>', 'source port')
     .option('--from-node', 'the packet is generated on the node itself (nat OUTPUT path)', false)
+    .option(
+      '--in-interface <name>',
+      'interface the packet arrives on (needed when rules match -i, e.g. detectLocalMode BridgeInterface)',
+    )
     .option('--local-address <ips...>', 'extra addresses this node owns', [])
-    .option('--recent <lists...>', 'session-affinity lists (KUBE-SEP-… names) that already hold the source', [])
+    .option(
+      '--recent <lists...>',
+      'session-affinity lists (KUBE-SEP-… names) that already hold the source',
+      [],
+    )
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (flags: TraceFlags) => {
-      if (flags.live === (flags.filename !== undefined)) throw new CliExit(2, 'give exactly one of -f PATH… or --live');
+      if (flags.live === (flags.filename !== undefined))
+        throw new CliExit(2, 'give exactly one of -f PATH… or --live');
       if (!['tcp', 'udp', 'sctp'].includes(flags.protocol.toLowerCase())) {
         throw new CliExit(2, `--protocol must be tcp, udp or sctp (got "${flags.protocol}")`);
       }
-      if (flags.output !== 'text' && flags.output !== 'json') throw new CliExit(2, '--output must be text or json');
+      if (flags.output !== 'text' && flags.output !== 'json')
+        throw new CliExit(2, '--output must be text or json');
       const src = parseAddress('--src', flags.src);
       const dst = parseAddress('--dst', flags.dst);
       const family = ipFamilyOf(dst)!;
@@ -94,9 +126,13 @@ export function registerTraceCommand(program: Command): void {
           destIP: dst,
           destPort: parsePort('--dport', flags.dport),
           ...(flags.sport !== undefined ? { sourcePort: parsePort('--sport', flags.sport) } : {}),
+          ...(flags.inInterface !== undefined ? { inInterface: parseInterfaceName(flags.inInterface) } : {}),
         },
         {
-          localAddresses: [...localAddresses, ...flags.localAddress.map((a) => parseAddress('--local-address', a))],
+          localAddresses: [
+            ...localAddresses,
+            ...flags.localAddress.map((a) => parseAddress('--local-address', a)),
+          ],
           locallyGenerated: flags.fromNode,
           recentEntries: flags.recent,
         },

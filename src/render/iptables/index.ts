@@ -1,5 +1,11 @@
 // iptables mode: render (pure) and serialise (pure) the rules of one IP family.
-export { renderIptables, formatProbability, IptablesRenderCache } from './render.js';
+export {
+  renderIptables,
+  formatProbability,
+  IptablesRenderCache,
+  localTrafficDetectorOf,
+  type LocalTrafficDetector,
+} from './render.js';
 export {
   KUBE_EXTERNAL_SERVICES,
   KUBE_FIREWALL,

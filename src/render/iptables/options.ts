@@ -1,6 +1,6 @@
 // Inputs of the iptables renderer besides the ClusterState: node facts and configuration, with tool
 // capabilities detected by the caller (render itself reads no kernel, clock or environment).
-import type { Config } from '../../config/config.js';
+import { detectLocalIssues, type Config, type DetectLocalMode } from '../../config/config.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf, parseCIDR } from '../../model/ip.js';
 import { RenderInputError } from './tokens.js';
@@ -11,8 +11,20 @@ export interface IptablesRenderOptions {
   nodeName: string;
   /** This node's addresses of `family`; the first is the primary (kube-proxy's nodeIP). */
   nodeIPs: string[];
-  /** Pod CIDRs of `family` for the local-traffic detector; empty = no detector. At most one. */
+  /**
+   * Pod CIDRs of `family` for the local-traffic detector in ClusterCIDR mode; empty = no detector.
+   * At most one. Ignored in the other modes.
+   */
   clusterCIDRs: string[];
+  /**
+   * kube-proxy's detectLocalMode; absent = ClusterCIDR. NodeCIDR takes the first pod CIDR of the
+   * family from the ClusterState's Node named `nodeName` (none: no detector for the family).
+   */
+  detectLocalMode?: DetectLocalMode;
+  /** BridgeInterface mode: the bridge pod traffic arrives on (`-i br0`). */
+  bridgeInterface?: string;
+  /** InterfaceNamePrefix mode: the prefix of pod interfaces, without "+" (`-i veth+`). */
+  interfaceNamePrefix?: string;
   masqueradeAll: boolean;
   masqueradeBit: number;
   /** CIDRs (any family; filtered here) whose node addresses accept NodePorts, ['primary'], or [] for all. */
@@ -38,8 +50,12 @@ export function renderOptionsFromConfig(
   family: IPFamily,
   nodeIPs: string[],
 ): IptablesRenderOptions {
+  // A hand-built Config (not from parseConfig) gets the same check as a configuration file.
+  const [issue] = detectLocalIssues(config);
+  if (issue !== undefined) throw new RenderInputError('config', issue.path, issue.message);
   const clusterCIDRs = config.clusterCIDRs.filter((c) => parseCIDR(c)?.family === family);
-  if (clusterCIDRs.length > 1) {
+  // Only the ClusterCIDR detector uses them (kube-proxy validates them only in that mode).
+  if (config.detectLocalMode === 'ClusterCIDR' && clusterCIDRs.length > 1) {
     // kube-proxy's cluster-CIDR detector takes one CIDR per family ("! -s A ! -s B" is not expressible).
     throw new RenderInputError(
       'config',
@@ -47,7 +63,7 @@ export function renderOptionsFromConfig(
       `at most one ${family} CIDR is supported for the local-traffic detector (got ${clusterCIDRs.join(', ')})`,
     );
   }
-  return {
+  const options: IptablesRenderOptions = {
     family,
     nodeName: config.nodeName,
     nodeIPs: nodeIPs.filter((ip) => ipFamilyOf(ip) === family),
@@ -59,4 +75,11 @@ export function renderOptionsFromConfig(
     randomFully: config.iptables.masqueradeRandomFully,
     largeClusterEndpointThreshold: LARGE_CLUSTER_ENDPOINT_THRESHOLD,
   };
+  // Only what the mode uses, so the render cache's key does not change with unused settings.
+  if (config.detectLocalMode !== 'ClusterCIDR') options.detectLocalMode = config.detectLocalMode;
+  if (config.detectLocalMode === 'BridgeInterface') options.bridgeInterface = config.detectLocal.bridgeInterface;
+  if (config.detectLocalMode === 'InterfaceNamePrefix') {
+    options.interfaceNamePrefix = config.detectLocal.interfaceNamePrefix;
+  }
+  return options;
 }

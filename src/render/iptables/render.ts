@@ -2,6 +2,7 @@
 // IP family. Follows pkg/proxy/iptables/proxier.go syncProxyRules (and proxy.CategorizeEndpoints)
 // chain for chain and rule for rule, so that a packet kube-proxy sends to endpoint set S goes to S.
 // No clock, environment or kernel reads; the same input gives byte-identical output.
+import { interfaceNameProblem, type DetectLocalMode } from '../../config/config.js';
 import type { ClusterState, Endpoint, ServicePort } from '../../model/cluster-state.js';
 import { cidrContains, compareIPs, joinHostPort, parseCIDR, type ParsedCIDR } from '../../model/ip.js';
 import type { BuiltinJump, ChainRole, IptablesRuleSet, RenderedChain, TableName } from '../types.js';
@@ -561,10 +562,19 @@ export class IptablesRenderCache {
   hits = 0;
   misses = 0;
 
-  /** Start a render: keep the entries only if they were made in the same context. */
-  begin(opts: IptablesRenderOptions, largeClusterMode: boolean, nodeZone = ''): void {
+  /**
+   * Start a render: keep the entries only if they were made in the same context. `localDetector` is
+   * the resolved local-traffic match (its ifLocal args, null for none): in NodeCIDR mode it comes
+   * from the Node's podCIDRs, which are not in `opts`.
+   */
+  begin(
+    opts: IptablesRenderOptions,
+    largeClusterMode: boolean,
+    nodeZone = '',
+    localDetector: readonly string[] | null = null,
+  ): void {
     // The zone decides which hinted endpoints every service uses: a new zone re-renders them all.
-    const key = JSON.stringify([opts, largeClusterMode, nodeZone]);
+    const key = JSON.stringify([opts, largeClusterMode, nodeZone, localDetector]);
     if (key !== this.contextKey) {
       this.contextKey = key;
       this.fragments = new WeakMap();
@@ -995,6 +1005,79 @@ export function nodeZoneOf(state: ClusterState, nodeName: string): string {
   return state.nodes.find((n) => n.name === nodeName)?.zone ?? '';
 }
 
+/**
+ * kube-proxy's LocalTrafficDetector for one family: the match for traffic from this node's pods and
+ * its negation (null when there is no detector), with why there is none. Decisions that depend on
+ * it: masquerading of off-cluster traffic to cluster IPs, and pods reaching a Local-policy service's
+ * external address.
+ */
+export interface LocalTrafficDetector {
+  mode: DetectLocalMode;
+  ifLocal: string[] | null;
+  ifNotLocal: string[] | null;
+  /** '' when a detector applies; otherwise why none does (for logs and doctor). */
+  reason: '' | 'noClusterCIDR' | 'nodeNotFound' | 'noNodePodCIDR';
+}
+
+/**
+ * The local-traffic detector of `opts.family` (kube-proxy's getLocalDetectors): ClusterCIDR and
+ * NodeCIDR match the source (`-s CIDR`), the first CIDR of the family only; BridgeInterface and
+ * InterfaceNamePrefix match the input interface (`-i br0`, `-i veth+`) and serve both families.
+ * NodeCIDR reads this node's spec.podCIDRs from the ClusterState, as kube-proxy reads its Node. Pure.
+ */
+export function localTrafficDetectorOf(state: ClusterState, opts: IptablesRenderOptions): LocalTrafficDetector {
+  const { family } = opts;
+  const mode = opts.detectLocalMode ?? 'ClusterCIDR';
+  const bySource = (cidr: string): LocalTrafficDetector => ({
+    mode,
+    ifLocal: ['-s', cidr],
+    ifNotLocal: ['!', '-s', cidr],
+    reason: '',
+  });
+  const byInterface = (pattern: string): LocalTrafficDetector => ({
+    mode,
+    ifLocal: ['-i', pattern],
+    ifNotLocal: ['!', '-i', pattern],
+    reason: '',
+  });
+  const none = (reason: LocalTrafficDetector['reason']): LocalTrafficDetector => ({
+    mode,
+    ifLocal: null,
+    ifNotLocal: null,
+    reason,
+  });
+  switch (mode) {
+    case 'ClusterCIDR': {
+      if (opts.clusterCIDRs.length > 1) {
+        throw new RenderInputError('options', 'clusterCIDRs', `at most one ${family} CIDR is supported`);
+      }
+      const cidr = opts.clusterCIDRs[0];
+      return cidr === undefined ? none('noClusterCIDR') : bySource(checkedCIDR(cidr, family, 'options', 'clusterCIDRs[0]'));
+    }
+    case 'NodeCIDR': {
+      const node = opts.nodeName === '' ? undefined : state.nodes.find((n) => n.name === opts.nodeName);
+      if (node === undefined) return none('nodeNotFound');
+      const podCIDRs = node.podCIDRs ?? [];
+      const index = podCIDRs.findIndex((c) => parseCIDR(c)?.family === family);
+      const cidr = podCIDRs[index];
+      if (cidr === undefined) return none('noNodePodCIDR');
+      return bySource(checkedCIDR(cidr, family, `node ${node.name}`, `podCIDRs[${index}]`));
+    }
+    case 'BridgeInterface':
+      return byInterface(checkedInterface(opts.bridgeInterface ?? '', 'name', 'bridgeInterface'));
+    case 'InterfaceNamePrefix':
+      return byInterface(checkedInterface(opts.interfaceNamePrefix ?? '', 'prefix', 'interfaceNamePrefix') + '+');
+    default:
+      throw new RenderInputError('options', 'detectLocalMode', `"${String(mode)}" is not a detectLocalMode`);
+  }
+}
+
+function checkedInterface(name: string, kind: 'name' | 'prefix', field: string): string {
+  const problem = interfaceNameProblem(name, kind);
+  if (problem !== null) throw new RenderInputError('options', field, problem);
+  return name;
+}
+
 /** Render the iptables rules of one IP family (kube-proxy's syncProxyRules, full sync). Pure. */
 export function renderIptables(
   state: ClusterState,
@@ -1007,16 +1090,9 @@ export function renderIptables(
   const nodePorts = resolveNodePortAddresses(opts);
   const primaryNodeIP = opts.nodeIPs[0];
   if (primaryNodeIP !== undefined) checkedIP(primaryNodeIP, family, 'options', 'nodeIPs[0]');
-  const localCIDR =
-    opts.clusterCIDRs.length === 0
-      ? null
-      : checkedCIDR(opts.clusterCIDRs[0] ?? '', family, 'options', 'clusterCIDRs[0]');
-  if (opts.clusterCIDRs.length > 1) {
-    throw new RenderInputError('options', 'clusterCIDRs', `at most one ${family} CIDR is supported`);
-  }
-  // kube-proxy's LocalTrafficDetector by cluster CIDR.
-  const ifLocal = localCIDR === null ? null : ['-s', localCIDR];
-  const ifNotLocal = localCIDR === null ? null : ['!', '-s', localCIDR];
+  const detector = localTrafficDetectorOf(state, opts);
+  const ifLocal = detector.ifLocal;
+  const ifNotLocal = detector.ifNotLocal;
 
   const filter = new StaticTable('filter');
   const nat = new StaticTable('nat');
@@ -1082,7 +1158,7 @@ export function renderIptables(
     nodeZone,
     probabilities: new ProbabilityCache(),
   };
-  cache?.begin(opts, largeClusterMode, nodeZone);
+  cache?.begin(opts, largeClusterMode, nodeZone, ifLocal);
   const fragments: ServiceFragment[] = [];
   let serviceChainCount = 0;
   for (const servicePort of state.servicePorts) {

@@ -311,16 +311,50 @@ describe('walkPacket kernel semantics', () => {
     expect(run('*filter\n-A FORWARD -m mark --mark 0x8000/0x8000 -j DROP\nCOMMIT\n').verdict).toBe('ACCEPT');
   });
 
-  it('interfaces: unknown interface never matches a positive -i; a + suffix is a prefix', () => {
+  it('interfaces: -i is evaluated from the known ingress; a + suffix is a prefix', () => {
     const text = '*filter\n-A FORWARD -i cni+ -j DROP\nCOMMIT\n';
-    expect(run(text).verdict).toBe('ACCEPT');
-    expect(
-      walkPacket(
-        parseIptablesDump(text),
-        { ...tcp('10.0.0.2', '10.96.0.1', 80), inInterface: 'cni0' },
-        arriving,
-      ).verdict,
-    ).toBe('DROP');
+    const via = (inInterface: string) =>
+      walkPacket(parseIptablesDump(text), { ...tcp('10.0.0.2', '10.96.0.1', 80), inInterface }, arriving);
+    expect(via('cni0').verdict).toBe('DROP');
+    expect(via('eth0').verdict).toBe('ACCEPT');
+    // Exact names match exactly (no implicit prefix).
+    const exact = '*filter\n-A FORWARD -i br0 -j DROP\nCOMMIT\n';
+    const viaExact = (inInterface: string) =>
+      walkPacket(parseIptablesDump(exact), { ...tcp('10.0.0.2', '10.96.0.1', 80), inInterface }, arriving);
+    expect(viaExact('br0').verdict).toBe('DROP');
+    expect(viaExact('br01').verdict).toBe('ACCEPT');
+  });
+
+  it('interfaces: an unknown ingress is reported, never taken as a match (positive or negated)', () => {
+    for (const rule of ['-A FORWARD -i cni+ -j DROP', '-A FORWARD ! -i br0 -j DROP']) {
+      const text = `*filter\n${rule}\nCOMMIT\n`;
+      expect(() => run(text)).toThrow(PacketWalkError);
+      expect(() => run(text)).toThrow(/input interface .*-i (cni\+|br0).*not known/);
+    }
+    // A rule that fails on another match does not need the interface.
+    expect(run('*filter\n-A FORWARD -s 192.0.2.0/24 ! -i br0 -j DROP\nCOMMIT\n').verdict).toBe('ACCEPT');
+    // And rules the packet never reaches do not either.
+    expect(run('*filter\n-A INPUT ! -i br0 -j DROP\nCOMMIT\n').verdict).toBe('ACCEPT');
+  });
+
+  it('interfaces: packets from the node have no input interface in OUTPUT, and lo in INPUT', () => {
+    const nat = ['*nat', ':KUBE-MARK-MASQ - [0:0]', '-A OUTPUT ! -i br0 -j KUBE-MARK-MASQ'];
+    const text = [...nat, '-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000', 'COMMIT'].join('\n') + '\n';
+    // No interface is known, yet it is not a guess: OUTPUT has none, so "! -i br0" holds.
+    expect(run(text, { locallyGenerated: true }).markedForMasquerade).toBe(true);
+    const positive = '*nat\n:KUBE-MARK-MASQ - [0:0]\n-A OUTPUT -i br0 -j KUBE-MARK-MASQ\nCOMMIT\n';
+    expect(run(positive, { locallyGenerated: true }).markedForMasquerade).toBe(false);
+    // Sent to the node's own address, it comes back in on lo.
+    const input = '*filter\n-A INPUT -i lo -j DROP\nCOMMIT\n';
+    expect(run(input, { locallyGenerated: true }, tcp(NODE_IP, NODE_IP, 80)).verdict).toBe('DROP');
+  });
+
+  it('interfaces: POSTROUTING has no input interface, even for a forwarded packet', () => {
+    const text = '*nat\n-A POSTROUTING -i eth0 -j MASQUERADE\nCOMMIT\n';
+    const o = walkPacket(parseIptablesDump(text), { ...tcp('10.0.0.2', '10.96.0.1', 80), inInterface: 'eth0' }, arriving);
+    expect(o.masquerade).toBe(false);
+    // The same packet with an unknown ingress walks without error: POSTROUTING never needs it.
+    expect(run(text).masquerade).toBe(false);
   });
 
   it('ipset matches hash:ip,port and hash:net members', () => {
