@@ -96,4 +96,24 @@ export interface IpLinks {
   ensureDummyInterface(name: string, opts?: { up?: boolean }): Promise<void>;
   /** ip link del NAME; false when there was no such link. */
   deleteInterface(name: string): Promise<boolean>;
+  /** ip -j -d link show: every interface with its flags, master and kind. */
+  listLinks(): Promise<NetworkLink[]>;
+}
+
+// ── additions (layer2 interface choice) ──────────────────────────────────────────────────────────
+
+/** One network interface as `ip -j -d link show` reports it: what layer2 needs to judge it. */
+export interface NetworkLink {
+  ifname: string;
+  ifindex: number;
+  /** Interface flags as iproute2 prints them: "UP", "BROADCAST", "LOOPBACK", "NOARP", "LOWER_UP" … */
+  flags: string[];
+  /** The device this one is enslaved to (a bridge, bond, team or VRF), or null. */
+  master: string | null;
+  /** linkinfo.info_kind: "bridge", "bond", "veth", "vlan", "dummy" …; null for a plain device. */
+  kind: string | null;
+  /** linkinfo.info_slave_kind: the kind of its master ("bridge", "bond" …), or null. */
+  slaveKind: string | null;
+  /** link_type: "ether", "loopback", "none" … */
+  linkType: string;
 }

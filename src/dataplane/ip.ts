@@ -2,7 +2,7 @@
 import type { IPFamily } from '../model/cluster-state.js';
 import { canonicalIP, parseCIDR } from '../model/ip.js';
 import { CommandError, type CommandRunner, type ExecutorRunOptions, runChecked, runnerFor } from './exec.js';
-import type { InterfaceAddress, IpLinks } from './interfaces.js';
+import type { InterfaceAddress, IpLinks, NetworkLink } from './interfaces.js';
 
 interface IpJsonLink {
   ifname?: string;
@@ -26,6 +26,39 @@ export function parseIpAddrJson(json: string): InterfaceAddress[] {
     }
   }
   return out;
+}
+
+interface IpJsonLinkDetail {
+  ifindex?: number;
+  ifname?: string;
+  flags?: string[];
+  master?: string;
+  link_type?: string;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string };
+}
+
+/**
+ * Parse `ip -j -d link show` output. Entries without a name or index are dropped; a document that is not
+ * a JSON array is an error naming the command, since a half-read interface list would silently announce
+ * on the wrong interfaces.
+ */
+export function parseIpLinkJson(json: string): NetworkLink[] {
+  const parsed = JSON.parse(json.trim() === '' ? '[]' : json) as unknown;
+  if (!Array.isArray(parsed)) throw new Error('ip -j -d link show: output is not a JSON array');
+  const out: NetworkLink[] = [];
+  for (const raw of parsed as IpJsonLinkDetail[]) {
+    if (typeof raw?.ifname !== 'string' || typeof raw.ifindex !== 'number') continue;
+    out.push({
+      ifname: raw.ifname,
+      ifindex: raw.ifindex,
+      flags: Array.isArray(raw.flags) ? raw.flags.filter((f): f is string => typeof f === 'string') : [],
+      master: typeof raw.master === 'string' ? raw.master : null,
+      kind: typeof raw.linkinfo?.info_kind === 'string' ? raw.linkinfo.info_kind : null,
+      slaveKind: typeof raw.linkinfo?.info_slave_kind === 'string' ? raw.linkinfo.info_slave_kind : null,
+      linkType: typeof raw.link_type === 'string' ? raw.link_type : 'none',
+    });
+  }
+  return out.sort((a, b) => a.ifindex - b.ifindex);
 }
 
 /** "10.0.0.1" → "10.0.0.1/32"; "10.0.0.1/24" kept (the host part matters for an interface address). */
@@ -56,6 +89,11 @@ export class RealIpLinks implements IpLinks {
     const args = ['-j', 'addr', 'show', ...(ifname !== undefined ? ['dev', ifname] : [])];
     const res = await runChecked(this.runner, 'ip', args);
     return parseIpAddrJson(res.stdout);
+  }
+
+  async listLinks(): Promise<NetworkLink[]> {
+    const res = await runChecked(this.runner, 'ip', ['-j', '-d', 'link', 'show']);
+    return parseIpLinkJson(res.stdout);
   }
 
   async addAddress(ifname: string, cidr: string): Promise<void> {
@@ -150,6 +188,42 @@ export class FakeIpLinks implements IpLinks {
     checkIfname(name);
     return this.links.delete(name);
   }
+
+  /**
+   * Link facts as `ip -j -d link` would give them: a dummy is NOARP like the kernel's; `linkFacts`
+   * overrides or adds what a test needs (a bridge port, a down interface, loopback).
+   */
+  async listLinks(): Promise<NetworkLink[]> {
+    const byName = new Map<string, NetworkLink>();
+    let index = 1;
+    for (const [ifname, l] of this.links) {
+      byName.set(ifname, {
+        ifname,
+        ifindex: index++,
+        flags: ['BROADCAST', 'MULTICAST', ...(l.dummy ? ['NOARP'] : []), ...(l.up ? ['UP', 'LOWER_UP'] : [])],
+        master: null,
+        kind: l.dummy ? 'dummy' : null,
+        slaveKind: null,
+        linkType: 'ether',
+      });
+    }
+    for (const [ifname, facts] of this.linkFacts) {
+      const base = byName.get(ifname) ?? {
+        ifname,
+        ifindex: 1000 + byName.size,
+        flags: [],
+        master: null,
+        kind: null,
+        slaveKind: null,
+        linkType: 'ether',
+      };
+      byName.set(ifname, { ...base, ...facts, ifname });
+    }
+    return [...byName.values()].sort((a, b) => a.ifindex - b.ifindex).map((l) => ({ ...l, flags: [...l.flags] }));
+  }
+
+  /** Facts listLinks reports for `ifname` beyond what the address table knows. */
+  readonly linkFacts = new Map<string, Partial<Omit<NetworkLink, 'ifname'>>>();
 
   private addSync(ifname: string, cidr: string): void {
     const link = this.links.get(ifname);

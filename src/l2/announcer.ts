@@ -76,8 +76,8 @@ export class L2Announcer {
   /**
    * Change the interfaces announced on (e.g. when L2Advertisements change): responders of interfaces no
    * longer listed stop at once, new ones are opened (when started). `defaults` are the interfaces used for
-   * a decision whose advertisements name none (the interface holding the node IP); without it such a
-   * decision is announced on every interface. Never throws: returns the interfaces that could not be
+   * a decision whose advertisements name none (every suitable interface, interface-choice.ts); without it
+   * such a decision is announced on every open interface. Never throws: returns the interfaces that could not be
    * opened, with why; the others work, and a failed one is tried again on the next call.
    */
   setInterfaces(interfaces: string[], defaults?: string[]): Array<{ ifname: string; error: string }> {

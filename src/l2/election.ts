@@ -80,7 +80,7 @@ export interface OwnerDecision {
   interfaces: string[];
   /** (Owner only) Interfaces the selecting advertisements name, sorted. */
   namedInterfaces?: string[];
-  /** (Owner only) Some selecting advertisement names no interface: it means the node's default one. */
+  /** (Owner only) Some selecting advertisement names no interface: it means the node's default ones. */
   defaultInterface?: boolean;
 }
 

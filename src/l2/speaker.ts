@@ -1,26 +1,39 @@
 // Layer2 inside the agent: member health (which agents are alive), the announcer (owner election + ARP
 // responders) and the choice of interfaces from the L2Advertisements. Every cluster state change feeds
 // update(); member health changes re-run the election. Constructors start nothing (start()/stop()).
-import { readdir } from 'node:fs/promises';
-import type { InterfaceAddress } from '../dataplane/interfaces.js';
+import type { InterfaceAddress, NetworkLink } from '../dataplane/interfaces.js';
+import { RealIpLinks } from '../dataplane/ip.js';
 import type { ClusterState, L2Advertisement, NodeInfo } from '../model/cluster-state.js';
 import type { AllocationResult } from '../lb/allocator.js';
 import { matchesAnySelector } from '../lb/label-selector.js';
 import { ipFamilyOf } from '../model/ip.js';
 import type { Logger } from '../observe/logger.js';
 import { L2Announcer, type ClusterInputs } from './announcer.js';
-import type { GratuitousBurst, Timers } from './arp-responder.js';
+import { type GratuitousBurst, type Timers, realTimers } from './arp-responder.js';
 import { type ArpSocketOpener, openArpSocket } from './arp-socket.js';
 import type { OwnerDecision } from './election.js';
+import {
+  DEFAULT_EXCLUDED_INTERFACES,
+  type InterfaceVerdict,
+  chooseAnnounceInterfaces,
+  compileInterfaceExclusion,
+  describeSkipped,
+  linksFromNames,
+} from './interface-choice.js';
 import { MemberHealth, type Peer } from './member-health.js';
 
 export interface InterfacePlan {
   /** Interfaces to open a responder on, sorted. */
   interfaces: string[];
-  /** What an advertisement without interfaces means here: the interface holding the node IP (or none). */
+  /**
+   * What an advertisement without interfaces means here: every suitable interface, as MetalLB's speaker
+   * chooses them (interface-choice.ts). Empty when no advertisement selecting this node leaves them out.
+   */
   defaults: string[];
   /** One line per problem, naming the L2Advertisement and the field. */
   problems: string[];
+  /** Every interface and why it is or is not a default one (for logs, doctor). */
+  verdicts: InterfaceVerdict[];
 }
 
 function selectsNode(ad: L2Advertisement, node: NodeInfo | undefined): boolean {
@@ -28,18 +41,21 @@ function selectsNode(ad: L2Advertisement, node: NodeInfo | undefined): boolean {
 }
 
 /**
- * Which interfaces this node announces on. Pure. Only advertisements selecting this node count; an empty
- * interface list means the interface holding the node IP; a named interface that does not exist is a
- * problem naming the advertisement and field, and the others still work.
+ * Which interfaces this node announces on. Pure. Only advertisements selecting this node count. An empty
+ * interface list means every suitable interface (up, broadcast-capable, ARP on, not enslaved to a bridge
+ * or bond, not excluded), as in MetalLB; a named interface is used when it exists, whatever its state
+ * (unchanged portway behaviour), and one that does not exist is a problem naming the advertisement and
+ * field while the others still work.
  */
 export function planInterfaces(
   nodeName: string,
   state: Pick<ClusterState, 'nodes' | 'l2Advertisements'>,
-  existing: ReadonlySet<string>,
-  nodeIPInterface: string | null,
-  nodeIPs: readonly string[],
+  links: readonly NetworkLink[],
+  exclude: RegExp | null,
 ): InterfacePlan {
   const me = state.nodes.find((n) => n.name === nodeName);
+  const existing = new Set(links.map((l) => l.ifname));
+  const choice = chooseAnnounceInterfaces(links, exclude);
   const interfaces = new Set<string>();
   const problems: string[] = [];
   let usesDefault = false;
@@ -48,9 +64,12 @@ export function planInterfaces(
     if (!selectsNode(ad, me)) continue;
     if (ad.interfaces.length === 0) {
       usesDefault = true;
-      if (nodeIPInterface === null) {
+      if (choice.suitable.length === 0) {
+        const skipped = describeSkipped(choice.verdicts);
         problems.push(
-          `L2Advertisement ${ad.name}: spec.interfaces is empty and no interface on node ${nodeName} holds the node IP (${nodeIPs.join(', ') || 'none known'}); name the interfaces`,
+          `L2Advertisement ${ad.name}: spec.interfaces is empty and node ${nodeName} has no interface suitable for ARP ` +
+            `(up, broadcast, ARP on, not a bridge port or bond slave, not excluded)` +
+            `${skipped ? `: ${skipped}` : ''}; name the interfaces`,
         );
       }
       continue;
@@ -63,25 +82,9 @@ export function planInterfaces(
         );
     });
   }
-  const defaults = usesDefault && nodeIPInterface !== null ? [nodeIPInterface] : [];
+  const defaults = usesDefault ? choice.suitable : [];
   for (const d of defaults) interfaces.add(d);
-  return { interfaces: [...interfaces].sort(), defaults, problems };
-}
-
-/** The interface holding the first IPv4 node IP (ARP is IPv4), else the first node IP; null if none does. */
-export function interfaceOfNodeIP(
-  addresses: readonly Pick<InterfaceAddress, 'ifname' | 'address'>[],
-  nodeIPs: readonly string[],
-): string | null {
-  const ordered = [
-    ...nodeIPs.filter((ip) => ipFamilyOf(ip) === 'IPv4'),
-    ...nodeIPs.filter((ip) => ipFamilyOf(ip) !== 'IPv4'),
-  ];
-  for (const ip of ordered) {
-    const hit = addresses.find((a) => a.address === ip);
-    if (hit) return hit.ifname;
-  }
-  return null;
+  return { interfaces: [...interfaces].sort(), defaults, problems, verdicts: choice.verdicts };
 }
 
 /** Peers for member health: every other node with an address (IPv4 first). */
@@ -107,18 +110,33 @@ export interface L2SpeakerOptions {
   startupHoldMs?: number;
   // Injection points (habit 12).
   openSocket?: ArpSocketOpener;
-  /** Names of this network namespace's interfaces. Default: /sys/class/net. */
+  /**
+   * This namespace's interfaces with flags, master and kind, read once per update. Default:
+   * `ip -j -d link show` (RealIpLinks.listLinks).
+   */
+  listLinks?: () => Promise<NetworkLink[]>;
+  /**
+   * Interface names never announced on by default, as regexps joined like MetalLB's
+   * announcedInterfacesToExclude. Default: the list MetalLB's manifests ship (DEFAULT_EXCLUDED_INTERFACES);
+   * [] excludes nothing. A bad pattern makes the constructor throw, naming it.
+   */
+  excludeInterfaces?: readonly string[];
+  /**
+   * Older injection point, used only when listLinks is not given: names only, each taken as an up,
+   * broadcast-capable interface without a master (see linksFromNames).
+   */
   listInterfaces?: () => Promise<string[]>;
-  /** Addresses of this namespace's interfaces (to find the one holding the node IP). */
-  listAddresses: () => Promise<Pick<InterfaceAddress, 'ifname' | 'address'>[]>;
+  /** No longer read: the default interfaces no longer depend on which one holds the node IP. */
+  listAddresses?: () => Promise<Pick<InterfaceAddress, 'ifname' | 'address'>[]>;
   timers?: Timers;
+  /**
+   * Re-read the links this often even without a cluster change, so an interface that comes up, goes
+   * down or is enslaved is followed (MetalLB rescans every 10 s). Default 10000; 0 disables.
+   */
+  linkRefreshMs?: number;
   burst?: GratuitousBurst;
   now?: () => number;
   probe?: (peer: Peer, port: number, timeoutMs: number) => Promise<boolean>;
-}
-
-export async function listSysInterfaces(root = '/sys/class/net'): Promise<string[]> {
-  return (await readdir(root)).sort();
 }
 
 export class L2Speaker {
@@ -126,10 +144,15 @@ export class L2Speaker {
   private readonly announcer: L2Announcer;
   private queue: Promise<void> = Promise.resolve();
   private lastProblems = '';
+  private lastDefaults = '';
+  private lastInputs: { state: ClusterInputs; allocation: AllocationResult } | null = null;
+  private refreshTimer: unknown = null;
   private started = false;
+  private readonly exclude: RegExp | null;
 
   constructor(private readonly opts: L2SpeakerOptions) {
     const log = opts.logger;
+    this.exclude = compileInterfaceExclusion(opts.excludeInterfaces ?? DEFAULT_EXCLUDED_INTERFACES);
     this.announcer = new L2Announcer({
       nodeName: opts.nodeName,
       interfaces: [],
@@ -168,17 +191,21 @@ export class L2Speaker {
     await this.health.start();
     this.announcer.start();
     this.started = true;
+    this.scheduleLinkRefresh();
   }
 
   async stop(): Promise<void> {
+    this.started = false;
+    if (this.refreshTimer !== null) (this.opts.timers ?? realTimers).clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     await this.queue;
     this.announcer.stop();
     await this.health.stop();
-    this.started = false;
   }
 
   /** New cluster state and allocation; resolves when the interfaces and owners are in place. Never rejects. */
   update(state: ClusterInputs, allocation: AllocationResult): Promise<void> {
+    this.lastInputs = { state, allocation };
     this.queue = this.queue
       .then(() => this.apply(state, allocation))
       .catch((e: unknown) => {
@@ -205,19 +232,10 @@ export class L2Speaker {
   }
 
   private async apply(state: ClusterInputs, allocation: AllocationResult): Promise<void> {
-    const { nodeName, nodeIPs, logger } = this.opts;
+    const { nodeName, logger } = this.opts;
     this.health.setPeers(peersOf(state.nodes, nodeName));
-    const [existing, addresses] = await Promise.all([
-      (this.opts.listInterfaces ?? listSysInterfaces)(),
-      this.opts.listAddresses(),
-    ]);
-    const plan = planInterfaces(
-      nodeName,
-      state,
-      new Set(existing),
-      interfaceOfNodeIP(addresses, nodeIPs),
-      nodeIPs,
-    );
+    const plan = planInterfaces(nodeName, state, await this.readLinks(), this.exclude);
+    this.reportDefaults(plan);
     const failures = this.announcer.setInterfaces(plan.interfaces, plan.defaults);
     const problems = [...plan.problems];
     if (!state.nodes.some((n) => n.name === nodeName) && state.l2Advertisements.length > 0) {
@@ -240,6 +258,34 @@ export class L2Speaker {
     this.report(problems);
     this.announcer.update(state, allocation);
     logger.debug({ owned: this.announcer.owned() }, 'layer2: updated');
+  }
+
+  private scheduleLinkRefresh(): void {
+    const every = this.opts.linkRefreshMs ?? 10_000;
+    if (every <= 0 || !this.started) return;
+    this.refreshTimer = (this.opts.timers ?? realTimers).setTimeout(() => {
+      this.refreshTimer = null;
+      if (!this.started) return;
+      const last = this.lastInputs;
+      const done = last ? this.update(last.state, last.allocation) : Promise.resolve();
+      void done.then(() => this.scheduleLinkRefresh());
+    }, every);
+  }
+
+  private async readLinks(): Promise<NetworkLink[]> {
+    if (this.opts.listLinks) return this.opts.listLinks();
+    if (this.opts.listInterfaces) return linksFromNames(await this.opts.listInterfaces());
+    return new RealIpLinks().listLinks();
+  }
+
+  /** Log the default interfaces and why the others are skipped, when that changes. */
+  private reportDefaults(plan: InterfacePlan): void {
+    if (plan.defaults.length === 0) return;
+    const skipped = describeSkipped(plan.verdicts);
+    const key = `${plan.defaults.join(',')}|${skipped}`;
+    if (key === this.lastDefaults) return;
+    this.lastDefaults = key;
+    this.opts.logger.info({ interfaces: plan.defaults, skipped }, 'layer2: default announce interfaces');
   }
 
   /** Log problems when they change (not on every update). */

@@ -4,15 +4,25 @@
 //   node --import tsx src/l2/standalone-main.ts --node node-a --interface eth0 --vip 192.168.50.100 \
 //        --bind 192.168.50.11 --peers node-a=192.168.50.11,node-b=192.168.50.12 [--port 7473]
 //
+// Without --interface it announces as an L2Advertisement without interfaces does: on every suitable
+// interface (interface-choice.ts), read with `ip -j -d link show` at start and every --link-refresh-ms.
+//
 // Logs one JSON object per line on stdout. SIGTERM/SIGINT stop it cleanly.
 import { parseArgs } from 'node:util';
 import { allocate } from '../lb/allocator.js';
 import { parsePoolAddress } from '../lb/pools.js';
 import type { ClusterState, ServiceInfo, ServicePort } from '../model/cluster-state.js';
 import { canonicalIP } from '../model/ip.js';
+import { RealIpLinks } from '../dataplane/ip.js';
 import { L2Announcer } from './announcer.js';
 import { openArpSocket } from './arp-socket.js';
+import {
+  DEFAULT_EXCLUDED_INTERFACES,
+  compileInterfaceExclusion,
+  describeSkipped,
+} from './interface-choice.js';
 import { MemberHealth, type Peer } from './member-health.js';
+import { planInterfaces } from './speaker.js';
 
 function fail(message: string): never {
   process.stderr.write(`l2 announcer: ${message}\n`);
@@ -31,11 +41,13 @@ const { values } = parseArgs({
     'timeout-ms': { type: 'string', default: '1000' },
     'down-after-ms': { type: 'string', default: '1000' },
     'hold-ms': { type: 'string', default: '1500' },
+    'link-refresh-ms': { type: 'string', default: '10000' },
   },
 });
 
 const node = values.node ?? fail('--node is required');
-const ifname = values.interface ?? fail('--interface is required');
+// null: every suitable interface, as an L2Advertisement without interfaces.
+const ifname = values.interface ?? null;
 const vip =
   canonicalIP(values.vip ?? fail('--vip is required')) ?? fail(`--vip: "${values.vip}" is not an IP address`);
 const num = (flag: string, text: string | undefined) => {
@@ -149,7 +161,7 @@ const health = new MemberHealth({
 health.setPeers(peers);
 announcer = new L2Announcer({
   nodeName: node,
-  interfaces: [ifname],
+  interfaces: ifname === null ? [] : [ifname],
   openSocket: openArpSocket,
   aliveNodes: () => health.aliveNodes(),
   startupHoldMs: num('hold-ms', values['hold-ms']),
@@ -162,10 +174,44 @@ try {
 } catch (e) {
   fail((e as Error).message);
 }
+let refreshTimer: NodeJS.Timeout | null = null;
+let lastInterfaces = '';
+const exclude = compileInterfaceExclusion(DEFAULT_EXCLUDED_INTERFACES);
+/** Re-read the links and follow them (only without --interface). */
+async function refreshInterfaces(): Promise<void> {
+  if (ifname !== null || !announcer) return;
+  try {
+    const plan = planInterfaces(node, state, await new RealIpLinks().listLinks(), exclude);
+    const failures = announcer.setInterfaces(plan.interfaces, plan.defaults);
+    const key = plan.interfaces.join(',');
+    if (key !== lastInterfaces) {
+      lastInterfaces = key;
+      log({
+        msg: 'interfaces',
+        interfaces: plan.interfaces,
+        skipped: describeSkipped(plan.verdicts),
+        problems: plan.problems,
+      });
+    }
+    for (const f of failures) log({ msg: 'cannot open interface', interface: f.ifname, error: f.error });
+  } catch (e) {
+    log({ msg: 'reading interfaces failed', error: (e as Error).message });
+  }
+}
+
+await refreshInterfaces();
 announcer.update(state, allocation);
-log({ msg: 'started', interface: ifname, vip });
+log({ msg: 'started', interface: ifname ?? '(every suitable)', vip });
+const refreshMs = num('link-refresh-ms', values['link-refresh-ms']);
+if (ifname === null && refreshMs > 0) {
+  const tick = () => {
+    refreshTimer = setTimeout(() => void refreshInterfaces().then(tick), refreshMs);
+  };
+  tick();
+}
 
 const shutdown = async () => {
+  if (refreshTimer !== null) clearTimeout(refreshTimer);
   announcer?.stop();
   await health.stop();
   log({ msg: 'stopped' });

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { LoadBalancerController } from '../../../src/lb/lb-controller.js';
 import { rankNodes } from '../../../src/l2/election.js';
-import { L2Speaker, interfaceOfNodeIP, peersOf, planInterfaces } from '../../../src/l2/speaker.js';
+import type { NetworkLink } from '../../../src/dataplane/interfaces.js';
+import { L2Speaker, peersOf, planInterfaces } from '../../../src/l2/speaker.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { lbManifests, stateOf } from '../lb/manifest-fixtures.js';
 import { ManualTimers, fakeOpener } from './fakes.js';
@@ -16,21 +17,51 @@ metadata: { name: ${name} }
 spec: ${spec}
 `;
 
+const link = (ifname: string, flags: string[], extra: Partial<NetworkLink> = {}): NetworkLink => ({
+  ifname,
+  ifindex: 0,
+  flags,
+  master: null,
+  kind: null,
+  slaveKind: null,
+  linkType: 'ether',
+  ...extra,
+});
+const UP = ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'];
+const LINKS: NetworkLink[] = [
+  link('lo', ['LOOPBACK', 'UP', 'LOWER_UP'], { linkType: 'loopback' }),
+  link('eth0', UP),
+  link('eth1', ['BROADCAST', 'MULTICAST']),
+  link('eth2', UP, { master: 'br0', slaveKind: 'bridge' }),
+  link('br0', UP, { kind: 'bridge' }),
+];
+
 describe('planInterfaces', () => {
-  const existing = new Set(['lo', 'eth0', 'eth1']);
-  test('no interfaces named: the interface holding the node IP', () => {
-    const plan = planInterfaces('node1', stateOf(lbManifests()), existing, 'eth0', ['10.99.0.11']);
-    expect(plan).toEqual({ interfaces: ['eth0'], defaults: ['eth0'], problems: [] });
+  test('no interfaces named: every suitable interface (not lo, not down, not a bridge port)', () => {
+    const plan = planInterfaces('node1', stateOf(lbManifests()), LINKS, null);
+    expect(plan.interfaces).toEqual(['br0', 'eth0']);
+    expect(plan.defaults).toEqual(['br0', 'eth0']);
+    expect(plan.problems).toEqual([]);
+    expect(plan.verdicts.filter((v) => v.reason !== '')).toEqual([
+      { ifname: 'eth1', reason: 'down' },
+      { ifname: 'eth2', reason: 'enslaved', detail: 'br0 (bridge)' },
+      { ifname: 'lo', reason: 'loopback' },
+    ]);
   });
 
-  test('a missing interface names the L2Advertisement and the field; the others still count', () => {
-    const state = stateOf(lbManifests({ ads: ad('named', '{ interfaces: [eth1, eth9] }') }));
-    const plan = planInterfaces('node1', state, existing, 'eth0', ['10.99.0.11']);
-    expect(plan.interfaces).toEqual(['eth1']);
+  test('named interfaces are unchanged: used when they exist, whatever their state; no defaults', () => {
+    const state = stateOf(lbManifests({ ads: ad('named', '{ interfaces: [eth1, eth2, eth9] }') }));
+    const plan = planInterfaces('node1', state, LINKS, null);
+    expect(plan.interfaces).toEqual(['eth1', 'eth2']);
     expect(plan.defaults).toEqual([]);
     expect(plan.problems).toEqual([
-      'L2Advertisement named: spec.interfaces[1]: interface "eth9" does not exist on node node1',
+      'L2Advertisement named: spec.interfaces[2]: interface "eth9" does not exist on node node1',
     ]);
+  });
+
+  test('the exclusion regexp removes interfaces from the defaults', () => {
+    const plan = planInterfaces('node1', stateOf(lbManifests()), LINKS, /^br/);
+    expect(plan.defaults).toEqual(['eth0']);
   });
 
   test('advertisements not selecting this node are ignored', () => {
@@ -39,25 +70,23 @@ describe('planInterfaces', () => {
         ads: ad('other', '{ nodeSelectors: [{ matchLabels: { role: core } }], interfaces: [eth9] }'),
       }),
     );
-    expect(planInterfaces('node1', state, existing, 'eth0', []).problems).toEqual([]);
+    const plan = planInterfaces('node1', state, LINKS, null);
+    expect(plan).toMatchObject({ interfaces: [], defaults: [], problems: [] });
   });
 
-  test('empty interfaces but no interface holds the node IP', () => {
-    const plan = planInterfaces('node1', stateOf(lbManifests()), existing, null, ['10.99.0.11']);
+  test('empty interfaces but no suitable interface: a problem naming the advertisement and why each was skipped', () => {
+    const links = LINKS.filter((l) => l.ifname !== 'eth0' && l.ifname !== 'br0');
+    const plan = planInterfaces('node1', stateOf(lbManifests()), links, null);
     expect(plan.interfaces).toEqual([]);
-    expect(plan.problems[0]).toMatch(
-      /^L2Advertisement lan: spec.interfaces is empty and no interface on node node1 holds the node IP \(10.99.0.11\)/,
-    );
+    expect(plan.problems).toEqual([
+      'L2Advertisement lan: spec.interfaces is empty and node node1 has no interface suitable for ARP ' +
+        '(up, broadcast, ARP on, not a bridge port or bond slave, not excluded): ' +
+        'eth1: down, eth2: enslaved to br0 (bridge), lo: loopback; name the interfaces',
+    ]);
   });
 });
 
-test('interfaceOfNodeIP prefers IPv4; peersOf lists other nodes with an address', () => {
-  const addrs = [
-    { ifname: 'eth1', address: 'fd00::1' },
-    { ifname: 'eth0', address: '10.0.0.1' },
-  ];
-  expect(interfaceOfNodeIP(addrs, ['fd00::1', '10.0.0.1'])).toBe('eth0');
-  expect(interfaceOfNodeIP(addrs, ['192.0.2.1'])).toBeNull();
+test('peersOf lists other nodes with an address', () => {
   const state = stateOf(lbManifests());
   expect(peersOf(state.nodes, 'node1')).toEqual([{ name: 'node2', address: '10.99.0.12' }]);
 });
@@ -68,7 +97,11 @@ describe('L2Speaker', () => {
     for (const s of speakers.splice(0)) await s.stop();
   });
 
-  function makeSpeaker(node: string, aliveness: Map<string, boolean>) {
+  function makeSpeaker(
+    node: string,
+    aliveness: Map<string, boolean>,
+    overrides: Partial<ConstructorParameters<typeof L2Speaker>[0]> = {},
+  ) {
     const { open, sockets } = fakeOpener();
     const timers = new ManualTimers();
     const logger = new RecordingLogger();
@@ -81,12 +114,13 @@ describe('L2Speaker', () => {
       memberProbeIntervalMs: 300,
       memberDownAfterMs: 1000,
       openSocket: open,
-      listInterfaces: async () => ['lo', 'eth0', 'eth1'],
-      listAddresses: async () => [{ ifname: 'eth0', address: NODE_IP[node] as string }],
+      // eth0 is the one suitable interface (eth1 is down, eth2 a bridge port): the default answers there.
+      listLinks: async () => LINKS.filter((l) => l.ifname !== 'br0'),
       timers,
       now: () => timers.now,
       burst: { count: 1, intervalMs: 100 },
       probe: async (peer) => aliveness.get(peer.name) ?? false,
+      ...overrides,
     });
     speakers.push(speaker);
     return { speaker, sockets, timers, logger };
@@ -100,7 +134,7 @@ describe('L2Speaker', () => {
   };
   const flush = () => new Promise((r) => setImmediate(r));
 
-  test('the owner answers on the node-IP interface with a gratuitous ARP; the standby does not', async () => {
+  test('the owner answers on the suitable interface with a gratuitous ARP; the standby does not', async () => {
     const alive = new Map([
       [OWNER, true],
       [STANDBY, true],
@@ -173,10 +207,99 @@ describe('L2Speaker', () => {
     expect(sockets.get('eth1')?.closed).toBe(true);
   });
 
-  test('an advertisement naming an interface plus one naming none: both the named and the node-IP interface', async () => {
+  test('an advertisement naming an interface plus one naming none: both the named and the default interfaces', async () => {
     const { speaker } = makeSpeaker(OWNER, new Map([[STANDBY, true]]));
     await speaker.start();
     await feed(speaker, lbManifests({ ads: ad('named', '{ interfaces: [eth1] }') + ad('plain', '{}') }));
     expect(speaker.owned()).toEqual({ eth0: [VIP], eth1: [VIP] });
+  });
+
+  test('two suitable interfaces: the owner answers and sends gratuitous ARP on both', async () => {
+    const links = [...LINKS, link('eth3', UP)];
+    const { speaker, sockets } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      listLinks: async () => links,
+    });
+    await speaker.start();
+    await feed(speaker, lbManifests());
+    expect(speaker.owned()).toEqual({ br0: [VIP], eth0: [VIP], eth3: [VIP] });
+    for (const i of ['br0', 'eth0', 'eth3']) expect(sockets.get(i)?.sent).toHaveLength(2);
+    expect(sockets.has('eth2')).toBe(false);
+    expect(sockets.has('eth1')).toBe(false);
+  });
+
+  test('links are read on every update: one going down stops answering, one coming up starts', async () => {
+    let links = [link('eth0', UP), link('eth1', UP)];
+    const { speaker, sockets } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      listLinks: async () => links,
+    });
+    await speaker.start();
+    await feed(speaker, lbManifests());
+    expect(speaker.owned()).toEqual({ eth0: [VIP], eth1: [VIP] });
+    links = [link('eth0', UP), link('eth1', ['BROADCAST']), link('eth4', UP)];
+    await feed(speaker, lbManifests());
+    expect(speaker.owned()).toEqual({ eth0: [VIP], eth4: [VIP] });
+    expect(sockets.get('eth1')?.closed).toBe(true);
+  });
+
+  test("MetalLB's shipped exclusion list is the default; excludeInterfaces replaces it", async () => {
+    const links = [
+      link('eth0', UP),
+      link('veth12ab', UP),
+      link('cali0', UP),
+      link('docker0', UP, { kind: 'bridge' }),
+    ];
+    const byDefault = makeSpeaker(OWNER, new Map([[STANDBY, true]]), { listLinks: async () => links });
+    await byDefault.speaker.start();
+    await feed(byDefault.speaker, lbManifests());
+    expect(Object.keys(byDefault.speaker.owned())).toEqual(['eth0']);
+    const none = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      listLinks: async () => links,
+      excludeInterfaces: [],
+    });
+    await none.speaker.start();
+    await feed(none.speaker, lbManifests());
+    expect(Object.keys(none.speaker.owned()).sort()).toEqual(['cali0', 'docker0', 'eth0', 'veth12ab']);
+    expect(() => makeSpeaker(OWNER, new Map(), { excludeInterfaces: ['^ok$', 'bad('] })).toThrow(
+      /^excludeInterfaces\[1\]: "bad\(" is not a valid regular expression/,
+    );
+  });
+
+  test('the older listInterfaces injection: names taken as plain up interfaces, lo as loopback', async () => {
+    // makeSpeaker injects listLinks; an explicit undefined takes it away again.
+    const { speaker } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      listLinks: undefined,
+      listInterfaces: async () => ['lo', 'eth0'],
+    } as Partial<ConstructorParameters<typeof L2Speaker>[0]>);
+    await speaker.start();
+    await feed(speaker, lbManifests());
+    expect(speaker.owned()).toEqual({ eth0: [VIP] });
+  });
+
+  test('links are re-read every linkRefreshMs without a cluster change; stop() ends it', async () => {
+    let links = [link('eth0', UP)];
+    let reads = 0;
+    const { speaker, timers } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      linkRefreshMs: 10_000,
+      listLinks: async () => {
+        reads++;
+        return links;
+      },
+    });
+    await speaker.start();
+    await feed(speaker, lbManifests());
+    expect(speaker.owned()).toEqual({ eth0: [VIP] });
+    links = [link('eth0', UP), link('eth5', UP)];
+    timers.advance(9_999);
+    await speaker.idle();
+    expect(speaker.owned()).toEqual({ eth0: [VIP] });
+    timers.advance(1);
+    await flush();
+    await speaker.idle();
+    expect(speaker.owned()).toEqual({ eth0: [VIP], eth5: [VIP] });
+    await speaker.stop();
+    const before = reads;
+    timers.advance(30_000);
+    await flush();
+    expect(reads).toBe(before);
   });
 });
