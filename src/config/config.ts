@@ -40,7 +40,9 @@ const cidr = z.string().refine(
   },
   { message: 'not a CIDR (address/prefix)' },
 );
-const bindAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected host:port');
+const bindAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected host:port');
 
 export const IptablesConfigSchema = z
   .object({
@@ -57,7 +59,9 @@ export const IptablesConfigSchema = z
 
 export const IpvsConfigSchema = z
   .object({
-    scheduler: z.enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh']).default('rr'),
+    scheduler: z
+      .enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh'])
+      .default('rr'),
     /** Set arp_ignore=1 / arp_announce=2 so only the layer2 owner answers ARP for service addresses. */
     strictARP: z.boolean().default(false),
     minSyncPeriod: duration.default('1s'),
@@ -70,6 +74,15 @@ export const IpvsConfigSchema = z
  * input, portway is the load-balancer implementation: it allocates addresses and those become the
  * Services' LoadBalancer ingress IPs; without pools, status.loadBalancer.ingress is used as written.
  */
+function isRegExp(text: string): boolean {
+  try {
+    new RegExp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const LoadBalancerConfigSchema = z
   .object({
     /** Allocate addresses from IPAddressPools (false: use status.loadBalancer.ingress as written). */
@@ -90,11 +103,24 @@ export const LoadBalancerConfigSchema = z
     memberDownAfter: duration.default('1s'),
     /** After start, announce nothing for this long, so peers see this agent alive before it takes over. */
     startupHold: duration.default('1500ms'),
+    /**
+     * Interface names (regexps, joined like MetalLB's announcedInterfacesToExclude) never announced on
+     * when an L2Advertisement names no interfaces. Unset: the list MetalLB's manifests ship
+     * (src/l2/interface-choice.ts DEFAULT_EXCLUDED_INTERFACES); [] excludes nothing.
+     */
+    excludeInterfaces: z
+      .array(z.string().min(1).refine(isRegExp, 'not a valid regular expression'))
+      .optional(),
   })
   .strict();
 
 /** kube-proxy's detectLocalMode values: how traffic from this node's pods is recognised. */
-export const DETECT_LOCAL_MODES = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'] as const;
+export const DETECT_LOCAL_MODES = [
+  'ClusterCIDR',
+  'NodeCIDR',
+  'BridgeInterface',
+  'InterfaceNamePrefix',
+] as const;
 export type DetectLocalMode = (typeof DETECT_LOCAL_MODES)[number];
 
 /** IFNAMSIZ is 16 bytes with the terminating NUL. */
@@ -111,8 +137,10 @@ export function interfaceNameProblem(name: string, kind: 'name' | 'prefix'): str
   // The prefix gets a "+" appended, which counts against the same limit.
   const max = kind === 'prefix' ? MAX_INTERFACE_NAME_BYTES - 1 : MAX_INTERFACE_NAME_BYTES;
   if (Buffer.byteLength(name, 'utf8') > max) return `"${printableName(name)}" is longer than ${max} bytes`;
-  if (!/^[\x21-\x7e]+$/.test(name)) return `"${printableName(name)}" has a space, control or non-ASCII character`;
-  if (/[/:"'\\]/.test(name)) return `"${name}" has a character that is not allowed in an interface name (/ : " ' \\)`;
+  if (!/^[\x21-\x7e]+$/.test(name))
+    return `"${printableName(name)}" has a space, control or non-ASCII character`;
+  if (/[/:"'\\]/.test(name))
+    return `"${name}" has a character that is not allowed in an interface name (/ : " ' \\)`;
   if (name === '.' || name === '..') return `"${name}" is not an interface name`;
   if (name.startsWith('!') || name.startsWith('-')) return `"${name}" must not start with "!" or "-"`;
   if (name.endsWith('+')) {
@@ -182,7 +210,9 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly issues: Array<{ path: string; message: string }>,
   ) {
-    super(`${source}: invalid configuration: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`);
+    super(
+      `${source}: invalid configuration: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -215,8 +245,14 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
  * the interface of BridgeInterface / the prefix of InterfaceNamePrefix must be given). Settings of
  * other modes are ignored, as kube-proxy ignores them. Pure.
  */
-export function detectLocalIssues(config: Pick<Config, 'detectLocalMode' | 'detectLocal'>): Array<{ path: string; message: string }> {
-  const check = (path: string, value: string, kind: 'name' | 'prefix'): Array<{ path: string; message: string }> => {
+export function detectLocalIssues(
+  config: Pick<Config, 'detectLocalMode' | 'detectLocal'>,
+): Array<{ path: string; message: string }> {
+  const check = (
+    path: string,
+    value: string,
+    kind: 'name' | 'prefix',
+  ): Array<{ path: string; message: string }> => {
     const problem = interfaceNameProblem(value, kind);
     if (problem === null) return [];
     const message = value === '' ? `must be set when detectLocalMode is ${config.detectLocalMode}` : problem;

@@ -114,19 +114,3 @@ export function describeSkipped(verdicts: readonly InterfaceVerdict[]): string {
     .map((v) => `${v.ifname}: ${v.reason === 'enslaved' ? `enslaved to ${v.detail ?? '?'}` : v.reason}`)
     .join(', ');
 }
-
-/**
- * Link facts when only names are known (an older injection point): each is taken as a plain, up,
- * broadcast-capable Ethernet interface, except "lo" which is loopback.
- */
-export function linksFromNames(names: readonly string[]): NetworkLink[] {
-  return names.map((ifname, i) => ({
-    ifname,
-    ifindex: i + 1,
-    flags: ifname === 'lo' ? ['LOOPBACK', 'UP', 'LOWER_UP'] : ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'],
-    master: null,
-    kind: null,
-    slaveKind: null,
-    linkType: ifname === 'lo' ? 'loopback' : 'ether',
-  }));
-}

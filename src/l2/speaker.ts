@@ -1,7 +1,7 @@
 // Layer2 inside the agent: member health (which agents are alive), the announcer (owner election + ARP
 // responders) and the choice of interfaces from the L2Advertisements. Every cluster state change feeds
 // update(); member health changes re-run the election. Constructors start nothing (start()/stop()).
-import type { InterfaceAddress, NetworkLink } from '../dataplane/interfaces.js';
+import type { NetworkLink } from '../dataplane/interfaces.js';
 import { RealIpLinks } from '../dataplane/ip.js';
 import type { ClusterState, L2Advertisement, NodeInfo } from '../model/cluster-state.js';
 import type { AllocationResult } from '../lb/allocator.js';
@@ -18,7 +18,6 @@ import {
   chooseAnnounceInterfaces,
   compileInterfaceExclusion,
   describeSkipped,
-  linksFromNames,
 } from './interface-choice.js';
 import { MemberHealth, type Peer } from './member-health.js';
 
@@ -121,13 +120,6 @@ export interface L2SpeakerOptions {
    * [] excludes nothing. A bad pattern makes the constructor throw, naming it.
    */
   excludeInterfaces?: readonly string[];
-  /**
-   * Older injection point, used only when listLinks is not given: names only, each taken as an up,
-   * broadcast-capable interface without a master (see linksFromNames).
-   */
-  listInterfaces?: () => Promise<string[]>;
-  /** No longer read: the default interfaces no longer depend on which one holds the node IP. */
-  listAddresses?: () => Promise<Pick<InterfaceAddress, 'ifname' | 'address'>[]>;
   timers?: Timers;
   /**
    * Re-read the links this often even without a cluster change, so an interface that comes up, goes
@@ -274,7 +266,6 @@ export class L2Speaker {
 
   private async readLinks(): Promise<NetworkLink[]> {
     if (this.opts.listLinks) return this.opts.listLinks();
-    if (this.opts.listInterfaces) return linksFromNames(await this.opts.listInterfaces());
     return new RealIpLinks().listLinks();
   }
 

@@ -2,8 +2,7 @@
 // rules use the allocated ingress IPs), layer2 announcement of the addresses this node owns, and the
 // strictARP sysctls. run.ts creates one, feeds it every state through process() and start()s/stop()s it.
 import type { Config } from '../config/config.js';
-import type { InterfaceAddress, Sysctl } from '../dataplane/interfaces.js';
-import { RealIpLinks } from '../dataplane/ip.js';
+import type { NetworkLink, Sysctl } from '../dataplane/interfaces.js';
 import { createSysctl } from '../dataplane/sysctl.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
@@ -19,7 +18,8 @@ export interface LoadBalancerAgentOptions {
   logger: Logger;
   // Injection points for tests (habit 12).
   sysctl?: Sysctl;
-  listAddresses?: () => Promise<InterfaceAddress[]>;
+  /** This namespace's links for the layer2 interface choice. Default: `ip -j -d link show`. */
+  listLinks?: () => Promise<NetworkLink[]>;
   /** Overrides for the layer2 speaker (fake sockets, timers, probes). */
   speaker?: Partial<L2SpeakerOptions>;
   /** Cluster mode: writes status.loadBalancer.ingress and Events while this node holds the Lease. */
@@ -93,7 +93,6 @@ export class LoadBalancerAgent {
   private async createSpeaker(): Promise<void> {
     const { logger } = this.opts;
     const lb = this.opts.config.loadBalancer;
-    const links = this.opts.listAddresses ?? (() => new RealIpLinks().listAddresses());
     const speaker = new L2Speaker({
       nodeName: this.opts.nodeName,
       nodeIPs: this.opts.nodeIPs,
@@ -104,7 +103,8 @@ export class LoadBalancerAgent {
       memberProbeTimeoutMs: lb.memberProbeTimeout,
       memberDownAfterMs: lb.memberDownAfter,
       startupHoldMs: lb.startupHold,
-      listAddresses: links,
+      ...(this.opts.listLinks ? { listLinks: this.opts.listLinks } : {}),
+      ...(lb.excludeInterfaces ? { excludeInterfaces: lb.excludeInterfaces } : {}),
       ...this.opts.speaker,
     });
     try {

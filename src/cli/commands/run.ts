@@ -207,7 +207,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     nodeIPs,
     logger: log,
     sysctl: dataplane.sysctl,
-    ...(opts.ipLinks ? { listAddresses: () => (opts.ipLinks as IpLinks).listAddresses() } : {}),
+    ...(opts.ipLinks ? { listLinks: () => (opts.ipLinks as IpLinks).listLinks() } : {}),
     // ── LB status writer hook (src/lb/status-writer.ts): cluster mode only; one writer, elected by a Lease
     // in $POD_NAMESPACE (default kube-system). Manifest mode writes nothing. ──
     ...(choice.kind === 'api' && config.loadBalancer.enabled

@@ -32,3 +32,19 @@ describe('loadBalancer configuration', () => {
     );
   });
 });
+
+describe('loadBalancer.excludeInterfaces', () => {
+  test('is unset by default (the speaker then uses MetalLB’s shipped list) and takes regexps', () => {
+    expect(parseConfig({}).loadBalancer.excludeInterfaces).toBeUndefined();
+    expect(
+      parseConfig({ loadBalancer: { excludeInterfaces: ['^eth1$', 'vlan.*'] } }).loadBalancer
+        .excludeInterfaces,
+    ).toEqual(['^eth1$', 'vlan.*']);
+  });
+
+  test('rejects a pattern that is not a regular expression, naming the key and its index', () => {
+    expect(() => parseConfig({ loadBalancer: { excludeInterfaces: ['^ok$', 'bad('] } })).toThrow(
+      /loadBalancer\.excludeInterfaces\.1: not a valid regular expression/,
+    );
+  });
+});

@@ -6,7 +6,6 @@ import {
   compileInterfaceExclusion,
   describeSkipped,
   judgeInterface,
-  linksFromNames,
 } from '../../../src/l2/interface-choice.js';
 
 const link = (ifname: string, flags: string[], extra: Partial<NetworkLink> = {}): NetworkLink => ({
@@ -142,9 +141,4 @@ test('chooseAnnounceInterfaces: the suitable ones and a verdict for each, sorted
   expect(describeSkipped(choice.verdicts)).toBe(
     'eth0: enslaved to br0 (bridge), eth2: down, lo: loopback, veth9: excluded',
   );
-});
-
-test('linksFromNames: plain up interfaces, lo as loopback', () => {
-  const choice = chooseAnnounceInterfaces(linksFromNames(['lo', 'eth0', 'eth1']), null);
-  expect(choice.suitable).toEqual(['eth0', 'eth1']);
 });

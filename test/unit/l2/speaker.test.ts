@@ -264,17 +264,6 @@ describe('L2Speaker', () => {
     );
   });
 
-  test('the older listInterfaces injection: names taken as plain up interfaces, lo as loopback', async () => {
-    // makeSpeaker injects listLinks; an explicit undefined takes it away again.
-    const { speaker } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
-      listLinks: undefined,
-      listInterfaces: async () => ['lo', 'eth0'],
-    } as Partial<ConstructorParameters<typeof L2Speaker>[0]>);
-    await speaker.start();
-    await feed(speaker, lbManifests());
-    expect(speaker.owned()).toEqual({ eth0: [VIP] });
-  });
-
   test('links are re-read every linkRefreshMs without a cluster change; stop() ends it', async () => {
     let links = [link('eth0', UP)];
     let reads = 0;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { defaultConfig, parseConfig } from '../../../src/config/config.js';
 import { FakeSysctl } from '../../../src/dataplane/sysctl.js';
+import type { NetworkLink } from '../../../src/dataplane/interfaces.js';
 import { LoadBalancerAgent } from '../../../src/lb/lb-agent.js';
 import { ARP_ANNOUNCE, ARP_IGNORE } from '../../../src/l2/strict-arp.js';
 import { rankNodes } from '../../../src/l2/election.js';
@@ -15,7 +16,22 @@ afterEach(async () => {
   for (const a of agents.splice(0)) await a.stop();
 });
 
-function makeAgent(config = defaultConfig(), sysctl = new FakeSysctl(), memberPort: number | null = 0) {
+const upLink = (ifname: string, ifindex: number): NetworkLink => ({
+  ifname,
+  ifindex,
+  flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'],
+  master: null,
+  kind: 'veth',
+  slaveKind: null,
+  linkType: 'ether',
+});
+
+function makeAgent(
+  config = defaultConfig(),
+  sysctl = new FakeSysctl(),
+  memberPort: number | null = 0,
+  links: NetworkLink[] = [upLink('eth0', 2)],
+) {
   const logger = new RecordingLogger();
   const { open, sockets } = fakeOpener();
   const agent = new LoadBalancerAgent({
@@ -24,19 +40,10 @@ function makeAgent(config = defaultConfig(), sysctl = new FakeSysctl(), memberPo
     nodeIPs: [OWNER === 'node1' ? '10.99.0.11' : '10.99.0.12'],
     logger,
     sysctl,
-    listAddresses: async () => [
-      {
-        ifname: 'eth0',
-        family: 'IPv4',
-        address: OWNER === 'node1' ? '10.99.0.11' : '10.99.0.12',
-        prefixLength: 24,
-        scope: 'global',
-      },
-    ],
+    listLinks: async () => links,
     speaker: {
       ...(memberPort !== null ? { memberPort } : {}),
       openSocket: open,
-      listInterfaces: async () => ['eth0'],
       memberBindAddress: '127.0.0.1',
       probe: async () => true,
       startupHoldMs: 0,
@@ -54,12 +61,31 @@ describe('LoadBalancerAgent', () => {
     expect(agent.layer2()).toBeNull();
   });
 
-  test('start(): layer2 announces the owned address on the node-IP interface', async () => {
+  test('start(): layer2 announces the owned address on the suitable interface', async () => {
     const { agent } = makeAgent();
     agent.process(stateOf(lbManifests()));
     await agent.start();
     await agent.settled();
     expect(agent.layer2()?.owned()).toEqual({ eth0: [VIP] });
+  });
+
+  test('loadBalancer.excludeInterfaces reaches the speaker: unset = MetalLB default list, else as given', async () => {
+    const links = [upLink('eth0', 2), upLink('lan1', 3), upLink('veth1a2b', 4)];
+    const byDefault = makeAgent(defaultConfig(), new FakeSysctl(), 0, links).agent;
+    byDefault.process(stateOf(lbManifests()));
+    await byDefault.start();
+    await byDefault.settled();
+    expect(byDefault.layer2()?.owned()).toEqual({ eth0: [VIP], lan1: [VIP] }); // veth* excluded by default
+    const configured = makeAgent(
+      parseConfig({ loadBalancer: { excludeInterfaces: ['^eth0$'] } }),
+      new FakeSysctl(),
+      0,
+      links,
+    ).agent;
+    configured.process(stateOf(lbManifests()));
+    await configured.start();
+    await configured.settled();
+    expect(configured.layer2()?.owned()).toEqual({ lan1: [VIP], veth1a2b: [VIP] });
   });
 
   test('layer2 starts only once an L2Advertisement exists, and then follows the states', async () => {
