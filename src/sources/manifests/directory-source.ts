@@ -55,14 +55,21 @@ export interface ManifestReloadStats {
   fullBuild: boolean;
 }
 
-/** Something that calls back on file-system changes under a directory. */
-export type DirectoryWatcherFactory = (dir: string, onEvent: (path: string) => void) => { close(): Promise<void> };
+/**
+ * Something that calls back on file-system changes under a directory. `ready` (when given) resolves
+ * once every change from then on is reported: chokidar sets its watches up asynchronously.
+ */
+export type DirectoryWatcherFactory = (
+  dir: string,
+  onEvent: (path: string) => void,
+) => { close(): Promise<void>; ready?: Promise<void> };
 
 export const chokidarWatcher: DirectoryWatcherFactory = (dir, onEvent) => {
   const w = chokidarWatch(dir, { ignoreInitial: true, persistent: true });
+  const ready = new Promise<void>((resolve) => w.once('ready', () => resolve()));
   w.on('all', (_event, path) => onEvent(path));
   w.on('error', () => undefined); // a vanished directory is reported by the next reload
-  return { close: () => w.close() };
+  return { close: () => w.close(), ready };
 };
 
 export interface ManifestDirectorySourceOptions {
@@ -129,6 +136,8 @@ export class ManifestDirectorySource {
   private debounce: TimerHandle | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** The initial load has begun: changes from now on need a reload. */
+  private watching = false;
   private lastStats: ManifestReloadStats | null = null;
 
   constructor(private readonly opts: ManifestDirectorySourceOptions) {}
@@ -147,12 +156,23 @@ export class ManifestDirectorySource {
     return this.reload(true);
   }
 
-  /** Load once, then watch; onChange is called after every later change. */
+  /**
+   * Watch, then load once; onChange is called after every later change. The watcher must be ready
+   * before the directory is read: a file written between the read and the watches being set up
+   * would otherwise go unseen until its next change. Events during the load reload after it.
+   */
   async start(): Promise<ManifestSnapshot> {
-    const first = await this.load();
     const factory = this.opts.watcher ?? chokidarWatcher;
-    this.watcher = factory(this.opts.dir, (path) => this.changed(path));
-    return first;
+    const watcher = factory(this.opts.dir, (path) => this.changed(path));
+    this.watcher = watcher;
+    await watcher.ready;
+    this.watching = true;
+    const first = this.load();
+    this.reloading = first.then(
+      () => undefined,
+      () => undefined,
+    );
+    return first; // never rejects: an unreadable directory is a problem in the snapshot
   }
 
   async stop(): Promise<void> {
@@ -165,7 +185,8 @@ export class ManifestDirectorySource {
   }
 
   private changed(path: string): void {
-    if (this.stopped) return;
+    // Before the initial load begins its read, the load itself sees the change.
+    if (this.stopped || !this.watching) return;
     this.dirtyPaths.add(path);
     if (this.debounce) this.opts.clock.clearTimeout(this.debounce);
     this.debounce = this.opts.clock.setTimeout(() => {

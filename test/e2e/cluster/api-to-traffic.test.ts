@@ -15,6 +15,7 @@ import { execa } from 'execa';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
 import { standInRequest } from '../../stand-in/client.js';
 import { Topology, type NetnsProcess } from '../harness/topology.js';
+import { DEFAULT_BACKOFF } from '../../../src/sources/api/informer.js';
 import { httpEndpointSlice, httpService, readyAddress } from '../../fixtures/k8s-objects.js';
 
 const ROOT = process.cwd();
@@ -255,10 +256,12 @@ maybe('portway run --kubeconfig: API objects to traffic, and through an API outa
     expect((await scrape(HEALTHZ, '/healthz')).status).toBe(200);
 
     await api.start(); // same port, same objects
+    // Each informer retries on its own backoff, capped at DEFAULT_BACKOFF.maxMs (30 s): after a long
+    // outage on a loaded box the last one may legitimately come back only that long after the restart.
     await until(
       'reconnected',
       async () => ((await metric('portway_api_connected')) === 1 ? true : null),
-      30_000,
+      DEFAULT_BACKOFF.maxMs + 15_000,
       logs,
     );
     expect(await rules()).toBe(before);

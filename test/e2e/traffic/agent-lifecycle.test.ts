@@ -122,6 +122,11 @@ describe('a malformed manifest', () => {
 describe('rules changed behind the agent’s back', () => {
   it('`iptables -t nat -F KUBE-SERVICES` is repaired by the next full sync, which logs drift', async () => {
     const driftBefore = agent.count(/rules changed behind portway/);
+    // Flush right after a sync ends, so the next periodic full sync is ~SYNC_PERIOD_MS away: one that
+    // ran between the flush and the request below would answer it, and one whose save preceded the
+    // flush but whose restore followed it would repair it without reporting drift.
+    const syncsBefore = agent.count(RULES_APPLIED);
+    await agent.waitForCount(RULES_APPLIED, syncsBefore + 1, SYNC_PERIOD_MS * 4);
     await execa('ip', ['netns', 'exec', node.netns, 'iptables', '-t', 'nat', '-F', 'KUBE-SERVICES']);
     // The ClusterIP has no rule now: nothing translates it.
     expect((await nodeClient.request('tcp', web.clusterIP, 80, { timeoutMs: 300 })).ok).toBe(false);

@@ -13,7 +13,7 @@ import {
   renderServiceHealthBody,
   ServiceHealthServer,
 } from '../../../src/observe/service-health.js';
-import { freeLoopbackPort, httpGetOrErrorCode } from '../../fixtures/loopback-http.js';
+import { freeLoopbackPorts, httpGetOrErrorCode } from '../../fixtures/loopback-http.js';
 
 const ep = (ip: string, port: number, nodeName: string, ready = true): Endpoint => ({
   ip,
@@ -87,7 +87,8 @@ describe('planServiceHealthChecks', () => {
 
 describe('ServiceHealthServer (loopback)', () => {
   it('answers 200/503 by local endpoints and opens/closes ports as Services come and go', async () => {
-    const [p1, p2] = [await freeLoopbackPort(), await freeLoopbackPort()];
+    // Both held at once: two freeLoopbackPort() calls in a row may return the same released port.
+    const [p1, p2] = (await freeLoopbackPorts(2)) as [number, number];
     let proxyHealthy = true;
     const server = new ServiceHealthServer({
       nodeName: 'n1',

@@ -213,10 +213,12 @@ describe('ApiSource (against the stand-in API server)', () => {
     );
     expect(source.connection().connected).toBe(true);
     server.freezeWatches(); // a peer that died without closing: no events, no end
-    await eventually('stalled watch detected', () => !source!.connection().connected, 5000);
+    // Default deadlines: detection takes 1.3 s (timeoutSeconds + grace) per frozen watch, and a re-watch
+    // opened before the unfreeze stalls once more; 5 s left little slack on a loaded CI box.
+    await eventually('stalled watch detected', () => !source!.connection().connected);
     server.freezeWatches(false);
     server.put(svc('after-stall'));
-    await eventually('caught up after stall', () => n.names('Service').includes('default/after-stall'), 5000);
+    await eventually('caught up after stall', () => n.names('Service').includes('default/after-stall'));
     await eventually('reconnected', () => source!.connection().connected);
   });
 

@@ -8,6 +8,7 @@ import {
   ResourceInformer,
 } from '../../../src/sources/api/informer.js';
 import { StandInApiServer } from '../../stand-in/api-server.js';
+import { eventually } from '../../fixtures/polling.js';
 
 describe('backoffDelay', () => {
   it('doubles from the initial delay and is capped', () => {
@@ -41,15 +42,16 @@ describe('ResourceInformer bookmarks', () => {
     );
     try {
       informer.start();
-      const deadline = Date.now() + 5000;
-      while (server.openWatchCount < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // eventually's usual deadline per step (one 5 s budget for all three waits was tight under CI load).
+      await eventually('the watch open', () => server.openWatchCount >= 1);
       // Lots of activity in another kind: the Service watch's resourceVersion falls out of history.
       for (let i = 0; i < 20; i++)
         server.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: `n${i}` } });
       server.sendBookmarks();
-      while (informer.status().resourceVersion !== server.currentResourceVersion && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await eventually(
+        'the bookmark received',
+        () => informer.status().resourceVersion === server.currentResourceVersion,
+      );
       expect(informer.status().resourceVersion).toBe(server.currentResourceVersion);
       server.dropWatches();
       server.put({
@@ -58,8 +60,7 @@ describe('ResourceInformer bookmarks', () => {
         metadata: { name: 'late', namespace: 'default' },
         spec: {},
       });
-      while (informer.objects().length === 0 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 10));
+      await eventually('the late Service seen', () => informer.objects().length > 0);
       expect(informer.objects().map((o) => o.metadata?.name)).toEqual(['late']);
       expect(informer.status().lists).toBe(1); // resumed from the bookmark, no 410, no relist
     } finally {

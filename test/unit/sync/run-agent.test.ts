@@ -1,6 +1,6 @@
 // runAgent / cleanup (src/cli/commands) over the fake dataplane: the agent's wiring, without a kernel.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanup } from '../../../src/cli/commands/cleanup.js';
@@ -100,10 +100,14 @@ describe('runAgent', () => {
       onSync: () => syncs++,
     });
     const ipt = dp.iptables.IPv4 as FakeIptables;
-    await eventually('first sync', () => syncs >= 1, 5000);
+    // The default deadline: 5 s was tight for agent start-up on a loaded CI box.
+    await eventually('first sync', () => syncs >= 1);
     expect(ipt.dump()).toContain('10.244.1.5');
-    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5', '10.244.1.6']));
-    await eventually('the re-sync after the change', () => ipt.dump().includes('10.244.1.6'), 5000);
+    // Written beside and renamed in: a reload between writeFile's truncate and its write would see an
+    // empty file (a sync removing the rules, then another) and break the count of restores below.
+    await writeFile(join(stateDir, 'web.yaml.new'), web(['10.244.1.5', '10.244.1.6']));
+    await rename(join(stateDir, 'web.yaml.new'), join(dir, 'web.yaml'));
+    await eventually('the re-sync after the change', () => ipt.dump().includes('10.244.1.6'));
     // The rules' restores (the built-in jumps go in a restore of their own after the first).
     const restores = ipt
       .restores()

@@ -16,6 +16,7 @@ import {
   type ManifestSnapshot,
 } from '../../../../src/sources/manifests/directory-source.js';
 import { ManualClock } from '../../../../src/sync/clock.js';
+import { eventually } from '../../../fixtures/polling.js';
 
 const svc = (name: string, ip: string, port: number | string = 80) => `apiVersion: v1
 kind: Service
@@ -63,7 +64,8 @@ describe('ManifestDirectorySource, incremental', () => {
       const before = snapshots.length;
       fire(path);
       await clock.advance(DEFAULT_DEBOUNCE_MS);
-      for (let i = 0; i < 200 && snapshots.length === before; i++) await new Promise((r) => setTimeout(r, 5));
+      // The reload reads files for real: the usual deadline, not a fixed 1 s (short under CI load).
+      await eventually('the reload after the event', () => snapshots.length > before);
       return snapshots.at(-1)!;
     };
     return { src, event, snapshots };

@@ -9,6 +9,7 @@ import {
   type ManifestSnapshot,
 } from '../../../../src/sources/manifests/directory-source.js';
 import { ManualClock, SystemClock } from '../../../../src/sync/clock.js';
+import { eventually } from '../../../fixtures/polling.js';
 
 const svc = (name: string, ip: string, port: number | string = 80) => `
 apiVersion: v1
@@ -113,8 +114,8 @@ describe('ManifestDirectorySource', () => {
     await clock.advance(99);
     expect(snapshots).toHaveLength(0);
     await clock.advance(1);
-    // the reload reads files for real; give it time
-    for (let i = 0; i < 50 && snapshots.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // The reload reads files for real: wait for it with the usual deadline (a fixed 500 ms was short on a loaded CI box).
+    await eventually('the debounced reload', () => snapshots.length > 0);
     expect(snapshots.map(serviceNames)).toEqual([['alpha', 'beta']]);
     await src.stop();
     expect(closed).toBe(true);
@@ -130,12 +131,10 @@ describe('ManifestDirectorySource', () => {
       debounceMs: 50,
       onChange: (s) => snapshots.push(s),
     });
+    // No settling sleep: start() resolves only once chokidar is ready, so a write right after it is seen.
     await src.start();
-    await new Promise((r) => setTimeout(r, 200)); // let the watcher settle
     await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
-    for (let i = 0; i < 100 && !snapshots.some((s) => serviceNames(s).includes('beta')); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually('beta seen', () => snapshots.some((s) => serviceNames(s).includes('beta')));
     await src.stop();
     expect(serviceNames(snapshots.at(-1)!)).toEqual(['alpha', 'beta']);
   });
