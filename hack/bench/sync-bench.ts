@@ -10,7 +10,9 @@
 //     watched directory to the restore having returned (rules in the kernel), split into the source's
 //     part (watch event + debounce + reload of the directory into a ClusterState) and the syncer's part
 //     (render + plan + restore), with the bytes sent to iptables-restore; median and p99;
-//  3. a full re-sync of the loaded namespace vs `iptables-restore` alone loading the same payload.
+//  3. a full re-sync of the loaded namespace vs `iptables-restore` alone loading the same payload;
+//  4. an agent restart onto the loaded namespace: the new process's first sync (it adopts the chains
+//     that already print as desired and writes only the others).
 // Targets (issue "Apply for real"): one-endpoint change < 100 ms median and < 10 KB; full sync ≤ 1.3 ×
 // restore alone.
 //
@@ -267,6 +269,7 @@ async function main(): Promise<void> {
     const changeRestore: number[] = [];
     const changeStages: Array<Record<string, number>> = [];
     const reloads: string[] = [];
+    let latestState = first.state;
     for (let c = 1; c <= CHANGES; c++) {
       gc();
       const ips = endpointIpsOf(0);
@@ -278,6 +281,7 @@ async function main(): Promise<void> {
       renameSync(staged, join(manifests, 'svc0.yaml'));
       const snap = await snapReady;
       const t1 = now();
+      latestState = snap.state;
       syncer.setState(snap.state);
       const r = await syncer.sync();
       const t2 = now();
@@ -371,6 +375,37 @@ async function main(): Promise<void> {
     console.log(
       `full sync / restore alone: ${(median(fullMs) / median(aloneMs)).toFixed(2)}   [target: ≤ 1.3]`,
     );
+
+    // 4. An agent restart: a new process (a new syncer, no lastApplied) onto the programmed namespace,
+    //    first with nothing changed, then after one service's endpoints changed while it was down.
+    const restart = async (what: string, state: typeof latestState): Promise<void> => {
+      const fresh = new IptablesSyncer({
+        families: [{ family: 'IPv4', iptables, conntrack: dataplane.conntrack }],
+        render: (st, family, cache) =>
+          renderIptables(st, renderOptionsFromConfig(config, family, [NODE_IP]), cache),
+        clock: new SystemClock(),
+        logger: silentLogger,
+      });
+      fresh.setState(state);
+      gc();
+      const t0 = now();
+      const r = await fresh.sync();
+      const fam = r.families[0];
+      const a = fam?.adopted;
+      console.log(
+        `agent restart, ${what}: first sync ${ms(now() - t0)} (` +
+          (a
+            ? `adopted: kept ${a.kept} chains, rewrote ${a.rewritten}, deleted ${a.deleted}`
+            : 'not adopted: full rewrite') +
+          `, ${kb(fam?.plan?.bytes ?? 0)} to iptables-restore)`,
+      );
+      console.log(`    syncer stages (ms): ${stageSummary([fam?.stageMs ?? {}])}`);
+    };
+    await restart('nothing changed', latestState);
+    const moved = { ...latestState, servicePorts: [...latestState.servicePorts] };
+    const sp = moved.servicePorts[1]!;
+    moved.servicePorts[1] = { ...sp, endpoints: sp.endpoints.slice(1) };
+    await restart('one endpoint gone meanwhile', moved);
   } finally {
     cleanup();
   }

@@ -54,8 +54,9 @@ export interface IptablesPlanOptions {
   /** Write every desired chain (repairs drift) instead of only those that changed since lastApplied. */
   full: boolean;
   /**
-   * Chains seen in the kernel per table (iptables-save), known on full syncs: owned ones that are not
-   * desired (left by an earlier run or by kube-proxy) are deleted. Chains of other owners are ignored.
+   * Chains seen in the kernel per table (iptables-save), known on full syncs and on a first sync that
+   * adopts the kernel's rules: owned ones that are not desired (left by an earlier run or by
+   * kube-proxy) are deleted. Chains of other owners are ignored.
    */
   observedChains?: Partial<Record<TableName, readonly string[]>>;
   /** Full plans with at least this many lines ask for the "-S first" trick (DESIGN §5). Default 2000. */
@@ -350,7 +351,8 @@ function decideTables(
     // Chains to get rid of: what we applied before, plus (full) owned chains the kernel shows.
     const gone = new Set<string>();
     for (const c of goneCandidates) if (!kept.has(c.name) && isOwnedChainName(c.name)) gone.add(c.name);
-    if (full) for (const name of staleObservedChains(desired, table, observedChains, gone)) gone.add(name);
+    // Owned chains the kernel shows that are not desired (known on full syncs and when adopting).
+    for (const name of staleObservedChains(desired, table, observedChains, gone)) gone.add(name);
     return {
       table,
       writes,

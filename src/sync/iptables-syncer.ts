@@ -8,7 +8,10 @@
 //    sync full;
 //  - a full sync reads iptables-save, reports drift against lastApplied, deletes stale owned chains
 //    (ours or kube-proxy's) and re-checks the built-in jumps; it never flushes first, so taking over
-//    a node programmed by kube-proxy (or an earlier portway) replaces chains atomically.
+//    a node programmed by kube-proxy (or an earlier portway) replaces chains atomically;
+//  - the first sync of a process reads the dump before writing: chains the kernel already holds as
+//    desired are adopted and only the others written (src/sync/adopt.ts), so a restart onto a
+//    programmed node costs a dump and a comparison, not a rewrite of every chain.
 import type { Conntrack, Iptables, Sysctl } from '../dataplane/interfaces.js';
 import { splitRuleSpec } from '../dataplane/iptables-text.js';
 import type { ClusterState, IPFamily, ServicePort } from '../model/cluster-state.js';
@@ -22,6 +25,7 @@ import {
 import { IptablesRenderCache } from '../render/iptables/render.js';
 import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
 import type { Clock } from './clock.js';
+import { ownedChainsIn, planAdoption, type Adoption } from './adopt.js';
 import { planConntrackCleanup } from './conntrack-cleanup.js';
 import {
   detectDriftInScan,
@@ -100,6 +104,11 @@ export interface FamilySyncResult {
   jumpsInserted: BuiltinJump[];
   jumpsRemoved: BuiltinJump[];
   conntrackDeleted: number;
+  /**
+   * Set when this (first) sync adopted rules the kernel already held: desired chains kept as they
+   * were, chains written because they were missing or differed, and owned chains deleted.
+   */
+  adopted?: { kept: number; rewritten: number; deleted: number };
   /**
    * Clock time spent per stage ('render', 'iptables-save' = waiting for the dump and comparing it,
    * 'plan', 'iptables-restore', 'built-in jumps', 'conntrack', …), for logs and benchmarks.
@@ -268,7 +277,25 @@ export class IptablesSyncer {
       const desired: IptablesRuleSet = this.opts.render(state, family, fam.renderCache);
 
       let saved: Map<string, ScannedTable> | null = null;
-      if (reading) {
+      // This process's first sync onto a kernel that already holds owned chains (a restart, an
+      // upgrade, a takeover from kube-proxy): chains that already print as desired are adopted and
+      // only the others written (src/sync/adopt.ts). Onto an empty kernel the dump is all but empty.
+      let adoption: Adoption | null = null;
+      if (reading && fam.lastApplied === null) {
+        enter('iptables-save');
+        const kernel = await reading;
+        enter('adopt');
+        adoption = planAdoption(desired, kernel);
+        if (adoption) {
+          saved = kernel;
+          res.adopted = {
+            kept: adoption.kept,
+            rewritten: adoption.rewritten.length,
+            deleted: adoption.stale.length,
+          };
+        }
+      }
+      if (reading && adoption === null) {
         // Full: iptables-restore parses the rewrite of every chain while iptables-save (started above)
         // and the drift check run; stale chains the dump shows and the COMMIT follow once they are
         // done (planFullRestoreStreamed). The dump is of the kernel before this restore, always.
@@ -316,8 +343,9 @@ export class IptablesSyncer {
         this.countPayload(res.plan?.bytes ?? 0);
       } else {
         enter('plan');
-        const plan = planIptablesRestore(desired, fam.lastApplied, {
+        const plan = planIptablesRestore(desired, adoption?.kernelHolds ?? fam.lastApplied, {
           full: false,
+          ...(saved ? { observedChains: ownedChainsIn(saved) } : {}),
           ...this.listFirstOptions(),
         });
         res.plan = {
@@ -375,6 +403,7 @@ export class IptablesSyncer {
           bytes: res.plan?.bytes ?? 0,
           jumpsInserted: jumps.inserted.length,
           conntrackDeleted: res.conntrackDeleted,
+          ...(res.adopted ? { adopted: res.adopted } : {}),
         },
         res.plan?.bytes ? 'iptables rules applied' : 'iptables already up to date',
       );
