@@ -34,8 +34,12 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
     npm install --no-fund --no-audit --loglevel=error </dev/null
 fi
 
-if [ -f native/arp/binding.gyp ] && [ ! -f native/arp/build/Release/arp.node ] ; then
-  echo "setup: building the native ARP addon"
+# Built when missing, and rebuilt when a source is newer than the module (a checkout that changed the
+# addon, e.g. when NDP sockets were added, must not keep loading the old one).
+arp_node=native/arp/build/Release/arp.node
+if [ -f native/arp/binding.gyp ] && { [ ! -f "$arp_node" ] ||
+  [ -n "$(find native/arp/binding.gyp native/arp/src -newer "$arp_node" -print -quit)" ]; }; then
+  echo "setup: building the native ARP/NDP addon"
   npx --no-install node-gyp rebuild -C native/arp --loglevel=warn </dev/null >/dev/null
 fi
 

@@ -1,6 +1,8 @@
 // Layer2 announcement for this node: joins the allocation, the cluster state and member health into owner
-// decisions (election.ts, pure) and drives one ARP responder per interface (the effects). Recomputes on
-// every input change; constructors start nothing (start()/stop()).
+// decisions (election.ts, pure) and drives one ARP responder per interface for IPv4 addresses and one NDP
+// responder per interface for IPv6 ones (the effects). NDP sockets are opened only on an interface that
+// has an IPv6 address to announce, so an IPv4-only cluster opens none. Recomputes on every input change;
+// constructors start nothing (start()/stop()).
 import type { ClusterState } from '../model/cluster-state.js';
 import type { AllocationResult } from '../lb/allocator.js';
 import {
@@ -10,14 +12,18 @@ import {
   type Timers,
   realTimers,
 } from './arp-responder.js';
-import type { ArpSocketOpener } from './arp-socket.js';
+import { type ArpSocketOpener, type NdpSocketOpener, openNdpSocket } from './arp-socket.js';
 import { type OwnerDecision, collectAnnouncedAddresses, decideOwner } from './election.js';
+import { NdpResponder } from './ndp-responder.js';
+import { ipFamilyOf } from '../model/ip.js';
 
 export interface L2AnnouncerOptions {
   nodeName: string;
   /** Interfaces this agent may announce on; an advertisement's interface list narrows it. */
   interfaces: string[];
   openSocket: ArpSocketOpener;
+  /** Opens the NDP sockets for IPv6 addresses (default: the native addon's, openNdpSocket). */
+  openNdpSocket?: NdpSocketOpener;
   /** Which agents are alive (member health). */
   aliveNodes: () => ReadonlySet<string>;
   timers?: Timers;
@@ -37,6 +43,10 @@ export type ClusterInputs = Pick<
 
 export class L2Announcer {
   private readonly responders = new Map<string, ArpResponder>();
+  /** Interface → NDP responder, opened on the first IPv6 address owned there. */
+  private readonly ndpResponders = new Map<string, NdpResponder>();
+  /** Interface → the last NDP open error (logged when it changes). */
+  private readonly ndpFailures = new Map<string, string>();
   private inputs: { state: ClusterInputs; allocation: AllocationResult } | null = null;
   private holding = true;
   private holdTimer: unknown = null;
@@ -94,6 +104,9 @@ export class L2Announcer {
       if (wanted.has(ifname)) continue;
       responder.stop();
       this.responders.delete(ifname);
+      this.ndpResponders.get(ifname)?.stop();
+      this.ndpResponders.delete(ifname);
+      this.ndpFailures.delete(ifname);
     }
     const failures: Array<{ ifname: string; error: string }> = [];
     for (const ifname of wanted) {
@@ -116,11 +129,43 @@ export class L2Announcer {
     });
   }
 
+  /** The NDP responder of `ifname`, opened now if needed; null (logged once per error) when it cannot be. */
+  private ndpResponder(ifname: string): NdpResponder | null {
+    const existing = this.ndpResponders.get(ifname);
+    if (existing) return existing;
+    const responder = new NdpResponder(
+      ifname,
+      this.opts.openNdpSocket ?? openNdpSocket,
+      this.timers,
+      this.opts.burst ?? DEFAULT_BURST,
+      {
+        onUnsolicited: (ip) => this.opts.log?.({ msg: 'unsolicited NA', ip, interface: ifname }),
+        onError: (err) => this.opts.log?.({ msg: 'NDP send failed', interface: ifname, error: err.message }),
+      },
+    );
+    try {
+      responder.start();
+    } catch (e) {
+      const error = (e as Error).message;
+      if (this.ndpFailures.get(ifname) !== error) {
+        this.ndpFailures.set(ifname, error);
+        this.opts.log?.({ msg: 'cannot open NDP socket', interface: ifname, error });
+      }
+      return null;
+    }
+    this.ndpFailures.delete(ifname);
+    this.ndpResponders.set(ifname, responder);
+    return responder;
+  }
+
   stop(): void {
     if (this.holdTimer !== null) this.timers.clearTimeout(this.holdTimer);
     this.holdTimer = null;
     for (const r of this.responders.values()) r.stop();
     this.responders.clear();
+    for (const r of this.ndpResponders.values()) r.stop();
+    this.ndpResponders.clear();
+    this.ndpFailures.clear();
     this.started = false;
   }
 
@@ -140,9 +185,14 @@ export class L2Announcer {
     return this.lastDecisions;
   }
 
-  /** Addresses currently answered, per interface. */
+  /** Addresses currently answered (ARP and NDP), per interface. */
   owned(): Record<string, string[]> {
-    return Object.fromEntries([...this.responders].map(([ifname, r]) => [ifname, r.ownedAddresses()]));
+    return Object.fromEntries(
+      [...this.responders].map(([ifname, r]) => [
+        ifname,
+        [...r.ownedAddresses(), ...(this.ndpResponders.get(ifname)?.ownedAddresses() ?? [])],
+      ]),
+    );
   }
 
   private reconcile(): void {
@@ -178,7 +228,13 @@ export class L2Announcer {
         }
       }
     }
-    for (const [ifname, ips] of perInterface) this.responders.get(ifname)?.setOwned(ips);
+    for (const [ifname, ips] of perInterface) {
+      const v6 = ips.filter((ip) => ipFamilyOf(ip) === 'IPv6');
+      this.responders.get(ifname)?.setOwned(ips.filter((ip) => ipFamilyOf(ip) !== 'IPv6'));
+      // An interface without IPv6 addresses to announce keeps an open NDP socket quiet (no groups).
+      const ndp = v6.length > 0 ? this.ndpResponder(ifname) : (this.ndpResponders.get(ifname) ?? null);
+      ndp?.setOwned(v6);
+    }
     if (changed) {
       this.opts.log?.({
         msg: 'layer2 decisions',

@@ -1,5 +1,5 @@
-// Which node answers ARP for a LoadBalancer address (DESIGN habit 8). Pure: every node computes the same
-// owner from the same inputs (cluster state + the set of agents it sees alive), so no coordination traffic
+// Which node answers ARP (IPv4) or NDP (IPv6) for a LoadBalancer address (DESIGN habit 8). Pure: every
+// node computes the same owner from the same inputs (cluster state + the set of agents it sees alive), so no coordination traffic
 // is needed. The eligible nodes are sorted by sha256(node + '#' + ip) and the first one announces, as
 // MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
 import { createHash } from 'node:crypto';
@@ -10,7 +10,6 @@ import type {
   NodeInfo,
   TrafficPolicy,
 } from '../model/cluster-state.js';
-import { ipFamilyOf } from '../model/ip.js';
 import type { AllocationResult } from '../lb/allocator.js';
 import { matchesAnySelector } from '../lb/label-selector.js';
 
@@ -30,7 +29,10 @@ export type AnnounceReason =
   | 'noLocalEndpoints'
   /** No node is selected, Ready, alive (and, for Local, has an endpoint). */
   | 'noEligibleNodes'
-  /** IPv6 addresses need NDP, which portway does not speak yet. */
+  /**
+   * @deprecated Never returned any more: IPv6 addresses are elected like IPv4 ones and announced by NDP
+   * (ndp-responder.ts). Kept in the union so code that matches on it still compiles.
+   */
   | 'ipv6NotAnnounced';
 
 /** One address to announce and what its eligibility depends on. */
@@ -117,7 +119,6 @@ export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: Elec
     eligible,
     interfaces: [],
   });
-  if (ipFamilyOf(addr.ip) !== 'IPv4') return none('ipv6NotAnnounced');
   const ads = advertisementsForPool(addr.pool, inputs.pools, inputs.advertisements);
   if (ads.length === 0) return none('notAdvertised');
   const withEndpoints = new Set(addr.nodesWithReadyEndpoints);

@@ -10,7 +10,7 @@ import { ipFamilyOf } from '../model/ip.js';
 import type { Logger } from '../observe/logger.js';
 import { L2Announcer, type ClusterInputs } from './announcer.js';
 import { type GratuitousBurst, type Timers, realTimers } from './arp-responder.js';
-import { type ArpSocketOpener, openArpSocket } from './arp-socket.js';
+import { type ArpSocketOpener, type NdpSocketOpener, openArpSocket, openNdpSocket } from './arp-socket.js';
 import type { OwnerDecision } from './election.js';
 import {
   DEFAULT_EXCLUDED_INTERFACES,
@@ -109,6 +109,8 @@ export interface L2SpeakerOptions {
   startupHoldMs?: number;
   // Injection points (habit 12).
   openSocket?: ArpSocketOpener;
+  /** Opens NDP sockets (IPv6 addresses); default the native addon's. */
+  openNdpSocket?: NdpSocketOpener;
   /**
    * This namespace's interfaces with flags, master and kind, read once per update. Default:
    * `ip -j -d link show` (RealIpLinks.listLinks).
@@ -149,14 +151,16 @@ export class L2Speaker {
       nodeName: opts.nodeName,
       interfaces: [],
       openSocket: opts.openSocket ?? openArpSocket,
+      openNdpSocket: opts.openNdpSocket ?? openNdpSocket,
       aliveNodes: () => this.health.aliveNodes(),
       ...(opts.timers ? { timers: opts.timers } : {}),
       ...(opts.burst ? { burst: opts.burst } : {}),
       startupHoldMs: opts.startupHoldMs ?? 0,
       log: (event) => {
         const { msg, ...fields } = event as { msg?: string };
-        if (msg === 'gratuitous ARP') log.debug(fields, msg);
-        else if (msg === 'ARP send failed') log.warn(fields, msg);
+        if (msg === 'gratuitous ARP' || msg === 'unsolicited NA') log.debug(fields, msg);
+        else if (msg === 'ARP send failed' || msg === 'NDP send failed') log.warn(fields, msg);
+        else if (msg === 'cannot open NDP socket') log.error(fields, `layer2: ${msg}`);
         else log.info(fields, `layer2: ${msg ?? 'event'}`);
       },
     });

@@ -4,6 +4,8 @@
 //   node --import tsx src/l2/standalone-main.ts --node node-a --interface eth0 --vip 192.168.50.100 \
 //        --bind 192.168.50.11 --peers node-a=192.168.50.11,node-b=192.168.50.12 [--port 7473]
 //
+// An IPv6 --vip (e.g. 2001:db8:50::100) is announced by NDP instead of ARP.
+//
 // Without --interface it announces as an L2Advertisement without interfaces does: on every suitable
 // interface (interface-choice.ts), read with `ip -j -d link show` at start and every --link-refresh-ms.
 //
@@ -12,10 +14,10 @@ import { parseArgs } from 'node:util';
 import { allocate } from '../lb/allocator.js';
 import { parsePoolAddress } from '../lb/pools.js';
 import type { ClusterState, ServiceInfo, ServicePort } from '../model/cluster-state.js';
-import { canonicalIP } from '../model/ip.js';
+import { canonicalIP, ipFamilyOf } from '../model/ip.js';
 import { RealIpLinks } from '../dataplane/ip.js';
 import { L2Announcer } from './announcer.js';
-import { openArpSocket } from './arp-socket.js';
+import { openArpSocket, openNdpSocket } from './arp-socket.js';
 import {
   DEFAULT_EXCLUDED_INTERFACES,
   compileInterfaceExclusion,
@@ -50,6 +52,8 @@ const node = values.node ?? fail('--node is required');
 const ifname = values.interface ?? null;
 const vip =
   canonicalIP(values.vip ?? fail('--vip is required')) ?? fail(`--vip: "${values.vip}" is not an IP address`);
+// An IPv6 VIP is answered by NDP (Neighbor Solicitations, unsolicited advertisements on takeover).
+const family = ipFamilyOf(vip) ?? 'IPv4';
 const num = (flag: string, text: string | undefined) => {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0) fail(`--${flag}: "${text}" is not a non-negative integer`);
@@ -75,7 +79,7 @@ const service: ServiceInfo = {
   annotations: {},
   selector: {},
   clusterIPs: [],
-  ipFamilies: ['IPv4'],
+  ipFamilies: [family],
   ipFamilyPolicy: 'SingleStack',
   loadBalancerIP: vip,
   loadBalancerClass: '',
@@ -103,7 +107,7 @@ const servicePort: ServicePort = {
   externalTrafficPolicy: 'Cluster',
   internalTrafficPolicy: 'Cluster',
   sessionAffinity: { type: 'None' },
-  ipFamilies: ['IPv4'],
+  ipFamilies: [family],
   endpoints: nodeNames.map((name, i) => ({
     ip: `127.0.0.${i + 1}`,
     port: 80,
@@ -127,7 +131,7 @@ const state: Pick<ClusterState, 'services' | 'servicePorts' | 'nodes' | 'address
     addressPools: [
       {
         name: 'standalone',
-        addresses: [parsePoolAddress(`${vip}/32`)],
+        addresses: [parsePoolAddress(`${vip}/${family === 'IPv6' ? 128 : 32}`)],
         autoAssign: true,
         avoidBuggyIPs: false,
       },
@@ -163,6 +167,7 @@ announcer = new L2Announcer({
   nodeName: node,
   interfaces: ifname === null ? [] : [ifname],
   openSocket: openArpSocket,
+  openNdpSocket: openNdpSocket,
   aliveNodes: () => health.aliveNodes(),
   startupHoldMs: num('hold-ms', values['hold-ms']),
   log,

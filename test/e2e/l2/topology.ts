@@ -7,6 +7,8 @@ export interface Host {
   name: string;
   netns: string;
   ip: string;
+  /** The host's IPv6 address when the segment has an IPv6 prefix. */
+  ip6?: string;
   mac: string;
 }
 
@@ -17,6 +19,7 @@ export class Segment {
   constructor(
     readonly prefix: string,
     readonly subnet: string, // e.g. "192.168.77" (a /24)
+    readonly subnet6?: string, // e.g. "2001:db8:77" (a /64: hosts get <subnet6>::<octet>)
   ) {}
 
   get switchNs(): string {
@@ -50,11 +53,14 @@ export class Segment {
       await ip('-n', netns, 'link', 'set', tmp, 'name', 'eth0');
       await ip('-n', netns, 'link', 'set', 'eth0', 'address', mac);
       await ip('-n', netns, 'addr', 'add', `${hostIp}/24`, 'dev', 'eth0');
+      const hostIp6 = this.subnet6 === undefined ? undefined : `${this.subnet6}::${h.octet}`;
+      // nodad: usable at once (no tentative second while duplicate address detection runs).
+      if (hostIp6) await ip('-n', netns, 'addr', 'add', `${hostIp6}/64`, 'dev', 'eth0', 'nodad');
       await ip('-n', netns, 'link', 'set', 'eth0', 'up');
       await ip('-n', netns, 'link', 'set', 'lo', 'up');
       await ip('-n', this.switchNs, 'link', 'set', `p${i}`, 'master', 'br0');
       await ip('-n', this.switchNs, 'link', 'set', `p${i}`, 'up');
-      this.hosts.set(h.name, { name: h.name, netns, ip: hostIp, mac });
+      this.hosts.set(h.name, { name: h.name, netns, ip: hostIp, ...(hostIp6 ? { ip6: hostIp6 } : {}), mac });
     }
   }
 

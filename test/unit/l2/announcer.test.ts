@@ -3,7 +3,8 @@ import { L2Announcer, type ClusterInputs } from '../../../src/l2/announcer.js';
 import { rankNodes } from '../../../src/l2/election.js';
 import type { L2Advertisement, ServicePort } from '../../../src/model/cluster-state.js';
 import { pool, svc } from '../lb/fixtures.js';
-import { ManualTimers, fakeOpener } from './fakes.js';
+import { buildNeighborSolicitation, parseNeighborAdvertisement } from '../../../src/l2/ndp-frame.js';
+import { ManualTimers, fakeNdpOpener, fakeOpener } from './fakes.js';
 
 const VIP = '192.168.1.100';
 const [first, second] = rankNodes(VIP, ['node-a', 'node-b']) as [string, string];
@@ -117,5 +118,108 @@ describe('L2Announcer', () => {
     const { announcer, sockets } = setup(first, { interfaces: ['eth0', 'eth1'] });
     announcer.stop();
     expect([...sockets.values()].every((s) => s.closed)).toBe(true);
+  });
+});
+
+describe('L2Announcer with IPv6 addresses (NDP)', () => {
+  const VIP6 = '2001:db8::100';
+  const [first6, second6] = rankNodes(VIP6, ['node-a', 'node-b']) as [string, string];
+
+  function dualStack(): ClusterInputs {
+    return {
+      services: [
+        svc('web', {
+          ipFamilies: ['IPv4', 'IPv6'],
+          ipFamilyPolicy: 'RequireDualStack',
+          annotations: { 'portway.io/loadBalancerIPs': `${VIP},${VIP6}` },
+        }),
+      ],
+      servicePorts: [webPort()],
+      nodes: ['node-a', 'node-b'].map((name) => ({ name, addresses: [], ready: true, labels: {} })),
+      addressPools: [pool('p', ['192.168.1.0/24', '2001:db8::/64'])],
+      l2Advertisements: [ad()],
+    };
+  }
+
+  function setup6(me: string, opts: { failNdpOn?: string[] } = {}) {
+    const arp = fakeOpener();
+    const ndp = fakeNdpOpener(opts.failNdpOn ? { failOn: opts.failNdpOn } : {});
+    const timers = new ManualTimers();
+    const log: Array<Record<string, unknown>> = [];
+    let alive = new Set(['node-a', 'node-b']);
+    const announcer = new L2Announcer({
+      nodeName: me,
+      interfaces: ['eth0'],
+      openSocket: arp.open,
+      openNdpSocket: ndp.open,
+      aliveNodes: () => alive,
+      timers,
+      burst: { count: 2, intervalMs: 100 },
+      log: (e) => log.push(e),
+    });
+    const s = dualStack();
+    announcer.start();
+    announcer.update(s, allocate(s.services, s.addressPools, {}));
+    return {
+      announcer,
+      arp: arp.sockets,
+      ndp: ndp.sockets,
+      timers,
+      log,
+      setAlive: (names: string[]) => ((alive = new Set(names)), announcer.membershipChanged()),
+    };
+  }
+
+  test('the IPv6 address is elected on its own hash and answered by NDP, the IPv4 one by ARP', () => {
+    const { announcer, arp, ndp } = setup6(first6);
+    expect(announcer.decisions().map((d) => [d.ip, d.reason, d.owner])).toEqual([
+      [VIP, first6 === first ? '' : 'notOwner', first],
+      [VIP6, '', first6],
+    ]);
+    expect(announcer.owned().eth0).toContain(VIP6);
+    expect(ndp.get('eth0')?.groups).toEqual(new Set(['33:33:ff:00:01:00']));
+    // The ARP responder never sees the IPv6 address.
+    expect(arp.get('eth0')?.sent.every((f) => f.readUInt16BE(12) === 0x0806)).toBe(true);
+  });
+
+  test('a node that does not own the IPv6 address opens no NDP socket', () => {
+    const { announcer, ndp } = setup6(second6);
+    expect(announcer.owned().eth0).not.toContain(VIP6);
+    expect(ndp.size).toBe(0);
+  });
+
+  test('takeover sends the unsolicited advertisement burst; losing the address leaves the group and goes quiet', () => {
+    const { announcer, ndp, timers, setAlive } = setup6(second6);
+    setAlive([second6]);
+    const socket = ndp.get('eth0');
+    expect(announcer.owned().eth0).toContain(VIP6);
+    expect(socket?.sent.map((f) => parseNeighborAdvertisement(f))).toEqual([
+      expect.objectContaining({ targetIp: VIP6, dstIp: 'ff02::1', override: true, solicited: false }),
+    ]);
+    timers.advance(100);
+    expect(socket?.sent).toHaveLength(2);
+    setAlive([first6, second6]);
+    expect(announcer.owned().eth0).not.toContain(VIP6);
+    expect(socket?.groups.size).toBe(0);
+    const asked = buildNeighborSolicitation('02:00:00:00:00:01', '2001:db8::10', VIP6);
+    socket?.deliver(asked, false);
+    timers.advance(1000);
+    expect(socket?.sent).toHaveLength(2);
+  });
+
+  test('an NDP socket that cannot be opened is logged once and tried again; ARP is unaffected', () => {
+    const { announcer, log, arp, setAlive } = setup6(first6, { failNdpOn: ['eth0'] });
+    setAlive(['node-a', 'node-b']);
+    expect(log.filter((e) => e.msg === 'cannot open NDP socket')).toEqual([
+      { msg: 'cannot open NDP socket', interface: 'eth0', error: expect.stringMatching(/EPERM/) },
+    ]);
+    expect(announcer.owned().eth0).not.toContain(VIP6);
+    expect(arp.get('eth0')?.closed).toBe(false);
+  });
+
+  test('stop closes the NDP sockets too', () => {
+    const { announcer, ndp } = setup6(first6);
+    announcer.stop();
+    expect(ndp.get('eth0')?.closed).toBe(true);
   });
 });

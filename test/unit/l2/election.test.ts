@@ -166,8 +166,17 @@ describe('decideOwner', () => {
     expect(decideOwner('node-b', addr('192.168.1.100'), excluded).reason).toBe('');
   });
 
-  test('IPv6 addresses are not announced over ARP', () => {
-    expect(decideOwner('node-c', addr('2001:db8::1'), inputs()).reason).toBe('ipv6NotAnnounced');
+  // MetalLB elects IPv6 addresses like IPv4 ones (and announces them by NDP): same hash, same reasons.
+  test('IPv6 addresses are elected like IPv4 ones', () => {
+    const ranked = rankNodes('2001:db8::1', ['node-a', 'node-b', 'node-c']);
+    const owner = ranked[0] as string;
+    expect(decideOwner(owner, addr('2001:db8::1'), inputs())).toMatchObject({
+      reason: '',
+      owner,
+      eligible: ranked,
+    });
+    const other = ranked[1] as string;
+    expect(decideOwner(other, addr('2001:db8::1'), inputs())).toMatchObject({ reason: 'notOwner', owner });
   });
 });
 

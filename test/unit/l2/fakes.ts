@@ -1,7 +1,7 @@
 // A recording fake packet socket and manual timers for layer2 unit tests.
-import type { ArpSocket, ArpSocketOpener } from '../../../src/l2/arp-socket.js';
+import type { ArpSocket, ArpSocketOpener, NdpSocket, NdpSocketOpener } from '../../../src/l2/arp-socket.js';
 import type { Timers } from '../../../src/l2/arp-responder.js';
-import { macToBytes } from '../../../src/l2/arp-frame.js';
+import { formatMac, macToBytes } from '../../../src/l2/arp-frame.js';
 
 export class FakeArpSocket implements ArpSocket {
   readonly sent: Buffer[] = [];
@@ -31,6 +31,39 @@ export function fakeOpener(): { open: ArpSocketOpener; sockets: Map<string, Fake
     sockets,
     open: (ifname, onFrame) => {
       const s = new FakeArpSocket(ifname, onFrame);
+      sockets.set(ifname, s);
+      return s;
+    },
+  };
+}
+
+/** A fake NDP socket: records frames and the multicast groups joined, like the kernel refuses a double drop. */
+export class FakeNdpSocket extends FakeArpSocket implements NdpSocket {
+  readonly groups = new Set<string>();
+  /** Every membership call, in order: "+33:33:ff:…" or "-33:33:ff:…". */
+  readonly membershipLog: string[] = [];
+  addMembership(mac: Buffer): void {
+    if (this.closed) throw new Error(`socket on ${this.ifname} is closed`);
+    this.groups.add(formatMac(mac));
+    this.membershipLog.push(`+${formatMac(mac)}`);
+  }
+  dropMembership(mac: Buffer): void {
+    if (this.closed) throw new Error(`socket on ${this.ifname} is closed`);
+    if (!this.groups.delete(formatMac(mac))) throw new Error(`EADDRNOTAVAIL: ${formatMac(mac)} not joined`);
+    this.membershipLog.push(`-${formatMac(mac)}`);
+  }
+}
+
+export function fakeNdpOpener(opts: { failOn?: string[] } = {}): {
+  open: NdpSocketOpener;
+  sockets: Map<string, FakeNdpSocket>;
+} {
+  const sockets = new Map<string, FakeNdpSocket>();
+  return {
+    sockets,
+    open: (ifname, onFrame) => {
+      if (opts.failOn?.includes(ifname)) throw new Error(`socket(AF_PACKET) on interface "${ifname}": EPERM`);
+      const s = new FakeNdpSocket(ifname, onFrame);
       sockets.set(ifname, s);
       return s;
     },
