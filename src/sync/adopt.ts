@@ -36,6 +36,11 @@ export function ownedChainsIn(
   return owned;
 }
 
+/** The dump shows at least one chain portway owns (filter or nat). */
+export function holdsOwnedChains(saved: ReadonlyMap<string, ScannedTable>): boolean {
+  return Object.values(ownedChainsIn(saved)).some((names) => names.length > 0);
+}
+
 /**
  * What adopting the kernel's rules means for `desired`, or null when there is nothing worth adopting:
  * the dump shows no owned chain (an empty node: the full load is the cheapest way), or more than
@@ -47,8 +52,8 @@ export function planAdoption(
   saved: ReadonlyMap<string, ScannedTable>,
   maxRewriteShare = 0.5,
 ): Adoption | null {
+  if (!holdsOwnedChains(saved)) return null;
   const owned = ownedChainsIn(saved);
-  if (!Object.values(owned).some((names) => names.length > 0)) return null;
   const wanted = new Map<string, Set<string>>();
   let total = 0;
   for (const t of desired.tables) {

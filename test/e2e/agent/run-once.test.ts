@@ -72,13 +72,29 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
     const filter = await save('filter');
     expect(filter).toMatch(/^:KUBE-FORWARD - /m);
     expect((await inNs('cat', ['/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('1');
-    expect(logger.records.find((r) => r.message === 'portway agent starting')?.fields).toMatchObject({ nodeIPs: [NODE_IP] });
-    process.stdout.write(`run --once (fresh netns, examples/manifests): ${took} ms, backend ${dataplane.iptables.IPv4?.backend}\n`);
+    expect(logger.records.find((r) => r.message === 'portway agent starting')?.fields).toMatchObject({
+      nodeIPs: [NODE_IP],
+    });
+    process.stdout.write(
+      `run --once (fresh netns, examples/manifests): ${took} ms, backend ${dataplane.iptables.IPv4?.backend}\n`,
+    );
   });
 
-  it('a second run finds the jumps and adds none; a full sync against the kernel reports no drift', async () => {
-    expect(await agent(new RecordingLogger())).toBe(0);
+  it('a second run adopts every chain as the kernel prints it (writes nothing, adds no jump); a full sync against the kernel reports no drift', async () => {
+    const rerun = new RecordingLogger();
+    const natBefore = await save('nat');
+    expect(await agent(rerun)).toBe(0);
+    // The real iptables-save printout matched every rendered chain: nothing rewritten, nothing sent.
+    const synced = rerun.records.find((r) => r.message === 'iptables already up to date');
+    expect(synced?.fields).toMatchObject({
+      full: true,
+      bytes: 0,
+      jumpsInserted: 0,
+      adopted: { rewritten: 0, deleted: 0 },
+    });
+    expect((synced?.fields as { adopted: { kept: number } }).adopted.kept).toBeGreaterThan(10);
     const nat = await save('nat');
+    expect(nat).toBe(natBefore);
     expect(nat.match(/^-A PREROUTING .*-j KUBE-SERVICES$/gm)).toHaveLength(1);
 
     // One syncer across several syncs against the real kernel: canonical comparison of what it
@@ -100,7 +116,9 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
     // someone flushes KUBE-SERVICES: the next full sync reports and repairs it
     await inNs(`iptables-${backend}`, ['-t', 'nat', '-F', 'KUBE-SERVICES']);
     const repaired = await syncer.sync({ full: true });
-    expect(repaired.families[0]?.drift.map((d) => [d.chain, d.kind])).toEqual([['KUBE-SERVICES', 'rulesDiffer']]);
+    expect(repaired.families[0]?.drift.map((d) => [d.chain, d.kind])).toEqual([
+      ['KUBE-SERVICES', 'rulesDiffer'],
+    ]);
     expect(await save('nat')).toMatch(/^-A KUBE-SERVICES -d 10\.96\.0\.10\/32 /m);
     // a partial sync with nothing changed writes nothing
     const restoresBefore = logger.records.filter((r) => r.message === 'iptables rules applied').length;
@@ -121,7 +139,12 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
         '',
       ].join('\n'),
     });
-    expect(await agent(new RecordingLogger())).toBe(0);
+    const takeover = new RecordingLogger();
+    expect(await agent(takeover)).toBe(0);
+    // Adopted: only KUBE-SERVICES (it had the stale rule) rewritten, the stale chain deleted.
+    expect(takeover.records.find((r) => r.message === 'iptables rules applied')?.fields).toMatchObject({
+      adopted: { rewritten: 1, deleted: 1 },
+    });
     let nat = await save('nat');
     expect(nat).not.toContain('KUBE-SVC-STALESTALESTALE1');
     expect(nat).not.toContain('10.96.9.9');
@@ -130,7 +153,9 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
     expect(report.errors).toEqual([]);
     nat = await save('nat');
     const filter = await save('filter');
-    expect(nat + filter).not.toMatch(/KUBE-(SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|SVC|SEP|EXT|FW|FORWARD|PROXY-FIREWALL|EXTERNAL-SERVICES)/);
+    expect(nat + filter).not.toMatch(
+      /KUBE-(SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|SVC|SEP|EXT|FW|FORWARD|PROXY-FIREWALL|EXTERNAL-SERVICES)/,
+    );
     expect(filter).not.toContain('KUBE-FIREWALL'); // portway created it here (no kubelet in the namespace)
     expect(nat).toContain('-A PREROUTING -j DOCKER');
     expect(nat).toContain('-A DOCKER -j RETURN');
