@@ -240,9 +240,17 @@ export class ProxyMetrics {
     if (sync.succeeded) this.syncProxyRulesLastTimestamp.set(sync.endSeconds);
   }
 
-  restoreFailed(opts: { partial: boolean }): void {
+  /** One iptables-restore run that failed (kube-proxy counts it where the restore returns an error). */
+  restoreFailed(): void {
     this.iptablesRestoreFailuresTotal.inc();
-    if (opts.partial) this.iptablesPartialRestoreFailuresTotal.inc();
+  }
+
+  /**
+   * One partial sync of one family that failed, at whatever stage, so that the next one is full:
+   * kube-proxy counts `!success && tryPartialSync`, not only a failed restore.
+   */
+  partialSyncFailed(): void {
+    this.iptablesPartialRestoreFailuresTotal.inc();
   }
 
   /** Rules owned per table after a sync, and how many were written in it. */
@@ -276,7 +284,14 @@ export class ProxyMetrics {
   }
 }
 
-/** kube-proxy's metrics server: /metrics (Prometheus text) and /proxyMode, on metricsBindAddress. */
+/** What kube-proxy's metrics server puts on its plain-text replies (/proxyMode, /healthz). */
+const PLAIN_TEXT = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+
+/**
+ * kube-proxy's metrics server, on metricsBindAddress: /metrics (Prometheus text), /proxyMode, and
+ * the generic liveness ping /healthz (and /healthz/ping) that component-base installs there: "ok"
+ * while the process serves, whatever the sync state (the proxy's health is on healthzBindAddress).
+ */
 export class MetricsServer extends SimpleHttpServer {
   constructor(metrics: ProxyMetrics, opts: { bindAddress: string; proxyMode?: string }) {
     super(parseBindAddress(opts.bindAddress, 'metricsBindAddress'), async (req, res) => {
@@ -286,8 +301,11 @@ export class MetricsServer extends SimpleHttpServer {
         res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
         res.end(body);
       } else if (path === '/proxyMode' && opts.proxyMode) {
-        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.writeHead(200, PLAIN_TEXT);
         res.end(opts.proxyMode);
+      } else if (path === '/healthz' || path === '/healthz/ping') {
+        res.writeHead(200, PLAIN_TEXT);
+        res.end('ok');
       } else {
         replyNotFound(res);
       }

@@ -13,32 +13,54 @@ import { ObjectChangeTracker, type RawObject } from './agent-change-tracker.js';
 import type { AgentSource } from './agent-source.js';
 import type { SyncResult } from './iptables-syncer.js';
 
-/** Services whose Local traffic policy leaves this node without usable endpoints (kube-proxy's gauge). */
+/**
+ * Service ports whose Local traffic policy leaves this node without usable endpoints, as kube-proxy's
+ * iptables proxier counts them for kubeproxy_sync_proxy_rules_no_local_endpoints_total while it
+ * writes the DROP rules: per IP family (a service port counts in each family that has a cluster IP
+ * of it), and only when the family has some usable endpoint somewhere (none at all is a REJECT).
+ * Usable = ready, or serving and terminating (proxy.CategorizeEndpoints: a local terminating
+ * endpoint keeps a Local policy served even while ready ones exist on other nodes). "External"
+ * needs an externally accessible type (NodePort, LoadBalancer, or ClusterIP with externalIPs),
+ * whether or not a node port or an ingress address exists yet. The figures of the families are
+ * added up: single-stack, the same as kube-proxy's; dual-stack, what kube-proxy ≥ 1.33 gives
+ * summed over its ip_family label.
+ */
 export function countNoLocalEndpoints(
   state: ClusterState,
   nodeName: string,
+  families: readonly IPFamily[] = ['IPv4', 'IPv6'],
 ): { internal: number; external: number } {
   let internal = 0;
   let external = 0;
   for (const sp of state.servicePorts) {
-    const usable = usableEndpoints(sp.endpoints);
-    if (usable.length === 0) continue; // no endpoints at all: REJECT, not "no local endpoints"
-    const hasLocal = usable.some((ep) => ep.nodeName === nodeName && nodeName !== '');
-    if (hasLocal) continue;
-    if (sp.internalTrafficPolicy === 'Local') internal++;
-    const externallyAccessible =
-      sp.nodePort !== 0 ||
-      sp.externalIPs.length > 0 ||
-      sp.loadBalancerIngress.some((i) => i.ipMode === 'VIP');
-    if (sp.externalTrafficPolicy === 'Local' && externallyAccessible) external++;
+    const internalLocal = sp.internalTrafficPolicy === 'Local';
+    const externalLocal =
+      sp.externalTrafficPolicy === 'Local' &&
+      (sp.type === 'NodePort' || sp.type === 'LoadBalancer' || sp.externalIPs.length > 0);
+    if (!internalLocal && !externalLocal) continue;
+    for (const family of families) {
+      if (!sp.clusterIPs.some((ip) => ip.includes(':') === (family === 'IPv6'))) continue;
+      let hasAny = false;
+      let hasLocal = false;
+      for (const ep of sp.endpoints) {
+        if (ep.family !== family || !usable(ep)) continue;
+        hasAny = true;
+        if (nodeName !== '' && ep.nodeName === nodeName) {
+          hasLocal = true;
+          break;
+        }
+      }
+      if (!hasAny || hasLocal) continue;
+      if (internalLocal) internal++;
+      if (externalLocal) external++;
+    }
   }
   return { internal, external };
 }
 
-/** Ready endpoints, else the serving-terminating ones (kube-proxy's fallback). */
-function usableEndpoints(endpoints: readonly Endpoint[]): readonly Endpoint[] {
-  const ready = endpoints.filter((ep) => ep.ready);
-  return ready.length > 0 ? ready : endpoints.filter((ep) => ep.serving && ep.terminating);
+/** An endpoint some traffic policy may use: ready, or the serving-terminating fallback. */
+function usable(ep: Endpoint): boolean {
+  return ep.ready || (ep.serving && ep.terminating);
 }
 
 /** Rules in a chain, without materialising `rules` when the renderer kept the text (large rule sets). */
@@ -218,8 +240,10 @@ export class AgentTelemetry {
       succeeded: result.ok,
       endSeconds: end / 1000,
     });
-    for (let i = ticket.restoreFailuresBefore; i < outcome.restoreFailures; i++)
-      metrics.restoreFailed({ partial: !full });
+    for (let i = ticket.restoreFailuresBefore; i < outcome.restoreFailures; i++) metrics.restoreFailed();
+    // Per family, as kube-proxy's per-family proxiers: a partial sync that failed at any stage (the
+    // next one is full). The sync-wide `full` would hide a partial family next to a full one.
+    for (const fam of result.families) if (!fam.ok && !fam.full) metrics.partialSyncFailed();
     for (const fam of result.families) {
       if (!fam.ok) continue;
       health.updated(fam.family);
@@ -236,11 +260,13 @@ export class AgentTelemetry {
       // Exact values (the histogram's buckets are coarse): for benchmarks and latency investigations.
       if (latencies.length > 0)
         this.opts.logger.debug({ networkProgrammingSeconds: latencies }, 'network programmed');
-      metrics.noLocalEndpoints(countNoLocalEndpoints(outcome.state, this.opts.nodeName));
+      metrics.noLocalEndpoints(countNoLocalEndpoints(outcome.state, this.opts.nodeName, this.opts.families));
     } else {
       this.changes.returnTriggerTimes(ticket.triggerTimes);
     }
-    await this.opts.serviceHealth?.sync(outcome.state);
+    // As kube-proxy (SyncServices/SyncEndpoints after a successful restore only): health-check ports
+    // follow the rules in force, so a Service whose rules failed to apply is not announced yet.
+    if (result.families.some((f) => f.ok)) await this.opts.serviceHealth?.sync(outcome.state);
   }
 }
 

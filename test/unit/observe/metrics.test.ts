@@ -62,7 +62,8 @@ describe('ProxyMetrics', () => {
     m.syncQueued(1700000000);
     m.syncCompleted({ durationSeconds: 0.003, full: true, succeeded: true, endSeconds: 1700000001 });
     m.syncCompleted({ durationSeconds: 0.5, full: false, succeeded: false, endSeconds: 1700000002 });
-    m.restoreFailed({ partial: true });
+    m.restoreFailed();
+    m.partialSyncFailed();
     m.iptablesRules('nat', 120, 7);
     m.changesSeen({ services: 2, endpoints: 5 });
     m.networkProgrammed(1.5);
@@ -130,6 +131,28 @@ describe('MetricsServer', () => {
       expect(res.body).toContain('process_cpu_user_seconds_total');
       expect((await httpGet(server.port, '/proxyMode')).body).toBe('iptables');
       expect((await httpGet(server.port, '/nope')).status).toBe(404);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("answers kube-proxy's /healthz ping and /proxyMode as plain UTF-8 text on the metrics port", async () => {
+    const server = new MetricsServer(new ProxyMetrics({ processMetrics: false }), {
+      bindAddress: '127.0.0.1:0',
+      proxyMode: 'iptables',
+    });
+    await server.start();
+    try {
+      for (const path of ['/healthz', '/healthz/ping']) {
+        const res = await httpGet(server.port, path);
+        expect([path, res.status, res.body, res.type]).toEqual([
+          path,
+          200,
+          'ok',
+          'text/plain; charset=utf-8',
+        ]);
+      }
+      expect((await httpGet(server.port, '/proxyMode')).type).toBe('text/plain; charset=utf-8');
     } finally {
       await server.stop();
     }

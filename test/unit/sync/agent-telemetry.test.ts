@@ -1,7 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { emptyClusterState, type Endpoint, type ServicePort } from '../../../src/model/cluster-state.js';
 import type { IptablesRuleSet, RenderedChain } from '../../../src/render/types.js';
-import { countNoLocalEndpoints, RuleCounter } from '../../../src/sync/agent-telemetry.js';
+import { ProxyHealth } from '../../../src/observe/health.js';
+import { silentLogger } from '../../../src/observe/logger.js';
+import { ProxyMetrics } from '../../../src/observe/metrics.js';
+import { AgentTelemetry, countNoLocalEndpoints, RuleCounter } from '../../../src/sync/agent-telemetry.js';
+import type { FamilySyncResult } from '../../../src/sync/iptables-syncer.js';
 import { endpoint, servicePort } from '../../fixtures/cluster-state.js';
 
 const chain = (name: string, n: number, asText = false): RenderedChain => {
@@ -81,5 +85,159 @@ describe('countNoLocalEndpoints', () => {
       }),
     ];
     expect(countNoLocalEndpoints(state, 'me')).toEqual({ internal: 1, external: 1 });
+  });
+
+  it('keeps a Local policy served by a local terminating endpoint while ready ones are elsewhere (not counted)', () => {
+    const state = emptyClusterState();
+    const eps = [ep('10.0.0.1', 'other'), ep('10.0.0.2', 'me', false, true)];
+    state.servicePorts = [
+      sp({ internalTrafficPolicy: 'Local', endpoints: eps }),
+      sp({ type: 'NodePort', nodePort: 30001, externalTrafficPolicy: 'Local', endpoints: eps }),
+      // Not serving: no fallback, so no local endpoint.
+      sp({
+        internalTrafficPolicy: 'Local',
+        endpoints: [ep('10.0.0.3', 'other'), { ...ep('10.0.0.4', 'me', false, true), serving: false }],
+      }),
+    ];
+    expect(countNoLocalEndpoints(state, 'me')).toEqual({ internal: 1, external: 0 });
+  });
+
+  it('counts an externally accessible type with a Local policy before it has a node port or an address', () => {
+    const state = emptyClusterState();
+    state.servicePorts = [
+      // allocateLoadBalancerNodePorts: false and no ingress address yet: kube-proxy still counts it.
+      sp({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', endpoints: [ep('10.0.0.1', 'other')] }),
+    ];
+    expect(countNoLocalEndpoints(state, 'me')).toEqual({ internal: 0, external: 1 });
+  });
+
+  it('judges each IP family on its own endpoints, only for the families proxied', () => {
+    const state = emptyClusterState();
+    state.servicePorts = [
+      sp({
+        clusterIPs: ['10.96.0.1', 'fd00::1'],
+        ipFamilies: ['IPv4', 'IPv6'],
+        internalTrafficPolicy: 'Local',
+        endpoints: [ep('10.0.0.1', 'me'), ep('fd00:10::1', 'other')],
+      }),
+    ];
+    expect(countNoLocalEndpoints(state, 'me', ['IPv4', 'IPv6'])).toEqual({ internal: 1, external: 0 });
+    expect(countNoLocalEndpoints(state, 'me', ['IPv4'])).toEqual({ internal: 0, external: 0 });
+  });
+});
+
+describe('AgentTelemetry restore failure counters', () => {
+  const fam = (family: 'IPv4' | 'IPv6', full: boolean, ok: boolean): FamilySyncResult => ({
+    family,
+    full,
+    ok,
+    drift: [],
+    jumpsInserted: [],
+    jumpsRemoved: [],
+    conntrackDeleted: 0,
+    stageMs: {},
+  });
+  const setUp = (families: Array<'IPv4' | 'IPv6'>) => {
+    const metrics = new ProxyMetrics({ processMetrics: false });
+    const health = new ProxyHealth({ healthTimeoutMs: 60_000, now: () => 1_000 });
+    const telemetry = new AgentTelemetry({
+      families,
+      nodeName: 'me',
+      metrics,
+      health,
+      logger: silentLogger,
+      now: () => 1_000,
+      startedAtMs: 0,
+    });
+    return { metrics, telemetry };
+  };
+  const counter = async (m: ProxyMetrics, name: string) =>
+    (await m.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+  const finish = async (
+    telemetry: AgentTelemetry,
+    families: FamilySyncResult[],
+    restoreFailures: { before: number; after: number },
+  ) => {
+    const ticket = telemetry.syncStarted(restoreFailures.before);
+    await telemetry.syncFinished(ticket, {
+      result: { ok: families.every((f) => f.ok), durationMs: 5, families, sysctlsChanged: [] },
+      full: families.some((f) => f.full),
+      restoreFailures: restoreFailures.after,
+      lastApplied: () => null,
+      state: emptyClusterState(),
+    });
+  };
+
+  it('counts a failed partial family next to a full one as a partial failure', async () => {
+    const { metrics, telemetry } = setUp(['IPv4', 'IPv6']);
+    await finish(telemetry, [fam('IPv4', true, true), fam('IPv6', false, false)], { before: 0, after: 1 });
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).toBe(1);
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total')).toBe(
+      1,
+    );
+  });
+
+  it('counts a partial sync that failed after its restore as a partial failure, not a restore failure', async () => {
+    const { metrics, telemetry } = setUp(['IPv4']);
+    await finish(telemetry, [fam('IPv4', false, false)], { before: 3, after: 3 });
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).toBe(0);
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total')).toBe(
+      1,
+    );
+  });
+
+  it('does not count a failed full sync as a partial failure', async () => {
+    const { metrics, telemetry } = setUp(['IPv4']);
+    await finish(telemetry, [fam('IPv4', true, false)], { before: 0, after: 1 });
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).toBe(1);
+    expect(await counter(metrics, 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total')).toBe(
+      0,
+    );
+  });
+});
+
+describe('AgentTelemetry health-check node ports', () => {
+  it('follows the state only once a family has applied it (kube-proxy syncs them after a successful restore)', async () => {
+    const synced: number[] = [];
+    const telemetry = new AgentTelemetry({
+      families: ['IPv4'],
+      nodeName: 'me',
+      metrics: new ProxyMetrics({ processMetrics: false }),
+      health: new ProxyHealth({ healthTimeoutMs: 60_000, now: () => 1_000 }),
+      serviceHealth: { sync: async (state) => void synced.push(state.servicePorts.length) },
+      logger: silentLogger,
+      now: () => 1_000,
+      startedAtMs: 0,
+    });
+    const state = emptyClusterState();
+    state.servicePorts = [sp({})];
+    const run = async (ok: boolean) =>
+      telemetry.syncFinished(telemetry.syncStarted(0), {
+        result: {
+          ok,
+          durationMs: 5,
+          families: [
+            {
+              family: 'IPv4',
+              full: true,
+              ok,
+              drift: [],
+              jumpsInserted: [],
+              jumpsRemoved: [],
+              conntrackDeleted: 0,
+              stageMs: {},
+            },
+          ],
+          sysctlsChanged: [],
+        },
+        full: true,
+        restoreFailures: ok ? 0 : 1,
+        lastApplied: () => null,
+        state,
+      });
+    await run(false);
+    expect(synced).toEqual([]);
+    await run(true);
+    expect(synced).toEqual([1]);
   });
 });
