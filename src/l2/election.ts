@@ -1,7 +1,8 @@
 // Which node answers ARP (IPv4) or NDP (IPv6) for a LoadBalancer address (DESIGN habit 8). Pure: every
 // node computes the same owner from the same inputs (cluster state + the set of agents it sees alive), so no coordination traffic
-// is needed. The eligible nodes are sorted by sha256(node + '#' + ip) and the first one announces, as
-// MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
+// is needed. A node is eligible when it is Ready, alive, selected, not labelled out, and its Node's
+// NetworkUnavailable condition is not True. The eligible nodes are sorted by sha256(node + '#' + ip) and the
+// first one announces, as MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
 import { createHash } from 'node:crypto';
 import type {
   AddressPool,
@@ -29,6 +30,12 @@ export type AnnounceReason =
   | 'noLocalEndpoints'
   /** No node is selected, Ready, alive (and, for Local, has an endpoint). */
   | 'noEligibleNodes'
+  /**
+   * The Node's NetworkUnavailable condition is True (MetalLB's speaker skips such nodes): this node would
+   * otherwise be a candidate, and `owner` is the best-ranked one without the condition (null when none).
+   * Also the reason there is no owner when every otherwise eligible node has the condition.
+   */
+  | 'nodeNetworkUnavailable'
   /**
    * @deprecated Never returned any more: IPv6 addresses are elected like IPv4 ones and announced by NDP
    * (ndp-responder.ts). Kept in the union so code that matches on it still compiles.
@@ -125,17 +132,23 @@ export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: Elec
   // Local without endpoints keeps its more specific reason; both are MetalLB's early "notOwner".
   if (addr.externalTrafficPolicy === 'Local' && withEndpoints.size === 0) return none('noLocalEndpoints');
   if (!addr.hasServingEndpoints) return none('noEndpoints');
-  const eligible = inputs.nodes
+  const candidates = inputs.nodes
     .filter((n) => n.ready)
     .filter((n) => !Object.prototype.hasOwnProperty.call(n.labels, LABEL_EXCLUDE_FROM_LOAD_BALANCERS))
     .filter((n) => n.name === myNode || inputs.aliveNodes.has(n.name))
     .filter((n) => ads.some((ad) => selects(ad, n)))
-    .filter((n) => addr.externalTrafficPolicy !== 'Local' || withEndpoints.has(n.name))
-    .map((n) => n.name);
-  if (eligible.length === 0) return none('noEligibleNodes');
+    .filter((n) => addr.externalTrafficPolicy !== 'Local' || withEndpoints.has(n.name));
+  const eligible = candidates.filter((n) => n.networkUnavailable !== true).map((n) => n.name);
+  // Kept apart from the other exclusions so that the reason says why this node stays silent.
+  const myNetworkUnavailable = candidates.some((n) => n.name === myNode && n.networkUnavailable === true);
+  if (eligible.length === 0)
+    return none(candidates.length > 0 ? 'nodeNetworkUnavailable' : 'noEligibleNodes');
   const ranked = rankNodes(addr.ip, eligible);
   const owner = ranked[0] as string;
-  if (owner !== myNode) return { ip: addr.ip, owner, reason: 'notOwner', eligible: ranked, interfaces: [] };
+  if (owner !== myNode) {
+    const reason = myNetworkUnavailable ? 'nodeNetworkUnavailable' : 'notOwner';
+    return { ip: addr.ip, owner, reason, eligible: ranked, interfaces: [] };
+  }
   const me = inputs.nodes.find((n) => n.name === myNode) as NodeInfo;
   const mine = ads.filter((ad) => selects(ad, me));
   // Any advertisement without an interface list means "every interface".

@@ -107,6 +107,13 @@ export interface NodeInfo {
    * order (the first of each family is the one kube-proxy's NodeCIDR detector uses). Absent when none.
    */
   podCIDRs?: string[];
+  /**
+   * `true` when the Node's NetworkUnavailable condition has status "True" (the first condition of that
+   * type, as MetalLB's nodes.IsNetworkUnavailable reads it): the node's network is not configured, so it
+   * never announces a LoadBalancer address. Absent for "False", "Unknown" or no such condition — never
+   * `false`, so a Node has one representation.
+   */
+  networkUnavailable?: true;
 }
 
 export interface IngressBackendRef {

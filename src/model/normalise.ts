@@ -1058,6 +1058,9 @@ export function readNode(id: Identity, node: NodeObject, problems: ProblemList):
   if (zone !== undefined && zone !== '') info.zone = zone;
   const podCIDRs = readPodCIDRs(id, node, problems);
   if (podCIDRs.length > 0) info.podCIDRs = podCIDRs;
+  // MetalLB's rule: only an explicit "True" on the first NetworkUnavailable condition counts.
+  const network = node.status.conditions.find((c) => c.type === 'NetworkUnavailable');
+  if (network?.status === 'True') info.networkUnavailable = true;
   return info;
 }
 

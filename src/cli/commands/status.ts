@@ -46,7 +46,13 @@ export function formatStatusReport(state: ClusterState, config: Pick<Config, 'lo
       loadBalancerClass: lb.loadBalancerClass,
     }).trimEnd(),
   ];
-  const nodes = state.nodes.map((n) => `${n.name}${n.ready ? '' : ' (not Ready)'}`);
+  const nodes = state.nodes.map((n) => {
+    const marks = [
+      ...(n.ready ? [] : ['not Ready']),
+      ...(n.networkUnavailable ? ['NetworkUnavailable'] : []),
+    ];
+    return marks.length > 0 ? `${n.name} (${marks.join(', ')})` : n.name;
+  });
   lines.push('', `Layer2 (nodes: ${nodes.join(', ') || 'none'}; every agent assumed alive):`);
   if (owners.length === 0) lines.push('  no addresses allocated');
   for (const d of owners) {

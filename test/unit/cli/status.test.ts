@@ -52,6 +52,24 @@ describe('formatStatusReport', () => {
     expect(report).toContain(`10.99.0.200: owner ${STANDBY}; election order ${STANDBY}`);
   });
 
+  test('a node with NetworkUnavailable True is marked and not elected', () => {
+    const unavailable = (name: string, text: string) =>
+      text.replace(
+        new RegExp(
+          `(name: ${name}, labels: \\{ role: edge \\} \\}\\nstatus:\\n  addresses: \\[[^\\]]*\\]\\n  conditions: \\[\\{ type: Ready, status: "True" \\})`,
+        ),
+        '$1, { type: NetworkUnavailable, status: "True" }',
+      );
+    const one = formatStatusReport(stateOf(unavailable(OWNER, lbManifests())), defaultConfig());
+    expect(one).toContain(`${OWNER} (NetworkUnavailable)`);
+    expect(one).toContain(`10.99.0.200: owner ${STANDBY}; election order ${STANDBY}\n`);
+    const both = formatStatusReport(
+      stateOf(unavailable(STANDBY, unavailable(OWNER, lbManifests()))),
+      defaultConfig(),
+    );
+    expect(both).toContain('10.99.0.200: no owner (nodeNetworkUnavailable)');
+  });
+
   test('no pools, or disabled: says that status is used as written', () => {
     expect(formatStatusReport(stateOf(lbManifests({ pools: false })), defaultConfig())).toMatch(
       /^No IPAddressPool/,

@@ -104,6 +104,80 @@ describe('decideOwner', () => {
     expect(decideOwner('node-c', local, deadA).reason).toBe('noEligibleNodes');
   });
 
+  test('a node whose NetworkUnavailable condition is True never announces; the next in rank owns', () => {
+    // Rank for 192.168.1.100: node-c > node-b > node-a.
+    const cUnavailable = inputs({
+      nodes: [node('node-a'), node('node-b'), node('node-c', { networkUnavailable: true })],
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), cUnavailable)).toEqual({
+      ip: '192.168.1.100',
+      owner: 'node-b',
+      reason: 'nodeNetworkUnavailable',
+      eligible: ['node-b', 'node-a'],
+      interfaces: [],
+    });
+    expect(decideOwner('node-b', addr('192.168.1.100'), cUnavailable)).toMatchObject({
+      owner: 'node-b',
+      reason: '',
+      eligible: ['node-b', 'node-a'],
+    });
+    expect(decideOwner('node-a', addr('192.168.1.100'), cUnavailable)).toMatchObject({
+      owner: 'node-b',
+      reason: 'notOwner',
+    });
+    // Decided for no node in particular (`portway status`): the same owner.
+    expect(decideOwner('', addr('192.168.1.100'), cUnavailable).owner).toBe('node-b');
+  });
+
+  test('NetworkUnavailable on every otherwise eligible node: no owner, with that reason', () => {
+    const all = inputs({ nodes: nodes.map((n) => ({ ...n, networkUnavailable: true as const })) });
+    for (const me of ['node-a', 'node-c', '']) {
+      expect(decideOwner(me, addr('192.168.1.100'), all)).toMatchObject({
+        owner: null,
+        reason: 'nodeNetworkUnavailable',
+        eligible: [],
+      });
+    }
+    // Local: the only node with an endpoint has its network unavailable.
+    const local = addr('192.168.1.100', {
+      externalTrafficPolicy: 'Local',
+      nodesWithReadyEndpoints: ['node-c'],
+    });
+    const cUnavailable = inputs({
+      nodes: [node('node-a'), node('node-b'), node('node-c', { networkUnavailable: true })],
+    });
+    expect(decideOwner('node-c', local, cUnavailable)).toMatchObject({
+      owner: null,
+      reason: 'nodeNetworkUnavailable',
+    });
+    // Nobody is a candidate at all: still noEligibleNodes.
+    const noneReady = inputs({
+      nodes: nodes.map((n) => ({ ...n, ready: false, networkUnavailable: true as const })),
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), noneReady).reason).toBe('noEligibleNodes');
+  });
+
+  test('the other exclusions come first: a NotReady or labelled-out node keeps notOwner', () => {
+    const cNotReady = inputs({
+      nodes: [node('node-a'), node('node-b'), node('node-c', { ready: false, networkUnavailable: true })],
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), cNotReady)).toMatchObject({
+      owner: 'node-b',
+      reason: 'notOwner',
+    });
+    const cExcluded = inputs({
+      nodes: [
+        node('node-a'),
+        node('node-b'),
+        node('node-c', {
+          networkUnavailable: true,
+          labels: { 'node.kubernetes.io/exclude-from-external-load-balancers': '' },
+        }),
+      ],
+    });
+    expect(decideOwner('node-c', addr('192.168.1.100'), cExcluded).reason).toBe('notOwner');
+  });
+
   test('pools not covered by any advertisement are not announced; pool selection by name or label', () => {
     expect(
       decideOwner(

@@ -89,6 +89,7 @@ const node = fc
     ns: fc.constantFrom(undefined, 'odd'),
     ip: fc.oneof(ipv4, fc.constant('300.1.1.1')),
     ready: fc.boolean(),
+    networkUnavailable: fc.constantFrom(undefined, 'True', 'False', 'Unknown'),
   })
   .map((n) => ({
     apiVersion: 'v1',
@@ -96,7 +97,12 @@ const node = fc
     metadata: { name: n.name, namespace: n.ns },
     status: {
       addresses: [{ type: 'InternalIP', address: n.ip }],
-      conditions: [{ type: 'Ready', status: n.ready ? 'True' : 'False' }],
+      conditions: [
+        { type: 'Ready', status: n.ready ? 'True' : 'False' },
+        ...(n.networkUnavailable === undefined
+          ? []
+          : [{ type: 'NetworkUnavailable', status: n.networkUnavailable }]),
+      ],
     },
   }));
 

@@ -6,6 +6,7 @@ import {
 } from '../../../src/model/incremental.js';
 import type { SourcedObject } from '../../../src/model/load.js';
 import { buildClusterState } from '../../../src/model/normalise.js';
+import { decideOwner, rankNodes, type AnnouncedAddress } from '../../../src/l2/election.js';
 
 const api = (object: unknown): SourcedObject => ({ source: 'api', object });
 
@@ -169,6 +170,59 @@ describe('ClusterStateBuilder joins', () => {
     const state = checked(b).state;
     expect(state.servicePorts).toEqual([]);
     expect(state.services).toEqual([]);
+  });
+
+  it('sees a Node update that only flips NetworkUnavailable (a new node list), so layer2 re-elects', () => {
+    const ip = '192.168.1.100';
+    const [first, second] = rankNodes(ip, ['n1', 'n2']) as [string, string];
+    const node = (name: string, networkUnavailable: string | null, resourceVersion: string) =>
+      api({
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name, resourceVersion },
+        status: {
+          conditions: [
+            { type: 'Ready', status: 'True' },
+            ...(networkUnavailable === null
+              ? []
+              : [{ type: 'NetworkUnavailable', status: networkUnavailable }]),
+          ],
+        },
+      });
+    const address: AnnouncedAddress = {
+      ip,
+      pool: 'p',
+      services: ['ns/a'],
+      externalTrafficPolicy: 'Cluster',
+      nodesWithReadyEndpoints: [],
+      hasServingEndpoints: true,
+    };
+    const ownerIn = (nodes: ReturnType<ClusterStateBuilder['build']>['state']['nodes']) =>
+      decideOwner('', address, {
+        nodes,
+        pools: [],
+        advertisements: [
+          { name: 'l2', ipAddressPools: [], ipAddressPoolSelectors: [], nodeSelectors: [], interfaces: [] },
+        ],
+        aliveNodes: new Set(['n1', 'n2']),
+      }).owner;
+    const b = builderOf([service('a', '10.96.0.1'), node(first, 'False', '1'), node(second, null, '1')]);
+    const before = checked(b);
+    expect(ownerIn(before.state.nodes)).toBe(first);
+
+    b.upsert(node(first, 'True', '2'));
+    const flipped = checked(b);
+    expect(flipped.state).not.toBe(before.state);
+    expect(flipped.state.nodes).not.toBe(before.state.nodes);
+    expect(flipped.state.nodes.find((n) => n.name === first)?.networkUnavailable).toBe(true);
+    expect(flipped.state.servicePorts).toBe(before.state.servicePorts); // nothing else was recomputed
+    expect(ownerIn(flipped.state.nodes)).toBe(second);
+
+    b.upsert(node(first, 'Unknown', '3'));
+    const back = checked(b);
+    expect(back.state.nodes).not.toBe(flipped.state.nodes);
+    expect(back.state.nodes.find((n) => n.name === first)).not.toHaveProperty('networkUnavailable');
+    expect(ownerIn(back.state.nodes)).toBe(first);
   });
 
   it('keeps the service-port list sorted as Services come and go', () => {
