@@ -2,8 +2,8 @@
 // to the dead endpoint until their entry is removed). conntrack-tools' CLI, like kube-proxy used.
 import type { IPFamily } from '../model/cluster-state.js';
 import { CommandError, type CommandRunner, type ExecutorRunOptions, runnerFor } from './exec.js';
-import type { Conntrack, ConntrackFilter } from './interfaces.js';
-import { ipFamilyOf } from '../model/ip.js';
+import type { Conntrack, ConntrackEntry, ConntrackFilter } from './interfaces.js';
+import { canonicalIP, ipFamilyOf } from '../model/ip.js';
 
 /** Arguments of `conntrack -D` for a filter; throws when the filter selects nothing specific. */
 export function conntrackDeleteArgs(filter: ConntrackFilter): string[] {
@@ -34,6 +34,33 @@ export function parseDeletedCount(output: string): number | null {
   return m?.[1] ? Number(m[1]) : null;
 }
 
+/**
+ * `conntrack -L` lines → entries: the first src=/dst=/sport=/dport= are the original direction, the
+ * second ones the reply. Lines of another protocol or without ports are skipped.
+ * "udp      17 29 src=10.0.0.1 dst=10.96.0.10 sport=40000 dport=53 [UNREPLIED] src=10.244.1.5 dst=10.0.0.1 sport=53 dport=40000 mark=0 use=1"
+ */
+export function parseConntrackList(output: string, family: IPFamily, protocol: ConntrackEntry['protocol']): ConntrackEntry[] {
+  const out: ConntrackEntry[] = [];
+  for (const line of output.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] !== protocol) continue;
+    const seen: Record<string, string[]> = {};
+    for (const w of words) {
+      const eq = w.indexOf('=');
+      if (eq <= 0) continue;
+      (seen[w.slice(0, eq)] ??= []).push(w.slice(eq + 1));
+    }
+    const origDst = canonicalIP(seen['dst']?.[0] ?? '');
+    const replySrc = canonicalIP(seen['src']?.[1] ?? '');
+    const origDstPort = Number(seen['dport']?.[0] ?? NaN);
+    const replySrcPort = Number(seen['sport']?.[1] ?? NaN);
+    if (origDst === null || replySrc === null || !Number.isInteger(origDstPort) || !Number.isInteger(replySrcPort)) continue;
+    if (ipFamilyOf(origDst) !== family || ipFamilyOf(replySrc) !== family) continue;
+    out.push({ family, protocol, origDst, origDstPort, replySrc, replySrcPort });
+  }
+  return out;
+}
+
 export type ConntrackOptions = ExecutorRunOptions;
 
 export class RealConntrack implements Conntrack {
@@ -51,20 +78,20 @@ export class RealConntrack implements Conntrack {
     if (res.exitCode === 0 || (res.exitCode === 1 && count === 0)) return count ?? 0;
     throw new CommandError({ command: 'conntrack', args, ...res });
   }
+
+  async listEntries(family: IPFamily, protocol: ConntrackEntry['protocol']): Promise<ConntrackEntry[]> {
+    const args = ['-L', '-f', family === 'IPv4' ? 'ipv4' : 'ipv6', '-p', protocol];
+    const res = await this.runner.run('conntrack', args, { timeoutMs: 60_000 });
+    if (res.exitCode !== 0) throw new CommandError({ command: 'conntrack', args, ...res });
+    return parseConntrackList(res.stdout, family, protocol);
+  }
 }
 
 export function createConntrack(opts: ConntrackOptions = {}): Conntrack {
   return new RealConntrack(opts);
 }
 
-export interface FakeFlow {
-  family: IPFamily;
-  protocol: 'udp' | 'tcp' | 'sctp';
-  origDst: string;
-  origDstPort: number;
-  replySrc: string;
-  replySrcPort: number;
-}
+export type FakeFlow = ConntrackEntry;
 
 /** A conntrack table in memory: deleteEntries removes the matching flows and records the filter. */
 export class FakeConntrack implements Conntrack {
@@ -85,5 +112,9 @@ export class FakeConntrack implements Conntrack {
     const before = this.flows.length;
     this.flows = this.flows.filter((f) => !matches(f));
     return before - this.flows.length;
+  }
+
+  async listEntries(family: IPFamily, protocol: ConntrackEntry['protocol']): Promise<ConntrackEntry[]> {
+    return this.flows.filter((f) => f.family === family && f.protocol === protocol).map((f) => ({ ...f }));
   }
 }

@@ -67,9 +67,22 @@ export interface ConntrackFilter {
   replySrcPort?: number;
 }
 
+/** One conntrack entry as `conntrack -L` shows it (the fields stale-entry cleanup looks at). */
+export interface ConntrackEntry {
+  family: IPFamily;
+  protocol: 'udp' | 'tcp' | 'sctp';
+  origDst: string;
+  origDstPort: number;
+  /** Reply source = the endpoint the flow was DNATed to (= origDst when it was not DNATed). */
+  replySrc: string;
+  replySrcPort: number;
+}
+
 export interface Conntrack {
   /** conntrack -D with the filter; returns the number of entries deleted. */
   deleteEntries(filter: ConntrackFilter): Promise<number>;
+  /** conntrack -L of one family and protocol. Optional: without it only change-driven cleanup runs. */
+  listEntries?(family: IPFamily, protocol: ConntrackEntry['protocol']): Promise<ConntrackEntry[]>;
 }
 
 // ── additions (dataplane executors, "Apply for real") ───────────────────────────────────────────

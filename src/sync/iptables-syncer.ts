@@ -12,7 +12,7 @@
 //  - the first sync of a process reads the dump before writing: chains the kernel already holds as
 //    desired are adopted and only the others written (src/sync/adopt.ts), so a restart onto a
 //    programmed node costs a dump and a comparison, not a rewrite of every chain.
-import type { Conntrack, Iptables, Sysctl } from '../dataplane/interfaces.js';
+import type { Conntrack, ConntrackEntry, Iptables, Sysctl } from '../dataplane/interfaces.js';
 import { splitRuleSpec } from '../dataplane/iptables-text.js';
 import type { ClusterState, IPFamily, ServicePort } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
@@ -26,7 +26,7 @@ import { IptablesRenderCache } from '../render/iptables/render.js';
 import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
 import type { Clock } from './clock.js';
 import { ownedChainsIn, planAdoption, type Adoption } from './adopt.js';
-import { planConntrackCleanup } from './conntrack-cleanup.js';
+import { planConntrackCleanup, planConntrackSweep, type ConntrackDeletion } from './conntrack-cleanup.js';
 import {
   detectDriftInScan,
   prepareExpectedSaveTexts,
@@ -373,7 +373,6 @@ export class IptablesSyncer {
       const previous = fam.lastApplied;
       const previousPorts = fam.lastServicePorts;
       fam.lastApplied = desired;
-      fam.lastServicePorts = state.servicePorts;
       // After a full sync most chains may be new: learn how they print now, in slices between other
       // work, so that the next full sync's drift check is string comparisons only (and does not
       // compete with its two iptables-save processes for the CPU). Partial syncs add few chains;
@@ -391,7 +390,9 @@ export class IptablesSyncer {
       res.jumpsRemoved = jumps.removed;
 
       enter('conntrack');
-      res.conntrackDeleted = await this.cleanConntrack(fam.dp, previousPorts, state.servicePorts);
+      res.conntrackDeleted = await this.cleanConntrack(fam.dp, previousPorts, state.servicePorts, full);
+      // Only now: when a step above failed, the next sync still sees this change and cleans for it.
+      fam.lastServicePorts = state.servicePorts;
 
       enter('done');
       fam.needFull = false;
@@ -522,24 +523,42 @@ export class IptablesSyncer {
     if (fresh.length > 0) await journal.save([...known, ...fresh]);
   }
 
-  /** Conntrack failures are logged and counted, not fatal: the rules are already right. */
+  /**
+   * Conntrack failures are logged and counted, not fatal: the rules are already right. Full syncs
+   * (the first included) then sweep the listed table, which catches what no recorded change names.
+   */
   private async cleanConntrack(
     dp: FamilyDataplane,
     before: readonly ServicePort[] | null,
     after: readonly ServicePort[],
+    full: boolean,
   ): Promise<number> {
-    if (!dp.conntrack) return 0;
+    const conntrack = dp.conntrack;
+    if (!conntrack) return 0;
     let deleted = 0;
-    for (const d of planConntrackCleanup(before, after, dp.family)) {
+    const run = async (deletions: ConntrackDeletion[]): Promise<void> => {
+      for (const d of deletions) {
+        try {
+          deleted += await conntrack.deleteEntries(d.filter);
+        } catch (err) {
+          this.stats.conntrackFailures++;
+          this.opts.logger.warn(
+            { family: dp.family, filter: d.filter, reason: d.reason, err: errorText(err) },
+            'conntrack cleanup failed',
+          );
+        }
+      }
+    };
+    await run(planConntrackCleanup(before, after, dp.family));
+    if (full && conntrack.listEntries) {
+      let entries: ConntrackEntry[] | null = null;
       try {
-        deleted += await dp.conntrack.deleteEntries(d.filter);
+        entries = await conntrack.listEntries(dp.family, 'udp');
       } catch (err) {
         this.stats.conntrackFailures++;
-        this.opts.logger.warn(
-          { family: dp.family, filter: d.filter, reason: d.reason, err: errorText(err) },
-          'conntrack cleanup failed',
-        );
+        this.opts.logger.warn({ family: dp.family, err: errorText(err) }, 'conntrack list failed');
       }
+      if (entries) await run(planConntrackSweep(after, entries, dp.family));
     }
     this.stats.conntrackEntriesDeleted += deleted;
     return deleted;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { planConntrackCleanup } from '../../../src/sync/conntrack-cleanup.js';
+import type { ConntrackEntry } from '../../../src/dataplane/interfaces.js';
+import { planConntrackCleanup, planConntrackSweep } from '../../../src/sync/conntrack-cleanup.js';
 import { endpoint, servicePort } from './fixtures.js';
 
 const dns = (over: Parameters<typeof servicePort>[1] = {}) =>
@@ -75,6 +76,74 @@ describe('planConntrackCleanup', () => {
     expect(planConntrackCleanup([before], [after], 'IPv4')).toEqual([]);
     expect(filters(planConntrackCleanup([before], [after], 'IPv6'))).toEqual([
       { family: 'IPv6', protocol: 'udp', origDst: 'fd00::10', origDstPort: 53, replySrc: 'fd00:244::6', reason: 'endpointRemoved' },
+    ]);
+  });
+
+  it('an endpoint that moved to another port (same IP) counts as removed: entries DNATed to the old port', () => {
+    const before = dns({ nodePort: 30053 });
+    const after = dns({ nodePort: 30053, endpoints: [endpoint('10.244.1.5', { port: 5353 }), endpoint('10.244.2.5')] });
+    expect(filters(planConntrackCleanup([before], [after], 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.244.1.5', replySrcPort: 53, reason: 'endpointRemoved' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, replySrc: '10.244.1.5', replySrcPort: 53, reason: 'endpointRemoved' },
+    ]);
+  });
+
+  it('an endpoint going from ready to terminating but still serving keeps its flows', () => {
+    const before = dns();
+    const after = dns({ endpoints: [endpoint('10.244.1.5'), endpoint('10.244.2.5', { ready: false, serving: true, terminating: true })] });
+    expect(planConntrackCleanup([before], [after], 'IPv4')).toEqual([]);
+  });
+});
+
+describe('planConntrackSweep (the listed table, on full syncs)', () => {
+  const entry = (origDst: string, origDstPort: number, replySrc: string, over: Partial<ConntrackEntry> = {}): ConntrackEntry => ({
+    family: origDst.includes(':') ? 'IPv6' : 'IPv4',
+    protocol: 'udp',
+    origDst,
+    origDstPort,
+    replySrc,
+    replySrcPort: 53,
+    ...over,
+  });
+
+  it('deletes entries to a service address:port or node port whose reply source is not a serving endpoint', () => {
+    const sp = dns({
+      nodePort: 30053,
+      externalIPs: ['192.0.2.10'],
+      loadBalancerIngress: [{ ip: '192.0.2.20', ipMode: 'VIP' }, { ip: '192.0.2.30', ipMode: 'Proxy' }],
+      endpoints: [endpoint('10.244.1.5'), endpoint('10.244.2.5', { ready: false, serving: true, terminating: true }), endpoint('10.244.3.5', { ready: false, serving: false, terminating: true })],
+    });
+    const entries = [
+      entry('10.96.0.10', 53, '10.244.1.5'), // live endpoint: kept
+      entry('10.96.0.10', 53, '10.244.2.5'), // terminating but serving: kept
+      entry('10.96.0.10', 53, '10.244.3.5'), // no longer serving: deleted
+      entry('10.96.0.10', 53, '10.244.3.5', { replySrcPort: 99 }), // same filter, once
+      entry('10.96.0.10', 53, '10.96.0.10'), // not DNATed (made while the Service had no endpoints): deleted
+      entry('10.96.0.10', 54, '10.244.9.9'), // another port: not this Service
+      entry('192.0.2.10', 53, '10.244.9.9'), // external IP
+      entry('192.0.2.20', 53, '10.244.9.9'), // load-balancer IP
+      entry('192.0.2.30', 53, '10.244.9.9'), // Proxy-mode LB address: no rules, not ours
+      entry('192.168.1.2', 30053, '10.244.9.9'), // node port, any node address
+      entry('192.168.1.2', 30053, '10.244.1.5'), // node port to a live endpoint: kept
+      entry('10.96.0.10', 53, '10.244.9.9', { protocol: 'tcp' }), // TCP: left alone
+    ];
+    expect(filters(planConntrackSweep([sp], entries, 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.244.3.5', reason: 'staleEntry' },
+      { family: 'IPv4', protocol: 'udp', origDst: '10.96.0.10', origDstPort: 53, replySrc: '10.96.0.10', reason: 'staleEntry' },
+      { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.10', origDstPort: 53, replySrc: '10.244.9.9', reason: 'staleEntry' },
+      { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.20', origDstPort: 53, replySrc: '10.244.9.9', reason: 'staleEntry' },
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, replySrc: '10.244.9.9', reason: 'staleEntry' },
+    ]);
+  });
+
+  it('leaves Services without serving endpoints (nowhere better to go), TCP Services and other families', () => {
+    const none = dns({ endpoints: [endpoint('10.244.1.5', { ready: false, serving: false })] });
+    const tcp = dns({ protocol: 'TCP', clusterIPs: ['10.96.0.11'] });
+    const dual = dns({ clusterIPs: ['10.96.0.12', 'fd00::12'], endpoints: [endpoint('fd00:244::5')] });
+    const entries = [entry('10.96.0.10', 53, '10.244.9.9'), entry('10.96.0.11', 53, '10.244.9.9'), entry('10.96.0.12', 53, '10.244.9.9')];
+    expect(planConntrackSweep([none, tcp, dual], entries, 'IPv4')).toEqual([]);
+    expect(filters(planConntrackSweep([dual], [entry('fd00::12', 53, 'fd00:244::6')], 'IPv6'))).toEqual([
+      { family: 'IPv6', protocol: 'udp', origDst: 'fd00::12', origDstPort: 53, replySrc: 'fd00:244::6', reason: 'staleEntry' },
     ]);
   });
 });
