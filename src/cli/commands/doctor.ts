@@ -15,7 +15,11 @@ import { createSysctl } from '../../dataplane/sysctl.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf } from '../../model/ip.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
-import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
+import {
+  acceptsLocalhostNodePorts,
+  renderIptables,
+  renderOptionsFromConfig,
+} from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
 import { CliExit } from '../exit.js';
@@ -44,15 +48,22 @@ export function registerDoctorCommand(program: Command): void {
     .option('--config <file>', 'agent configuration (YAML or JSON)')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: { manifests: string[]; config?: string; output: string }) => {
-      if (opts.output !== 'text' && opts.output !== 'json') throw new CliExit(2, '--output must be text or json');
-      for (const p of opts.manifests) if (!existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+      if (opts.output !== 'text' && opts.output !== 'json')
+        throw new CliExit(2, '--output must be text or json');
+      for (const p of opts.manifests)
+        if (!existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
       const config = await loadConfigFile(opts.config);
       const { state, problems } = await loadClusterState(opts.manifests);
       for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
       const desiredState = withAllocatedAddresses(state, config);
       const runner = createRunner({});
-      const nodeIPs = config.nodeIPs.length > 0 ? config.nodeIPs : nodeIPsFromInterfaces(await new RealIpLinks({ runner }).listAddresses());
-      const families = (['IPv4', 'IPv6'] as IPFamily[]).filter((f) => nodeIPs.some((ip) => ipFamilyOf(ip) === f));
+      const nodeIPs =
+        config.nodeIPs.length > 0
+          ? config.nodeIPs
+          : nodeIPsFromInterfaces(await new RealIpLinks({ runner }).listAddresses());
+      const families = (['IPv4', 'IPv6'] as IPFamily[]).filter((f) =>
+        nodeIPs.some((ip) => ipFamilyOf(ip) === f),
+      );
       const effective = { ...config, nodeName: config.nodeName || hostname() };
       const choice = await detectIptablesBackend(runner);
       const other = choice.backend === 'nft' ? 'legacy' : 'nft';
@@ -67,18 +78,31 @@ export function registerDoctorCommand(program: Command): void {
         const iptables = await createIptables({ family, backend: choice.backend, runner });
         const saved = parseIptablesSave((await iptables.save('filter')) + (await iptables.save('nat')));
         const ips = nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
-        inputs.families.push({ family, desired: renderIptables(desiredState, renderOptionsFromConfig(effective, family, ips)), saved });
+        inputs.families.push({
+          family,
+          desired: renderIptables(desiredState, renderOptionsFromConfig(effective, family, ips)),
+          saved,
+        });
         // Whole-dump save without -t: asking the legacy backend for one table would create it.
         const otherSave = `${family === 'IPv6' ? 'ip6tables' : 'iptables'}-${other}-save`;
-        const otherDump = await runner.run(otherSave, []).then((r) => r.stdout, () => '');
-        if (/^:KUBE-(SERVICES|POSTROUTING)\b/m.test(otherDump)) inputs.backend.otherBackendHasKubeChains = true;
+        const otherDump = await runner.run(otherSave, []).then(
+          (r) => r.stdout,
+          () => '',
+        );
+        if (/^:KUBE-(SERVICES|POSTROUTING)\b/m.test(otherDump))
+          inputs.backend.otherBackendHasKubeChains = true;
       }
       const sysctl = createSysctl();
-      for (const wanted of planSysctls(families, config.iptables.localhostNodePorts)) {
+      const localhostNodePorts =
+        families.includes('IPv4') &&
+        acceptsLocalhostNodePorts(renderOptionsFromConfig(effective, 'IPv4', nodeIPs));
+      for (const wanted of planSysctls(families, localhostNodePorts)) {
         inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
       }
       const findings = diagnose(inputs);
-      process.stdout.write(opts.output === 'json' ? JSON.stringify(findings, null, 2) + '\n' : formatDoctor(findings));
+      process.stdout.write(
+        opts.output === 'json' ? JSON.stringify(findings, null, 2) + '\n' : formatDoctor(findings),
+      );
       if (findings.some((f) => f.severity !== 'ok')) throw new CliExit(1);
     });
 }

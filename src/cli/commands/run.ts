@@ -23,7 +23,11 @@ import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
 import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
 import { ServiceHealthServer } from '../../observe/service-health.js';
-import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
+import {
+  acceptsLocalhostNodePorts,
+  renderIptables,
+  renderOptionsFromConfig,
+} from '../../render/iptables/index.js';
 import { createApiSource, type ApiSource, type CreateApiSourceOptions } from '../../sources/api/index.js';
 import { apiServerUrl, loadKubeConfig } from '../../sources/api/kube-config.js';
 import {
@@ -145,7 +149,10 @@ export function chooseNodeName(configured: string, env: NodeJS.ProcessEnv, host:
  * Addresses the health-check node ports listen on: kube-proxy's nodePortAddresses applied to the node's
  * addresses ([] = every address).
  */
-export function healthCheckListenAddresses(nodePortAddresses: readonly string[], nodeIPs: readonly string[]): string[] {
+export function healthCheckListenAddresses(
+  nodePortAddresses: readonly string[],
+  nodeIPs: readonly string[],
+): string[] {
   if (nodePortAddresses.length === 0) return [];
   if (nodePortAddresses.includes('primary')) {
     return (['IPv4', 'IPv6'] as const).flatMap((f) => nodeIPs.find((ip) => ipFamilyOf(ip) === f) ?? []);
@@ -171,7 +178,9 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   );
   const config = await loadConfigFile(opts.configPath);
   if (config.mode !== 'iptables') {
-    throw new Error(`config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`);
+    throw new Error(
+      `config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`,
+    );
   }
   const nodeName = chooseNodeName(config.nodeName, env, opts.hostname ?? hostname());
   let nodeIPs = [...config.nodeIPs];
@@ -184,7 +193,9 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     throw new Error('no node IPs: set nodeIPs in the configuration or give an interface a global address');
   }
   const effective: Config = { ...config, nodeName };
-  const dataplane = await (opts.createDataplane ?? ((fams) => createDataplane({ families: fams })))([...families]);
+  const dataplane = await (opts.createDataplane ?? ((fams) => createDataplane({ families: fams })))([
+    ...families,
+  ]);
   const familyDataplanes: FamilyDataplane[] = families.flatMap((family) => {
     const iptables = dataplane.iptables[family];
     return iptables ? [{ family, iptables, conntrack: dataplane.conntrack }] : [];
@@ -192,12 +203,16 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const clock = opts.clock ?? new SystemClock();
   const syncer = new IptablesSyncer({
     families: familyDataplanes,
-    render: (state, family, cache) => renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs), cache),
+    render: (state, family, cache) =>
+      renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs), cache),
     clock,
     logger: log,
     sysctl: dataplane.sysctl,
     sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir)),
-    localhostNodePorts: config.iptables.localhostNodePorts,
+    // route_localnet only when the rules accept NodePorts on 127.0.0.1 (not with nodePortAddresses that leave it out).
+    localhostNodePorts:
+      families.includes('IPv4') &&
+      acceptsLocalhostNodePorts(renderOptionsFromConfig(effective, 'IPv4', nodeIPs)),
     createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
@@ -249,7 +264,11 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const wallClock = opts.wallClock ?? Date.now;
   const metrics = new ProxyMetrics();
   if (source.apiView) metrics.bindApiSource(source.apiView);
-  const health = new ProxyHealth({ healthTimeoutMs: healthTimeoutFor(config.iptables.syncPeriod), metrics, now: wallClock });
+  const health = new ProxyHealth({
+    healthTimeoutMs: healthTimeoutFor(config.iptables.syncPeriod),
+    metrics,
+    now: wallClock,
+  });
   const serviceHealth = new ServiceHealthServer({
     nodeName,
     listenAddresses: healthCheckListenAddresses(config.nodePortAddresses, nodeIPs),
@@ -337,7 +356,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
       result = await syncer.sync({ full });
     } catch (err) {
       failure = err;
-      result = err instanceof SyncFailedError ? err.result : { ok: false, durationMs: 0, families: [], sysctlsChanged: [] };
+      result =
+        err instanceof SyncFailedError
+          ? err.result
+          : { ok: false, durationMs: 0, families: [], sysctlsChanged: [] };
     }
     if (state) {
       await telemetry.syncFinished(ticket, {
@@ -375,14 +397,20 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
     clock,
     minIntervalMs: config.iptables.minSyncPeriod,
     maxIntervalMs: config.iptables.syncPeriod,
-    retryMaxIntervalMs: Math.max(config.iptables.minSyncPeriod, Math.min(config.iptables.syncPeriod || 30_000, 30_000)),
+    retryMaxIntervalMs: Math.max(
+      config.iptables.minSyncPeriod,
+      Math.min(config.iptables.syncPeriod || 30_000, 30_000),
+    ),
     // The periodic run and every retry are full: they repair drift and recover from failures.
     run: async (trigger) => {
       await syncAndRecord(trigger !== 'requested');
     },
     onFailure: (err, retryInMs, failures) => {
       const reason = err instanceof SyncFailedError ? err.message : (err as Error).message;
-      log.warn({ retryInMs, consecutiveFailures: failures, reason }, 'sync failed; retrying with a full sync');
+      log.warn(
+        { retryInMs, consecutiveFailures: failures, reason },
+        'sync failed; retrying with a full sync',
+      );
     },
   });
 
@@ -404,7 +432,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   const keepAlive = setInterval(() => undefined, 1 << 30);
 
   // Servers first: /healthz and /metrics answer (not ready, not synced) while the initial list runs.
-  const metricsServer = new MetricsServer(setup.metrics, { bindAddress: setup.metricsBindAddress, proxyMode: config.mode });
+  const metricsServer = new MetricsServer(setup.metrics, {
+    bindAddress: setup.metricsBindAddress,
+    proxyMode: config.mode,
+  });
   const healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
   for (const [what, server, address] of [
     ['metrics', metricsServer, setup.metricsBindAddress],
@@ -414,7 +445,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
       await server.start();
     } catch (err) {
       // Not fatal: the rules matter more than the endpoints that report on them.
-      log.error({ err: (err as Error).message, bindAddress: address }, `cannot serve ${what}; continuing without it`);
+      log.error(
+        { err: (err as Error).message, bindAddress: address },
+        `cannot serve ${what}; continuing without it`,
+      );
     }
   }
   opts.onServing?.({ metricsPort: metricsServer.port, healthzPort: healthServer.port });
@@ -436,7 +470,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   } else {
     accept(first.state);
     telemetry.changeQueued(source);
-    log.info({ services: first.state.services.length, servicePorts: first.state.servicePorts.length }, 'initial state read; syncing');
+    log.info(
+      { services: first.state.services.length, servicePorts: first.state.servicePorts.length },
+      'initial state read; syncing',
+    );
     runner.start();
     await lb.start(); // LoadBalancer hook: strictARP + layer2
     runner.request();

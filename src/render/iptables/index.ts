@@ -1,5 +1,6 @@
 // iptables mode: render (pure) and serialise (pure) the rules of one IP family.
 export {
+  acceptsLocalhostNodePorts,
   renderIptables,
   formatProbability,
   IptablesRenderCache,

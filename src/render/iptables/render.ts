@@ -259,6 +259,15 @@ interface NodePortAddressing {
   localhostNodePorts: boolean;
 }
 
+/**
+ * Whether the rules accept NodePorts on 127.0.0.1 (kube-proxy: localhostNodePorts and nodePortAddresses
+ * overlapping 127.0.0.0/8, an empty list meaning every address): exactly then the kernel must route
+ * DNATed loopback traffic off the host, i.e. route_localnet=1. IPv4 options only; IPv6 never does.
+ */
+export function acceptsLocalhostNodePorts(opts: IptablesRenderOptions): boolean {
+  return resolveNodePortAddresses(opts).localhostNodePorts;
+}
+
 function resolveNodePortAddresses(opts: IptablesRenderOptions): NodePortAddressing {
   const { family } = opts;
   let cidrs: ParsedCIDR[];
