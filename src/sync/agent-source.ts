@@ -8,6 +8,12 @@ import type { Logger } from '../observe/logger.js';
 import type { ApiSourceView } from '../observe/metrics.js';
 import type { ApiSource } from '../sources/api/api-source.js';
 import { ManifestDirectorySource } from '../sources/manifests/directory-source.js';
+import {
+  changeEventFromRaw,
+  StateChangeDiffer,
+  type ChangeEvent,
+  type RawObject,
+} from './agent-change-tracker.js';
 import type { Clock } from './clock.js';
 
 export const SERVICE_ACCOUNT_ROOT = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -78,6 +84,11 @@ export interface AgentSource {
   onChange(listener: (state: ClusterState) => void): void;
   /** Raw objects of a kind as last seen; [] when the source keeps none (manifests). */
   rawObjects(kind: string): ReadonlyArray<Record<string, unknown>>;
+  /**
+   * The Service and endpoint events seen since the last call, oldest first (kube-proxy's change
+   * metrics): informer events for the API, what each reload changed for manifests.
+   */
+  takeChangeEvents(): ChangeEvent[];
   /** The API connection, for metrics; undefined for manifests. */
   readonly apiView?: ApiSourceView & { connection(): { connected: boolean; disconnectedSince?: number } };
 }
@@ -87,6 +98,8 @@ export class ManifestAgentSource implements AgentSource {
   readonly description: Record<string, unknown>;
   private readonly source: ManifestDirectorySource;
   private readonly listeners: Array<(state: ClusterState) => void> = [];
+  private readonly differ = new StateChangeDiffer();
+  private events: ChangeEvent[] = [];
 
   constructor(opts: { dir: string; logger: Logger; clock: Clock }) {
     this.description = { manifests: opts.dir };
@@ -95,13 +108,27 @@ export class ManifestAgentSource implements AgentSource {
       logger: opts.logger,
       clock: opts.clock,
       onChange: (snap) => {
+        this.noteReload(snap.state);
         for (const l of this.listeners) l(snap.state);
       },
     });
   }
 
   async start(): Promise<ClusterState> {
-    return (await this.source.start()).state;
+    const state = (await this.source.start()).state;
+    this.noteReload(state);
+    return state;
+  }
+
+  /** A reload is the manifest source's event: what it changed (see StateChangeDiffer). */
+  private noteReload(state: ClusterState): void {
+    for (const e of this.differ.diff(state)) this.events.push(e);
+  }
+
+  takeChangeEvents(): ChangeEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
   }
 
   async loadOnce(): Promise<ClusterState> {
@@ -124,6 +151,7 @@ export class ManifestAgentSource implements AgentSource {
 export class ApiAgentSource implements AgentSource {
   readonly kind = 'api';
   readonly description: Record<string, unknown>;
+  private events: ChangeEvent[] = [];
 
   constructor(
     private readonly source: ApiSource,
@@ -135,6 +163,23 @@ export class ApiAgentSource implements AgentSource {
       ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
       ...(choice.inCluster ? { inCluster: true } : {}),
     };
+    // From before start(): the initial list's adds are events too (kube-proxy counts them).
+    // Only the change-relevant parts are kept (proxy views), not the objects.
+    source.onObjectEvent((kind, event) => {
+      if (kind !== 'Service' && kind !== 'EndpointSlice') return;
+      const e = changeEventFromRaw({
+        kind,
+        ...(event.previous ? { previous: event.previous as RawObject } : {}),
+        ...(event.current ? { current: event.current as RawObject } : {}),
+      });
+      if (e !== undefined) this.events.push(e);
+    });
+  }
+
+  takeChangeEvents(): ChangeEvent[] {
+    const out = this.events;
+    this.events = [];
+    return out;
   }
 
   get apiView(): ApiSource {

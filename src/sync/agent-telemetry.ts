@@ -9,7 +9,7 @@ import type { ProxyHealth } from '../observe/health.js';
 import type { Logger } from '../observe/logger.js';
 import type { ProxyMetrics } from '../observe/metrics.js';
 import type { IptablesRuleSet, RenderedChain } from '../render/types.js';
-import { ObjectChangeTracker, type RawObject } from './agent-change-tracker.js';
+import { ObjectChangeTracker } from './agent-change-tracker.js';
 import type { AgentSource } from './agent-source.js';
 import type { SyncResult } from './iptables-syncer.js';
 
@@ -165,8 +165,6 @@ export interface SyncTicket {
 
 export class AgentTelemetry {
   private readonly changes: ObjectChangeTracker;
-  private pendingServices = 0;
-  private pendingEndpoints = 0;
   private nodeSummary = '';
   private readonly ruleCounter = new RuleCounter();
 
@@ -174,20 +172,15 @@ export class AgentTelemetry {
     this.changes = new ObjectChangeTracker(opts.startedAtMs);
   }
 
-  /** A new state arrived from the source and a sync was requested. */
+  /**
+   * A new state arrived from the source and a sync was requested. The source's events since the last
+   * call feed kube-proxy's change counters (one per event) and pending gauges (see agent-change-tracker).
+   */
   changeQueued(source: AgentSource): void {
     const { metrics, health } = this.opts;
-    if (source.kind === 'api') {
-      const seen = this.changes.observe(
-        source.rawObjects('Service') as ReadonlyArray<RawObject>,
-        source.rawObjects('EndpointSlice') as ReadonlyArray<RawObject>,
-      );
-      metrics.changesSeen(seen);
-      this.pendingServices += seen.services;
-      this.pendingEndpoints += seen.endpoints;
-      metrics.changesPending({ services: this.pendingServices, endpoints: this.pendingEndpoints });
-      this.syncNode(source);
-    }
+    metrics.changesSeen(this.changes.record(source.takeChangeEvents()));
+    metrics.changesPending(this.changes.pendingChanges);
+    if (source.kind === 'api') this.syncNode(source);
     for (const family of this.opts.families) health.queuedUpdate(family);
     metrics.syncQueued(this.opts.now() / 1000);
   }
@@ -210,11 +203,11 @@ export class AgentTelemetry {
     }
   }
 
+  /** A sync takes every pending change (kube-proxy's svcPortMap/endpointsMap Update): pending drops to 0. */
   syncStarted(syncerRestoreFailures: number): SyncTicket {
-    this.pendingServices = 0;
-    this.pendingEndpoints = 0;
+    const triggerTimes = this.changes.takeChanges();
     this.opts.metrics.changesPending({ services: 0, endpoints: 0 });
-    return { triggerTimes: this.changes.takeTriggerTimes(), restoreFailuresBefore: syncerRestoreFailures };
+    return { triggerTimes, restoreFailuresBefore: syncerRestoreFailures };
   }
 
   /**

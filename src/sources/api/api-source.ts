@@ -9,6 +9,7 @@ import { apiServerUrl } from './kube-config.js';
 import {
   ResourceInformer,
   type BackoffOptions,
+  type InformerEvent,
   type InformerStatus,
   type KubeObject,
   type WatchedResource,
@@ -122,6 +123,14 @@ export class ApiSource {
   /** Called with every new snapshot (the first one once all informers have listed). */
   onChange(listener: (snapshot: ApiSnapshot) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Called synchronously for every add/update/delete an informer applies (a relist updates every
+   * listed object), with the object's kind: client-go's event-handler view, for change counting.
+   */
+  onObjectEvent(listener: (kind: string, event: InformerEvent) => void): void {
+    for (const informer of this.informers) informer.onObjectEvent((e) => listener(informer.resource.kind, e));
   }
 
   /** Start the informers; resolves when the first complete snapshot has been emitted. */

@@ -84,9 +84,19 @@ export function redact(text: string): string {
 
 type WatchOutcome = 'closed' | 'expired';
 
+/**
+ * One change to the store, as a client-go informer hands it to its handlers: an add (no previous), an
+ * update (both; a relist updates every object still listed, changed or not) or a delete (no current).
+ */
+export interface InformerEvent {
+  previous?: KubeObject;
+  current?: KubeObject;
+}
+
 export class ResourceInformer {
   private readonly store = new Map<string, KubeObject>();
   private readonly listeners: Array<() => void> = [];
+  private readonly eventListeners: Array<(event: InformerEvent) => void> = [];
   private readonly watch: Watch;
   private readonly now: () => number;
   private readonly backoff: BackoffOptions;
@@ -116,6 +126,15 @@ export class ResourceInformer {
   /** Called after every change to the store (and after each relist). */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called synchronously for every add/update/delete of an object (before the onChange notification). */
+  onObjectEvent(listener: (event: InformerEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  private objectEvent(previous: KubeObject | undefined, current: KubeObject | undefined): void {
+    for (const l of this.eventListeners) l({ ...(previous ? { previous } : {}), ...(current ? { current } : {}) });
   }
 
   start(): void {
@@ -239,6 +258,7 @@ export class ResourceInformer {
       );
     }
     const changed = !this.state.synced || this.store.size > 0;
+    if (this.eventListeners.length > 0) for (const o of this.store.values()) this.objectEvent(o, undefined);
     this.store.clear();
     this.state.synced = true;
     if (changed) this.emit();
@@ -272,8 +292,19 @@ export class ResourceInformer {
       items?: KubeObject[] | null;
       metadata?: { resourceVersion?: string };
     };
+    const before = this.eventListeners.length > 0 ? new Map(this.store) : new Map<string, KubeObject>();
     this.store.clear();
-    for (const item of body.items ?? []) this.store.set(this.keyOf(item), this.stamp(item));
+    for (const item of body.items ?? []) {
+      const key = this.keyOf(item);
+      const stamped = this.stamp(item);
+      this.store.set(key, stamped);
+      if (this.eventListeners.length > 0) {
+        this.objectEvent(before.get(key), stamped);
+        before.delete(key);
+      }
+    }
+    // As client-go's Replace: what the list no longer holds was deleted.
+    if (this.eventListeners.length > 0) for (const o of before.values()) this.objectEvent(o, undefined);
     this.state.resourceVersion = body.metadata?.resourceVersion ?? '';
     this.state.lists += 1;
     this.state.synced = true;
@@ -358,10 +389,18 @@ export class ResourceInformer {
         }
         const rv = obj?.metadata?.resourceVersion;
         if (type === 'ADDED' || type === 'MODIFIED') {
-          this.store.set(this.keyOf(obj), this.stamp(obj));
+          const key = this.keyOf(obj);
+          const previous = this.store.get(key);
+          const stamped = this.stamp(obj);
+          this.store.set(key, stamped);
+          this.objectEvent(previous, stamped);
           this.emitSoon();
         } else if (type === 'DELETED') {
-          this.store.delete(this.keyOf(obj));
+          const key = this.keyOf(obj);
+          const known = this.store.has(key);
+          this.store.delete(key);
+          // The deleted object's final state, as the informer's delete handler receives it.
+          if (known) this.objectEvent(this.stamp(obj), undefined);
           this.emitSoon();
         } else if (type !== 'BOOKMARK') {
           return;

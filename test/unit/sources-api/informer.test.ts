@@ -69,3 +69,51 @@ describe('ResourceInformer bookmarks', () => {
     }
   });
 });
+
+describe('ResourceInformer object events (client-go handler semantics, for change counting)', () => {
+  it('reports each watch event, a burst one by one, and a relist as an update of every listed object', async () => {
+    const server = new StandInApiServer();
+    await server.start();
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig());
+    const svc = (name: string, port: number) => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'default' },
+      spec: { clusterIP: '10.96.0.10', ports: [{ port }] },
+    });
+    server.put(svc('a', 80));
+    server.put(svc('gone', 80));
+    const informer = new ResourceInformer(
+      { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
+      { kubeConfig: kc, logger: silentLogger, backoff: { initialMs: 20, maxMs: 100 } },
+    );
+    const events: string[] = [];
+    informer.onObjectEvent((e) => {
+      const type = e.previous === undefined ? 'add' : e.current === undefined ? 'delete' : 'update';
+      events.push(`${type} ${(e.current ?? e.previous)?.metadata?.name}`);
+    });
+    try {
+      informer.start();
+      await eventually('the watch open', () => server.openWatchCount >= 1);
+      expect(events).toEqual(['add a', 'add gone']);
+      // A burst in one tick: one event each, even if the store sees only the last.
+      server.put(svc('a', 81));
+      server.put(svc('a', 82));
+      server.remove('Service', 'default', 'gone');
+      await eventually('the burst seen', () => events.length === 5);
+      expect(events.slice(2)).toEqual(['update a', 'update a', 'delete gone']);
+      // A relist (history expired): every listed object is an update, even unchanged.
+      server.put(svc('b', 80));
+      await eventually('b seen', () => events.length === 6);
+      server.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' } }); // history moves on
+      server.expireHistory();
+      server.dropWatches();
+      await eventually('relisted', () => informer.status().lists === 2);
+      expect(events.slice(6).sort()).toEqual(['update a', 'update b']);
+    } finally {
+      await informer.stop();
+      await server.stop();
+    }
+  });
+});

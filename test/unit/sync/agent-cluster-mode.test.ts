@@ -150,6 +150,18 @@ describe('runAgent in cluster mode', () => {
       expect(sample(text, 'kubeproxy_sync_proxy_rules_endpoint_changes_pending')).toBe(0);
       expect(sample(text, 'kubeproxy_sync_proxy_rules_iptables_last{table="nat"}')).toBeGreaterThan(0);
 
+      // A burst of informer events in one tick (one new state): each counts, as in kube-proxy —
+      // two real updates of the Service and one re-put of the same content (a no-op update).
+      api.put({ ...service, metadata: { ...service.metadata, labels: { burst: '1' } } });
+      api.put({ ...service, metadata: { ...service.metadata, labels: { burst: '2' } } });
+      api.put({ ...service, metadata: { ...service.metadata, labels: { burst: '2' } } });
+      await eventually('three Service events counted', async () => {
+        text = (await httpGetOrDown(agent.ports.metricsPort, '/metrics')).body;
+        return sample(text, 'kubeproxy_sync_proxy_rules_service_changes_total') === 4;
+      });
+      // Labels are not part of what the proxy builds: nothing is pending.
+      expect(sample(text, 'kubeproxy_sync_proxy_rules_service_changes_pending')).toBe(0);
+
       // The node is about to be deleted by the autoscaler: /healthz says so (kube-proxy's nodeEligible).
       api.put(node([{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule' }]));
       await eventually(

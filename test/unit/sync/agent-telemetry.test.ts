@@ -4,6 +4,8 @@ import type { IptablesRuleSet, RenderedChain } from '../../../src/render/types.j
 import { ProxyHealth } from '../../../src/observe/health.js';
 import { silentLogger } from '../../../src/observe/logger.js';
 import { ProxyMetrics } from '../../../src/observe/metrics.js';
+import { changeEventFromRaw, type ChangeEvent } from '../../../src/sync/agent-change-tracker.js';
+import type { AgentSource } from '../../../src/sync/agent-source.js';
 import { AgentTelemetry, countNoLocalEndpoints, RuleCounter } from '../../../src/sync/agent-telemetry.js';
 import type { FamilySyncResult } from '../../../src/sync/iptables-syncer.js';
 import { endpoint, servicePort } from '../../fixtures/cluster-state.js';
@@ -239,5 +241,55 @@ describe('AgentTelemetry health-check node ports', () => {
     expect(synced).toEqual([]);
     await run(true);
     expect(synced).toEqual([1]);
+  });
+});
+
+describe('AgentTelemetry change metrics (kube-proxy: one per event; pending = net, reset by a sync)', () => {
+  it('counts a burst of updates to one Service coalesced into one new state, a no-op update, and resets pending', async () => {
+    const metrics = new ProxyMetrics({ processMetrics: false });
+    const telemetry = new AgentTelemetry({
+      families: ['IPv4'],
+      nodeName: 'me',
+      metrics,
+      health: new ProxyHealth({ healthTimeoutMs: 60_000, now: () => 1_000 }),
+      logger: silentLogger,
+      now: () => 1_000,
+      startedAtMs: 0,
+    });
+    const value = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+    const svc = (rv: string, port: number) => ({
+      metadata: { namespace: 'demo', name: 'web', resourceVersion: rv },
+      spec: { type: 'ClusterIP', clusterIP: '10.96.0.10', ports: [{ port }] },
+    });
+    let events: ChangeEvent[] = [];
+    const source = {
+      kind: 'api',
+      rawObjects: () => [],
+      takeChangeEvents: () => {
+        const out = events;
+        events = [];
+        return out;
+      },
+    } as unknown as AgentSource;
+    events = [changeEventFromRaw({ kind: 'Service', current: svc('1', 80) })!];
+    telemetry.changeQueued(source);
+    telemetry.syncStarted(0);
+    // Three updates to one Service and a no-op update of it, all in one new state.
+    events = [
+      changeEventFromRaw({ kind: 'Service', previous: svc('1', 80), current: svc('2', 81) })!,
+      changeEventFromRaw({ kind: 'Service', previous: svc('2', 81), current: svc('3', 82) })!,
+      changeEventFromRaw({ kind: 'Service', previous: svc('3', 82), current: svc('4', 83) })!,
+      changeEventFromRaw({ kind: 'Service', previous: svc('4', 83), current: svc('4', 83) })!,
+    ];
+    telemetry.changeQueued(source);
+    expect(await value('kubeproxy_sync_proxy_rules_service_changes_total')).toBe(5);
+    expect(await value('kubeproxy_sync_proxy_rules_service_changes_pending')).toBe(1);
+    telemetry.syncStarted(0);
+    expect(await value('kubeproxy_sync_proxy_rules_service_changes_pending')).toBe(0);
+    // A no-op update alone: counted, nothing pending.
+    events = [changeEventFromRaw({ kind: 'Service', previous: svc('4', 83), current: svc('4', 83) })!];
+    telemetry.changeQueued(source);
+    expect(await value('kubeproxy_sync_proxy_rules_service_changes_total')).toBe(6);
+    expect(await value('kubeproxy_sync_proxy_rules_service_changes_pending')).toBe(0);
   });
 });
