@@ -1,5 +1,5 @@
 // Run the API stand-in for demos and manual testing:
-//   npx tsx hack/stand-in.ts [--kubeconfig FILE] [--load DIR_OR_FILE ...] [--port N]
+//   npx tsx hack/stand-in.ts [--kubeconfig FILE] [--load DIR_OR_FILE ...]
 // It writes a kubeconfig for itself (default ./stand-in.kubeconfig, mode 0600), optionally loads
 // manifests (YAML/JSON, multi-document) into its store, and serves until interrupted.
 import { readdir, readFile, stat } from 'node:fs/promises';

@@ -46,7 +46,7 @@ import {
 export interface FamilyDataplane {
   family: IPFamily;
   iptables: Iptables;
-  /** Absent = no conntrack cleanup (e.g. the tool is not installed; reported at start). */
+  /** Absent = no conntrack cleanup (fakes); with the real tool missing, each cleanup fails, logged and counted. */
   conntrack?: Conntrack;
 }
 

@@ -43,7 +43,9 @@ export async function runningProcesses(procRoot = '/proc'): Promise<string[]> {
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description("check this node's live rules, sysctls and neighbours against what the manifests ask for")
+    .description(
+      "check this node's live rules, sysctls, a kube-proxy beside it and the other iptables backend against what the manifests ask for",
+    )
     .requiredOption('--manifests <paths...>', 'manifests the node should be programmed from')
     .option('--config <file>', 'agent configuration (YAML or JSON)')
     .option('-o, --output <format>', 'text or json', 'text')
