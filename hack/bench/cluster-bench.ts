@@ -15,7 +15,9 @@
 //     for --seconds, each stamped with `endpoints.kubernetes.io/last-change-trigger-time` = the moment it
 //     is written to the stand-in; the agent observes "rules applied − trigger time" for each
 //     (kubeproxy_network_programming_duration_seconds) and, at debug level, logs the exact values, which
-//     this bench collects for p50/p90/p99/max.
+//     this bench collects for p50/p90/p99/max;
+//   - an agent restart (kernel dataplane): SIGTERM (the rules stay), a new process, start → first sync;
+//     the new process adopts the chains the kernel already holds instead of loading them again.
 // The kernel dataplane runs the agent in a fresh network namespace; the stand-in stays in this process
 // (root namespace, 127.0.0.1) and two socat relays over a Unix socket carry the API connection.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -205,6 +207,50 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+interface AgentLogRecord {
+  msg?: string;
+  time?: number;
+  networkProgrammingSeconds?: number[];
+  level?: number;
+  adopted?: { kept: number; rewritten: number; deleted: number };
+}
+
+/** Hands each JSON line of the agent's stderr to onRecord; returns the last lines (for error messages). */
+function followAgentLog(child: ChildProcess, onRecord: (rec: AgentLogRecord) => void): string[] {
+  const lastLines: string[] = [];
+  let tail = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    tail += chunk.toString();
+    let nl: number;
+    while ((nl = tail.indexOf('\n')) !== -1) {
+      const line = tail.slice(0, nl);
+      tail = tail.slice(nl + 1);
+      lastLines.push(line);
+      if (lastLines.length > 20) lastLines.shift();
+      let rec: AgentLogRecord;
+      try {
+        rec = JSON.parse(line) as AgentLogRecord;
+      } catch {
+        continue;
+      }
+      onRecord(rec);
+    }
+  });
+  return lastLines;
+}
+
+const isSyncDone = (rec: AgentLogRecord): boolean =>
+  rec.msg === 'iptables rules applied' || rec.msg === 'iptables already up to date';
+
+async function stopAgent(agent: ChildProcess): Promise<void> {
+  if (agent.exitCode !== null) return;
+  const exited = new Promise((r) => agent.once('exit', r));
+  agent.kill('SIGTERM');
+  const timer = setTimeout(() => agent.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
 async function vmHWM(pid: number): Promise<{ peakMB: number; rssMB: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
@@ -359,13 +405,14 @@ async function bench(o: Options): Promise<void> {
     }
 
     // ── start → first sync ──
-    const spawnedAt = Date.now();
-    agent =
+    const spawnAgent = (): ChildProcess =>
       o.dataplane === 'kernel'
         ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...childArgs], {
             stdio: ['ignore', 'ignore', 'pipe'],
           })
         : spawn(process.execPath, childArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const spawnedAt = Date.now();
+    agent = spawnAgent();
     const child = agent;
     let listedAt: number | undefined;
     let firstSyncAt: number | undefined;
@@ -374,42 +421,26 @@ async function bench(o: Options): Promise<void> {
     const latencies: number[] = [];
     let syncs = 0;
     let failures = 0;
-    let tail = '';
-    const lastLines: string[] = [];
     const firstSync = new Promise<void>((resolve, reject) => {
+      const lastLines = followAgentLog(child, (rec) => {
+        if (rec.msg === 'initial state read; syncing') listedAt = rec.time;
+        if (isSyncDone(rec)) {
+          syncs++;
+          if (firstSyncAt === undefined) {
+            firstSyncAt = rec.time;
+            void vmHWM(child.pid!).then((m) => {
+              firstSyncMemory = m;
+              resolve();
+            }, reject);
+          }
+        }
+        if (rec.msg === 'iptables sync failed; previous rules stay in force, next sync is full') failures++;
+        if (rec.msg === 'network programmed' && (rec.time ?? 0) >= streamStartedAt)
+          latencies.push(...(rec.networkProgrammingSeconds ?? []));
+      });
       child.once('exit', (code) =>
         reject(new Error(`agent exited (${code}) before its first sync:\n${lastLines.join('\n')}`)),
       );
-      child.stderr!.on('data', (chunk: Buffer) => {
-        tail += chunk.toString();
-        let nl: number;
-        while ((nl = tail.indexOf('\n')) !== -1) {
-          const line = tail.slice(0, nl);
-          tail = tail.slice(nl + 1);
-          lastLines.push(line);
-          if (lastLines.length > 20) lastLines.shift();
-          let rec: { msg?: string; time?: number; networkProgrammingSeconds?: number[]; level?: number };
-          try {
-            rec = JSON.parse(line) as typeof rec;
-          } catch {
-            continue;
-          }
-          if (rec.msg === 'initial state read; syncing') listedAt = rec.time;
-          if (rec.msg === 'iptables rules applied' || rec.msg === 'iptables already up to date') {
-            syncs++;
-            if (firstSyncAt === undefined) {
-              firstSyncAt = rec.time;
-              void vmHWM(child.pid!).then((m) => {
-                firstSyncMemory = m;
-                resolve();
-              }, reject);
-            }
-          }
-          if (rec.msg === 'iptables sync failed; previous rules stay in force, next sync is full') failures++;
-          if (rec.msg === 'network programmed' && (rec.time ?? 0) >= streamStartedAt)
-            latencies.push(...(rec.networkProgrammingSeconds ?? []));
-        }
-      });
     });
     await firstSync;
     const listMs = (listedAt ?? NaN) - spawnedAt;
@@ -469,14 +500,38 @@ async function bench(o: Options): Promise<void> {
     );
     const peak = await vmHWM(child.pid!);
     process.stdout.write(`agent peak RSS over the whole run: ${peak.peakMB.toFixed(0)} MB\n`);
-  } finally {
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise((r) => agent!.once('exit', r));
-      agent.kill('SIGTERM');
-      const timer = setTimeout(() => agent!.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+
+    // ── an agent restart (a rollout): SIGTERM leaves the rules, the new process adopts them ──
+    if (o.dataplane === 'kernel') {
+      await stopAgent(child);
+      const restartedAt = Date.now();
+      const again = spawnAgent();
+      agent = again;
+      let relistedAt: number | undefined;
+      const done = await new Promise<AgentLogRecord>((resolve, reject) => {
+        const lastLines = followAgentLog(again, (rec) => {
+          if (rec.msg === 'initial state read; syncing') relistedAt = rec.time;
+          if (isSyncDone(rec)) resolve(rec);
+        });
+        again.once('exit', (code) =>
+          reject(
+            new Error(`restarted agent exited (${code}) before its first sync:\n${lastLines.join('\n')}`),
+          ),
+        );
+      });
+      const total = (done.time ?? NaN) - restartedAt;
+      const list = (relistedAt ?? NaN) - restartedAt;
+      const a = done.adopted;
+      process.stdout.write(
+        `agent restart on the programmed node: start → first sync ${(total / 1000).toFixed(2)} s ` +
+          `(initial list + state: ${(list / 1000).toFixed(2)} s, first sync: ${((total - list) / 1000).toFixed(2)} s; ` +
+          (a
+            ? `adopted: kept ${a.kept} chains, rewrote ${a.rewritten}, deleted ${a.deleted})\n`
+            : 'not adopted: full rewrite)\n'),
+      );
     }
+  } finally {
+    if (agent) await stopAgent(agent);
     for (const p of started) p.kill('SIGTERM');
     await execa('ip', ['netns', 'del', netns], { reject: false });
     await api.stop();
