@@ -3,7 +3,14 @@
 // network namespace and be recorded in tests.
 import type { IPFamily } from '../model/cluster-state.js';
 import type { TableName } from '../render/types.js';
-import { CommandError, type CommandRunner, type ExecutorRunOptions, RestoreError, runChecked, runnerFor } from './exec.js';
+import {
+  CommandError,
+  type CommandRunner,
+  type ExecutorRunOptions,
+  RestoreError,
+  runChecked,
+  runnerFor,
+} from './exec.js';
 import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
 import { addListFirst } from './iptables-text.js';
 
@@ -91,7 +98,10 @@ export class RealIptables implements Iptables {
         } else yield text;
       }
     }
-    const res = await this.runner.run(this.commands.restore, args, { input: chunks(), timeoutMs: this.timeoutMs });
+    const res = await this.runner.run(this.commands.restore, args, {
+      input: chunks(),
+      timeoutMs: this.timeoutMs,
+    });
     if (res.exitCode !== 0) {
       const payload = written.join('');
       const shaped = first as ReturnType<typeof addListFirst> | null;
@@ -171,8 +181,8 @@ export interface BackendObservations {
   nftMangle: string;
   /** iptables-legacy-save / ip6tables-legacy-save of all tables, or '' */
   legacyAll: string;
-  /** iptables-nft-save -t nat (both families), or '' */
-  nftNat: string;
+  /** KUBE-SERVICES, KUBE-POSTROUTING or KUBE-NODEPORTS exists in an nft nat table (either family). */
+  nftKubeChains: boolean;
 }
 
 export interface BackendChoice {
@@ -181,7 +191,8 @@ export interface BackendChoice {
 }
 
 const KUBELET_CHAINS = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)\b/m;
-const KUBE_PROXY_CHAINS = /^:(KUBE-SERVICES|KUBE-POSTROUTING|KUBE-NODEPORTS)\b/m;
+const KUBE_PROXY_CHAIN_NAMES = ['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-NODEPORTS'];
+const KUBE_PROXY_CHAINS = new RegExp(`^:(${KUBE_PROXY_CHAIN_NAMES.join('|')})\\b`, 'm');
 
 /**
  * Which backend to use, as kube-proxy's iptables-wrapper decides: the one where kubelet left its
@@ -193,7 +204,7 @@ export function chooseIptablesBackend(o: BackendObservations): BackendChoice {
     return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
   if (KUBELET_CHAINS.test(o.legacyAll))
     return { backend: 'legacy', reason: 'kubelet chains in legacy tables' };
-  const nftKube = KUBE_PROXY_CHAINS.test(o.nftNat);
+  const nftKube = o.nftKubeChains;
   const legacyKube = KUBE_PROXY_CHAINS.test(o.legacyAll);
   if (nftKube && !legacyKube) return { backend: 'nft', reason: 'service chains present in nft nat table' };
   if (legacyKube && !nftKube) return { backend: 'legacy', reason: 'service chains present in legacy tables' };
@@ -212,23 +223,42 @@ async function stdoutOrEmpty(runner: CommandRunner, cmd: string, args: string[])
   }
 }
 
+/**
+ * Whether kube-proxy's (or portway's) top-level nat chains exist in nf_tables: one `-S CHAIN` per chain
+ * and family, each reading that chain alone. (Dumping the nat table instead costs seconds on a node
+ * that already holds 10k Services: every restart paid it before its first sync.)
+ */
+async function nftHasKubeChains(runner: CommandRunner): Promise<boolean> {
+  const probes = ['iptables-nft', 'ip6tables-nft'].flatMap((cmd) =>
+    KUBE_PROXY_CHAIN_NAMES.map(async (chain) => {
+      try {
+        return (
+          (await runner.run(cmd, ['-w', '-t', 'nat', '-S', chain], { timeoutMs: 60_000 })).exitCode === 0
+        );
+      } catch {
+        return false; // a missing binary is no evidence
+      }
+    }),
+  );
+  return (await Promise.all(probes)).some(Boolean);
+}
+
 /** Look at the host (or netns) and choose a backend. Read-only: legacy is saved whole, never with -t. */
 export async function detectIptablesBackend(runner: CommandRunner): Promise<BackendChoice> {
-  const [defaultVersion, nft4, nft6, legacy4, legacy6, nftNat4, nftNat6] = await Promise.all([
+  const [defaultVersion, nft4, nft6, legacy4, legacy6, nftKubeChains] = await Promise.all([
     stdoutOrEmpty(runner, 'iptables', ['--version']),
     stdoutOrEmpty(runner, 'iptables-nft-save', ['-t', 'mangle']),
     stdoutOrEmpty(runner, 'ip6tables-nft-save', ['-t', 'mangle']),
     // "-t mangle" would make the legacy kernel module create the table; save everything instead.
     stdoutOrEmpty(runner, 'iptables-legacy-save', []),
     stdoutOrEmpty(runner, 'ip6tables-legacy-save', []),
-    stdoutOrEmpty(runner, 'iptables-nft-save', ['-t', 'nat']),
-    stdoutOrEmpty(runner, 'ip6tables-nft-save', ['-t', 'nat']),
+    nftHasKubeChains(runner),
   ]);
   return chooseIptablesBackend({
     defaultVersion: defaultVersion || null,
     nftMangle: nft4 + nft6,
     legacyAll: legacy4 + legacy6,
-    nftNat: nftNat4 + nftNat6,
+    nftKubeChains,
   });
 }
 

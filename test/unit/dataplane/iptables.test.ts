@@ -93,7 +93,7 @@ describe('RealIptables', () => {
 });
 
 describe('backend choice', () => {
-  const none = { defaultVersion: null, nftMangle: '', legacyAll: '', nftNat: '' };
+  const none = { defaultVersion: null, nftMangle: '', legacyAll: '', nftKubeChains: false };
   it.each([
     [
       {
@@ -115,11 +115,17 @@ describe('backend choice', () => {
       { ...none, legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n', defaultVersion: 'iptables v1.8.9 (nf_tables)' },
       'legacy',
     ],
-    [
-      { ...none, nftNat: '*nat\n:KUBE-POSTROUTING - [0:0]\n', defaultVersion: 'iptables v1.8.9 (legacy)' },
-      'nft',
-    ],
+    [{ ...none, nftKubeChains: true, defaultVersion: 'iptables v1.8.9 (legacy)' }, 'nft'],
     [{ ...none, defaultVersion: 'iptables v1.8.9 (legacy)' }, 'legacy'],
+    [
+      {
+        ...none,
+        nftKubeChains: true,
+        legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n',
+        defaultVersion: 'iptables v1.8.9 (legacy)',
+      },
+      'legacy',
+    ],
     [{ ...none, defaultVersion: 'iptables v1.8.9 (nf_tables)' }, 'nft'],
     [none, 'nft'],
   ])('%#: chooses the backend from the evidence', (obs, backend) => {
@@ -129,11 +135,22 @@ describe('backend choice', () => {
   it('detects from the commands it runs and never passes -t to legacy save', async () => {
     const runner = new RecordingRunner()
       .on('iptables --version', { stdout: 'iptables v1.8.9 (nf_tables)\n' })
-      .on('iptables-legacy-save', { stdout: '*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n' });
+      .on('iptables-legacy-save', { stdout: '*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n' })
+      .on('iptables-nft -w -t nat -S', {
+        exitCode: 1,
+        stderr: 'iptables: No chain/target/match by that name.\n',
+      })
+      .on('ip6tables-nft -w -t nat -S', {
+        exitCode: 1,
+        stderr: 'ip6tables: No chain/target/match by that name.\n',
+      });
     const choice = await detectIptablesBackend(runner);
     expect(choice).toEqual({ backend: 'legacy', reason: 'service chains present in legacy tables' });
     expect(runner.commandLines()).toContain('iptables-legacy-save');
     expect(runner.commandLines().filter((l) => l.startsWith('iptables-legacy-save -t'))).toEqual([]);
+    // The nft nat table is probed chain by chain, never dumped (seconds at 10k Services).
+    expect(runner.commandLines()).toContain('iptables-nft -w -t nat -S KUBE-SERVICES');
+    expect(runner.commandLines().filter((l) => /nft-save -t nat/.test(l))).toEqual([]);
     const ipt = await createIptables({ family: 'IPv4', runner });
     expect(ipt.commands.restore).toBe('iptables-legacy-restore');
   });
