@@ -177,8 +177,8 @@ function lineCount(text: string): number {
 export interface BackendObservations {
   /** `iptables --version` (the host's default through alternatives), or null if it failed. */
   defaultVersion: string | null;
-  /** iptables-nft-save -t mangle / ip6tables-nft-save -t mangle (concatenated), or '' */
-  nftMangle: string;
+  /** kubelet's KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY exists in an nft mangle table (either family). */
+  nftKubeletChains: boolean;
   /** iptables-legacy-save / ip6tables-legacy-save of all tables, or '' */
   legacyAll: string;
   /** KUBE-SERVICES, KUBE-POSTROUTING or KUBE-NODEPORTS exists in an nft nat table (either family). */
@@ -190,7 +190,8 @@ export interface BackendChoice {
   reason: string;
 }
 
-const KUBELET_CHAINS = /^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)\b/m;
+const KUBELET_CHAIN_NAMES = ['KUBE-IPTABLES-HINT', 'KUBE-KUBELET-CANARY'];
+const KUBELET_CHAINS = new RegExp(`^:(${KUBELET_CHAIN_NAMES.join('|')})\\b`, 'm');
 const KUBE_PROXY_CHAIN_NAMES = ['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-NODEPORTS'];
 const KUBE_PROXY_CHAINS = new RegExp(`^:(${KUBE_PROXY_CHAIN_NAMES.join('|')})\\b`, 'm');
 
@@ -200,8 +201,7 @@ const KUBE_PROXY_CHAINS = new RegExp(`^:(${KUBE_PROXY_CHAIN_NAMES.join('|')})\\b
  * programs the same backend); else the host's default `iptables`; else nft.
  */
 export function chooseIptablesBackend(o: BackendObservations): BackendChoice {
-  if (KUBELET_CHAINS.test(o.nftMangle))
-    return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
+  if (o.nftKubeletChains) return { backend: 'nft', reason: 'kubelet chains in nft mangle table' };
   if (KUBELET_CHAINS.test(o.legacyAll))
     return { backend: 'legacy', reason: 'kubelet chains in legacy tables' };
   const nftKube = o.nftKubeChains;
@@ -224,16 +224,20 @@ async function stdoutOrEmpty(runner: CommandRunner, cmd: string, args: string[])
 }
 
 /**
- * Whether kube-proxy's (or portway's) top-level nat chains exist in nf_tables: one `-S CHAIN` per chain
- * and family, each reading that chain alone. (Dumping the nat table instead costs seconds on a node
- * that already holds 10k Services: every restart paid it before its first sync.)
+ * Whether any of `chains` exists in an nf_tables `table` of either family: one `-S CHAIN` each, which
+ * reads that chain alone. (iptables-nft-save reads every chain of every table even with -t: seconds
+ * on a node already holding 10k Services, which every restart paid before its first sync.)
  */
-async function nftHasKubeChains(runner: CommandRunner): Promise<boolean> {
+async function nftHasChains(
+  runner: CommandRunner,
+  table: string,
+  chains: readonly string[],
+): Promise<boolean> {
   const probes = ['iptables-nft', 'ip6tables-nft'].flatMap((cmd) =>
-    KUBE_PROXY_CHAIN_NAMES.map(async (chain) => {
+    chains.map(async (chain) => {
       try {
         return (
-          (await runner.run(cmd, ['-w', '-t', 'nat', '-S', chain], { timeoutMs: 60_000 })).exitCode === 0
+          (await runner.run(cmd, ['-w', '-t', table, '-S', chain], { timeoutMs: 60_000 })).exitCode === 0
         );
       } catch {
         return false; // a missing binary is no evidence
@@ -245,18 +249,17 @@ async function nftHasKubeChains(runner: CommandRunner): Promise<boolean> {
 
 /** Look at the host (or netns) and choose a backend. Read-only: legacy is saved whole, never with -t. */
 export async function detectIptablesBackend(runner: CommandRunner): Promise<BackendChoice> {
-  const [defaultVersion, nft4, nft6, legacy4, legacy6, nftKubeChains] = await Promise.all([
+  const [defaultVersion, nftKubeletChains, legacy4, legacy6, nftKubeChains] = await Promise.all([
     stdoutOrEmpty(runner, 'iptables', ['--version']),
-    stdoutOrEmpty(runner, 'iptables-nft-save', ['-t', 'mangle']),
-    stdoutOrEmpty(runner, 'ip6tables-nft-save', ['-t', 'mangle']),
+    nftHasChains(runner, 'mangle', KUBELET_CHAIN_NAMES),
     // "-t mangle" would make the legacy kernel module create the table; save everything instead.
     stdoutOrEmpty(runner, 'iptables-legacy-save', []),
     stdoutOrEmpty(runner, 'ip6tables-legacy-save', []),
-    nftHasKubeChains(runner),
+    nftHasChains(runner, 'nat', KUBE_PROXY_CHAIN_NAMES),
   ]);
   return chooseIptablesBackend({
     defaultVersion: defaultVersion || null,
-    nftMangle: nft4 + nft6,
+    nftKubeletChains,
     legacyAll: legacy4 + legacy6,
     nftKubeChains,
   });

@@ -39,5 +39,14 @@ maybe('detectIptablesBackend in a network namespace', () => {
       backend: 'nft',
       reason: 'service chains present in nft nat table',
     });
+
+    // kubelet's hint chain in nft mangle outweighs service chains in legacy.
+    await restore('iptables-legacy-restore', ['*nat', ':KUBE-SERVICES - [0:0]', 'COMMIT']);
+    await restore('iptables-nft-restore', ['*nat', '-X KUBE-POSTROUTING', 'COMMIT']);
+    await restore('iptables-nft-restore', ['*mangle', ':KUBE-KUBELET-CANARY - [0:0]', 'COMMIT']);
+    expect(await detectIptablesBackend(runner)).toEqual({
+      backend: 'nft',
+      reason: 'kubelet chains in nft mangle table',
+    });
   });
 });

@@ -93,12 +93,12 @@ describe('RealIptables', () => {
 });
 
 describe('backend choice', () => {
-  const none = { defaultVersion: null, nftMangle: '', legacyAll: '', nftKubeChains: false };
+  const none = { defaultVersion: null, nftKubeletChains: false, legacyAll: '', nftKubeChains: false };
   it.each([
     [
       {
         ...none,
-        nftMangle: '*mangle\n:KUBE-IPTABLES-HINT - [0:0]\n',
+        nftKubeletChains: true,
         legacyAll: '*nat\n:KUBE-SERVICES - [0:0]\n',
       },
       'nft',
@@ -136,11 +136,11 @@ describe('backend choice', () => {
     const runner = new RecordingRunner()
       .on('iptables --version', { stdout: 'iptables v1.8.9 (nf_tables)\n' })
       .on('iptables-legacy-save', { stdout: '*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n' })
-      .on('iptables-nft -w -t nat -S', {
+      .on('iptables-nft -w -t ', {
         exitCode: 1,
         stderr: 'iptables: No chain/target/match by that name.\n',
       })
-      .on('ip6tables-nft -w -t nat -S', {
+      .on('ip6tables-nft -w -t ', {
         exitCode: 1,
         stderr: 'ip6tables: No chain/target/match by that name.\n',
       });
@@ -150,7 +150,8 @@ describe('backend choice', () => {
     expect(runner.commandLines().filter((l) => l.startsWith('iptables-legacy-save -t'))).toEqual([]);
     // The nft nat table is probed chain by chain, never dumped (seconds at 10k Services).
     expect(runner.commandLines()).toContain('iptables-nft -w -t nat -S KUBE-SERVICES');
-    expect(runner.commandLines().filter((l) => /nft-save -t nat/.test(l))).toEqual([]);
+    expect(runner.commandLines()).toContain('iptables-nft -w -t mangle -S KUBE-IPTABLES-HINT');
+    expect(runner.commandLines().filter((l) => /nft-save/.test(l))).toEqual([]);
     const ipt = await createIptables({ family: 'IPv4', runner });
     expect(ipt.commands.restore).toBe('iptables-legacy-restore');
   });
