@@ -1,8 +1,9 @@
 // Which node answers ARP (IPv4) or NDP (IPv6) for a LoadBalancer address (DESIGN habit 8). Pure: every
 // node computes the same owner from the same inputs (cluster state + the set of agents it sees alive), so no coordination traffic
 // is needed. A node is eligible when it is Ready, alive, selected, not labelled out, and its Node's
-// NetworkUnavailable condition is not True. The eligible nodes are sorted by sha256(node + '#' + ip) and the
-// first one announces, as MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
+// NetworkUnavailable condition is not True. The eligible nodes are sorted by sha256(node + '#' + ip), ip being the
+// first address of the Service (so both families of a dual-stack Service share an owner), and the first
+// one announces, as MetalLB's layer2 speaker does; decisions come with reasons, not booleans.
 import { createHash } from 'node:crypto';
 import type {
   AddressPool,
@@ -57,6 +58,12 @@ export interface AnnouncedAddress {
   nodesWithReadyEndpoints: string[];
   /** Some Service on the address has an endpoint that can serve, on any node or none named. */
   hasServingEndpoints: boolean;
+  /**
+   * The address the owner is elected on: the first address of the first Service on it. MetalLB hashes a
+   * Service's first address, so a dual-stack Service's IPv4 and IPv6 addresses go to the same node.
+   * Absent: `ip`.
+   */
+  electionKey?: string;
 }
 
 /** Nodes with this label never announce (MetalLB and the cloud providers honour it; any value counts). */
@@ -143,7 +150,7 @@ export function decideOwner(myNode: string, addr: AnnouncedAddress, inputs: Elec
   const myNetworkUnavailable = candidates.some((n) => n.name === myNode && n.networkUnavailable === true);
   if (eligible.length === 0)
     return none(candidates.length > 0 ? 'nodeNetworkUnavailable' : 'noEligibleNodes');
-  const ranked = rankNodes(addr.ip, eligible);
+  const ranked = rankNodes(addr.electionKey ?? addr.ip, eligible);
   const owner = ranked[0] as string;
   if (owner !== myNode) {
     const reason = myNetworkUnavailable ? 'nodeNetworkUnavailable' : 'notOwner';
@@ -199,6 +206,7 @@ export function collectAnnouncedAddresses(
           externalTrafficPolicy: 'Local',
           nodesWithReadyEndpoints: [],
           hasServingEndpoints: false,
+          electionKey: a.ips[0] ?? ip,
         };
         byIp.set(ip, entry);
       }

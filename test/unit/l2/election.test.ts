@@ -254,6 +254,35 @@ describe('decideOwner', () => {
   });
 });
 
+describe('dual-stack Services (MetalLB hashes a Service on its first address)', () => {
+  test('the IPv4 and IPv6 addresses of one Service have the same owner, elected on the first address', () => {
+    const services = [svc('a', { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] })];
+    const allocation = allocate(services, [pool('p', ['192.168.1.10/32', '2001:db8::10/128'])], {});
+    const sp = {
+      id: 'default/a',
+      namespace: 'default',
+      serviceName: 'a',
+      endpoints: [
+        { ip: '10.0.0.1', port: 80, family: 'IPv4', ready: true, serving: true, terminating: false },
+      ],
+    } as unknown as ServicePort;
+    const got = collectAnnouncedAddresses({ services, servicePorts: [sp] }, allocation);
+    expect(got.map((a) => [a.ip, a.electionKey])).toEqual([
+      ['192.168.1.10', '192.168.1.10'],
+      ['2001:db8::10', '192.168.1.10'],
+    ]);
+    // With these names the two addresses' own hashes disagree: only the shared key keeps them together.
+    const names = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6'];
+    expect(rankNodes('192.168.1.10', names)[0]).not.toBe(rankNodes('2001:db8::10', names)[0]);
+    const many = inputs({
+      nodes: names.map((n) => node(n)),
+      pools: [pool('p', ['192.168.1.10/32', '2001:db8::10/128'])],
+    });
+    const owners = got.map((a) => decideOwner('n1', a, many).owner);
+    expect(owners).toEqual([rankNodes('192.168.1.10', names)[0], rankNodes('192.168.1.10', names)[0]]);
+  });
+});
+
 describe('collectAnnouncedAddresses', () => {
   test('one entry per address; shared addresses list every Service; Local only if all are Local', () => {
     const share = { 'portway.io/allow-shared-ip': 'k' };
@@ -289,6 +318,7 @@ describe('collectAnnouncedAddresses', () => {
         externalTrafficPolicy: 'Local',
         nodesWithReadyEndpoints: ['node-a', 'node-b'],
         hasServingEndpoints: true,
+        electionKey: '192.168.1.1',
       },
       {
         ip: '192.168.1.2',
@@ -297,6 +327,7 @@ describe('collectAnnouncedAddresses', () => {
         externalTrafficPolicy: 'Cluster',
         nodesWithReadyEndpoints: [],
         hasServingEndpoints: false,
+        electionKey: '192.168.1.2',
       },
     ]);
   });
