@@ -120,6 +120,14 @@ export function planConntrackCleanup(
  * endpoint — DNATed to an endpoint that is gone, or not DNATed at all (created while the Service had
  * no endpoints). One exact filter per stale (address, port, reply source). Service ports without
  * serving endpoints are left: there is nowhere better to send their flows.
+ * Two places where kube-proxy's sweep (one endpoint set per key, the last one written wins) cuts live
+ * flows on every sync, and this one does not:
+ *  - an address:port (or node port) several UDP Services claim (one external IP listed by two
+ *    Services; a node port given twice in a manifest directory) keeps the flows to the serving
+ *    endpoints of any of them: the rules send it to the first, whichever that is;
+ *  - an entry to a UDP service address:port is that Service's flow, never a node port's, even when its
+ *    port number is some node port: KUBE-SERVICES matches service addresses before it jumps to
+ *    KUBE-NODEPORTS.
  */
 export function planConntrackSweep(
   current: readonly ServicePort[],
@@ -128,12 +136,22 @@ export function planConntrackSweep(
 ): ConntrackDeletion[] {
   const byAddress = new Map<string, { sp: ServicePort; serving: Set<string> }>();
   const byNodePort = new Map<number, { sp: ServicePort; serving: Set<string> }>();
+  // Every UDP service address:port with rules, endpoints or not (those without are not swept, but a
+  // flow to them is still not a node port's).
+  const serviceAddressPorts = new Set<string>();
+  const claim = <K>(map: Map<K, { sp: ServicePort; serving: Set<string> }>, key: K, sp: ServicePort, serving: Set<string>): void => {
+    const had = map.get(key);
+    if (had === undefined) map.set(key, { sp, serving });
+    else map.set(key, { sp: had.sp, serving: new Set([...had.serving, ...serving]) });
+  };
   for (const sp of current) {
     if (sp.protocol !== 'UDP') continue;
+    const addresses = serviceAddresses(sp, family);
+    for (const ip of addresses) serviceAddressPorts.add(`${ip}|${sp.port}`);
     const serving = new Set([...servingEndpoints(sp, family).values()].map((e) => e.ip));
     if (serving.size === 0) continue;
-    for (const ip of serviceAddresses(sp, family)) byAddress.set(`${ip}|${sp.port}`, { sp, serving });
-    if (sp.nodePort !== 0) byNodePort.set(sp.nodePort, { sp, serving });
+    for (const ip of addresses) claim(byAddress, `${ip}|${sp.port}`, sp, serving);
+    if (sp.nodePort !== 0) claim(byNodePort, sp.nodePort, sp, serving);
   }
   const out: ConntrackDeletion[] = [];
   const seen = new Set<string>();
@@ -148,7 +166,7 @@ export function planConntrackSweep(
         out.push({ filter: { ...base, origDst: e.origDst, origDstPort: e.origDstPort, replySrc: e.replySrc }, reason: 'staleEntry', servicePort: svc.sp.id });
       }
     }
-    const np = byNodePort.get(e.origDstPort);
+    const np = serviceAddressPorts.has(`${e.origDst}|${e.origDstPort}`) ? undefined : byNodePort.get(e.origDstPort);
     if (np && !np.serving.has(e.replySrc)) {
       const key = `*|${e.origDstPort}|${e.replySrc}`;
       if (!seen.has(key)) {

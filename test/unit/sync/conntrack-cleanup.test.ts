@@ -136,6 +136,37 @@ describe('planConntrackSweep (the listed table, on full syncs)', () => {
     ]);
   });
 
+  it('an address:port two UDP Services share (the same external IP) keeps the flows of both', () => {
+    // The API does not stop two Services from listing one external IP with one port: KUBE-SERVICES
+    // holds a rule for each (the first matches), so either Service's endpoints may be the live ones.
+    const a = dns({ externalIPs: ['192.0.2.10'], endpoints: [endpoint('10.244.1.5')] });
+    const b = servicePort('kube-system/dns2:dns', { clusterIPs: ['10.96.0.11'], externalIPs: ['192.0.2.10'], endpoints: [endpoint('10.244.7.7')] });
+    const entries = [
+      entry('192.0.2.10', 53, '10.244.1.5'), // a's endpoint: kept
+      entry('192.0.2.10', 53, '10.244.7.7'), // b's endpoint: kept
+      entry('192.0.2.10', 53, '10.244.9.9'), // neither: deleted
+    ];
+    for (const order of [[a, b], [b, a]]) {
+      expect(filters(planConntrackSweep(order, entries, 'IPv4'))).toEqual([
+        { family: 'IPv4', protocol: 'udp', origDst: '192.0.2.10', origDstPort: 53, replySrc: '10.244.9.9', reason: 'staleEntry' },
+      ]);
+    }
+  });
+
+  it('a flow to another Service whose port equals a node port is that Service’s, not the node port’s', () => {
+    // KUBE-SERVICES matches service addresses before its last rule jumps to KUBE-NODEPORTS: an entry
+    // to 10.96.0.20:30053 was DNATed by the game Service, whatever port numbers node ports use.
+    const np = dns({ nodePort: 30053 });
+    const game = servicePort('games/udp:rtp', { clusterIPs: ['10.96.0.20'], port: 30053, endpoints: [endpoint('10.244.5.5')] });
+    const entries = [
+      entry('10.96.0.20', 30053, '10.244.5.5'), // game's live flow: kept
+      entry('192.168.1.2', 30053, '10.244.9.9'), // the node port, to no endpoint: deleted
+    ];
+    expect(filters(planConntrackSweep([np, game], entries, 'IPv4'))).toEqual([
+      { family: 'IPv4', protocol: 'udp', origDstPort: 30053, replySrc: '10.244.9.9', reason: 'staleEntry' },
+    ]);
+  });
+
   it('leaves Services without serving endpoints (nowhere better to go), TCP Services and other families', () => {
     const none = dns({ endpoints: [endpoint('10.244.1.5', { ready: false, serving: false })] });
     const tcp = dns({ protocol: 'TCP', clusterIPs: ['10.96.0.11'] });
