@@ -44,13 +44,14 @@ export function holdsOwnedChains(saved: ReadonlyMap<string, ScannedTable>): bool
 /**
  * What adopting the kernel's rules means for `desired`, or null when there is nothing worth adopting:
  * the dump shows no owned chain (an empty node: the full load is the cheapest way), or more than
- * `maxRewriteShare` of the desired chains would be rewritten anyway (a full, streamed load writes
- * them faster than a partial restore with every declaration first).
+ * `maxRewriteShare` of the desired chains would be rewritten anyway: a full, streamed load writes them
+ * faster than a partial restore with every declaration first (measured on nft at 4k Services × 10:
+ * rewriting 45% of the chains partially took 7.6–8.2 s, loading all of them 3.5 s).
  */
 export function planAdoption(
   desired: IptablesRuleSet,
   saved: ReadonlyMap<string, ScannedTable>,
-  maxRewriteShare = 0.5,
+  maxRewriteShare = 0.2,
 ): Adoption | null {
   if (!holdsOwnedChains(saved)) return null;
   const owned = ownedChainsIn(saved);
