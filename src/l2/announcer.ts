@@ -55,6 +55,10 @@ export class L2Announcer {
   private wanted: string[] | null = null;
   /** What an advertisement without interfaces means; null = every interface. */
   private defaults: string[] | null = null;
+  /** The latest interface indexes given to setInterfaces (name → ifindex). */
+  private linkIndexes: ReadonlyMap<string, number> = new Map();
+  /** Interface → the index it had when its responders were opened (known only from setInterfaces). */
+  private readonly openedIndexes = new Map<string, number>();
   private lastDecisions: OwnerDecision[] = [];
   private readonly timers: Timers;
 
@@ -88,11 +92,19 @@ export class L2Announcer {
    * longer listed stop at once, new ones are opened (when started). `defaults` are the interfaces used for
    * a decision whose advertisements name none (every suitable interface, interface-choice.ts); without it
    * such a decision is announced on every open interface. Never throws: returns the interfaces that could not be
-   * opened, with why; the others work, and a failed one is tried again on the next call.
+   * opened, with why; the others work, and a failed one is tried again on the next call. `ifindexes`
+   * (name → index, from the same link read) lets an interface deleted and created again under the same
+   * name be noticed: a packet socket stays bound to the old index and hears nothing, so its responders
+   * are reopened.
    */
-  setInterfaces(interfaces: string[], defaults?: string[]): Array<{ ifname: string; error: string }> {
+  setInterfaces(
+    interfaces: string[],
+    defaults?: string[],
+    ifindexes?: ReadonlyMap<string, number>,
+  ): Array<{ ifname: string; error: string }> {
     this.wanted = [...new Set(interfaces)].sort();
     this.defaults = defaults ? [...new Set(defaults)].sort() : null;
+    if (ifindexes) this.linkIndexes = new Map(ifindexes);
     const failures = this.started ? this.openWanted() : [];
     this.reconcile();
     return failures;
@@ -101,9 +113,23 @@ export class L2Announcer {
   private openWanted(): Array<{ ifname: string; error: string }> {
     const wanted = new Set([...this.opts.interfaces, ...(this.wanted ?? [])]);
     for (const [ifname, responder] of [...this.responders]) {
-      if (wanted.has(ifname)) continue;
+      const opened = this.openedIndexes.get(ifname);
+      const now = this.linkIndexes.get(ifname);
+      const recreated = opened !== undefined && now !== undefined && opened !== now;
+      if (wanted.has(ifname) && !recreated) {
+        if (opened === undefined && now !== undefined) this.openedIndexes.set(ifname, now);
+        continue;
+      }
+      if (recreated)
+        this.opts.log?.({
+          msg: 'interface recreated, reopening',
+          interface: ifname,
+          was: opened,
+          ifindex: now,
+        });
       responder.stop();
       this.responders.delete(ifname);
+      this.openedIndexes.delete(ifname);
       this.ndpResponders.get(ifname)?.stop();
       this.ndpResponders.delete(ifname);
       this.ndpFailures.delete(ifname);
@@ -115,6 +141,8 @@ export class L2Announcer {
       try {
         responder.start();
         this.responders.set(ifname, responder);
+        const index = this.linkIndexes.get(ifname);
+        if (index !== undefined) this.openedIndexes.set(ifname, index);
       } catch (e) {
         failures.push({ ifname, error: (e as Error).message });
       }
@@ -163,6 +191,7 @@ export class L2Announcer {
     this.holdTimer = null;
     for (const r of this.responders.values()) r.stop();
     this.responders.clear();
+    this.openedIndexes.clear();
     for (const r of this.ndpResponders.values()) r.stop();
     this.ndpResponders.clear();
     this.ndpFailures.clear();

@@ -66,6 +66,8 @@ export class MemberHealth {
   private readonly probe: (peer: Peer, port: number, timeoutMs: number) => Promise<boolean>;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 1 });
   private running = false;
+  /** Settles a start() still waiting for its server to listen (stop() called meanwhile). */
+  private abortStart: (() => void) | null = null;
 
   constructor(private readonly opts: MemberHealthOptions) {
     this.intervalMs = opts.intervalMs ?? 300;
@@ -109,16 +111,22 @@ export class MemberHealth {
     });
     const server = this.server;
     await new Promise<void>((resolve, reject) => {
+      // A server closed before it listens never calls the listen callback: stop() settles this instead.
+      this.abortStart = resolve;
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.bindAddress === '' ? undefined : this.opts.bindAddress, () =>
         resolve(),
       );
+    }).finally(() => {
+      this.abortStart = null;
     });
+    if (!this.running || this.server !== server) return; // stopped while starting
     this.tick();
   }
 
   async stop(): Promise<void> {
     this.running = false;
+    this.abortStart?.();
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
     this.timer = null;
     this.agent.destroy();

@@ -142,6 +142,8 @@ export class L2Speaker {
   private lastInputs: { state: ClusterInputs; allocation: AllocationResult } | null = null;
   private refreshTimer: unknown = null;
   private started = false;
+  /** Counts stop() calls, so a start() that a stop() overtook does not start anything afterwards. */
+  private stops = 0;
   private readonly exclude: RegExp | null;
 
   constructor(private readonly opts: L2SpeakerOptions) {
@@ -184,7 +186,9 @@ export class L2Speaker {
   /** Serve member health and open nothing yet (interfaces come with the first update). Throws when the port is taken. */
   async start(): Promise<void> {
     if (this.started) return;
+    const stops = this.stops;
     await this.health.start();
+    if (stops !== this.stops) return; // stop() was called while member health was starting
     this.announcer.start();
     this.started = true;
     this.scheduleLinkRefresh();
@@ -192,6 +196,7 @@ export class L2Speaker {
 
   async stop(): Promise<void> {
     this.started = false;
+    this.stops++;
     if (this.refreshTimer !== null) (this.opts.timers ?? realTimers).clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
     await this.queue;
@@ -230,9 +235,14 @@ export class L2Speaker {
   private async apply(state: ClusterInputs, allocation: AllocationResult): Promise<void> {
     const { nodeName, logger } = this.opts;
     this.health.setPeers(peersOf(state.nodes, nodeName));
-    const plan = planInterfaces(nodeName, state, await this.readLinks(), this.exclude);
+    const links = await this.readLinks();
+    const plan = planInterfaces(nodeName, state, links, this.exclude);
     this.reportDefaults(plan);
-    const failures = this.announcer.setInterfaces(plan.interfaces, plan.defaults);
+    const failures = this.announcer.setInterfaces(
+      plan.interfaces,
+      plan.defaults,
+      new Map(links.map((l) => [l.ifname, l.ifindex])),
+    );
     const problems = [...plan.problems];
     if (!state.nodes.some((n) => n.name === nodeName) && state.l2Advertisements.length > 0) {
       problems.push(

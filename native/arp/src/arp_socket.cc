@@ -12,6 +12,8 @@
 // interface would be copied to JavaScript. 'arp' (the default) is unchanged: ETH_P_ARP, no filter.
 // Receiving runs on the Node event loop through uv_poll on the socket's file descriptor: no threads,
 // the callback is called on the JS thread as frames become readable.
+// Frames of another layer2 domain (a VLAN tag the kernel stripped: PACKET_OTHERHOST, or a VLAN device's
+// ifindex) are not delivered; a link going down does not end receiving (see Rearm).
 #include <napi.h>
 #include <uv.h>
 
@@ -160,14 +162,40 @@ class ArpSocket : public Napi::ObjectWrap<ArpSocket> {
     Ref();
   }
 
-  // Only reached once close() released the self-reference (or construction failed), so no Unref here.
-  ~ArpSocket() override { CloseFd(); }
+  // Reached once close() released the self-reference, when construction failed, or when the environment
+  // is torn down with the socket still open: then the poll handle is still registered, and it must stop
+  // watching the descriptor before the descriptor is closed (no Unref: the reference is being torn down).
+  ~ArpSocket() override {
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    CloseFd();
+  }
 
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<ArpSocket*>(handle->data);
-    if (self == nullptr || status < 0 || !(events & UV_READABLE)) return;
-    self->DrainFrames();
+    if (self == nullptr) return;
+    if (status < 0) {
+      self->Rearm();
+      return;
+    }
+    if (events & UV_READABLE) self->DrainFrames();
+  }
+
+  // libuv stops a poll handle on POLLERR and reports UV_EBADF. A packet socket raises that when its
+  // interface goes down (sk_err = ENETDOWN, also on removal); the kernel delivers again once the link is
+  // up, so read the pending error (SO_ERROR clears it) and poll again. Only when there was one: a POLLERR
+  // that SO_ERROR cannot clear would otherwise come back at once, forever.
+  void Rearm() {
+    if (fd_ < 0 || poll_ == nullptr) return;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) return;
+    uv_poll_start(poll_, UV_READABLE, &ArpSocket::OnReadable);
   }
 
   void DrainFrames() {
@@ -180,6 +208,11 @@ class ArpSocket : public Napi::ObjectWrap<ArpSocket> {
       socklen_t fromLen = sizeof(from);
       ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<struct sockaddr*>(&from), &fromLen);
       if (n < 0) return;  // EAGAIN: drained (or a transient error: the next readable event retries)
+      // Not a frame of this interface's own layer2 domain: the kernel strips an 802.1Q tag before packet
+      // sockets see the frame, and delivers a frame of a VLAN without a VLAN device as PACKET_OTHERHOST, or
+      // one taken by a VLAN device (eth0.10) to the parent's sockets too, named by that device's ifindex.
+      // Answering either would answer, untagged, a question asked on another VLAN.
+      if (from.sll_pkttype == PACKET_OTHERHOST || from.sll_ifindex != ifindex_) continue;
       bool outgoing = from.sll_pkttype == PACKET_OUTGOING;
       Napi::Buffer<unsigned char> frame = Napi::Buffer<unsigned char>::Copy(env, buf, static_cast<size_t>(n));
       onFrame_.MakeCallback(Value(), {frame, Napi::Boolean::New(env, outgoing)});

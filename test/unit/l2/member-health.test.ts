@@ -39,6 +39,14 @@ describe('MemberHealth with a fake probe', () => {
   }
   const flush = () => new Promise((r) => setImmediate(r));
 
+  test('stop() while start() waits for the server to listen: start settles and nothing keeps probing', async () => {
+    const { health, timers } = setup();
+    const starting = health.start();
+    await health.stop();
+    await starting; // a server closed before listening never calls back: this used to hang for ever
+    expect(timers.size).toBe(0);
+  });
+
   test('peers start alive; a silent peer is dropped after downAfterMs and comes back on its first answer', async () => {
     const { health, timers, up, changes } = setup();
     expect([...health.aliveNodes()].sort()).toEqual(['a', 'b', 'c']);

@@ -264,6 +264,57 @@ describe('L2Speaker', () => {
     );
   });
 
+  test('an interface deleted and created again under the same name (new ifindex) gets a new socket', async () => {
+    // A packet socket is bound to an ifindex: once that interface is gone it never hears anything again,
+    // even when an interface with the same name comes back between two link reads (MetalLB keys its
+    // responders by index for this reason).
+    let links = [link('eth0', UP, { ifindex: 2 })];
+    const { speaker, sockets, timers } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      linkRefreshMs: 10_000,
+      listLinks: async () => links,
+    });
+    await speaker.start();
+    await feed(speaker, lbManifests());
+    const first = sockets.get('eth0');
+    expect(first?.sent).toHaveLength(2);
+    timers.advance(10_000);
+    await flush();
+    await speaker.idle();
+    expect(sockets.get('eth0')).toBe(first); // same index: the socket is kept
+    links = [link('eth0', UP, { ifindex: 9 })];
+    timers.advance(10_000);
+    await flush();
+    await speaker.idle();
+    const second = sockets.get('eth0');
+    expect(second).not.toBe(first);
+    expect(first?.closed).toBe(true);
+    expect(second?.closed).toBe(false);
+    expect(second?.sent).toHaveLength(2); // the new interface gets the gratuitous ARP too
+    expect(speaker.owned()).toEqual({ eth0: [VIP] });
+  });
+
+  test('stop() while start() is still starting member health: nothing is left running', async () => {
+    let reads = 0;
+    const { speaker, sockets, timers } = makeSpeaker(OWNER, new Map([[STANDBY, true]]), {
+      linkRefreshMs: 10_000,
+      listLinks: async () => {
+        reads++;
+        return [link('eth0', UP)];
+      },
+    });
+    const starting = speaker.start();
+    await speaker.stop();
+    await starting;
+    await feed(speaker, lbManifests());
+    timers.advance(30_000);
+    await flush();
+    await speaker.idle();
+    expect(sockets.size).toBe(0);
+    expect(speaker.owned()).toEqual({});
+    expect(reads).toBe(1); // the update's own read; no refresh timer survived the stop
+    expect(timers.size).toBe(0);
+  });
+
   test('links are re-read every linkRefreshMs without a cluster change; stop() ends it', async () => {
     let links = [link('eth0', UP)];
     let reads = 0;
