@@ -186,8 +186,14 @@ const exclude = compileInterfaceExclusion(DEFAULT_EXCLUDED_INTERFACES);
 async function refreshInterfaces(): Promise<void> {
   if (ifname !== null || !announcer) return;
   try {
-    const plan = planInterfaces(node, state, await new RealIpLinks().listLinks(), exclude);
-    const failures = announcer.setInterfaces(plan.interfaces, plan.defaults);
+    const links = await new RealIpLinks().listLinks();
+    const plan = planInterfaces(node, state, links, exclude);
+    // With the indexes, an interface recreated under the same name gets new sockets (as in the agent).
+    const failures = announcer.setInterfaces(
+      plan.interfaces,
+      plan.defaults,
+      new Map(links.map((l) => [l.ifname, l.ifindex])),
+    );
     const key = plan.interfaces.join(',');
     if (key !== lastInterfaces) {
       lastInterfaces = key;
