@@ -3,6 +3,7 @@
 // for their cache to expire. A node that does not own an address never answers for it.
 import type { ArpSocket, ArpSocketOpener } from './arp-socket.js';
 import { BROADCAST_MAC, buildArpReply, buildGratuitousArp, formatMac, parseArpRequest } from './arp-frame.js';
+import { OwnedAddresses, sendCounted } from './owned-addresses.js';
 
 /** Timer functions, injected so tests drive time (DESIGN habit 12). */
 export interface Timers {
@@ -32,18 +33,19 @@ export interface ArpResponderEvents {
 
 export class ArpResponder {
   private socket: ArpSocket | null = null;
-  private readonly owned = new Set<string>();
-  private readonly bursts = new Map<string, unknown>();
+  private readonly owned: OwnedAddresses;
   /** Counters for metrics and tests. */
   readonly counters = { requestsSeen: 0, repliesSent: 0, gratuitousSent: 0, sendErrors: 0 };
 
   constructor(
     readonly ifname: string,
     private readonly open: ArpSocketOpener,
-    private readonly timers: Timers = realTimers,
-    private readonly burst: GratuitousBurst = DEFAULT_BURST,
+    timers: Timers = realTimers,
+    burst: GratuitousBurst = DEFAULT_BURST,
     private readonly events: ArpResponderEvents = {},
-  ) {}
+  ) {
+    this.owned = new OwnedAddresses(timers, burst, { announce: (ip) => this.announce(ip) });
+  }
 
   /** Opens the packet socket. Throws (naming the interface) when it cannot. */
   start(): void {
@@ -52,8 +54,6 @@ export class ArpResponder {
   }
 
   stop(): void {
-    for (const handle of this.bursts.values()) this.timers.clearTimeout(handle);
-    this.bursts.clear();
     this.owned.clear();
     this.socket?.close();
     this.socket = null;
@@ -65,50 +65,26 @@ export class ArpResponder {
   }
 
   ownedAddresses(): string[] {
-    return [...this.owned].sort();
+    return this.owned.sorted();
   }
 
   /** Replace the set of owned addresses: newly owned ones get a gratuitous burst, dropped ones go quiet at once. */
   setOwned(ips: Iterable<string>): void {
-    const next = new Set(ips);
-    for (const ip of [...this.owned]) {
-      if (next.has(ip)) continue;
-      this.owned.delete(ip);
-      const handle = this.bursts.get(ip);
-      if (handle !== undefined) this.timers.clearTimeout(handle);
-      this.bursts.delete(ip);
-    }
-    for (const ip of [...next].sort()) {
-      if (this.owned.has(ip)) continue;
-      this.owned.add(ip);
-      this.sendBurst(ip, this.burst.count);
-    }
+    this.owned.set(new Set(ips));
   }
 
-  private sendBurst(ip: string, remaining: number): void {
-    this.bursts.delete(ip);
-    if (remaining <= 0 || !this.owned.has(ip) || !this.socket) return;
+  /** One round of a gratuitous burst: a request and a reply. */
+  private announce(ip: string): boolean {
+    if (!this.socket) return false;
     for (const op of ['request', 'reply'] as const) {
       if (this.send(buildGratuitousArp(this.mac, ip, op))) this.counters.gratuitousSent++;
     }
     this.events.onGratuitous?.(ip);
-    if (remaining > 1) {
-      this.bursts.set(
-        ip,
-        this.timers.setTimeout(() => this.sendBurst(ip, remaining - 1), this.burst.intervalMs),
-      );
-    }
+    return true;
   }
 
   private send(frame: Buffer): boolean {
-    try {
-      this.socket?.send(frame);
-      return true;
-    } catch (e) {
-      this.counters.sendErrors++;
-      this.events.onError?.(e as Error);
-      return false;
-    }
+    return sendCounted(this.socket, frame, this.counters, this.events.onError);
   }
 
   /** Exposed for tests with a fake socket; the real socket calls it for every ARP frame on the interface. */

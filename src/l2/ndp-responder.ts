@@ -5,6 +5,7 @@
 import type { NdpSocket, NdpSocketOpener } from './arp-socket.js';
 import { formatMac, macToBytes } from './arp-frame.js';
 import { DEFAULT_BURST, type GratuitousBurst, type Timers, realTimers } from './arp-responder.js';
+import { OwnedAddresses, sendCounted } from './owned-addresses.js';
 import {
   type NeighborSolicitation,
   buildNeighborAdvertisement,
@@ -44,7 +45,7 @@ export type NdpDropReason =
 /** Pure: what to do with solicitation `ns` on an interface with MAC `mac` owning `owned`. */
 export function decideSolicitation(
   ns: NeighborSolicitation,
-  owned: ReadonlySet<string>,
+  owned: { has(ip: string): boolean },
   mac: string,
 ): NdpDropReason {
   if (ns.dad) return 'dad';
@@ -65,8 +66,7 @@ export interface NdpResponderEvents {
 
 export class NdpResponder {
   private socket: NdpSocket | null = null;
-  private readonly owned = new Set<string>();
-  private readonly bursts = new Map<string, unknown>();
+  private readonly owned: OwnedAddresses;
   /** Solicited-node group MAC → owned addresses in it (several addresses can share the low 24 bits). */
   private readonly groups = new Map<string, Set<string>>();
   /** Counters for metrics and tests. */
@@ -83,10 +83,16 @@ export class NdpResponder {
   constructor(
     readonly ifname: string,
     private readonly open: NdpSocketOpener,
-    private readonly timers: Timers = realTimers,
-    private readonly burst: GratuitousBurst = DEFAULT_BURST,
+    timers: Timers = realTimers,
+    burst: GratuitousBurst = DEFAULT_BURST,
     private readonly events: NdpResponderEvents = {},
-  ) {}
+  ) {
+    this.owned = new OwnedAddresses(timers, burst, {
+      announce: (ip) => this.announce(ip),
+      added: (ip) => this.join(ip),
+      removed: (ip) => this.leave(ip),
+    });
+  }
 
   /** Opens the packet socket. Throws (naming the interface) when it cannot. */
   start(): void {
@@ -96,8 +102,6 @@ export class NdpResponder {
 
   /** Closing the socket also leaves its multicast groups (the kernel drops a socket's memberships). */
   stop(): void {
-    for (const handle of this.bursts.values()) this.timers.clearTimeout(handle);
-    this.bursts.clear();
     this.owned.clear();
     this.groups.clear();
     this.socket?.close();
@@ -115,7 +119,7 @@ export class NdpResponder {
   }
 
   ownedAddresses(): string[] {
-    return [...this.owned].sort();
+    return this.owned.sorted();
   }
 
   /**
@@ -123,21 +127,7 @@ export class NdpResponder {
    * burst of unsolicited advertisements; dropped ones go quiet at once and leave the group.
    */
   setOwned(ips: Iterable<string>): void {
-    const next = new Set([...ips].map((ip) => canonicalIP(ip) ?? ip));
-    for (const ip of [...this.owned]) {
-      if (next.has(ip)) continue;
-      this.owned.delete(ip);
-      const handle = this.bursts.get(ip);
-      if (handle !== undefined) this.timers.clearTimeout(handle);
-      this.bursts.delete(ip);
-      this.leave(ip);
-    }
-    for (const ip of [...next].sort()) {
-      if (this.owned.has(ip)) continue;
-      this.owned.add(ip);
-      this.join(ip);
-      this.sendBurst(ip, this.burst.count);
-    }
+    this.owned.set(new Set([...ips].map((ip) => canonicalIP(ip) ?? ip)));
   }
 
   private join(ip: string): void {
@@ -172,28 +162,16 @@ export class NdpResponder {
     }
   }
 
-  private sendBurst(ip: string, remaining: number): void {
-    this.bursts.delete(ip);
-    if (remaining <= 0 || !this.owned.has(ip) || !this.socket) return;
+  /** One round of an unsolicited burst: one advertisement to all nodes. */
+  private announce(ip: string): boolean {
+    if (!this.socket) return false;
     if (this.send(buildUnsolicitedAdvertisement(this.mac, ip))) this.counters.unsolicitedSent++;
     this.events.onUnsolicited?.(ip);
-    if (remaining > 1) {
-      this.bursts.set(
-        ip,
-        this.timers.setTimeout(() => this.sendBurst(ip, remaining - 1), this.burst.intervalMs),
-      );
-    }
+    return true;
   }
 
   private send(frame: Buffer): boolean {
-    try {
-      this.socket?.send(frame);
-      return true;
-    } catch (e) {
-      this.counters.sendErrors++;
-      this.events.onError?.(e as Error);
-      return false;
-    }
+    return sendCounted(this.socket, frame, this.counters, this.events.onError);
   }
 
   /** Exposed for tests with a fake socket; the real socket calls it for every solicitation it receives. */
