@@ -25,20 +25,13 @@ export interface Adoption {
 }
 
 /** Owned chains per table in the dump (the ones a plan may delete when they are not desired). */
-export function ownedChainsIn(
-  saved: ReadonlyMap<string, ScannedTable>,
-): Partial<Record<TableName, string[]>> {
+function ownedChainsIn(saved: ReadonlyMap<string, ScannedTable>): Partial<Record<TableName, string[]>> {
   const owned: Partial<Record<TableName, string[]>> = {};
   for (const [name, table] of saved) {
     if (name !== 'filter' && name !== 'nat') continue;
     owned[name] = table.chains.map((c) => c.name).filter(isOwnedChainName);
   }
   return owned;
-}
-
-/** The dump shows at least one chain portway owns (filter or nat). */
-export function holdsOwnedChains(saved: ReadonlyMap<string, ScannedTable>): boolean {
-  return Object.values(ownedChainsIn(saved)).some((names) => names.length > 0);
 }
 
 /**
@@ -53,8 +46,8 @@ export function planAdoption(
   saved: ReadonlyMap<string, ScannedTable>,
   maxRewriteShare = 0.2,
 ): Adoption | null {
-  if (!holdsOwnedChains(saved)) return null;
   const owned = ownedChainsIn(saved);
+  if (!Object.values(owned).some((names) => names.length > 0)) return null;
   const wanted = new Map<string, Set<string>>();
   let total = 0;
   for (const t of desired.tables) {

@@ -25,7 +25,7 @@ import {
 import { IptablesRenderCache } from '../render/iptables/render.js';
 import type { BuiltinJump, IptablesRuleSet, TableName } from '../render/types.js';
 import type { Clock } from './clock.js';
-import { ownedChainsIn, planAdoption, type Adoption } from './adopt.js';
+import { planAdoption, type Adoption } from './adopt.js';
 import { planConntrackCleanup, planConntrackSweep, type ConntrackDeletion } from './conntrack-cleanup.js';
 import {
   detectDriftInScan,
@@ -347,7 +347,9 @@ export class IptablesSyncer {
         enter('plan');
         const plan = planIptablesRestore(desired, adoption?.kernelHolds ?? fam.lastApplied, {
           full: false,
-          ...(saved ? { observedChains: ownedChainsIn(saved) } : {}),
+          // Adopting: owned chains the dump shows that are not desired are deleted (the planner keeps
+          // to owned names, as on full syncs).
+          ...(saved ? { observedChains: observedChainsOf(saved) } : {}),
           ...this.listFirstOptions(),
         });
         res.plan = {
