@@ -15,16 +15,12 @@ import { createSysctl } from '../../dataplane/sysctl.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf } from '../../model/ip.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
-import {
-  acceptsLocalhostNodePorts,
-  renderIptables,
-  renderOptionsFromConfig,
-} from '../../render/iptables/index.js';
+import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
 import { CliExit } from '../exit.js';
 import { withAllocatedAddresses } from './dry-run.js';
-import { nodeIPsFromInterfaces } from './run.js';
+import { localhostNodePortsWanted, nodeIPsFromInterfaces } from './run.js';
 
 /** Command names of running processes, from /proc/PID/comm. */
 export async function runningProcesses(procRoot = '/proc'): Promise<string[]> {
@@ -95,10 +91,7 @@ export function registerDoctorCommand(program: Command): void {
           inputs.backend.otherBackendHasKubeChains = true;
       }
       const sysctl = createSysctl();
-      const localhostNodePorts =
-        families.includes('IPv4') &&
-        acceptsLocalhostNodePorts(renderOptionsFromConfig(effective, 'IPv4', nodeIPs));
-      for (const wanted of planSysctls(families, localhostNodePorts)) {
+      for (const wanted of planSysctls(families, localhostNodePortsWanted(effective, families, nodeIPs))) {
         inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
       }
       const findings = diagnose(inputs);

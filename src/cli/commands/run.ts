@@ -93,6 +93,21 @@ export interface RunAgentOptions {
  * The node's addresses when the configuration names none: global-scope addresses of every interface
  * but loopback, in the order `ip addr` lists them (the first of a family is its primary).
  */
+/**
+ * Whether the sysctls include route_localnet: exactly when the IPv4 rules accept NodePorts on
+ * 127.0.0.1 (localhostNodePorts and nodePortAddresses overlapping 127.0.0.0/8), as kube-proxy decides.
+ */
+export function localhostNodePortsWanted(
+  config: Config,
+  families: readonly IPFamily[],
+  nodeIPs: readonly string[],
+): boolean {
+  return (
+    families.includes('IPv4') &&
+    acceptsLocalhostNodePorts(renderOptionsFromConfig(config, 'IPv4', [...nodeIPs]))
+  );
+}
+
 export function nodeIPsFromInterfaces(addresses: readonly InterfaceAddress[]): string[] {
   const out: string[] = [];
   for (const a of addresses) {
@@ -209,10 +224,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     logger: log,
     sysctl: dataplane.sysctl,
     sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir)),
-    // route_localnet only when the rules accept NodePorts on 127.0.0.1 (not with nodePortAddresses that leave it out).
-    localhostNodePorts:
-      families.includes('IPv4') &&
-      acceptsLocalhostNodePorts(renderOptionsFromConfig(effective, 'IPv4', nodeIPs)),
+    localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
     createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
