@@ -216,17 +216,20 @@ async function main(): Promise<void> {
     const dataplane = await createDataplane({ families: ['IPv4'], netns: NETNS, backend: BACKEND });
     const iptables = new TimedIptables(dataplane.iptables.IPv4!);
     const renderMs: number[] = [];
-    const syncer = new IptablesSyncer({
-      families: [{ family: 'IPv4', iptables, conntrack: dataplane.conntrack }],
-      render: (state, family, cache) => {
-        const r0 = now();
-        const rs = renderIptables(state, renderOptionsFromConfig(config, family, [NODE_IP]), cache);
-        renderMs.push(now() - r0);
-        return rs;
-      },
-      clock: new SystemClock(),
-      logger: silentLogger,
-    });
+    /** A syncer as one agent process has it (a restart = a new one); renders are timed into renderMs. */
+    const newSyncer = (): IptablesSyncer =>
+      new IptablesSyncer({
+        families: [{ family: 'IPv4', iptables, conntrack: dataplane.conntrack }],
+        render: (state, family, cache) => {
+          const r0 = now();
+          const rs = renderIptables(state, renderOptionsFromConfig(config, family, [NODE_IP]), cache);
+          renderMs.push(now() - r0);
+          return rs;
+        },
+        clock: new SystemClock(),
+        logger: silentLogger,
+      });
+    const syncer = newSyncer();
 
     // The source, as the agent wires it; each reload's snapshot is handed to whoever waits for it.
     let waiting: ((s: ManifestSnapshot) => void) | null = null;
@@ -379,13 +382,7 @@ async function main(): Promise<void> {
     // 4. An agent restart: a new process (a new syncer, no lastApplied) onto the programmed namespace,
     //    first with nothing changed, then after one service's endpoints changed while it was down.
     const restart = async (what: string, state: typeof latestState): Promise<void> => {
-      const fresh = new IptablesSyncer({
-        families: [{ family: 'IPv4', iptables, conntrack: dataplane.conntrack }],
-        render: (st, family, cache) =>
-          renderIptables(st, renderOptionsFromConfig(config, family, [NODE_IP]), cache),
-        clock: new SystemClock(),
-        logger: silentLogger,
-      });
+      const fresh = newSyncer();
       fresh.setState(state);
       gc();
       const t0 = now();
