@@ -3,17 +3,17 @@
 // for both agents (a pool, an L2Advertisement, a LoadBalancer Service). Each agent allocates the same
 // address, programs the iptables rules for it and, on the elected node only, answers ARP for it.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { existsSync } from 'node:fs';
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { rankNodes } from '../../../src/l2/election.js';
 import { type NetnsProcess, Topology } from '../harness/topology.js';
 import { lbManifests } from '../../unit/lb/manifest-fixtures.js';
-import { arping, neighbourMac } from './topology.js';
+import { arping, neighbourMac, requireNativeAddon } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -63,8 +63,7 @@ const client = () => topo.client.netns;
 
 beforeAll(async () => {
   // Fail loudly, never skip: this suite is the proof that the agent announces.
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   if (process.getuid?.() !== 0)
     throw new Error('the layer2 agent e2e suite needs root (network namespaces, AF_PACKET)');
   topo = await Topology.create({ nodes: 2, podsPerNode: 1, ipv6: false, tag: 'l2agent' });

@@ -1,15 +1,9 @@
 // The native addon itself (needs it built and root): fails loudly when missing, never skips.
-import { existsSync } from 'node:fs';
-import {
-  BUILD_NATIVE_COMMAND,
-  loadArpAddon,
-  nativeAddonPath,
-  openArpSocket,
-} from '../../../src/l2/arp-socket.js';
+import { loadArpAddon, openArpSocket } from '../../../src/l2/arp-socket.js';
+import { requireNativeAddon } from './topology.js';
 
 beforeAll(() => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
 });
 
 test('loadArpAddon names the build command when the addon is missing', () => {

@@ -4,13 +4,13 @@
 // the bridge's port, and not on the down veth until it comes up. Only namespaces this test creates are
 // addressed.
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import { existsSync } from 'node:fs';
+
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResultPromise, execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { pollFor } from '../../fixtures/polling.js';
-import { arping } from './topology.js';
+import { arping, requireNativeAddon, collectLines } from './topology.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const VIP = '192.168.241.100';
@@ -45,8 +45,7 @@ const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | nu
   pollFor(what, timeoutMs, probe, () => `--- announcer\n${log.slice(-15).join('\n')}`);
 
 beforeAll(async () => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   if (process.getuid?.() !== 0)
     throw new Error('the layer2 default-interfaces e2e test needs root (network namespaces, AF_PACKET)');
   await addNs(NODE_NS);
@@ -92,14 +91,7 @@ beforeAll(async () => {
     ],
     { cwd: ROOT, reject: false, buffer: false, all: true },
   );
-  proc.all?.on('data', (chunk: Buffer) =>
-    log.push(
-      ...chunk
-        .toString()
-        .split('\n')
-        .filter((x) => x !== ''),
-    ),
-  );
+  collectLines(proc, log);
   await waitFor('the announcer to start', 30_000, async () =>
     log.some((l) => l.includes('"msg":"started"')) ? true : null,
   );

@@ -1,12 +1,11 @@
 // Layer2 failover, end to end as root: two node namespaces and a client on one bridge, each node running
 // the real announcer process (allocation → election → member health → AF_PACKET responder) for one VIP.
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResultPromise, execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { rankNodes } from '../../../src/l2/election.js';
-import { Segment, arping, neighbourMac } from './topology.js';
+import { Segment, arping, neighbourMac, requireNativeAddon, collectLines } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -47,14 +46,7 @@ function startAnnouncer(node: string): void {
     { cwd: ROOT, reject: false, buffer: false, all: true },
   );
   const log: string[] = [];
-  proc.all?.on('data', (chunk: Buffer) =>
-    log.push(
-      ...chunk
-        .toString()
-        .split('\n')
-        .filter((l) => l !== ''),
-    ),
-  );
+  collectLines(proc, log);
   announcers.set(node, { proc, log });
 }
 
@@ -82,8 +74,7 @@ async function touchVip(): Promise<void> {
 
 beforeAll(async () => {
   // Fail loudly, never skip: this suite is the proof that layer2 works.
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   if (process.getuid?.() !== 0)
     throw new Error('the layer2 e2e suite needs root (network namespaces, AF_PACKET)');
   await segment.create([

@@ -3,13 +3,12 @@
 // POLLERR; the kernel resumes delivery when the link comes back up, so the socket must keep polling —
 // otherwise one `ip link set eth0 down; … up` (a cable pull, a switch reboot) silences the responder for
 // good while it still looks healthy. Fails loudly when the addon is missing.
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResultPromise, execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { buildNeighborSolicitation } from '../../../src/l2/ndp-frame.js';
-import { Segment } from './topology.js';
+import { Segment, requireNativeAddon, collectLines } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -31,8 +30,7 @@ let probe: ResultPromise | null = null;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   await segment.create([
     { name: 'node', octet: 11 },
     { name: 'client', octet: 50 },
@@ -87,14 +85,7 @@ test('ARP and NDP sockets keep receiving after their interface goes down and up 
     ['netns', 'exec', node.netns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', PROBE],
     { cwd: ROOT, reject: false, buffer: false, all: true },
   );
-  probe.all?.on('data', (c: Buffer) =>
-    lines.push(
-      ...c
-        .toString()
-        .split('\n')
-        .filter((l) => l !== ''),
-    ),
-  );
+  collectLines(probe, lines);
   await pollFor('the probe to open its sockets', 10_000, async () =>
     lines.some((l) => l.includes('"ready"')) ? true : null,
   );

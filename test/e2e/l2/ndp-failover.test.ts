@@ -2,13 +2,12 @@
 // addresses, each node running the real announcer process (src/l2/standalone-main.ts) for one IPv6 VIP
 // that no interface has. The client's own kernel is the judge: it resolves the VIP by a Neighbor
 // Solicitation and accepts our advertisements only if they are valid (hop limit, checksum, flags, option).
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResultPromise, execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { rankNodes } from '../../../src/l2/election.js';
-import { Segment, neighbourMac } from './topology.js';
+import { Segment, neighbourMac, requireNativeAddon, collectLines } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -48,14 +47,7 @@ function startAnnouncer(node: string): void {
     { cwd: ROOT, reject: false, buffer: false, all: true },
   );
   const log: string[] = [];
-  proc.all?.on('data', (chunk: Buffer) =>
-    log.push(
-      ...chunk
-        .toString()
-        .split('\n')
-        .filter((l) => l !== ''),
-    ),
-  );
+  collectLines(proc, log);
   announcers.set(node, { proc, log });
 }
 
@@ -82,8 +74,7 @@ async function touchVip(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   if (process.getuid?.() !== 0)
     throw new Error('the layer2 e2e suite needs root (network namespaces, AF_PACKET)');
   await segment.create([

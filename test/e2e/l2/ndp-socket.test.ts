@@ -1,13 +1,12 @@
 // The addon's NDP socket in a namespace pair (needs it built and root): the kernel-side BPF filter lets
 // only Neighbor Solicitations through, and joining a solicited-node group registers it both as a link-layer
 // group and as an IPv6 group (so MLD reports it to snooping switches). Fails loudly when the addon is missing.
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath, openNdpSocket } from '../../../src/l2/arp-socket.js';
+import { openNdpSocket } from '../../../src/l2/arp-socket.js';
 import { parseNeighborSolicitation } from '../../../src/l2/ndp-frame.js';
-import { Segment } from './topology.js';
+import { Segment, requireNativeAddon } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -25,8 +24,7 @@ setTimeout(() => { console.log(JSON.stringify({ frames })); s.close(); }, 2500);
 `;
 
 beforeAll(async () => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   await segment.create([
     { name: 'node', octet: 11 },
     { name: 'client', octet: 50 },

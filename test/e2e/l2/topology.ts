@@ -1,7 +1,10 @@
 // A layer2 segment made of network namespaces: a switch namespace holding a bridge, and one namespace per
 // host with eth0 attached to the bridge. Everything lives in namespaces this test creates; nothing is
 // sent to any other address.
+import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { execa } from 'execa';
+import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
 
 export interface Host {
   name: string;
@@ -123,4 +126,22 @@ export async function arping(
     extra: Number(summary[3] ?? 0),
     macs,
   };
+}
+
+/** Fails clearly when the native ARP/NDP addon is not built (the l2 e2e tests need real packet sockets). */
+export function requireNativeAddon(): void {
+  if (!existsSync(nativeAddonPath()))
+    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+}
+
+/** Append every non-empty line a process prints (its `all` stream: stdout and stderr) to `into`. */
+export function collectLines(proc: { all?: Readable | undefined }, into: string[]): void {
+  proc.all?.on('data', (chunk: Buffer) =>
+    into.push(
+      ...chunk
+        .toString()
+        .split('\n')
+        .filter((l) => l !== ''),
+    ),
+  );
 }

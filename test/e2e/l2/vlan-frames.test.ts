@@ -3,14 +3,13 @@
 // untagged parent looking exactly like an untagged one; answering it would answer on the wrong layer2
 // domain (untagged, where the asker is not). Such a frame is delivered as PACKET_OTHERHOST when no VLAN
 // device takes it, or with the VLAN device's ifindex when one does: the addon passes neither to JavaScript.
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResultPromise, execa } from 'execa';
-import { BUILD_NATIVE_COMMAND, nativeAddonPath } from '../../../src/l2/arp-socket.js';
+
 import { buildGratuitousArp } from '../../../src/l2/arp-frame.js';
 import { buildNeighborSolicitation, parseNeighborSolicitation } from '../../../src/l2/ndp-frame.js';
-import { Segment } from './topology.js';
+import { Segment, requireNativeAddon, collectLines } from './topology.js';
 import { pollFor } from '../../fixtures/polling.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -30,8 +29,7 @@ let probe: ResultPromise | null = null;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(nativeAddonPath()))
-    throw new Error(`native ARP addon missing: run \`${BUILD_NATIVE_COMMAND}\``);
+  requireNativeAddon();
   await segment.create([
     { name: 'node', octet: 11 },
     { name: 'client', octet: 50 },
@@ -60,14 +58,7 @@ test('frames tagged for a VLAN this socket is not on are not delivered; untagged
     ['netns', 'exec', node.netns, process.execPath, '--import', 'tsx', '--input-type=module', '-e', PROBE],
     { cwd: ROOT, reject: false, buffer: false, all: true },
   );
-  probe.all?.on('data', (c: Buffer) =>
-    lines.push(
-      ...c
-        .toString()
-        .split('\n')
-        .filter((l) => l !== ''),
-    ),
-  );
+  collectLines(probe, lines);
   await pollFor('the probe to open its sockets', 10_000, async () =>
     lines.some((l) => l.includes('"ready"')) ? true : null,
   );
