@@ -56,6 +56,15 @@ describe('runAgent', () => {
     createDataplane: async () => dp,
   });
 
+  it('sets route_localnet only when the rules accept NodePorts on 127.0.0.1', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const config = join(stateDir, 'config.yaml');
+    await writeFile(config, 'nodePortAddresses: [192.168.50.0/24]\n');
+    expect(await runAgent({ ...common(new RecordingLogger()), configPath: config, once: true })).toBe(0);
+    expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
+    expect(await dp.sysctl.get('net/ipv4/conf/all/route_localnet')).not.toBe('1');
+  });
+
   it('--once syncs once and returns 0; node IPs come from the interfaces', async () => {
     await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
     const logger = new RecordingLogger();
@@ -117,36 +126,6 @@ describe('runAgent', () => {
     abort.abort();
     expect(await running).toBe(0);
     expect(ipt.dump()).toContain('10.244.1.6');
-  });
-});
-
-describe('runAgent sysctls', () => {
-  it('sets route_localnet only when the rules accept NodePorts on 127.0.0.1', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'portway-localnet-'));
-    const stateDir = await mkdtemp(join(tmpdir(), 'portway-state-'));
-    try {
-      await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
-      const config = join(stateDir, 'config.yaml');
-      await writeFile(config, 'nodePortAddresses: [192.168.50.0/24]\n');
-      const dp = createFakeDataplane({ families: ['IPv4'] });
-      const code = await runAgent({
-        manifests: dir,
-        configPath: config,
-        logger: new RecordingLogger(),
-        stateDir,
-        handleSignals: false,
-        hostname: 'node-a',
-        ipLinks: new FakeIpLinks({ eth0: ['192.168.50.2/24'] }),
-        createDataplane: async () => dp,
-        once: true,
-      });
-      expect(code).toBe(0);
-      expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
-      expect(await dp.sysctl.get('net/ipv4/conf/all/route_localnet')).not.toBe('1');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-      await rm(stateDir, { recursive: true, force: true });
-    }
   });
 });
 
