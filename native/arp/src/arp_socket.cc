@@ -166,12 +166,7 @@ class ArpSocket : public Napi::ObjectWrap<ArpSocket> {
   // is torn down with the socket still open: then the poll handle is still registered, and it must stop
   // watching the descriptor before the descriptor is closed (no Unref: the reference is being torn down).
   ~ArpSocket() override {
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    StopPolling();
     CloseFd();
   }
 
@@ -322,18 +317,22 @@ class ArpSocket : public Napi::ObjectWrap<ArpSocket> {
   }
   Napi::Value GetIfname(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ifname_); }
 
+  // Stop watching the descriptor (before it is closed); false when it was not being watched.
+  bool StopPolling() {
+    if (poll_ == nullptr) return false;
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    // The handle memory is freed by libuv's close callback, after the loop is done with it.
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+    return true;
+  }
+
   void StopAndClose() {
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      // The handle memory is freed by libuv's close callback, after the loop is done with it.
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-      CloseFd();
-      Unref();
-      return;
-    }
+    const bool wasPolling = StopPolling();
     CloseFd();
+    // Polling held the self-reference taken at start.
+    if (wasPolling) Unref();
   }
 
   void CloseFd() {
