@@ -2,93 +2,24 @@
 // addresses, each node running the real announcer process (src/l2/standalone-main.ts) for one IPv6 VIP
 // that no interface has. The client's own kernel is the judge: it resolves the VIP by a Neighbor
 // Solicitation and accepts our advertisements only if they are valid (hop limit, checksum, flags, option).
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { type ResultPromise, execa } from 'execa';
+import { execa } from 'execa';
+import { AnnouncerPair } from './announcer-pair.js';
+import { neighbourMac } from './topology.js';
 
-import { rankNodes } from '../../../src/l2/election.js';
-import { Segment, neighbourMac, requireNativeAddon, collectLines } from './topology.js';
-import { pollFor } from '../../fixtures/polling.js';
+const pair = new AnnouncerPair(
+  '2001:db8:232::100',
+  `pn6${process.pid % 100000}`,
+  '192.168.232',
+  '2001:db8:232',
+);
+const { owner: OWNER, standby: STANDBY, segment, announcers, vip: VIP, nodes: NODES } = pair;
+const waitFor = pair.waitFor.bind(pair);
+const touchVip = (): Promise<void> => pair.touchVip();
+const startAnnouncer = (node: string): void => pair.start(node);
+const stopAnnouncer = (node: string, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> => pair.stop(node, signal);
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const VIP = '2001:db8:232::100';
-const NODES = ['node-a', 'node-b'];
-const [OWNER, STANDBY] = rankNodes(VIP, NODES) as [string, string];
-
-const segment = new Segment(`pn6${process.pid % 100000}`, '192.168.232', '2001:db8:232');
-const announcers = new Map<string, { proc: ResultPromise; log: string[] }>();
-
-function startAnnouncer(node: string): void {
-  const h = segment.host(node);
-  const peers = NODES.map((n) => `${n}=${segment.host(n).ip}`).join(',');
-  const proc = execa(
-    'ip',
-    [
-      'netns',
-      'exec',
-      h.netns,
-      process.execPath,
-      '--import',
-      'tsx',
-      'src/l2/standalone-main.ts',
-      '--node',
-      node,
-      '--interface',
-      'eth0',
-      '--vip',
-      VIP,
-      '--bind',
-      h.ip,
-      '--peers',
-      peers,
-      '--port',
-      '7473',
-    ],
-    { cwd: ROOT, reject: false, buffer: false, all: true },
-  );
-  const log: string[] = [];
-  collectLines(proc, log);
-  announcers.set(node, { proc, log });
-}
-
-async function stopAnnouncer(node: string, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-  const a = announcers.get(node);
-  if (!a) return;
-  a.proc.kill(signal);
-  await a.proc;
-  announcers.delete(node);
-}
-
-const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> =>
-  pollFor(what, timeoutMs, probe, () =>
-    [...announcers].map(([n, a]) => `--- ${n}\n${a.log.slice(-15).join('\n')}`).join('\n'),
-  );
-
-/** Make the client resolve the VIP through its kernel (a UDP datagram to the VIP triggers a solicitation). */
-async function touchVip(): Promise<void> {
-  await execa(
-    'ip',
-    ['netns', 'exec', segment.host('client').netns, 'socat', '-u', 'STDIN', `UDP6:[${VIP}]:9`],
-    { input: 'x', reject: false },
-  );
-}
-
-beforeAll(async () => {
-  requireNativeAddon();
-  if (process.getuid?.() !== 0)
-    throw new Error('the layer2 e2e suite needs root (network namespaces, AF_PACKET)');
-  await segment.create([
-    { name: 'node-a', octet: 11 },
-    { name: 'node-b', octet: 12 },
-    { name: 'client', octet: 50 },
-  ]);
-  for (const n of NODES) startAnnouncer(n);
-}, 30_000);
-
-afterAll(async () => {
-  for (const n of [...announcers.keys()]) await stopAnnouncer(n, 'SIGKILL');
-  await segment.destroy();
-});
+beforeAll(() => pair.create(), 30_000);
+afterAll(() => pair.destroy());
 
 test("the client resolves the IPv6 VIP to the elected owner's MAC; no node configures it", async () => {
   const client = segment.host('client').netns;
