@@ -4,7 +4,8 @@
 // message that names the value. Fields portway does not read are stripped; unknown ones are ignored.
 import { z } from 'zod';
 import type { IPFamily } from './cluster-state.js';
-import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
+import { specialAddressProblem, specialRangeProblem } from './address-rules.js';
+import { bigIntToIP, canonicalIP, ipAddressHint, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
 import {
   dns1035LabelProblem,
   dns1123LabelProblem,
@@ -53,17 +54,23 @@ export const portNumber = integerIn(1, 65535);
 /** nodePort / healthCheckNodePort: 0 means none. */
 export const optionalPortNumber = integerIn(0, 65535);
 
+/** "not a valid IP address (got …)", with a hint for a zone or an IPv4-mapped IPv6 address. */
+export function notAnIPAddress(value: unknown, what = 'IP'): string {
+  const hint = typeof value === 'string' ? ipAddressHint(value) : '';
+  return `not a valid ${what} address (got ${showValue(value)})${hint}`;
+}
+
 /** A canonical IP address ("010.0.0.1" reads as 10.0.0.1, as kube-proxy's ParseIPSloppy does). */
 export const ipAddress = checked<string>((v) => {
   const ip = typeof v === 'string' ? canonicalIP(v) : null;
-  return ip === null ? { error: `not a valid IP address (got ${showValue(v)})` } : { value: ip };
+  return ip === null ? { error: notAnIPAddress(v) } : { value: ip };
 });
 
 /** An IP address or "" (unset), as spec.loadBalancerIP is written. */
 export const optionalIPAddress = checked<string>((v) => {
   if (v === '') return { value: '' };
   const ip = typeof v === 'string' ? canonicalIP(v) : null;
-  return ip === null ? { error: `not a valid IP address (got ${showValue(v)})` } : { value: ip };
+  return ip === null ? { error: notAnIPAddress(v) } : { value: ip };
 });
 
 /** A canonical, masked CIDR. Surrounding spaces are trimmed (API validation lets them through; kube-proxy trims). */
@@ -222,8 +229,16 @@ export type EndpointSliceObject = z.infer<typeof endpointSliceSchema>;
 
 // ── v1 Endpoints (legacy) ───────────────────────────────────────────────────────────────────
 
+/** An endpoint's address: a canonical IP that is not loopback, unspecified, link-local, multicast or broadcast. */
+const endpointIPAddress = checked<string>((v) => {
+  const ip = typeof v === 'string' ? canonicalIP(v) : null;
+  if (ip === null) return { error: notAnIPAddress(v) };
+  const special = specialAddressProblem(ip);
+  return special === null ? { value: ip } : { error: special };
+});
+
 const endpointAddress = z.object({
-  ip: ipAddress,
+  ip: endpointIPAddress,
   nodeName: text.optional(),
   targetRef: z.object({ name: text.optional() }).optional(),
 });
@@ -374,6 +389,8 @@ export function parseAddressRange(value: string): Check<AddressRange> {
     const text = `${first}-${last}`;
     const order = compareAddresses(first, last);
     if (order > 0) return { error: `range ${showValue(value)} starts after it ends (${first} > ${last})` };
+    const special = specialRangeProblem(ipToBigInt(first), ipToBigInt(last), family);
+    if (special !== null) return { error: `range ${showValue(value)} ${special}` };
     return { value: { first, last, family, text } };
   }
   const parsed = value.includes('/') ? parseCIDR(value) : null;
@@ -385,6 +402,8 @@ export function parseAddressRange(value: string): Check<AddressRange> {
   }
   const bits = parsed.family === 'IPv4' ? 32 : 128;
   const size = 1n << BigInt(bits - parsed.prefix);
+  const special = specialRangeProblem(parsed.network, parsed.network + size - 1n, parsed.family);
+  if (special !== null) return { error: `${parsed.text} ${special}` };
   return {
     value: {
       first: bigIntToIP(parsed.network, parsed.family),

@@ -20,6 +20,7 @@ import type {
   ServicePort,
 } from './cluster-state.js';
 import { servicePortId } from './cluster-state.js';
+import { specialAddressProblem } from './address-rules.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
   dns1035LabelProblem,
@@ -40,6 +41,7 @@ import {
   l2AdvertisementSchema,
   namespaceSchema,
   nodeSchema,
+  notAnIPAddress,
   serviceSchema,
   showValue,
   type EndpointSliceObject,
@@ -759,7 +761,7 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
         if (ip === null)
           errors.push([
             field === 'spec.clusterIP' ? field : `${field}[${i}]`,
-            `not a valid IP address (got ${showValue(text)})`,
+            notAnIPAddress(text),
           ]);
         else clusterIPs.push(ip);
       });
@@ -773,6 +775,8 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
       if (a !== b) errors.push(['spec.clusterIPs[0]', `must equal spec.clusterIP (${showValue(single)})`]);
     }
   }
+
+  errors.push(...specialServiceAddresses(svc, clusterIPs, field));
 
   const derivedFamilies = clusterIPs.map((ip) => ipFamilyOf(ip)).filter((f): f is IPFamily => f !== null);
   const ipFamilies: IPFamily[] = spec.ipFamilies ?? derivedFamilies;
@@ -849,6 +853,31 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
     clusterIPs.length > 0 &&
     !(LABEL_SERVICE_PROXY_NAME in metadata.labels);
   return { id, svc, info, proxied };
+}
+
+/**
+ * The addresses of a Service that no Service may use (address-rules.ts): loopback, unspecified,
+ * link-local, multicast, broadcast — in its cluster IPs, external IPs, requested and status
+ * LoadBalancer addresses.
+ */
+function specialServiceAddresses(
+  svc: ServiceObject,
+  clusterIPs: readonly string[],
+  clusterField: string,
+): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const check = (ip: string, field: string): void => {
+    const problem = specialAddressProblem(ip);
+    if (problem !== null) out.push([field, problem]);
+  };
+  clusterIPs.forEach((ip, i) => check(ip, clusterField === 'spec.clusterIP' ? clusterField : `${clusterField}[${i}]`));
+  svc.spec.externalIPs.forEach((ip, i) => check(ip, `spec.externalIPs[${i}]`));
+  if (svc.spec.loadBalancerIP !== undefined && svc.spec.loadBalancerIP !== '')
+    check(svc.spec.loadBalancerIP, 'spec.loadBalancerIP');
+  svc.status.loadBalancer.ingress.forEach((ing, i) => {
+    if (ing.ip !== undefined) check(ing.ip, `status.loadBalancer.ingress[${i}].ip`);
+  });
+  return out;
 }
 
 export function servicePortsOf(
@@ -933,9 +962,13 @@ export function readEndpointSlice(
       if (ip === null || familyOfCanonical(ip) !== family) {
         errors.push([
           `endpoints[${i}].addresses[${j}]`,
-          `not a valid ${family} address (got ${showValue(text)})`,
+          notAnIPAddress(text, family),
         ]);
-      } else if (j === 0) first = ip;
+        return;
+      }
+      const special = specialAddressProblem(ip);
+      if (special !== null) errors.push([`endpoints[${i}].addresses[${j}]`, special]);
+      else if (j === 0) first = ip;
     });
     return first;
   });
@@ -1089,7 +1122,7 @@ export function readNode(id: Identity, node: NodeObject, problems: ProblemList):
       problems.add(
         id,
         `status.addresses[${i}].address`,
-        `not a valid IP address (got ${showValue(a.address)})`,
+        notAnIPAddress(a.address),
       );
       bad = true;
     } else if (!addresses.includes(ip)) addresses.push(ip);

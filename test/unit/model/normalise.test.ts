@@ -802,6 +802,37 @@ spec: { clusterIP: 10.96.9.9, ports: [{ name: http, port: 80 }] }
     expect(Object.keys(state.namespaceLabels)).toEqual([]);
   });
 
+  // Addresses Kubernetes refuses (or never allocates) for these fields, and spellings no rule can carry.
+  const svcWith = (spec: string, status = '') =>
+    `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { ${spec}, ports: [{ port: 80 }] }${status}`;
+  const badAddresses: Array<[string, string, string]> = [
+    ['cluster IP 0.0.0.0', svcWith('clusterIP: 0.0.0.0'), 'Service ns/bad spec.clusterIP: 0.0.0.0 is in 0.0.0.0/8 (unspecified'],
+    ['cluster IP 255.255.255.255', svcWith('clusterIP: 255.255.255.255'), 'Service ns/bad spec.clusterIP: 255.255.255.255 is in 255.255.255.255/32 (broadcast)'],
+    ['cluster IP 127.0.0.1', svcWith('clusterIP: 127.0.0.1'), 'Service ns/bad spec.clusterIP: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['multicast cluster IP', svcWith('clusterIP: 224.0.0.5'), 'Service ns/bad spec.clusterIP: 224.0.0.5 is in 224.0.0.0/4 (multicast)'],
+    ['loopback second cluster IP', svcWith('clusterIPs: [10.96.0.1, "::1"]'), 'Service ns/bad spec.clusterIPs[1]: ::1 is in ::1/128 (loopback)'],
+    ['IPv4-mapped IPv6 cluster IP', svcWith('clusterIP: "::ffff:10.96.0.1"'), 'Service ns/bad spec.clusterIP: not a valid IP address (got "::ffff:10.96.0.1") (IPv4-mapped IPv6 addresses are not accepted: write 10.96.0.1)'],
+    ['external IP with a zone', svcWith('clusterIP: 10.96.0.1, externalIPs: ["fe80::1%eth0"]'), 'Service ns/bad spec.externalIPs[0]: not a valid IP address (got "fe80::1%eth0") (a zone such as %eth0 is not accepted)'],
+    ['link-local external IP', svcWith('clusterIP: 10.96.0.1, externalIPs: [169.254.169.254]'), 'Service ns/bad spec.externalIPs[0]: 169.254.169.254 is in 169.254.0.0/16 (link-local)'],
+    ['loopback loadBalancerIP', svcWith('type: LoadBalancer, clusterIP: 10.96.0.1, loadBalancerIP: 127.0.0.2'), 'Service ns/bad spec.loadBalancerIP: 127.0.0.2 is in 127.0.0.0/8 (loopback)'],
+    ['loopback status ingress IP', svcWith('type: LoadBalancer, clusterIP: 10.96.0.1', '\nstatus: { loadBalancer: { ingress: [{ ip: 127.0.0.1 }] } }'), 'Service ns/bad status.loadBalancer.ingress[0].ip: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['loopback slice endpoint', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nendpoints: [{ addresses: [127.0.0.1] }]`, 'EndpointSlice ns/bad endpoints[0].addresses[0]: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['IPv4-mapped address in an IPv6 slice', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv6\nendpoints: [{ addresses: ["::ffff:10.0.0.1"] }]`, 'EndpointSlice ns/bad endpoints[0].addresses[0]: not a valid IPv6 address (got "::ffff:10.0.0.1") (IPv4-mapped'],
+    ['unspecified legacy endpoint', `kind: Endpoints\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nsubsets: [{ addresses: [{ ip: 0.0.0.0 }], ports: [{ port: 80 }] }]`, 'Endpoints ns/bad subsets[0].addresses[0].ip: 0.0.0.0 is in 0.0.0.0/8 (unspecified'],
+    ['pool over loopback', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: [127.0.0.0/30] }`, 'IPAddressPool bad spec.addresses[0]: 127.0.0.0/30 includes addresses of 127.0.0.0/8 (loopback), which are never handed out'],
+    ['pool range from 0.0.0.0', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: [0.0.0.0-0.0.0.9] }`, 'IPAddressPool bad spec.addresses[0]: range "0.0.0.0-0.0.0.9" includes addresses of 0.0.0.0/8'],
+    ['IPv6 multicast pool', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: ["ff05::/120"] }`, 'IPAddressPool bad spec.addresses[0]: ff05::/120 includes addresses of ff00::/8 (multicast)'],
+  ];
+
+  it.each(badAddresses)('%s', (_title, bad, expected) => {
+    const { state, problems } = build(`${good}\n---\n${bad}\n`);
+    expect(brief(problems)).toEqual([expect.stringContaining(expected)]);
+    expect(brief(problems)[0]!.startsWith(expected)).toBe(true);
+    expect(state.servicePorts.map((p) => p.id)).toEqual(['ns/good:http']);
+    expect(state.servicePorts[0]!.endpoints).toEqual([]);
+    expect(state.addressPools).toEqual([]);
+  });
+
   it('reports every problem of one object', () => {
     const { problems } = build(
       `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 0 }, { port: 1, protocol: x }] }`,
