@@ -129,6 +129,7 @@ export const namespacedMetadata = z.object({
   // What `kubectl apply` does with an object that names no namespace.
   namespace: objectName.default('default'),
   uid: text.optional(),
+  creationTimestamp: text.optional(),
   labels: stringMap.default({}),
   annotations: stringMap.default({}),
 });

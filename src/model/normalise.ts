@@ -21,6 +21,7 @@ import type {
 } from './cluster-state.js';
 import { servicePortId } from './cluster-state.js';
 import { specialAddressProblem } from './address-rules.js';
+import { withoutPortConflicts } from './port-conflicts.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
   dns1035LabelProblem,
@@ -452,19 +453,23 @@ const isIntegerIn = (v: unknown, min: number, max: number): v is number =>
 
 function fastNamespacedMetadata(value: unknown): ServiceObject['metadata'] | Declined {
   if (!isPlainObject(value)) return DECLINED;
-  const { name, uid } = value;
+  const { name, uid, creationTimestamp } = value;
   let namespace = value.namespace;
   if (typeof name !== 'string' || name === '') return DECLINED;
   if (isAbsent(namespace)) namespace = 'default';
   else if (typeof namespace !== 'string' || namespace === '') return DECLINED;
   if (!isAbsent(uid) && typeof uid !== 'string') return DECLINED;
+  if (!isAbsent(creationTimestamp) && typeof creationTimestamp !== 'string') return DECLINED;
   const labels = fastStringMap(value.labels);
   const annotations = fastStringMap(value.annotations);
   if (labels === DECLINED || annotations === DECLINED) return DECLINED;
-  // zod's key order: name, namespace, uid, labels, annotations.
-  return isAbsent(uid)
-    ? { name, namespace: namespace as string, labels, annotations }
-    : { name, namespace: namespace as string, uid, labels, annotations };
+  // zod's key order: name, namespace, uid, creationTimestamp, labels, annotations.
+  const out: ServiceObject['metadata'] = { name, namespace: namespace as string } as ServiceObject['metadata'];
+  if (!isAbsent(uid)) out.uid = uid;
+  if (!isAbsent(creationTimestamp)) out.creationTimestamp = creationTimestamp;
+  out.labels = labels;
+  out.annotations = annotations;
+  return out;
 }
 
 /** The value when it is absent (default) or one of `values`. */
@@ -845,6 +850,7 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
     statusIngress,
   };
   if (metadata.uid !== undefined) info.uid = metadata.uid;
+  if (metadata.creationTimestamp !== undefined) info.creationTimestamp = metadata.creationTimestamp;
 
   // kube-proxy's ShouldSkipService, plus its informers' label filter.
   const proxied =
@@ -1278,12 +1284,20 @@ export const byNamespacedName = <T extends { namespace: string; name: string }>(
  * document) order, so the first of two duplicates in file order wins whatever the array order.
  */
 export function buildClusterState(objects: SourcedObject[]): BuildResult {
+  const sources = new Map<string, string>();
+  const result = buildWithConflicts(objects, sources);
+  return withoutPortConflicts(result, (service) => sources.get(service) ?? '');
+}
+
+/** buildClusterState before conflicting service ports are resolved; fills `sources` (Service → file). */
+function buildWithConflicts(objects: SourcedObject[], sources: Map<string, string>): BuildResult {
   const problems = new ProblemList();
   const parsed = parseObjects(objects, problems);
 
   const services = parsed.Service.map(({ id, value }) => readService(id, value, problems)).filter(
     (s): s is ServiceEntry => s !== null,
   );
+  for (const s of services) sources.set(`${s.info.namespace}/${s.info.name}`, s.id.source);
 
   const slicesByService = new Map<string, SliceEntry[]>();
   for (const { id, value } of parsed.EndpointSlice) {
