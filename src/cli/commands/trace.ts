@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { canonicalIP, ipAddressHint, ipFamilyOf } from '../../model/ip.js';
-import { quoteText } from '../../model/names.js';
+import { printableLine, quoteText } from '../../model/names.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
 import { createRunner } from '../../dataplane/exec.js';
 import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
@@ -142,9 +142,8 @@ export function registerTraceCommand(program: Command): void {
       process.stdout.write(
         flags.output === 'json'
           ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
-          : result.explanation.endsWith('\n')
-            ? result.explanation
-            : result.explanation + '\n',
+          : // Live rules may carry any comment bytes: no control character reaches the terminal.
+            result.explanation.replace(/\n$/, '').split('\n').map(printableLine).join('\n') + '\n',
       );
     });
 }
