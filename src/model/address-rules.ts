@@ -46,10 +46,22 @@ const SPECIAL_RANGES: readonly SpecialRange[] = [
  * or null when it may: e.g. "127.0.0.1 is in 127.0.0.0/8 (loopback)".
  */
 export function specialAddressProblem(ip: string): string | null {
+  if (!mayBeSpecial(ip)) return null; // nearly every address: no bigint arithmetic
   const family: IPFamily = ip.includes(':') ? 'IPv6' : 'IPv4';
   const value = ipToBigInt(ip);
   const hit = SPECIAL_RANGES.find((r) => r.family === family && r.first <= value && value <= r.last);
   return hit === undefined ? null : `${ip} is in ${hit.label}, which no Service or endpoint may use`;
+}
+
+/** False when the first octet (IPv4) or hextet (IPv6) of a canonical address rules out every special range. */
+function mayBeSpecial(ip: string): boolean {
+  const colon = ip.indexOf(':');
+  if (colon < 0) {
+    const first = Number(ip.slice(0, ip.indexOf('.')));
+    return first === 0 || first === 127 || first === 169 || first >= 224;
+  }
+  const first = colon === 0 ? 0 : parseInt(ip.slice(0, colon), 16);
+  return first === 0 || (first >= 0xfe80 && first <= 0xfebf) || first >= 0xff00;
 }
 
 /** Why the address range first..last may not be handed out (it overlaps a special range), or null. */

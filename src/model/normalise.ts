@@ -463,13 +463,16 @@ function fastNamespacedMetadata(value: unknown): ServiceObject['metadata'] | Dec
   const labels = fastStringMap(value.labels);
   const annotations = fastStringMap(value.annotations);
   if (labels === DECLINED || annotations === DECLINED) return DECLINED;
-  // zod's key order: name, namespace, uid, creationTimestamp, labels, annotations.
-  const out: ServiceObject['metadata'] = { name, namespace: namespace as string } as ServiceObject['metadata'];
-  if (!isAbsent(uid)) out.uid = uid;
-  if (!isAbsent(creationTimestamp)) out.creationTimestamp = creationTimestamp;
-  out.labels = labels;
-  out.annotations = annotations;
-  return out;
+  // zod's key order: name, namespace, uid, creationTimestamp, labels, annotations. Object literals,
+  // not added properties, so the metadata of every object of a kind shares one shape.
+  const ns = namespace as string;
+  if (isAbsent(creationTimestamp))
+    return isAbsent(uid)
+      ? { name, namespace: ns, labels, annotations }
+      : { name, namespace: ns, uid, labels, annotations };
+  return isAbsent(uid)
+    ? { name, namespace: ns, creationTimestamp, labels, annotations }
+    : { name, namespace: ns, uid, creationTimestamp, labels, annotations };
 }
 
 /** The value when it is absent (default) or one of `values`. */

@@ -27,19 +27,21 @@ function createdAt(svc: ServiceInfo): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
+interface Contender {
+  svc: ServiceInfo;
+  created: number | null;
+  name: string;
+}
+
 /**
  * Which of two Services keeps a contested address: the older when both have a creationTimestamp,
  * else the first by namespace/name. A total order: Services with a timestamp come before those
  * without, which then go by name.
  */
-function comparePrecedence(a: ServiceInfo, b: ServiceInfo): number {
-  const ta = createdAt(a);
-  const tb = createdAt(b);
-  if (ta !== null && tb !== null && ta !== tb) return ta - tb;
-  if ((ta === null) !== (tb === null)) return ta === null ? 1 : -1;
-  const na = `${a.namespace}/${a.name}`;
-  const nb = `${b.namespace}/${b.name}`;
-  return na < nb ? -1 : na > nb ? 1 : 0;
+function comparePrecedence(a: Contender, b: Contender): number {
+  if (a.created !== null && b.created !== null && a.created !== b.created) return a.created - b.created;
+  if ((a.created === null) !== (b.created === null)) return a.created === null ? 1 : -1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /** Whether portway programs the Service at all (kube-proxy's ShouldSkipService and label filter). */
@@ -56,30 +58,30 @@ interface Holder {
 
 /** Every conflict among `services`, in a deterministic order (the losers in precedence order). */
 export function findPortConflicts(services: readonly ServiceInfo[]): PortConflict[] {
-  const contenders = services.filter(isProxied);
+  // Keys computed once per Service, not once per comparison.
+  const contenders: Contender[] = [];
+  for (const svc of services)
+    if (isProxied(svc))
+      contenders.push({ svc, created: createdAt(svc), name: `${svc.namespace}/${svc.name}` });
   contenders.sort(comparePrecedence);
   const held = new Map<string, Holder>();
   const conflicts: PortConflict[] = [];
-  for (const svc of contenders) {
+  for (const { svc } of contenders) {
     const nodePorts = svc.type === 'NodePort' || svc.type === 'LoadBalancer';
     svc.ports.forEach((p, portIndex) => {
-      const claims: Array<{ key: string; what: string; field: string }> = svc.clusterIPs.map((ip) => ({
-        key: `cluster ${joinHostPort(ip, p.port)}/${p.protocol}`,
-        what: `cluster IP ${joinHostPort(ip, p.port)}/${p.protocol}`,
-        field: `spec.ports[${portIndex}].port`,
-      }));
-      if (nodePorts && p.nodePort !== 0)
-        claims.push({
-          key: `node ${p.nodePort}/${p.protocol}`,
-          what: `node port ${p.nodePort}/${p.protocol}`,
-          field: `spec.ports[${portIndex}].nodePort`,
-        });
-      const clash = claims.find((c) => held.has(c.key));
-      if (clash === undefined) {
-        for (const c of claims) held.set(c.key, { svc, portName: p.name });
+      // Keys are cheap strings; the words of a report are built only for a conflict.
+      const keys = svc.clusterIPs.map((ip) => `${ip} ${p.port}/${p.protocol}`);
+      if (nodePorts && p.nodePort !== 0) keys.push(`node ${p.nodePort}/${p.protocol}`);
+      const clashAt = keys.findIndex((k) => held.has(k));
+      if (clashAt < 0) {
+        for (const k of keys) held.set(k, { svc, portName: p.name });
         return;
       }
-      const holder = held.get(clash.key)!;
+      const onNodePort = clashAt === svc.clusterIPs.length;
+      const what = onNodePort
+        ? `node port ${p.nodePort}/${p.protocol}`
+        : `cluster IP ${joinHostPort(svc.clusterIPs[clashAt]!, p.port)}/${p.protocol}`;
+      const holder = held.get(keys[clashAt]!)!;
       const holderPort = holder.portName === '' ? '' : ` (port ${holder.portName})`;
       const why =
         createdAt(holder.svc) !== null && createdAt(svc) !== null && createdAt(holder.svc) !== createdAt(svc)
@@ -90,9 +92,9 @@ export function findPortConflicts(services: readonly ServiceInfo[]): PortConflic
         portIndex,
         portName: p.name,
         protocol: p.protocol,
-        field: clash.field,
+        field: `spec.ports[${portIndex}].${onNodePort ? 'nodePort' : 'port'}`,
         message:
-          `${clash.what} is also claimed by Service ${holder.svc.namespace}/${holder.svc.name}${holderPort}, ` +
+          `${what} is also claimed by Service ${holder.svc.namespace}/${holder.svc.name}${holderPort}, ` +
           `which keeps it because ${why}; this port gets no rules`,
       });
     });
