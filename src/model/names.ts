@@ -102,6 +102,11 @@ export function printableLine(text: string): string {
   return text.replace(CONTROL_OR_INVISIBLE, unicodeEscape);
 }
 
+/** A multi-line text output with every line made printable (printableLine), ending in one newline. */
+export function printableLines(text: string): string {
+  return text.replace(/\n$/, '').split('\n').map(printableLine).join('\n') + '\n';
+}
+
 /** A name as it may be printed inside a label such as "ns/name": as is when plain, quoted otherwise. */
 export function printableName(name: string): string {
   return /^[A-Za-z0-9._-]+$/.test(name) ? name : quoteText(name);

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { canonicalIP, ipAddressHint, ipFamilyOf } from '../../model/ip.js';
-import { printableLine, quoteText } from '../../model/names.js';
+import { printableLines, quoteText } from '../../model/names.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
 import { createRunner } from '../../dataplane/exec.js';
 import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
@@ -143,7 +143,7 @@ export function registerTraceCommand(program: Command): void {
         flags.output === 'json'
           ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
           : // Live rules may carry any comment bytes: no control character reaches the terminal.
-            result.explanation.replace(/\n$/, '').split('\n').map(printableLine).join('\n') + '\n',
+            printableLines(result.explanation),
       );
     });
 }

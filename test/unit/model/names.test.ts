@@ -6,6 +6,7 @@ import {
   interfaceNameProblem,
   labelValueProblem,
   printableLine,
+  printableLines,
   printableName,
   quoteText,
 } from '../../../src/model/names.js';
@@ -137,6 +138,13 @@ describe('quoting for output', () => {
     expect(printableName('a\nb')).toBe('"a\\nb"');
     expect(quoteText('a\u202eb\u0085c\u2028')).toBe('"a\\u202eb\\u0085c\\u2028"');
   });
+  it('escapes each line of a multi-line output and ends it with one newline', () => {
+    expect(printableLines('verdict: ACCEPT\nrule: -m comment --comment "\u001b[2Jx"\n')).toBe(
+      'verdict: ACCEPT\nrule: -m comment --comment "\\u001b[2Jx"\n',
+    );
+    expect(printableLines('a')).toBe('a\n');
+  });
+
   it('keeps a printed line on one line', () => {
     expect(printableLine('file\nname\u001b[31m: x')).toBe('file\\u000aname\\u001b[31m: x');
   });
