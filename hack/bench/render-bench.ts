@@ -226,6 +226,8 @@ async function childCommand(dir: string, useTsx: boolean): Promise<{ args: strin
       target: 'node20',
       outfile,
       logLevel: 'silent',
+      // CommonJS dependencies (cross-spawn under execa) call require(): give the ESM bundle one.
+      banner: { js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);" },
     });
     return { args: ['--expose-gc', outfile], runtime: 'node (bundled)' };
   } catch (err) {
