@@ -1,7 +1,13 @@
 // The mode-neutral proxy layer: what this node must do for each Service port and for itself, decided
 // once and consumed by every mode's renderer (src/render/iptables, src/render/ipvs).
 export { proxyOptionsFromConfig, type ProxyOptions } from './options.js';
-export { checkedCIDR, checkedIP, checkedPort, RenderInputError } from './input-checks.js';
+export {
+  checkedCIDR,
+  checkedIP,
+  checkedMasqueradeBit,
+  checkedPort,
+  RenderInputError,
+} from './input-checks.js';
 export {
   acceptsLocalhostNodePorts,
   isLoopback,

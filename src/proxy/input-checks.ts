@@ -43,6 +43,14 @@ export function checkedPort(port: number, object: string, field: string, allowZe
   return port;
 }
 
+/** The fwmark bit used to mark packets for masquerade (kube-proxy's masqueradeBit, 0..31), checked. */
+export function checkedMasqueradeBit(bit: number): number {
+  if (!Number.isInteger(bit) || bit < 0 || bit > 31) {
+    throw new RenderInputError('options', 'masqueradeBit', `${String(bit)} is not a bit number 0..31`);
+  }
+  return bit;
+}
+
 /** For error messages only: never echo control characters back into logs. */
 function printable(text: string): string {
   // eslint-disable-next-line no-control-regex

@@ -56,7 +56,8 @@ export function proxyOptionsFromConfig(config: Config, family: IPFamily, nodeIPs
   };
   // Only what the mode uses, so a render cache's key does not change with unused settings.
   if (config.detectLocalMode !== 'ClusterCIDR') options.detectLocalMode = config.detectLocalMode;
-  if (config.detectLocalMode === 'BridgeInterface') options.bridgeInterface = config.detectLocal.bridgeInterface;
+  if (config.detectLocalMode === 'BridgeInterface')
+    options.bridgeInterface = config.detectLocal.bridgeInterface;
   if (config.detectLocalMode === 'InterfaceNamePrefix') {
     options.interfaceNamePrefix = config.detectLocal.interfaceNamePrefix;
   }

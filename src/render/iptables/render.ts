@@ -5,12 +5,12 @@
 import type { ClusterState, ServicePort } from '../../model/cluster-state.js';
 import { cidrContains } from '../../model/ip.js';
 import {
+  checkedMasqueradeBit,
   familyEndpointCount,
   IPV4_LOOPBACK_CIDR,
   IPV6_LOOPBACK_CIDR,
   planNode,
   planServicePort,
-  RenderInputError,
   type PlannedEndpoint,
   type ServicePlanContext,
 } from '../../proxy/index.js';
@@ -224,10 +224,7 @@ class ProbabilityCache {
 }
 
 function markValue(bit: number): string {
-  if (!Number.isInteger(bit) || bit < 0 || bit > 31) {
-    throw new RenderInputError('options', 'masqueradeBit', `${String(bit)} is not a bit number 0..31`);
-  }
-  return '0x' + (2 ** bit).toString(16);
+  return '0x' + (2 ** checkedMasqueradeBit(bit)).toString(16);
 }
 
 /** kube-proxy's iptablesJumpChains (+ the kubelet firewall jumps), each prepended to a built-in chain. */
