@@ -112,12 +112,19 @@ class SetEntries {
   }
 
   build(family: IPFamily): Ipset[] {
+    // A service port's members in every set share one owners array (tens of thousands at 10k Services).
+    const single = new Map<string, string[]>();
+    const alone = (owner: string): string[] => {
+      let owners = single.get(owner);
+      if (owners === undefined) single.set(owner, (owners = [owner]));
+      return owners;
+    };
     return IPSET_DEFINITIONS.map((def) => {
       const values = [...(this.sets.get(def.key)?.keys() ?? [])].sort();
       const set = this.sets.get(def.key);
       const entries = values.map((value) => {
         const owners = set?.get(value) ?? [];
-        return { value, owners: typeof owners === 'string' ? [owners] : [...owners].sort() };
+        return { value, owners: typeof owners === 'string' ? alone(owners) : [...owners].sort() };
       });
       const bitmap = def.type === 'bitmap:port';
       return {

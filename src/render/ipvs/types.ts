@@ -45,8 +45,8 @@ export interface IpvsVirtualServer {
   kind: VirtualServerKind;
   /** The service port it belongs to: ServicePort.id + '/' + lower-case protocol ("ns/svc:http/tcp"). */
   owner: string;
-  /** In kube-proxy's endpoint order ("ip:port" string order). */
-  realServers: IpvsRealServer[];
+  /** In kube-proxy's endpoint order ("ip:port" string order); shared by a service port's addresses of one policy, read-only. */
+  realServers: readonly IpvsRealServer[];
 }
 
 export type IpsetType = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:ip,port,net' | 'bitmap:port';
@@ -54,8 +54,8 @@ export type IpsetType = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:i
 export interface IpsetEntry {
   /** The member as `ipset add` takes it: "10.96.0.1,tcp:80", "30080", "10.0.0.1,tcp:80,10.0.0.1". */
   value: string;
-  /** The service ports that asked for it (owner strings as on virtual servers), sorted. */
-  owners: string[];
+  /** The service ports that asked for it (owner strings as on virtual servers), sorted; shared, read-only. */
+  owners: readonly string[];
 }
 
 export interface Ipset {
