@@ -69,11 +69,13 @@ export const IPVS_SCHEDULER_FLAGS = [
 ] as const;
 export type IpvsSchedulerFlag = (typeof IPVS_SCHEDULER_FLAGS)[number];
 
+/** The IPVS schedulers ipvsadm knows. */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh'] as const;
+export type IpvsScheduler = (typeof IPVS_SCHEDULERS)[number];
+
 export const IpvsConfigSchema = z
   .object({
-    scheduler: z
-      .enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh'])
-      .default('rr'),
+    scheduler: z.enum(IPVS_SCHEDULERS).default('rr'),
     /**
      * Scheduler flags on every virtual server (portway's addition: kube-proxy has no such key and sets
      * only mh-port, for mh). sh-* only with sh, mh-* only with mh.

@@ -1,6 +1,7 @@
 // A reader of `ipvsadm-save -n` / `ipvsadm-restore` lines: what a virtual-server table holds, so the
 // rendered part can be checked without IPVS in the kernel and the apply side can read the kernel's.
 import { isIP } from 'node:net';
+import { IPVS_SCHEDULER_FLAGS, IPVS_SCHEDULERS } from '../../config/config.js';
 import type { IpvsProtocol, IpvsScheduler, IpvsSchedulerFlag, IpvsTimeouts } from './types.js';
 
 export interface ParsedRealServer {
@@ -37,8 +38,8 @@ export class IpvsadmParseError extends Error {
   }
 }
 
-const SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh']);
-const FLAGS = new Set(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port']);
+const SCHEDULERS = new Set<string>(IPVS_SCHEDULERS);
+const FLAGS = new Set<string>(IPVS_SCHEDULER_FLAGS);
 const PROTOCOLS: Record<string, IpvsProtocol> = {
   '-t': 'TCP',
   '--tcp-service': 'TCP',

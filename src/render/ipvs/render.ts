@@ -3,6 +3,7 @@
 // pkg/proxy/ipvs/proxier.go (syncProxyRules, syncEndpoint, writeIptablesRules) on the same proxy
 // records the iptables renderer writes (src/proxy), so both modes pick the same endpoints. No clock,
 // environment or kernel reads; the same input gives the same output.
+import { IPVS_SCHEDULER_FLAGS, IPVS_SCHEDULERS } from '../../config/config.js';
 import type { ClusterState, IPFamily, Protocol } from '../../model/cluster-state.js';
 import { cidrContains, compareIPs, ipToBigInt } from '../../model/ip.js';
 import {
@@ -148,8 +149,23 @@ function ipvsMarkValue(bit: number): string {
 
 /** The scheduler flags of every virtual server: the configured ones, plus mh-port for mh (kube-proxy). */
 function schedulerFlags(opts: IpvsRenderOptions): IpvsSchedulerFlag[] {
+  // Options built by hand (not from a parsed config) get the same checks as the configuration.
+  if (!(IPVS_SCHEDULERS as readonly string[]).includes(opts.scheduler)) {
+    throw new RenderInputError(
+      'options',
+      'scheduler',
+      `"${String(opts.scheduler)}" is not an IPVS scheduler`,
+    );
+  }
   const flags = new Set<IpvsSchedulerFlag>(opts.schedulerFlags);
   for (const flag of flags) {
+    if (!(IPVS_SCHEDULER_FLAGS as readonly string[]).includes(flag)) {
+      throw new RenderInputError(
+        'options',
+        'schedulerFlags',
+        `"${String(flag)}" is not an ipvsadm scheduler flag`,
+      );
+    }
     const scheduler = flag.startsWith('sh-') ? 'sh' : flag.startsWith('mh-') ? 'mh' : null;
     if (scheduler !== null && scheduler !== opts.scheduler) {
       throw new RenderInputError(

@@ -4,14 +4,12 @@
 // iptables rules match (ipset), and those rules (iptables-restore); plus the addresses bound to the
 // dummy interface and the sysctls the mode needs. Plan/diff, trace and the dataplane consume this
 // structure; keep it stable.
-import type { IpvsSchedulerFlag } from '../../config/config.js';
+import type { IpvsScheduler, IpvsSchedulerFlag } from '../../config/config.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import type { IptablesRuleSet } from '../types.js';
 
-export type { IpvsSchedulerFlag };
+export type { IpvsScheduler, IpvsSchedulerFlag };
 
-export type IpvsScheduler =
-  'rr' | 'wrr' | 'lc' | 'wlc' | 'lblc' | 'lblcr' | 'dh' | 'sh' | 'sed' | 'nq' | 'mh';
 export type IpvsProtocol = 'TCP' | 'UDP' | 'SCTP';
 
 /** The dummy link kube-proxy binds service addresses to, so the node accepts their packets. */

@@ -324,6 +324,9 @@ describe('renderIpvs: scheduler, sysctls, constant iptables rules', () => {
     expect(() => render([web()], { scheduler: 'rr', schedulerFlags: ['sh-port'] })).toThrow(
       'options: schedulerFlags: "sh-port" is a flag of sh, not of rr',
     );
+    expect(() => render([web()], { scheduler: 'fastest' as 'rr' })).toThrow(
+      'options: scheduler: "fastest" is not an IPVS scheduler',
+    );
   });
 
   it('sysctls as kube-proxy sets them: conn_reuse_mode=0 only on 4.1 ≤ kernel < 5.9, ARP ones with strictARP', () => {
