@@ -409,23 +409,28 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
 
   // No endpoints anywhere: no nat chains, only REJECTs in filter; none local for a Local policy: DROP.
   const filterComment = (action: string): string =>
-    action === 'REJECT' ? `${name} has no endpoints` : `${name} has no local endpoints`;
+    action === '' ? '' : action === 'REJECT' ? `${name} has no endpoints` : `${name} has no local endpoints`;
   const internalFilterTarget = svc.internalNoEndpoints;
   const internalFilterComment = filterComment(internalFilterTarget);
   const externalFilterTarget = svc.externalNoEndpoints;
   const externalFilterComment = filterComment(externalFilterTarget);
 
-  // The KUBE-SEP chain of each endpoint used (named once per render of this service port).
-  const endpointChains = new Map<PlannedEndpoint, string>();
-  for (const e of allReachable) endpointChains.set(e, endpointChainName(name, sp.protocol, e.hostPort));
-  const chainOf = (e: PlannedEndpoint): string => endpointChains.get(e)!;
+  // The KUBE-SEP chain of each endpoint used, named once per render of this service port. Usually the
+  // cluster-policy list is allReachable itself (no topology, no Local policy): then no lookup at all.
+  const reachableChains = allReachable.map((e) => endpointChainName(name, sp.protocol, e.hostPort));
+  let chainByEndpoint: Map<PlannedEndpoint, string> | undefined;
+  const chainsOf = (endpoints: readonly PlannedEndpoint[]): string[] => {
+    if (endpoints === allReachable) return reachableChains;
+    chainByEndpoint ??= new Map(allReachable.map((e, i) => [e, reachableChains[i]!]));
+    return endpoints.map((e) => chainByEndpoint!.get(e)!);
+  };
 
   // Declare this service's nat chains up front, in kube-proxy's order (EXT, FW, SVC, SVL, SEPs).
   if (usesExternalTrafficChain) nat.declare(externalTrafficChain, 'external', owner);
   if (usesFWChain) nat.declare(fwChain, 'firewall', owner);
   if (usesClusterPolicyChain) nat.declare(clusterPolicyChain, 'service', owner);
   if (usesLocalPolicyChain) nat.declare(localPolicyChain, 'service', owner);
-  for (const e of allReachable) nat.declare(chainOf(e), 'endpoint', owner);
+  for (const chain of reachableChains) nat.declare(chain, 'endpoint', owner);
 
   // Cluster IP.
   const clusterIPMatch = `${protoMatch} -d ${svc.clusterIP} --dport ${port}`;
@@ -627,23 +632,24 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
 
   const affinity = svc.affinityTimeoutSeconds;
   const writeServiceToEndpoints = (chain: string, endpoints: PlannedEndpoint[]): void => {
+    const chains = chainsOf(endpoints);
     if (affinity !== null) {
-      for (const e of endpoints) {
+      endpoints.forEach((e, i) => {
         nat.write(
           chain,
           serviceComment(`${name} -> ${e.hostPort}`),
           '-m',
           'recent',
           '--name',
-          chainOf(e),
+          chains[i]!,
           '--rcheck',
           '--seconds',
           String(affinity),
           '--reap',
           '-j',
-          chainOf(e),
+          chains[i]!,
         );
-      }
+      });
     }
     const n = endpoints.length;
     endpoints.forEach((e, i) => {
@@ -659,31 +665,32 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
           '--probability',
           probabilities.get(n - i),
           '-j',
-          chainOf(e),
+          chains[i]!,
         );
       } else {
-        nat.write(chain, comment, '-j', chainOf(e));
+        nat.write(chain, comment, '-j', chains[i]!);
       }
     });
   };
   if (usesClusterPolicyChain) writeServiceToEndpoints(clusterPolicyChain, clusterEndpoints);
   if (usesLocalPolicyChain) writeServiceToEndpoints(localPolicyChain, localEndpoints);
 
-  for (const e of allReachable) {
+  allReachable.forEach((e, i) => {
+    const sep = reachableChains[i]!;
     const comment = serviceComment(name);
     // Hairpin: a pod reaching itself through the service must be masqueraded to get the reply.
-    nat.write(chainOf(e), comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
+    nat.write(sep, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
     nat.write(
-      chainOf(e),
+      sep,
       comment,
-      affinity !== null ? ['-m', 'recent', '--name', chainOf(e), '--set'] : [],
+      affinity !== null ? ['-m', 'recent', '--name', sep, '--set'] : [],
       protoMatch,
       '-j',
       'DNAT',
       '--to-destination',
       e.hostPort,
     );
-  }
+  });
   return fragment.finish();
 }
 
