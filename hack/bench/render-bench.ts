@@ -158,6 +158,18 @@ function countLines(text: string): number {
   return n;
 }
 
+/** The synthetic state, with the child's RSS before it and what building it added (after a GC). */
+function measuredState(
+  services: number,
+  endpointsPerService: number,
+): { state: ClusterState; baseRss: number; stateRss: number } {
+  collectGarbage();
+  const baseRss = process.memoryUsage().rss;
+  const state = syntheticState(services, endpointsPerService);
+  collectGarbage();
+  return { state, baseRss, stateRss: process.memoryUsage().rss - baseRss };
+}
+
 /** The child's measurements (medians, RSS in MB) as one JSON line for the parent. */
 function reportChild(
   fields: Pick<
@@ -180,11 +192,9 @@ function reportChild(
 
 /** ipvs mode: render + the three serializers; the parts are written to `payloadFile`.{ipset,ipvs,rules}. */
 function runIpvsChild(services: number, endpointsPerService: number, payloadFile: string): void {
-  collectGarbage();
-  const baseRss = process.memoryUsage().rss;
-  let state: ClusterState | undefined = syntheticState(services, endpointsPerService);
-  collectGarbage();
-  const stateRss = process.memoryUsage().rss - baseRss;
+  const measured = measuredState(services, endpointsPerService);
+  let state: ClusterState | undefined = measured.state;
+  const { baseRss, stateRss } = measured;
   const renderTimes: number[] = [];
   const serializeTimes: number[] = [];
   let parts: Record<string, string> | undefined;
@@ -230,11 +240,9 @@ function runIpvsChild(services: number, endpointsPerService: number, payloadFile
 }
 
 function runChild(services: number, endpointsPerService: number, payloadFile: string, stream: boolean): void {
-  collectGarbage();
-  const baseRss = process.memoryUsage().rss;
-  let state: ClusterState | undefined = syntheticState(services, endpointsPerService);
-  collectGarbage();
-  const stateRss = process.memoryUsage().rss - baseRss;
+  const measured = measuredState(services, endpointsPerService);
+  let state: ClusterState | undefined = measured.state;
+  const { baseRss, stateRss } = measured;
   const renderTimes: number[] = [];
   const serializeTimes: number[] = [];
   let payload: string | undefined;
