@@ -2,7 +2,7 @@
 // `ipvsadm-restore` (the lines `ipvsadm-save -n` prints) and `iptables-restore` (the iptables mode's
 // serializer: the same format, the same built-in jump lines).
 import { serializeRuleSet, type SerializeOptions } from '../iptables/serialize.js';
-import type { IpvsProtocol, IpvsRuleSet, IpvsVirtualServer } from './types.js';
+import type { IpvsProtocol, IpvsRealServer, IpvsRuleSet, IpvsVirtualServer } from './types.js';
 
 /** `ipset restore` input: every set created (-exist: an existing set is kept), then its members. */
 export function serializeIpsets(rs: IpvsRuleSet): string {
@@ -42,14 +42,22 @@ export function serializeIpvs(rs: IpvsRuleSet): string {
   if (rs.timeouts !== null) {
     lines.push(`--set ${rs.timeouts.tcpSeconds} ${rs.timeouts.tcpFinSeconds} ${rs.timeouts.udpSeconds}`);
   }
+  // A service port's addresses of one policy share their real-server list: its "-r … -m -w N" tails
+  // are written once and reused for every one of those virtual servers.
+  const tails = new Map<readonly IpvsRealServer[], string[]>();
   for (const vs of rs.virtualServers) {
     const service = ipvsServiceArgs(vs);
     let add = `-A ${service} -s ${vs.scheduler}`;
     if (vs.flags.length > 0) add += ` -b ${vs.flags.join(',')}`;
     if (vs.persistenceTimeoutSeconds !== null) add += ` -p ${vs.persistenceTimeoutSeconds}`;
     lines.push(add);
-    for (const rsv of vs.realServers)
-      lines.push(`-a ${service} -r ${ipvsHostPort(rsv.address, rsv.port)} -m -w ${rsv.weight}`);
+    let tail = tails.get(vs.realServers);
+    if (tail === undefined) {
+      tail = vs.realServers.map((r) => ` -r ${ipvsHostPort(r.address, r.port)} -m -w ${r.weight}`);
+      tails.set(vs.realServers, tail);
+    }
+    const head = `-a ${service}`;
+    for (const t of tail) lines.push(head + t);
   }
   return lines.length === 0 ? '' : lines.join('\n') + '\n';
 }
