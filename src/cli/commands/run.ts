@@ -23,11 +23,7 @@ import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
 import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
 import { ServiceHealthServer } from '../../observe/service-health.js';
-import {
-  acceptsLocalhostNodePorts,
-  renderIptables,
-  renderOptionsFromConfig,
-} from '../../render/iptables/index.js';
+import { acceptsLocalhostNodePorts, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { createApiSource, type ApiSource, type CreateApiSourceOptions } from '../../sources/api/index.js';
 import { apiServerUrl, loadKubeConfig } from '../../sources/api/kube-config.js';
 import {
@@ -40,12 +36,8 @@ import {
 import { AgentTelemetry } from '../../sync/agent-telemetry.js';
 import { BoundedFrequencyRunner } from '../../sync/bounded-frequency-runner.js';
 import { SystemClock, type Clock } from '../../sync/clock.js';
-import {
-  IptablesSyncer,
-  SyncFailedError,
-  type FamilyDataplane,
-  type SyncResult,
-} from '../../sync/iptables-syncer.js';
+import { SyncFailedError, type FamilyDataplane, type SyncResult } from '../../sync/iptables-syncer.js';
+import { proxyModeOf, type ProxyMode, type ProxySyncer } from '../../sync/syncer.js';
 import { FileCreatedChainsJournal, FileSysctlJournal } from '../../sync/sysctls.js';
 
 export const DEFAULT_STATE_DIR = '/run/portway';
@@ -141,7 +133,9 @@ interface AgentSetup {
   nodeName: string;
   nodeIPs: string[];
   families: IPFamily[];
-  syncer: IptablesSyncer;
+  /** The proxy mode (chosen once, from config.mode) and its syncer. */
+  mode: ProxyMode;
+  syncer: ProxySyncer;
   source: AgentSource;
   clock: Clock;
   metrics: ProxyMetrics;
@@ -192,11 +186,8 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     saRoot,
   );
   const config = await loadConfigFile(opts.configPath);
-  if (config.mode !== 'iptables') {
-    throw new Error(
-      `config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`,
-    );
-  }
+  // The one place the mode is chosen; a mode that cannot run yet is refused before anything is touched.
+  const mode = proxyModeOf(config);
   const nodeName = chooseNodeName(config.nodeName, env, opts.hostname ?? hostname());
   let nodeIPs = [...config.nodeIPs];
   if (nodeIPs.length === 0) {
@@ -216,10 +207,10 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     return iptables ? [{ family, iptables, conntrack: dataplane.conntrack }] : [];
   });
   const clock = opts.clock ?? new SystemClock();
-  const syncer = new IptablesSyncer({
+  const syncer = mode.createSyncer({
+    config: effective,
+    nodeIPs,
     families: familyDataplanes,
-    render: (state, family, cache) =>
-      renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs), cache),
     clock,
     logger: log,
     sysctl: dataplane.sysctl,
@@ -277,7 +268,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const metrics = new ProxyMetrics();
   if (source.apiView) metrics.bindApiSource(source.apiView);
   const health = new ProxyHealth({
-    healthTimeoutMs: healthTimeoutFor(config.iptables.syncPeriod),
+    healthTimeoutMs: healthTimeoutFor(mode.syncPeriodMs),
     metrics,
     now: wallClock,
   });
@@ -311,8 +302,8 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
       ...source.description,
       metricsBindAddress,
       healthzBindAddress,
-      minSyncPeriodMs: config.iptables.minSyncPeriod,
-      syncPeriodMs: config.iptables.syncPeriod,
+      minSyncPeriodMs: mode.minSyncPeriodMs,
+      syncPeriodMs: mode.syncPeriodMs,
     },
     'portway agent starting',
   );
@@ -321,6 +312,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     nodeName,
     nodeIPs,
     families: [...families],
+    mode,
     syncer,
     source,
     clock,
@@ -345,7 +337,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
     log.error({ err: (err as Error).message }, 'portway agent cannot start');
     return 2;
   }
-  const { syncer, source, config, clock, lb, telemetry } = setup;
+  const { mode, syncer, source, clock, lb, telemetry } = setup;
   /** The state handed to the syncer last (what the next sync renders). */
   let latest: ClusterState | null = null;
   const accept = (state: ClusterState): void => {
@@ -407,11 +399,11 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   runner = new BoundedFrequencyRunner({
     name: 'iptables-sync',
     clock,
-    minIntervalMs: config.iptables.minSyncPeriod,
-    maxIntervalMs: config.iptables.syncPeriod,
+    minIntervalMs: mode.minSyncPeriodMs,
+    maxIntervalMs: mode.syncPeriodMs,
     retryMaxIntervalMs: Math.max(
-      config.iptables.minSyncPeriod,
-      Math.min(config.iptables.syncPeriod || 30_000, 30_000),
+      mode.minSyncPeriodMs,
+      Math.min(mode.syncPeriodMs || 30_000, 30_000),
     ),
     // The periodic run and every retry are full: they repair drift and recover from failures.
     run: async (trigger) => {
@@ -446,7 +438,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   // Servers first: /healthz and /metrics answer (not ready, not synced) while the initial list runs.
   const metricsServer = new MetricsServer(setup.metrics, {
     bindAddress: setup.metricsBindAddress,
-    proxyMode: config.mode,
+    proxyMode: mode.name,
   });
   const healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
   for (const [what, server, address] of [
