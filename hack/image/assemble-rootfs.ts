@@ -23,6 +23,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -59,6 +60,20 @@ function run(cmd: string, args: string[], opts: ExecFileSyncOptions = {}): strin
   );
 }
 
+function runQuiet(cmd: string, args: string[]): void {
+  try {
+    execFileSync(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    const tail = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n');
+    throw new Error(`${cmd} failed: ${e.message.split('\n')[0]}\n${tail}`);
+  }
+}
+
 function sha(...parts: (string | Buffer)[]): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p).update('\0');
@@ -79,7 +94,11 @@ function removeTree(path: string): void {
 
 /** Builds `final` through a temporary sibling and a rename, so an interrupted run leaves no half entry. */
 function cached(final: string, build: (tmp: string) => void): string {
-  if (existsSync(join(final, '.complete'))) return final;
+  const marker = join(final, '.complete');
+  if (existsSync(marker)) {
+    utimesSync(marker, new Date(), new Date()); // in use: kept by pruneCache
+    return final;
+  }
   mkdirSync(dirname(final), { recursive: true });
   const tmp = `${final}.tmp-${process.pid}`;
   removeTree(tmp);
@@ -94,6 +113,15 @@ function cached(final: string, build: (tmp: string) => void): string {
     throw err;
   }
   return final;
+}
+
+/** Entries of older package lists, lock files and sources: dropped after a week unused. */
+function pruneCache(): void {
+  const weekAgo = Date.now() - 7 * 24 * 3600 * 1000;
+  for (const entry of existsSync(cacheRoot) ? readdirSync(cacheRoot) : []) {
+    const marker = join(cacheRoot, entry, '.complete');
+    if (existsSync(marker) && statSync(marker).mtimeMs < weekAgo) removeTree(join(cacheRoot, entry));
+  }
 }
 
 function ensureTool(cmd: string, pkg: string): void {
@@ -116,10 +144,10 @@ function baseRootfs(suite: string, packages: string[]): string {
     ensureTool('mmdebstrap', 'mmdebstrap');
     const started = Date.now();
     log(`mmdebstrap ${suite} with ${packages.join(' ')} (downloads ~40 MB once)`);
-    // The host's own apt sources name the Debian archive this machine uses.
-    run('mmdebstrap', [
+    // The host's own apt sources name the Debian archive this machine uses. Its chatter (and the
+    // hooks') is shown only when it fails.
+    runQuiet('mmdebstrap', [
       ...MMDEBSTRAP_OPTIONS,
-      '--quiet',
       `--include=${packages.join(',')}`,
       suite,
       join(tmp, 'rootfs'),
@@ -256,6 +284,7 @@ export function assembleRootfs(outDir: string) {
   const modulesDir = productionModules(nodeDir);
   const addonDir = nativeAddon(nodeDir, image.nodeVersion, modulesDir);
   const buildPath = buildStagePaths(image, nodeDir, modulesDir, addonDir);
+  pruneCache();
 
   const rootfs = join(outDir, 'rootfs');
   removeTree(rootfs);

@@ -6,7 +6,7 @@
 // run builds the Debian part (~2 min, cached in /var/cache/portway-image per package list).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { cp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
@@ -160,4 +160,62 @@ maybe('the runtime image, assembled from the Dockerfile and run in a network nam
     const forward = await inImage(['cat', '/proc/sys/net/ipv4/ip_forward']);
     expect(forward.stdout.trim()).toBe('1');
   });
+  it(
+    'packs into an OCI image archive (buildah, no daemon, no registry) that runs the agent',
+    async () => {
+      const archive = join(OUT, 'portway.oci.tar');
+      const packed = await execa('hack/image/oci-archive.sh', [OUT, archive, 'portway:test'], {
+        stdin: 'ignore',
+        timeout: 10 * 60_000,
+      });
+      process.stdout.write(`OCI archive (gzip layer): ${(Number(packed.stdout) / 1e6).toFixed(0)} MB\n`);
+      // Open it as a runtime would: index → manifest → config and its one layer, unpacked and run.
+      const layout = join(OUT, 'layout');
+      await mkdir(layout);
+      await execa('tar', ['-xf', archive, '-C', layout]);
+      const blob = async (digest: string) => readFile(join(layout, 'blobs', ...digest.split(':')));
+      const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+        manifests: { digest: string; annotations: Record<string, string> }[];
+      };
+      expect(index.manifests.map((m) => m.annotations['org.opencontainers.image.ref.name'])).toEqual([
+        'portway:test',
+      ]);
+      const manifest = JSON.parse((await blob(index.manifests[0]!.digest)).toString()) as {
+        config: { digest: string };
+        layers: { digest: string; mediaType: string }[];
+      };
+      const config = JSON.parse((await blob(manifest.config.digest)).toString()) as {
+        config: { Entrypoint: string[]; WorkingDir: string };
+      };
+      expect(config.config).toMatchObject({ Entrypoint: image.entrypoint, WorkingDir: '/opt/portway' });
+      expect(manifest.layers.map((l) => l.mediaType)).toEqual([
+        'application/vnd.oci.image.layer.v1.tar+gzip',
+      ]);
+      const unpacked = join(OUT, 'unpacked');
+      await mkdir(unpacked);
+      await execa('tar', [
+        '-xzf',
+        join(layout, 'blobs', ...manifest.layers[0]!.digest.split(':')),
+        '-C',
+        unpacked,
+      ]);
+      expect(await readdir(join(unpacked, 'dev'))).toEqual([]);
+      const res = await execa(
+        'unshare',
+        [
+          '--mount',
+          '--pid',
+          '--fork',
+          `--mount-proc=${unpacked}/proc`,
+          'chroot',
+          unpacked,
+          ...config.config.Entrypoint,
+          'version',
+        ],
+        { reject: false, extendEnv: false, env: { PATH: IMAGE_PATH } },
+      );
+      expect({ exitCode: res.exitCode, stderr: res.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    },
+    12 * 60_000,
+  );
 });
