@@ -213,23 +213,44 @@ function sourceHash(dir: string): string {
   return sha(...files.flatMap((f) => [f, readFileSync(join(repo, f))]));
 }
 
-/** native/arp built as the build stage builds it: node-gyp against the image's Node headers. */
-function nativeAddon(nodeDir: string, version: string, modulesDir: string): string {
-  return cached(join(cacheRoot, `addon-${sha(version, sourceHash('native/arp'))}`), (tmp) => {
-    log(`building native/arp against node ${version} headers`);
+/**
+ * native/arp built as the build stage builds it: node-gyp with the stage's environment, where
+ * npm_config_nodedir names the node image's headers (mapped to the same release's here). It runs in a
+ * network namespace of its own, with no network: were the Dockerfile to stop naming the headers, node-gyp
+ * would try to download them and this fails, as a build on a machine without that download would.
+ */
+function nativeAddon(image: RuntimeImage, nodeDir: string, modulesDir: string): string {
+  const stageEnv = image.buildStage.env;
+  const nodedir = stageEnv.npm_config_nodedir;
+  const key = sha(image.nodeVersion, JSON.stringify(stageEnv), sourceHash('native/arp'));
+  return cached(join(cacheRoot, `addon-${key}`), (tmp) => {
+    log(`building native/arp against node ${image.nodeVersion} headers, offline`);
     run('cp', ['-a', join(repo, 'native/arp/binding.gyp'), join(repo, 'native/arp/src'), tmp]);
+    const env: Record<string, string> = {
+      PATH: `${join(nodeDir, 'bin')}:${process.env.PATH ?? ''}`,
+      HOME: tmp, // no header cache of this machine's user
+      npm_config_devdir: join(tmp, '.node-gyp'),
+      NODE_PATH: join(modulesDir, 'node_modules'), // binding.gyp asks node-addon-api for its headers
+    };
+    if (nodedir !== undefined) {
+      if (nodedir !== '/usr/local')
+        throw new Error(`the image check maps npm_config_nodedir=/usr/local only, got ${nodedir}`);
+      env.npm_config_nodedir = nodeDir;
+    }
     const nodeGyp = join(repo, 'node_modules/node-gyp/bin/node-gyp.js');
-    run(join(nodeDir, 'bin/node'), [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`, '--loglevel=warn'], {
-      cwd: tmp,
-      env: {
-        ...process.env,
-        PATH: `${join(nodeDir, 'bin')}:${process.env.PATH ?? ''}`,
-        NODE_PATH: join(modulesDir, 'node_modules'), // binding.gyp asks node-addon-api for its headers
-        npm_config_nodedir: nodeDir,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    try {
+      execFileSync('unshare', ['--net', join(nodeDir, 'bin/node'), nodeGyp, 'rebuild', '--loglevel=warn'], {
+        cwd: tmp,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      });
+    } catch (err) {
+      const e = err as { stderr?: string };
+      throw new Error(`node-gyp could not build native/arp without a network:\n${(e.stderr ?? '').trim()}`);
+    }
     rmSync(join(tmp, 'build/Release/obj.target'), { recursive: true, force: true });
+    rmSync(join(tmp, '.node-gyp'), { recursive: true, force: true });
   });
 }
 
@@ -282,7 +303,7 @@ export function assembleRootfs(outDir: string) {
   const base = baseRootfs(debianSuiteOf(image.runtimeFrom), packages);
   const nodeDir = nodeDist(image.nodeVersion);
   const modulesDir = productionModules(nodeDir);
-  const addonDir = nativeAddon(nodeDir, image.nodeVersion, modulesDir);
+  const addonDir = nativeAddon(image, nodeDir, modulesDir);
   const buildPath = buildStagePaths(image, nodeDir, modulesDir, addonDir);
   pruneCache();
 
