@@ -41,6 +41,8 @@ const MMDEBSTRAP_OPTIONS = [
   '--mode=root',
   '--variant=minbase',
   '--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr',
+  // dpkg without fsync while building (removed again before the end): the first build is IO-bound
+  '--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata',
   '--aptopt=APT::Install-Recommends "false"',
   '--dpkgopt=path-exclude=/usr/share/doc/*',
   '--dpkgopt=path-include=/usr/share/doc/*/copyright',
