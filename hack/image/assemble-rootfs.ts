@@ -108,6 +108,10 @@ function cached(final: string, build: (tmp: string) => void): string {
   try {
     build(tmp);
     writeFileSync(join(tmp, '.complete'), new Date().toISOString());
+    if (existsSync(marker)) {
+      removeTree(tmp); // another run built the same entry meanwhile (and may be copying from it)
+      return final;
+    }
     removeTree(final);
     renameSync(tmp, final);
   } catch (err) {
