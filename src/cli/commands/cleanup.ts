@@ -122,7 +122,7 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
   let createdJournal: CreatedChainsJournal | null = null;
   let created: Array<{ family: IPFamily; table: string; chain: string }> = [];
   try {
-    createdJournal = opts.createdChainsJournal ?? new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir));
+    createdJournal = opts.createdChainsJournal ?? new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir), log);
     created = await createdJournal.load();
   } catch (err) {
     report.errors.push(`created-chains journal: ${(err as Error).message}`);
@@ -148,7 +148,7 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
     report.errors.push(`ipset: ${(err as Error).message}`);
   }
   try {
-    const journal = opts.sysctlJournal ?? new FileSysctlJournal(await sysctlJournalPath(opts.stateDir));
+    const journal = opts.sysctlJournal ?? new FileSysctlJournal(await sysctlJournalPath(opts.stateDir), log);
     report.sysctlsReverted = await revertSysctls(dataplane.sysctl, journal);
     for (const c of report.sysctlsReverted) log.info({ sysctl: c.key, from: c.from, to: c.to }, 'restored sysctl');
   } catch (err) {

@@ -223,9 +223,9 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     clock,
     logger: log,
     sysctl: dataplane.sysctl,
-    sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir)),
+    sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir), log),
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
-    createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
+    createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir), log),
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
