@@ -121,6 +121,8 @@ export interface SyncResult {
   durationMs: number;
   families: FamilySyncResult[];
   sysctlsChanged: SysctlChange[];
+  /** Set when the sysctls could not be checked, recorded or set (the rules may still have been applied). */
+  sysctlError?: string;
 }
 
 export interface IptablesSyncerOptions {
@@ -214,7 +216,8 @@ export class IptablesSyncer {
           this.opts.logger.info({ sysctl: c.key, from: c.from, to: c.to }, 'set sysctl');
       } catch (err) {
         // Not fatal for the rules themselves: log, count, and try again next sync.
-        this.opts.logger.error({ err: errorText(err) }, 'setting sysctls failed');
+        result.sysctlError = errorText(err);
+        this.opts.logger.error({ err: result.sysctlError }, 'setting sysctls failed');
         result.ok = false;
       }
     }
@@ -239,7 +242,8 @@ export class IptablesSyncer {
       this.stats.lastError = null;
     } else {
       this.stats.failures++;
-      const firstError = result.families.find((f) => !f.ok)?.error ?? 'sysctl change failed';
+      const firstError =
+        result.families.find((f) => !f.ok)?.error ?? `sysctls: ${result.sysctlError ?? 'change failed'}`;
       this.stats.lastError = firstError;
       throw new SyncFailedError(firstError, result);
     }

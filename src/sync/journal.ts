@@ -39,7 +39,9 @@ export async function writeFileAtomically(path: string, text: string): Promise<v
   } catch (err) {
     await rm(tmp, { force: true }).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot write ${path}${code ? ` (${code})` : ''}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot write ${path}${code ? ` (${code})` : ''}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   // The rename is in place; making it durable is best effort (some filesystems refuse fsync on a directory).
   const d = await open(dir, 'r').catch(() => null);

@@ -65,7 +65,9 @@ maybe('a full state directory (a real tmpfs)', () => {
     manifests = join(root, 'manifests');
     await execa('mkdir', ['-p', stateDir, manifests]);
     await writeFile(join(manifests, 'web.yaml'), WEB);
-    const res = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateDir], { reject: false });
+    const res = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateDir], {
+      reject: false,
+    });
     if (res.exitCode !== 0) {
       // Loud: a skipped case must not read as a pass.
       process.stderr.write(`state-full-disk: SKIPPED, mount refused: ${res.stderr}\n`);
@@ -108,7 +110,17 @@ maybe('a full state directory (a real tmpfs)', () => {
     for (const f of await filesUnder(stateDir)) {
       if (f === 'filler') continue;
       const text = await readFile(join(stateDir, f), 'utf8');
-      expect({ f, parses: (() => { try { JSON.parse(text); return true; } catch { return false; } })() }).toEqual({ f, parses: true });
+      expect({
+        f,
+        parses: (() => {
+          try {
+            JSON.parse(text);
+            return true;
+          } catch {
+            return false;
+          }
+        })(),
+      }).toEqual({ f, parses: true });
     }
 
     await rm(filler);
@@ -116,7 +128,12 @@ maybe('a full state directory (a real tmpfs)', () => {
     expect(await agent(recovered)).toBe(0);
     expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
 
-    const report = await cleanup({ logger: new RecordingLogger(), families: ['IPv4'], dataplane: dp, stateDir });
+    const report = await cleanup({
+      logger: new RecordingLogger(),
+      families: ['IPv4'],
+      dataplane: dp,
+      stateDir,
+    });
     expect(report.errors).toEqual([]);
     expect(report.sysctlsReverted.map((c) => c.key)).toContain('net/ipv4/ip_forward');
     expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('0');
@@ -138,7 +155,12 @@ maybe('a full state directory (a real tmpfs)', () => {
     expect(await fresh.sysctl.get('net/ipv4/ip_forward')).toBe('1');
     expect(logger.records.some((r) => r.level === 'warn' && /unreadable/.test(r.message))).toBe(true);
 
-    const report = await cleanup({ logger: new RecordingLogger(), families: ['IPv4'], dataplane: fresh, stateDir });
+    const report = await cleanup({
+      logger: new RecordingLogger(),
+      families: ['IPv4'],
+      dataplane: fresh,
+      stateDir,
+    });
     expect(report.errors).toEqual([]);
   });
 });

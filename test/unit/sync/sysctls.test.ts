@@ -9,7 +9,6 @@ import {
   FileSysctlJournal,
   MemorySysctlJournal,
   planSysctls,
-  type SysctlChange,
 } from '../../../src/sync/sysctls.js';
 
 class UnwritableJournal extends MemorySysctlJournal {
@@ -33,7 +32,9 @@ describe('applySysctls: record first, then change', () => {
     const sysctl = new FakeSysctl({ 'net/ipv4/ip_forward': '0', 'net/ipv4/conf/all/route_localnet': '1' });
     const journal = new UnwritableJournal();
     journal.items = [{ key: 'net/ipv4/ip_forward', from: '0', to: '1' }];
-    expect(await applySysctls(sysctl, wanted, journal)).toEqual([{ key: 'net/ipv4/ip_forward', from: '0', to: '1' }]);
+    expect(await applySysctls(sysctl, wanted, journal)).toEqual([
+      { key: 'net/ipv4/ip_forward', from: '0', to: '1' },
+    ]);
     expect(await sysctl.get('net/ipv4/ip_forward')).toBe('1');
   });
 
@@ -42,7 +43,7 @@ describe('applySysctls: record first, then change', () => {
     const journal = new MemorySysctlJournal();
     journal.items = [{ key: 'net/ipv4/ip_forward', from: '0', to: '1' }];
     await applySysctls(sysctl, wanted, journal);
-    expect(journal.items).toEqual<SysctlChange[]>([
+    expect(journal.items).toEqual([
       { key: 'net/ipv4/ip_forward', from: '0', to: '1' },
       { key: 'net/ipv4/conf/all/route_localnet', from: '0', to: '1' },
     ]);
