@@ -224,7 +224,7 @@ export class AgentTelemetry {
       state: ClusterState;
     },
   ): Promise<void> {
-    const { metrics, health } = this.opts;
+    const { metrics } = this.opts;
     const { result, full } = outcome;
     const end = this.opts.now();
     metrics.syncCompleted({
