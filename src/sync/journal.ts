@@ -119,3 +119,15 @@ export class MemoryJournal<T> implements Journal<T> {
     this.items = [];
   }
 }
+
+/** Where nothing can be recorded (the namespace could not be marked): reads empty, refuses every save. */
+export class UnavailableJournal<T> implements Journal<T> {
+  constructor(private readonly reason: string) {}
+  async load(): Promise<T[]> {
+    return [];
+  }
+  async save(): Promise<void> {
+    throw new Error(this.reason);
+  }
+  async clear(): Promise<void> {}
+}

@@ -11,15 +11,14 @@ import type { IPFamily } from '../../model/cluster-state.js';
 import type { Logger } from '../../observe/logger.js';
 import { isOwnedChainName, LineBuffer } from '../../plan/iptables-plan.js';
 import type { TableName } from '../../render/types.js';
+import { NetnsState } from '../../sync/netns-state.js';
 import {
-  FileCreatedChainsJournal,
-  FileSysctlJournal,
   revertSysctls,
   type CreatedChainsJournal,
   type SysctlChange,
   type SysctlJournal,
 } from '../../sync/sysctls.js';
-import { createdChainsJournalPath, sysctlJournalPath } from './run.js';
+import { DEFAULT_STATE_DIR } from './run.js';
 
 /** The ipsets kube-proxy's ipvs mode creates (DESIGN §3); only these names are destroyed. */
 export const PORTWAY_IPSET_NAMES: ReadonlySet<string> = new Set([
@@ -119,11 +118,19 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
   const families = opts.families ?? ['IPv4', 'IPv6'];
   const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [] };
   const dataplane = opts.dataplane ?? (await createDataplane({ families }));
-  let createdJournal: CreatedChainsJournal | null = null;
+  // Only this namespace's own record (src/sync/netns-state.ts): without one, no sysctl is restored and
+  // no shared chain removed — a namespace portway never recorded anything in keeps them as they are.
+  let state: NetnsState | null = null;
+  try {
+    state = await NetnsState.find({ stateDir: opts.stateDir ?? DEFAULT_STATE_DIR, identity: dataplane.netns, logger: log });
+    if (state === null) log.info({}, 'portway recorded nothing in this network namespace: sysctls and shared chains stay as they are');
+  } catch (err) {
+    report.errors.push(`state: ${(err as Error).message}`);
+  }
+  const createdJournal: CreatedChainsJournal | null = opts.createdChainsJournal ?? state?.createdChainsJournal ?? null;
   let created: Array<{ family: IPFamily; table: string; chain: string }> = [];
   try {
-    createdJournal = opts.createdChainsJournal ?? new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir), log);
-    created = await createdJournal.load();
+    created = (await createdJournal?.load()) ?? [];
   } catch (err) {
     report.errors.push(`created-chains journal: ${(err as Error).message}`);
   }
@@ -148,11 +155,19 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
     report.errors.push(`ipset: ${(err as Error).message}`);
   }
   try {
-    const journal = opts.sysctlJournal ?? new FileSysctlJournal(await sysctlJournalPath(opts.stateDir), log);
-    report.sysctlsReverted = await revertSysctls(dataplane.sysctl, journal);
+    const journal = opts.sysctlJournal ?? state?.sysctlJournal;
+    if (journal) report.sysctlsReverted = await revertSysctls(dataplane.sysctl, journal);
     for (const c of report.sysctlsReverted) log.info({ sysctl: c.key, from: c.from, to: c.to }, 'restored sysctl');
   } catch (err) {
     report.errors.push(`sysctl: ${(err as Error).message}`);
+  }
+  // Complete: nothing recorded is needed any more. After a failed step the record stays for a retry.
+  if (report.errors.length === 0 && state) {
+    try {
+      await state.remove();
+    } catch (err) {
+      report.errors.push(`state: ${(err as Error).message}`);
+    }
   }
   for (const e of report.errors) log.error({ err: e }, 'cleanup step failed');
   return report;
