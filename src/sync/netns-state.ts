@@ -9,10 +9,10 @@ import { newMarkerId, type NetnsIdentity } from '../dataplane/netns-identity.js'
 import type { Logger } from '../observe/logger.js';
 import { UnavailableJournal } from './journal.js';
 import {
-  FileCreatedChainsJournal,
+  FileSharedChainsJournal,
   FileSysctlJournal,
-  type CreatedChain,
-  type CreatedChainsJournal,
+  type SharedChainRecord,
+  type SharedChainsJournal,
   type SysctlChange,
   type SysctlJournal,
 } from './sysctls.js';
@@ -26,7 +26,7 @@ export interface NetnsStateOptions {
 
 export class NetnsState {
   readonly sysctlJournal: SysctlJournal;
-  readonly createdChainsJournal: CreatedChainsJournal;
+  readonly sharedChainsJournal: SharedChainsJournal;
 
   private constructor(
     private readonly opts: NetnsStateOptions,
@@ -37,11 +37,11 @@ export class NetnsState {
   ) {
     if (dir !== null) {
       this.sysctlJournal = new FileSysctlJournal(join(dir, 'sysctl-changes.json'), opts.logger);
-      this.createdChainsJournal = new FileCreatedChainsJournal(join(dir, 'created-chains.json'), opts.logger);
+      this.sharedChainsJournal = new FileSharedChainsJournal(join(dir, 'shared-chains.json'), opts.logger);
     } else {
       const reason = `cannot record state for this network namespace: ${unavailable ?? 'unknown'}`;
       this.sysctlJournal = new UnavailableJournal<SysctlChange>(reason);
-      this.createdChainsJournal = new UnavailableJournal<CreatedChain>(reason);
+      this.sharedChainsJournal = new UnavailableJournal<SharedChainRecord>(reason);
     }
   }
 

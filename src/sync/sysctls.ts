@@ -100,25 +100,42 @@ export async function revertSysctls(sysctl: Sysctl, journal: SysctlJournal): Pro
   return reverted;
 }
 
-// ── chains shared with kubelet that portway created ─────────────────────────────────────────────
+// ── chains shared with kubelet ─────────────────────────────────────────────────────────────────
 
-/** A shared chain (KUBE-FIREWALL) that did not exist before portway wrote it: cleanup may remove it. */
-export interface CreatedChain {
+/**
+ * A shared chain (kubelet's KUBE-FIREWALL) as it was before portway first wrote it, so that cleanup
+ * puts back exactly that: deletes a chain portway created, or restores the rules and built-in jumps of
+ * one that was there (portway's full syncs rewrite its rules with kube-proxy's).
+ */
+export interface SharedChainRecord {
   family: IPFamily;
   table: string;
   chain: string;
+  existedBefore: boolean;
+  /** Its rule lines as iptables-save printed them before ("-A KUBE-FIREWALL …"); [] when it did not exist. */
+  rules: string[];
+  /** Built-in chains' rules that jumped to it before ("-A INPUT -j KUBE-FIREWALL"). */
+  jumps: string[];
 }
 
-/** Remembers which shared chains portway created, so cleanup removes those and leaves kubelet's alone. */
-export type CreatedChainsJournal = Journal<CreatedChain>;
+/** Remembers shared chains as they were before portway touched them. */
+export type SharedChainsJournal = Journal<SharedChainRecord>;
 
-const isCreatedChain = (c: unknown): c is CreatedChain =>
-  isRecord(c) && (c.family === 'IPv4' || c.family === 'IPv6') && typeof c.table === 'string' && typeof c.chain === 'string';
+const isStringArray = (x: unknown): x is string[] => Array.isArray(x) && x.every((l) => typeof l === 'string');
 
-export class FileCreatedChainsJournal extends JsonFileJournal<CreatedChain> {
+const isSharedChainRecord = (c: unknown): c is SharedChainRecord =>
+  isRecord(c) &&
+  (c.family === 'IPv4' || c.family === 'IPv6') &&
+  typeof c.table === 'string' &&
+  typeof c.chain === 'string' &&
+  typeof c.existedBefore === 'boolean' &&
+  isStringArray(c.rules) &&
+  isStringArray(c.jumps);
+
+export class FileSharedChainsJournal extends JsonFileJournal<SharedChainRecord> {
   constructor(path: string, logger?: Logger) {
-    super(path, isCreatedChain, 'chains', logger);
+    super(path, isSharedChainRecord, 'shared chains', logger);
   }
 }
 
-export class MemoryCreatedChainsJournal extends MemoryJournal<CreatedChain> {}
+export class MemorySharedChainsJournal extends MemoryJournal<SharedChainRecord> {}

@@ -219,7 +219,7 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     sysctl: dataplane.sysctl,
     sysctlJournal: netnsState.sysctlJournal,
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
-    createdChainsJournal: netnsState.createdChainsJournal,
+    sharedChainsJournal: netnsState.sharedChainsJournal,
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({

@@ -84,11 +84,28 @@ maybe('state per network namespace (real namespaces)', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('marks the namespace, records there, and cleanup restores it and forgets everything', async () => {
+  const KUBELET_FIREWALL = [
+    '*filter',
+    ':KUBE-FIREWALL - [0:0]',
+    '-A INPUT -j KUBE-FIREWALL',
+    '-A KUBE-FIREWALL -m comment --comment "kubelet: block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -j DROP',
+    '-A KUBE-FIREWALL -m comment --comment "kubelet firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP',
+    'COMMIT',
+    '',
+  ].join('\n');
+  const filterOf = async (ns: string) =>
+    (await run(ns, 'iptables-save', ['-t', 'filter'])).stdout.replace(/^#.*$/gm, '');
+
+  it('marks the namespace, records there, and cleanup restores it (kubelet’s KUBE-FIREWALL included) and forgets everything', async () => {
     await makeNode(NS_A);
+    await execa('ip', ['netns', 'exec', NS_A, 'iptables-restore', '--noflush'], { input: KUBELET_FIREWALL });
+    const filterBefore = await filterOf(NS_A);
     expect(await ipForward(NS_A)).toBe('0');
     expect(await agentOnce(NS_A)).toBe(0);
     expect(await ipForward(NS_A)).toBe('1');
+    // portway's full sync wrote kube-proxy's version of the chain (one rule) and the OUTPUT jump.
+    expect(await filterOf(NS_A)).not.toContain('0x8000/0x8000');
+    expect(await filterOf(NS_A)).toContain('-A OUTPUT -j KUBE-FIREWALL');
     const marker = (await loNames(NS_A)).find((n) => n.startsWith('portway-state-'));
     expect(marker).toBeDefined();
     const id = marker!.slice('portway-state-'.length);
@@ -97,6 +114,7 @@ maybe('state per network namespace (real namespaces)', () => {
     const report = await cleanupIn(NS_A);
     expect(report.errors).toEqual([]);
     expect(await ipForward(NS_A)).toBe('0');
+    expect(await filterOf(NS_A)).toBe(filterBefore);
     expect(await readdir(stateDir)).toEqual([]);
     expect((await loNames(NS_A)).filter((n) => n.startsWith('portway-state-'))).toEqual([]);
   });
@@ -113,16 +131,8 @@ maybe('state per network namespace (real namespaces)', () => {
     // The new namespace: the operator turned forwarding on, kubelet installed its KUBE-FIREWALL.
     await execa('ip', ['netns', 'add', NS_B]);
     await run(NS_B, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    const kubelet = [
-      '*filter',
-      ':KUBE-FIREWALL - [0:0]',
-      '-A INPUT -j KUBE-FIREWALL',
-      '-A KUBE-FIREWALL -m comment --comment "kubelet: block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -j DROP',
-      'COMMIT',
-      '',
-    ].join('\n');
-    await execa('ip', ['netns', 'exec', NS_B, 'iptables-restore', '--noflush'], { input: kubelet });
-    const filterBefore = (await run(NS_B, 'iptables-save', ['-t', 'filter'])).stdout.replace(/^#.*$/gm, '');
+    await execa('ip', ['netns', 'exec', NS_B, 'iptables-restore', '--noflush'], { input: KUBELET_FIREWALL });
+    const filterBefore = await filterOf(NS_B);
     // Same inode as the dead namespace: the kernel's choice, or forced — every form of record portway
     // ever kept for that inode (with the dead namespace's marker, and the unmarked one of old versions).
     const inodeB = await inode(NS_B);
@@ -142,7 +152,7 @@ maybe('state per network namespace (real namespaces)', () => {
     expect(report.errors).toEqual([]);
     expect(report.sysctlsReverted).toEqual([]);
     expect(await ipForward(NS_B)).toBe('1');
-    const filterAfter = (await run(NS_B, 'iptables-save', ['-t', 'filter'])).stdout.replace(/^#.*$/gm, '');
+    const filterAfter = await filterOf(NS_B);
     expect(filterAfter).toBe(filterBefore);
     expect(filterAfter).toContain('-A INPUT -j KUBE-FIREWALL');
     // The dead namespace's records for this inode are gone (and only those).

@@ -210,7 +210,7 @@ describe('cleanup', () => {
         dataplane: dp,
         sysctlJournal: new MemorySysctlJournal(),
       });
-      expect(again.families[0]).toEqual({ family: 'IPv4', jumpsRemoved: [], chainsDeleted: [] });
+      expect(again.families[0]).toEqual({ family: 'IPv4', jumpsRemoved: [], chainsDeleted: [], chainsRestored: [] });
     } finally {
       await rm(dir, { recursive: true, force: true });
       await rm(stateDir, { recursive: true, force: true });
