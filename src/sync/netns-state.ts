@@ -17,6 +17,9 @@ import {
   type SysctlJournal,
 } from './sysctls.js';
 
+/** The state root when none is given (a hostPath in the chart). */
+export const DEFAULT_STATE_DIR = '/run/portway';
+
 export interface NetnsStateOptions {
   /** The root, /run/portway by default (a hostPath in the chart, so a container restart keeps it). */
   stateDir: string;
@@ -108,11 +111,22 @@ async function removeDeadNamespaceState(
   }
   const ours = id === null ? null : `netns-${inode}-${id}`;
   for (const name of names) {
-    if (name === ours || (name !== `netns-${inode}` && !name.startsWith(`netns-${inode}-`))) continue;
+    if (name === ours || !isRecordOfInode(name, inode)) continue;
     await rm(join(opts.stateDir, name), { recursive: true, force: true });
     opts.logger.warn(
       { dir: join(opts.stateDir, name), inode },
       'removed state left by a network namespace that no longer exists (its inode is reused); none of it was applied',
     );
   }
+}
+
+/** A directory name under the state root that holds a record for the namespace with this inode (any marker, or none). */
+function isRecordOfInode(name: string, inode: string): boolean {
+  return name === `netns-${inode}` || name.startsWith(`netns-${inode}-`);
+}
+
+/** Remove every record kept for the namespace with this inode: for teardowns, once the namespace is deleted. */
+export async function forgetNetnsState(inode: string, stateDir = DEFAULT_STATE_DIR): Promise<void> {
+  const names = await readdir(stateDir).catch(() => [] as string[]);
+  for (const name of names) if (isRecordOfInode(name, inode)) await rm(join(stateDir, name), { recursive: true, force: true });
 }

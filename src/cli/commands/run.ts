@@ -45,9 +45,9 @@ import {
   type SyncResult,
 } from '../../sync/iptables-syncer.js';
 import { AgentLock } from '../../sync/agent-lock.js';
-import { NetnsState } from '../../sync/netns-state.js';
+import { DEFAULT_STATE_DIR, NetnsState } from '../../sync/netns-state.js';
 
-export const DEFAULT_STATE_DIR = '/run/portway';
+export { DEFAULT_STATE_DIR };
 
 export interface RunAgentOptions {
   /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
