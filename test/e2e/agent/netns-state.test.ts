@@ -12,18 +12,11 @@ import { cleanup } from '../../../src/cli/commands/cleanup.js';
 import { runAgent } from '../../../src/cli/commands/run.js';
 import { createDataplane, RealIpLinks } from '../../../src/dataplane/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
+import { NODEPORT_SERVICE_YAML } from './agent-fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 const maybe = isRoot ? describe : describe.skip;
 const NODE_IP = '10.98.1.2';
-const WEB = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP }]
-`;
 
 maybe('state per network namespace (real namespaces)', () => {
   const NS_A = `pwstate-${process.pid}-a`;
@@ -75,7 +68,7 @@ maybe('state per network namespace (real namespaces)', () => {
     stateDir = join(root, 'state');
     manifests = join(root, 'manifests');
     await execa('mkdir', ['-p', stateDir, manifests]);
-    await writeFile(join(manifests, 'web.yaml'), WEB);
+    await writeFile(join(manifests, 'web.yaml'), NODEPORT_SERVICE_YAML);
   });
   afterEach(async () => {
     for (const ns of [NS_A, NS_B]) await execa('ip', ['netns', 'del', ns], { reject: false });

@@ -11,19 +11,11 @@ import { cleanup } from '../../../src/cli/commands/cleanup.js';
 import { runAgent } from '../../../src/cli/commands/run.js';
 import { createFakeDataplane, FakeIpLinks, type FakeDataplane } from '../../../src/dataplane/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
+import { NODEPORT_SERVICE_YAML } from './agent-fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 const maybe = isRoot ? describe : describe.skip;
 if (!isRoot) process.stderr.write('state-full-disk: SKIPPED (needs root to mount a tmpfs)\n');
-
-const WEB = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP }]
-`;
 
 /** Every file under dir (relative paths), recursively. */
 async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
@@ -64,7 +56,7 @@ maybe('a full state directory (a real tmpfs)', () => {
     stateDir = join(root, 'state');
     manifests = join(root, 'manifests');
     await execa('mkdir', ['-p', stateDir, manifests]);
-    await writeFile(join(manifests, 'web.yaml'), WEB);
+    await writeFile(join(manifests, 'web.yaml'), NODEPORT_SERVICE_YAML);
     const res = await execa('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', stateDir], {
       reject: false,
     });
@@ -93,6 +85,9 @@ maybe('a full state directory (a real tmpfs)', () => {
       ipLinks: new FakeIpLinks({ eth0: ['192.168.50.2/24'] }),
       createDataplane: async () => dp,
     });
+
+  const cleanupOf = (dataplane: FakeDataplane) =>
+    cleanup({ logger: new RecordingLogger(), families: ['IPv4'], dataplane, stateDir });
 
   it('changes no sysctl it cannot record, leaves no empty state file, and recovers once space returns', async () => {
     if (!mounted) return;
@@ -128,12 +123,7 @@ maybe('a full state directory (a real tmpfs)', () => {
     expect(await agent(recovered)).toBe(0);
     expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
 
-    const report = await cleanup({
-      logger: new RecordingLogger(),
-      families: ['IPv4'],
-      dataplane: dp,
-      stateDir,
-    });
+    const report = await cleanupOf(dp);
     expect(report.errors).toEqual([]);
     expect(report.sysctlsReverted.map((c) => c.key)).toContain('net/ipv4/ip_forward');
     expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('0');
@@ -155,12 +145,7 @@ maybe('a full state directory (a real tmpfs)', () => {
     expect(await fresh.sysctl.get('net/ipv4/ip_forward')).toBe('1');
     expect(logger.records.some((r) => r.level === 'warn' && /unreadable/.test(r.message))).toBe(true);
 
-    const report = await cleanup({
-      logger: new RecordingLogger(),
-      families: ['IPv4'],
-      dataplane: fresh,
-      stateDir,
-    });
+    const report = await cleanupOf(fresh);
     expect(report.errors).toEqual([]);
   });
 });
