@@ -101,6 +101,14 @@ maybe('a full state directory (a real tmpfs)', () => {
     expect(dp.sysctl.writes).toEqual([]);
     const failure = full.records.find((r) => r.message === 'setting sysctls failed');
     expect(JSON.stringify(failure?.fields)).toMatch(/ENOSPC/);
+    // Nor was kubelet's KUBE-FIREWALL written: its prior state could not be recorded, so that restore
+    // was abandoned (and with it this sync's rules; the previous ones, here none, stay in force).
+    expect(dp.iptables.IPv4!.dump()).not.toContain('KUBE-FIREWALL');
+    expect(
+      full.records.some((r) =>
+        /shared-chains journal: not writing filter\/KUBE-FIREWALL/.test(JSON.stringify(r.fields)),
+      ),
+    ).toBe(true);
     // No state file was left empty or half-written (nor a temporary one behind).
     for (const f of await filesUnder(stateDir)) {
       if (f === 'filler') continue;
