@@ -1,5 +1,6 @@
 // One agent per network namespace. A second one would fight the first over the same chains and could
-// bind neither metrics nor health ports, so it refuses to start. The lock is an abstract unix socket
+// bind neither metrics nor health ports, so it refuses to start; `portway cleanup` refuses too while
+// an agent runs (the agent would put everything back). The lock is an abstract unix socket
 // (no file: nothing to clean up, nothing stale after kill -9 — the kernel drops it with the process),
 // named after the namespace's inode, which no other live namespace shares. Abstract sockets are per
 // network namespace; the agent runs inside the one it programs, so two agents there always collide.
@@ -24,8 +25,8 @@ export class AgentLock {
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         throw new Error(
-          `another portway agent is already running in this network namespace (inode ${netnsInode}; ` +
-            `it holds the abstract socket @${name}): stop it first — two agents would fight over the same rules`,
+          `a portway agent is already running in this network namespace (inode ${netnsInode}; ` +
+            `it holds the abstract socket @${name}): stop it first — two would fight over the same rules`,
         );
       }
       throw new Error(`cannot take the agent lock @${name}: ${err.message}`);

@@ -11,6 +11,7 @@ import type { IPFamily } from '../../model/cluster-state.js';
 import type { Logger } from '../../observe/logger.js';
 import { isOwnedChainName, LineBuffer } from '../../plan/iptables-plan.js';
 import type { TableName } from '../../render/types.js';
+import { AgentLock } from '../../sync/agent-lock.js';
 import { NetnsState } from '../../sync/netns-state.js';
 import {
   revertSysctls,
@@ -130,10 +131,28 @@ export async function cleanupIpsets(ipset: Ipset): Promise<string[]> {
 
 /** Clean the current network namespace; every step runs even when an earlier one failed. */
 export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
-  const log = opts.logger;
   const families = opts.families ?? ['IPv4', 'IPv6'];
-  const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [] };
   const dataplane = opts.dataplane ?? (await createDataplane({ families }));
+  // Not while an agent runs here: it would put everything back, and its record would outlive the marker.
+  let lock: AgentLock;
+  try {
+    lock = await AgentLock.acquire(await dataplane.netns.inode());
+  } catch (err) {
+    const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [(err as Error).message] };
+    opts.logger.error({ err: (err as Error).message }, 'cleanup refused; nothing changed');
+    return report;
+  }
+  try {
+    return await cleanupUnlocked({ ...opts, families, dataplane });
+  } finally {
+    await lock.release();
+  }
+}
+
+async function cleanupUnlocked(opts: CleanupOptions & { families: IPFamily[]; dataplane: Dataplane }): Promise<CleanupReport> {
+  const log = opts.logger;
+  const { families, dataplane } = opts;
+  const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [] };
   // Only this namespace's own record (src/sync/netns-state.ts): without one, no sysctl is restored and
   // no shared chain removed — a namespace portway never recorded anything in keeps them as they are.
   let state: NetnsState | null = null;
