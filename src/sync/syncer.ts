@@ -9,7 +9,7 @@ import type { IptablesRuleSet } from '../render/types.js';
 import type { Sysctl } from '../dataplane/interfaces.js';
 import type { Clock } from './clock.js';
 import { IptablesSyncer, type FamilyDataplane, type SyncResult, type SyncStats } from './iptables-syncer.js';
-import type { CreatedChainsJournal, SysctlJournal } from './sysctls.js';
+import type { SharedChainsJournal, SysctlJournal } from './sysctls.js';
 
 /** What the agent loop needs from a mode's syncer. */
 export interface ProxySyncer {
@@ -33,7 +33,7 @@ export interface SyncerDeps {
   sysctl?: Sysctl;
   sysctlJournal?: SysctlJournal;
   localhostNodePorts?: boolean;
-  createdChainsJournal?: CreatedChainsJournal;
+  sharedChainsJournal?: SharedChainsJournal;
 }
 
 export interface ProxyMode {
@@ -62,8 +62,8 @@ export function proxyModeOf(config: Config): ProxyMode {
             ...(deps.sysctl !== undefined ? { sysctl: deps.sysctl } : {}),
             ...(deps.sysctlJournal !== undefined ? { sysctlJournal: deps.sysctlJournal } : {}),
             ...(deps.localhostNodePorts !== undefined ? { localhostNodePorts: deps.localhostNodePorts } : {}),
-            ...(deps.createdChainsJournal !== undefined
-              ? { createdChainsJournal: deps.createdChainsJournal }
+            ...(deps.sharedChainsJournal !== undefined
+              ? { sharedChainsJournal: deps.sharedChainsJournal }
               : {}),
           }),
       };

@@ -6,9 +6,7 @@
 // health-check node ports, and on SIGTERM/SIGINT stops watches and servers cleanly, leaving the rules
 // in place (traffic keeps flowing while the agent restarts; `portway cleanup` removes them). While
 // the API is unreachable the last good rules stay and portway_api_connected says 0.
-import { readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { createDataplane, type Dataplane } from '../../dataplane/index.js';
@@ -38,9 +36,10 @@ import { BoundedFrequencyRunner } from '../../sync/bounded-frequency-runner.js';
 import { SystemClock, type Clock } from '../../sync/clock.js';
 import { SyncFailedError, type FamilyDataplane, type SyncResult } from '../../sync/iptables-syncer.js';
 import { proxyModeOf, type ProxyMode, type ProxySyncer } from '../../sync/syncer.js';
-import { FileCreatedChainsJournal, FileSysctlJournal } from '../../sync/sysctls.js';
+import { AgentLock } from '../../sync/agent-lock.js';
+import { DEFAULT_STATE_DIR, NetnsState } from '../../sync/netns-state.js';
 
-export const DEFAULT_STATE_DIR = '/run/portway';
+export { DEFAULT_STATE_DIR };
 
 export interface RunAgentOptions {
   /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
@@ -56,7 +55,7 @@ export interface RunAgentOptions {
   /** Sync once and return: 0 on success, 1 on failure. */
   once: boolean;
   logger: Logger;
-  /** Where the sysctl journal lives (per network namespace below it). Default /run/portway. */
+  /** Where portway records what it changed (per network namespace below it). Default /run/portway. */
   stateDir?: string;
   /** Stop the agent (instead of, or besides, SIGTERM/SIGINT). */
   signal?: AbortSignal;
@@ -110,24 +109,6 @@ export function nodeIPsFromInterfaces(addresses: readonly InterfaceAddress[]): s
   return out;
 }
 
-/** An identifier of the current network namespace ("4026531840"), so journals of namespaces do not mix. */
-export async function currentNetnsId(): Promise<string> {
-  try {
-    const link = await readlink('/proc/self/ns/net'); // "net:[4026531840]"
-    return /\[(\d+)\]/.exec(link)?.[1] ?? 'default';
-  } catch {
-    return 'default';
-  }
-}
-
-export async function sysctlJournalPath(stateDir = DEFAULT_STATE_DIR): Promise<string> {
-  return join(stateDir, `netns-${await currentNetnsId()}`, 'sysctl-changes.json');
-}
-
-export async function createdChainsJournalPath(stateDir = DEFAULT_STATE_DIR): Promise<string> {
-  return join(stateDir, `netns-${await currentNetnsId()}`, 'created-chains.json');
-}
-
 interface AgentSetup {
   config: Config;
   nodeName: string;
@@ -171,7 +152,12 @@ export function healthCheckListenAddresses(
   return nodeIPs.filter((ip) => nodePortAddresses.some((cidr) => cidrContains(cidr, ip)));
 }
 
-async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
+/** What the agent holds while it runs and gives back when it stops, however it stops. */
+interface Held {
+  lock?: AgentLock;
+}
+
+async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
   const log = opts.logger;
   const env = opts.env ?? process.env;
   const saRoot = opts.serviceAccountRoot ?? SERVICE_ACCOUNT_ROOT;
@@ -202,6 +188,14 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const dataplane = await (opts.createDataplane ?? ((fams) => createDataplane({ families: fams })))([
     ...families,
   ]);
+  // One agent per network namespace, then this namespace's own state (never a dead namespace's that
+  // had the same inode): both before anything is changed.
+  held.lock = await AgentLock.acquire(await dataplane.netns.inode());
+  const netnsState = await NetnsState.open({
+    stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
+    identity: dataplane.netns,
+    logger: log,
+  });
   const familyDataplanes: FamilyDataplane[] = families.flatMap((family) => {
     const iptables = dataplane.iptables[family];
     return iptables ? [{ family, iptables, conntrack: dataplane.conntrack }] : [];
@@ -214,9 +208,9 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     clock,
     logger: log,
     sysctl: dataplane.sysctl,
-    sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir)),
+    sysctlJournal: netnsState.sysctlJournal,
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
-    createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
+    sharedChainsJournal: netnsState.sharedChainsJournal,
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
@@ -328,11 +322,20 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
 
 /** Run the agent; resolves with the process exit code. */
 export async function runAgent(opts: RunAgentOptions): Promise<number> {
+  const held: Held = {};
+  try {
+    return await runAgentHolding(opts, held);
+  } finally {
+    await held.lock?.release();
+  }
+}
+
+async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<number> {
   const log = opts.logger;
   let runner: BoundedFrequencyRunner | null = null;
   let setup: AgentSetup;
   try {
-    setup = await setUp(opts);
+    setup = await setUp(opts, held);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'portway agent cannot start');
     return 2;
