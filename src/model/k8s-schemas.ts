@@ -5,13 +5,21 @@
 import { z } from 'zod';
 import type { IPFamily } from './cluster-state.js';
 import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
+import {
+  dns1035LabelProblem,
+  dns1123LabelProblem,
+  dns1123SubdomainProblem,
+  ianaSvcNameProblem,
+  interfaceNameProblem,
+  quoteText,
+} from './names.js';
 
 type Check<T> = { value: T } | { error: string };
 
 /** Show a value in a message the way it would be written in YAML/JSON. */
 export function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteText(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
   if (Array.isArray(value)) return 'a list';
   return 'an object';
@@ -99,6 +107,15 @@ const objectName = checked<string>((v) =>
     ? { value: v }
     : { error: `must be a non-empty string (got ${showValue(v)})` },
 );
+
+/** A string that `rule` (one of names.ts's validators) accepts; '' too when `allowEmpty` (an unnamed port). */
+const nameBy = (rule: (name: string) => string | null, allowEmpty = false) =>
+  checked<string>((v) => {
+    if (typeof v !== 'string') return { error: `must be a string (got ${showValue(v)})` };
+    if (v === '' && allowEmpty) return { value: v };
+    const problem = rule(v);
+    return problem === null ? { value: v } : { error: problem };
+  });
 
 export const namespacedMetadata = z.object({
   name: objectName,
@@ -217,7 +234,13 @@ export const endpointsSchema = z.object({
     z.object({
       addresses: list(endpointAddress),
       notReadyAddresses: list(endpointAddress),
-      ports: list(z.object({ name: text.default(''), protocol: protocol.default('TCP'), port: portNumber })),
+      ports: list(
+        z.object({
+          name: nameBy(dns1123LabelProblem, true).default(''),
+          protocol: protocol.default('TCP'),
+          port: portNumber,
+        }),
+      ),
     }),
   ),
 });
@@ -250,8 +273,8 @@ export const namespaceSchema = z.object({ metadata: clusterMetadata });
 // ── networking.k8s.io/v1 Ingress ────────────────────────────────────────────────────────────
 
 const ingressServiceBackend = z.object({
-  name: objectName,
-  port: z.object({ number: portNumber.optional(), name: text.optional() }).superRefine((p, ctx) => {
+  name: nameBy(dns1035LabelProblem),
+  port: z.object({ number: portNumber.optional(), name: nameBy(ianaSvcNameProblem, true).optional() }).superRefine((p, ctx) => {
     if ((p.number === undefined) === (p.name === undefined || p.name === '')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'exactly one of number or name must be set' });
     }
@@ -391,7 +414,7 @@ export const ipAddressPoolSchema = z.object({
     serviceAllocation: z
       .object({
         priority: integerIn(0, 2 ** 31 - 1).optional(),
-        namespaces: list(objectName),
+        namespaces: list(nameBy(dns1123LabelProblem)),
         namespaceSelectors: list(labelSelectorSchema),
         serviceSelectors: list(labelSelectorSchema),
       })
@@ -404,10 +427,10 @@ export const l2AdvertisementSchema = z.object({
   metadata: clusterMetadata,
   spec: z
     .object({
-      ipAddressPools: list(objectName),
+      ipAddressPools: list(nameBy(dns1123SubdomainProblem)),
       ipAddressPoolSelectors: list(labelSelectorSchema),
       nodeSelectors: list(labelSelectorSchema),
-      interfaces: list(objectName),
+      interfaces: list(nameBy(interfaceNameProblem)),
     })
     .default({}),
 });

@@ -22,6 +22,16 @@ import type {
 import { servicePortId } from './cluster-state.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
+  dns1035LabelProblem,
+  dns1123LabelProblem,
+  dns1123SubdomainProblem,
+  ianaSvcNameProblem,
+  labelValueProblem,
+  metadataNameProblems,
+  printableLine,
+  printableName,
+} from './names.js';
+import {
   endpointSliceSchema,
   endpointsSchema,
   ingressSchema,
@@ -66,7 +76,8 @@ export function formatProblem(p: InputProblem): string {
   else if (p.object !== '') parts.push(p.object);
   if (p.field !== '') parts.push(p.field);
   parts.push(p.message);
-  return parts.join(': ');
+  // One line whatever the file name or message holds: control and bidi characters are escaped.
+  return printableLine(parts.join(': '));
 }
 
 /** Code-point order: independent of the locale, so output is identical on every machine. */
@@ -162,10 +173,12 @@ export function classify(
 
 export function objectLabel(kind: KnownKind, metadata: unknown): string {
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') return '';
-  if (!KIND_VERSIONS[kind].namespaced) return metadata.name;
+  // Names that are not plain words are quoted, so a reported name never reads as something else.
+  const name = printableName(metadata.name);
+  if (!KIND_VERSIONS[kind].namespaced) return name;
   const ns =
-    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
-  return `${ns}/${metadata.name}`;
+    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? printableName(metadata.namespace) : 'default';
+  return `${ns}/${name}`;
 }
 
 /** Pools and advertisements are referenced by name alone, so their names must be unique across namespaces. */
@@ -249,6 +262,13 @@ export function triageObject(sourced: SourcedObject): Triage {
       'apiVersion',
       `portway reads ${kind} as ${wanted} (got ${showValue(cls.versionMismatch || undefined)})`,
     );
+    return { type: 'rejected', problems: problems.items };
+  }
+  // A name Kubernetes would refuse is refused here, before duplicates are looked for: it could
+  // otherwise carry markup or newlines into comments and diffs, or print like another object's name.
+  const badNames = metadataNameProblems(kind, raw.metadata);
+  if (badNames.length > 0) {
+    for (const [field, message] of badNames) problems.add(id, field, message);
     return { type: 'rejected', problems: problems.items };
   }
   return {
@@ -777,6 +797,8 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
   spec.ports.forEach((p, i) => {
     if (spec.ports.length > 1 && p.name === '')
       errors.push([`spec.ports[${i}].name`, 'required when the Service has more than one port']);
+    const badName = p.name === '' ? null : ianaSvcNameProblem(p.name);
+    if (badName !== null) errors.push([`spec.ports[${i}].name`, badName]);
     if (p.name !== '' && names.has(p.name))
       errors.push([`spec.ports[${i}].name`, `duplicate port name ${showValue(p.name)}`]);
     names.add(p.name);
@@ -896,6 +918,11 @@ export function readEndpointSlice(
     );
     return null;
   }
+  const badNames = sliceNameProblems(serviceName, slice);
+  if (badNames.length > 0) {
+    for (const [f, m] of badNames) problems.add(id, f, m);
+    return null;
+  }
   if (slice.addressType === 'FQDN') return null; // kube-proxy proxies IP slices only
   const family = slice.addressType;
   const errors: Array<[string, string]> = [];
@@ -920,6 +947,27 @@ export function readEndpointSlice(
     service: `${slice.metadata.namespace}/${serviceName}`,
     entry: { name: slice.metadata.name, slice, firstAddresses },
   };
+}
+
+/**
+ * The names of a slice Kubernetes validates and portway joins by or prints: the Service it names
+ * (a label value that must also be a Service name to join anything), its port names (DNS-1123
+ * labels) and its endpoints' node names (DNS-1123 subdomains).
+ */
+function sliceNameProblems(serviceName: string, slice: EndpointSliceObject): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const serviceProblem = labelValueProblem(serviceName) ?? dns1035LabelProblem(serviceName);
+  if (serviceProblem !== null)
+    out.push([formatFieldPath(['metadata', 'labels', LABEL_SERVICE_NAME]), serviceProblem]);
+  slice.ports.forEach((p, i) => {
+    const problem = p.name === '' ? null : dns1123LabelProblem(p.name);
+    if (problem !== null) out.push([`ports[${i}].name`, problem]);
+  });
+  slice.endpoints.forEach((ep, i) => {
+    const problem = ep.nodeName === undefined ? null : dns1123SubdomainProblem(ep.nodeName);
+    if (problem !== null) out.push([`endpoints[${i}].nodeName`, problem]);
+  });
+  return out;
 }
 
 /** Numeric value of a canonical address: a number for IPv4 (cheaper than a bigint), a bigint for IPv6. */

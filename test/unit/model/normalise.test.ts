@@ -770,6 +770,38 @@ spec: { clusterIP: 10.96.9.9, ports: [{ name: http, port: 80 }] }
     expect(state.l2Advertisements).toEqual([]);
   });
 
+  // Names as Kubernetes validates them: an object the API server would refuse is reported and skipped.
+  const badNames: Array<[string, string, string]> = [
+    ['Service name with markup and a newline', `kind: Service\napiVersion: v1\nmetadata: { name: "innocent</code>\\n<!--", namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/"innocent</code>\\n<!--" metadata.name: must be a DNS-1035 label'],
+    ['Service name starting with a digit (DNS-1035)', `kind: Service\napiVersion: v1\nmetadata: { name: 1web, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/1web metadata.name: must be a DNS-1035 label'],
+    ['Service name with a colon (would collide with a port id)', `kind: Service\napiVersion: v1\nmetadata: { name: "a:b", namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/"a:b" metadata.name: must be a DNS-1035 label'],
+    ['namespace in upper case', `kind: Service\napiVersion: v1\nmetadata: { name: web, namespace: Prod }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service Prod/web metadata.namespace: must be a DNS-1123 label'],
+    ['Service port name that is not an IANA service name', `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ name: "my--port", port: 80 }] }`, 'Service ns/bad spec.ports[0].name: must be an IANA service name'],
+    ['Service port name of digits only', `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ name: "8080", port: 80 }] }`, 'Service ns/bad spec.ports[0].name: must be an IANA service name'],
+    ['EndpointSlice name with a slash', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: "a/b", namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4`, 'EndpointSlice ns/"a/b" metadata.name: must be a DNS-1123 subdomain'],
+    ['EndpointSlice naming a Service that cannot exist', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: "Good" } }\naddressType: IPv4`, 'EndpointSlice ns/bad metadata.labels["kubernetes.io/service-name"]: must be a DNS-1035 label'],
+    ['EndpointSlice port name with a dot', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nports: [{ name: "http.s", port: 80 }]`, 'EndpointSlice ns/bad ports[0].name: must be a DNS-1123 label'],
+    ['EndpointSlice endpoint node name with a space', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nendpoints: [{ addresses: [10.0.0.1], nodeName: "node a" }]`, 'EndpointSlice ns/bad endpoints[0].nodeName: must be a DNS-1123 subdomain'],
+    ['Endpoints port name in upper case', `kind: Endpoints\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nsubsets: [{ addresses: [{ ip: 10.0.0.1 }], ports: [{ name: HTTP, port: 80 }] }]`, 'Endpoints ns/bad subsets[0].ports[0].name: must be a DNS-1123 label'],
+    ['Node name with an underscore', `kind: Node\napiVersion: v1\nmetadata: { name: node_1 }`, 'Node node_1 metadata.name: must be a DNS-1123 subdomain'],
+    ['Namespace name with a dot', `kind: Namespace\napiVersion: v1\nmetadata: { name: a.b }`, 'Namespace a.b metadata.name: must be a DNS-1123 label'],
+    ['Ingress backend Service name in upper case', `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { defaultBackend: { service: { name: Web, port: { number: 80 } } } }`, 'Ingress ns/bad spec.defaultBackend.service.name: must be a DNS-1035 label'],
+    ['Ingress backend port name too long', `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { defaultBackend: { service: { name: web, port: { name: abcdefghijklmnop } } } }`, 'Ingress ns/bad spec.defaultBackend.service.port.name: must be an IANA service name'],
+    ['pool name with a space', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: "my pool" }\nspec: { addresses: [10.0.0.0/30] }`, 'IPAddressPool "my pool" metadata.name: must be a DNS-1123 subdomain'],
+    ['advertisement interface with a slash', `kind: L2Advertisement\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { interfaces: ["../eth0"] }`, 'L2Advertisement bad spec.interfaces[0]: must be an interface name'],
+    ['advertisement naming a pool that cannot exist', `kind: L2Advertisement\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { ipAddressPools: ["Pool A"] }`, 'L2Advertisement bad spec.ipAddressPools[0]: must be a DNS-1123 subdomain'],
+  ];
+
+  it.each(badNames)('%s', (_title, bad, expected) => {
+    const { state, problems } = build(`${good}\n---\n${bad}\n`);
+    expect(problems).toHaveLength(1);
+    expect(brief(problems)[0]!.startsWith(expected)).toBe(true);
+    expect(state.servicePorts.map((p) => p.id)).toEqual(['ns/good:http']);
+    expect(state.services.map((s) => s.name)).toEqual(['good']);
+    expect([state.nodes, state.ingresses, state.addressPools, state.l2Advertisements]).toEqual([[], [], [], []]);
+    expect(Object.keys(state.namespaceLabels)).toEqual([]);
+  });
+
   it('reports every problem of one object', () => {
     const { problems } = build(
       `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 0 }, { port: 1, protocol: x }] }`,
