@@ -2,17 +2,12 @@
 // three parts and --part, -o json, and diff in text, json and markdown with the usual exit codes.
 // (Each part piped to the real tool: test/e2e/cli/render-ipvs-parts.test.ts.)
 import { describe, expect, it } from '@jest/globals';
-import { execa } from 'execa';
 import { join } from 'node:path';
 import { parseIpvsadmRules } from '../../../src/render/ipvs/index.js';
+import { repoRoot, runPortway } from '../../fixtures/cli-process.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
-const portway = (args: string[], input?: string) =>
-  execa('node', ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], {
-    cwd: root,
-    reject: false,
-    input: input ?? '',
-  });
+const root = repoRoot;
+const portway = runPortway;
 const examples = join(root, 'examples/manifests');
 const fixtures = join(root, 'test/fixtures/cli');
 const ipvsConfig = join(fixtures, 'ipvs-config.yaml');

@@ -2,30 +2,18 @@
 // iptables rules (set matches with the entry that matched), IPVS's virtual server and its real
 // servers with their shares; `--live` in ipvs mode is refused with a pointer to the dry run.
 import { describe, expect, it } from '@jest/globals';
-import { execa } from 'execa';
 import { join } from 'node:path';
+import { repoRoot, runPortway } from '../../fixtures/cli-process.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
-const portway = (args: string[]) =>
-  execa('node', ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, reject: false });
+const root = repoRoot;
+const portway = runPortway;
 const examples = join(root, 'examples/manifests');
 const ipvsConfig = join(root, 'test/fixtures/cli/ipvs-config.yaml');
+const traceIpvs = (...args: string[]) => portway(['trace', '-f', examples, '--config', ipvsConfig, ...args]);
 
 describe('portway trace, mode ipvs', () => {
   it('text: a NodePort packet through KUBE-NODE-PORT-TCP to the virtual server and its real servers, masqueraded', async () => {
-    const r = await portway([
-      'trace',
-      '-f',
-      examples,
-      '--config',
-      ipvsConfig,
-      '--src',
-      '192.0.2.7',
-      '--dst',
-      '10.99.0.2',
-      '--dport',
-      '30080',
-    ]);
+    const r = await traceIpvs('--src', '192.0.2.7', '--dst', '10.99.0.2', '--dport', '30080');
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('verdict: ACCEPT');
@@ -39,21 +27,7 @@ describe('portway trace, mode ipvs', () => {
   });
 
   it('json: the outcome carries the IPVS decision', async () => {
-    const r = await portway([
-      'trace',
-      '-f',
-      examples,
-      '--config',
-      ipvsConfig,
-      '--src',
-      '10.244.1.11',
-      '--dst',
-      '10.96.0.10',
-      '--dport',
-      '80',
-      '-o',
-      'json',
-    ]);
+    const r = await traceIpvs('--src', '10.244.1.11', '--dst', '10.96.0.10', '--dport', '80', '-o', 'json');
     expect(r.exitCode).toBe(0);
     const out = JSON.parse(r.stdout) as {
       outcome: {

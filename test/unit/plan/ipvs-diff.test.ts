@@ -13,17 +13,9 @@ import {
 } from '../../../src/plan/ipvs-diff.js';
 import { renderIpvs, type IpvsRenderOptions } from '../../../src/render/ipvs/index.js';
 import { endpoint as ep, stateOf, svcPort } from '../../fixtures/cluster-state.js';
-import { ipvsOptions } from '../../fixtures/ipvs-options.js';
+import { ipvsOptions, webServicePort } from '../../fixtures/ipvs-options.js';
 
-const web = (extra: Partial<ServicePort> = {}): ServicePort =>
-  svcPort('ns1', 'web', 'http', {
-    clusterIPs: ['10.96.0.10'],
-    endpoints: [
-      ep('10.244.1.2', 8080, { nodeName: 'node-a' }),
-      ep('10.244.2.3', 8080, { nodeName: 'node-b' }),
-    ],
-    ...extra,
-  });
+const web = webServicePort;
 
 const diffOf = (
   before: ServicePort[],
