@@ -669,7 +669,10 @@ function matchingSetEntry(
 ): string | undefined {
   const entries = ctx.opts.ipsets?.[name];
   if (entries === undefined)
-    throw new PacketWalkError(`rule matches ipset ${name}, but its contents were not given`);
+    throw new PacketWalkError(
+      `rule matches ipset ${name}, but its contents were not given (a live trace reads no ipsets yet: ` +
+        'tracing ipvs mode live is issue 11; trace the rendered rules with -f MANIFESTS --config FILE)',
+    );
   return entries.find((entry) => {
     const parts = entry.trim().split(/\s+/)[0]?.split(',') ?? [];
     if (parts.length === 0 || parts.length > flags.length) return false;

@@ -65,3 +65,20 @@ describe('portway trace, mode ipvs', () => {
     expect(r.stderr).toContain('trace --live does not read ipsets and IPVS virtual servers yet');
   });
 });
+
+describe('portway trace, a rule the walker cannot evaluate', () => {
+  it('is a one-line error with exit 2, not a stack trace', async () => {
+    const golden = join(root, 'test/golden/detect-local-bridge');
+    const r = await portway([
+      'trace',
+      '-f',
+      join(golden, 'input.yaml'),
+      '--config',
+      join(golden, 'config.yaml'),
+      ...['--src', '10.244.1.200', '--dst', '10.96.0.150', '--dport', '80'],
+    ]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^portway: trace: rule ".*" matches the input interface/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
