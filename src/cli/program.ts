@@ -9,6 +9,7 @@ import { registerDryRunCommands } from './commands/dry-run.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerTraceCommand } from './commands/trace.js';
 import { CliExit } from './exit.js';
+import { PacketWalkError } from '../troubleshoot/packet-walker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -43,6 +44,11 @@ export async function main(argv: string[]): Promise<number> {
       return e.code;
     }
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    // A rule the walker cannot evaluate, or a fact it needs and will not guess: a clear message, no stack.
+    if (e instanceof PacketWalkError) {
+      process.stderr.write(`portway: trace: ${e.message}\n`);
+      return 2;
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`portway: ${e.message}\n`);
       return 2;

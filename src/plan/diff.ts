@@ -199,7 +199,7 @@ export function formatSummaryLine(d: RuleSetDiff): string {
   );
 }
 
-function describeChange(c: ChainChange): string {
+export function describeChange(c: ChainChange): string {
   const what =
     c.role === 'builtin'
       ? 'built-in chain'
@@ -225,7 +225,7 @@ export interface SkippedObject {
   problem: string;
 }
 
-function skippedLine(skipped: readonly SkippedObject[]): string {
+export function skippedLine(skipped: readonly SkippedObject[]): string {
   return `${skipped.length} invalid object(s) skipped: they get no rules on either side of this diff.`;
 }
 
@@ -251,11 +251,7 @@ export function formatDiffText(d: RuleSetDiff, skipped: readonly SkippedObject[]
  */
 export function formatDiffMarkdown(d: RuleSetDiff, skipped: readonly SkippedObject[] = []): string {
   const out: string[] = ['### portway: what would change on the nodes', '', `**${formatSummaryLine(d)}**`, ''];
-  if (skipped.length > 0) {
-    out.push(`**⚠ ${skippedLine(skipped)}**`, '');
-    for (const s of skipped) out.push(`- ${s.side}: ${markdownText(s.problem)}`);
-    out.push('');
-  }
+  out.push(...markdownSkipped(skipped));
   if (diffIsEmpty(d)) return out.join('\n') + '\n';
   out.push('| Service port | chains added | removed | changed | rules +/− |', '|---|---|---|---|---|');
   for (const g of d.groups) {
@@ -267,16 +263,30 @@ export function formatDiffMarkdown(d: RuleSetDiff, skipped: readonly SkippedObje
   }
   out.push('');
   for (const g of d.groups) {
-    const title = g.owner === NODE_WIDE ? htmlText(NODE_WIDE) : `Service <code>${htmlText(g.owner)}</code>`;
-    const body: string[] = [];
-    for (const c of g.changes) {
-      body.push(`# ${describeChange(c)}`);
-      for (const r of c.rulesRemoved) body.push(`- ${r}`);
-      for (const r of c.rulesAdded) body.push(`+ ${r}`);
-    }
-    const lines = body.map(printableLine);
-    const fence = codeFence(lines);
-    out.push('<details>', `<summary>${title}</summary>`, '', fence + 'diff', ...lines, fence, '', '</details>', '');
+    out.push(...markdownDetails(g.owner, g.changes.flatMap(chainChangeDiffLines)));
   }
   return out.join('\n');
+}
+
+/** One chain's change as diff lines: a `#` line saying what changed, then `- ` and `+ ` rules. */
+export function chainChangeDiffLines(c: ChainChange): string[] {
+  return [`# ${describeChange(c)}`, ...c.rulesRemoved.map((r) => `- ${r}`), ...c.rulesAdded.map((r) => `+ ${r}`)];
+}
+
+/** The markdown list of skipped objects (empty when none), each problem escaped as inline text. */
+export function markdownSkipped(skipped: readonly SkippedObject[]): string[] {
+  if (skipped.length === 0) return [];
+  const list = skipped.map((s) => `- ${s.side}: ${markdownText(s.problem)}`);
+  return [`**⚠ ${skippedLine(skipped)}**`, '', ...list, ''];
+}
+
+/**
+ * A collapsed block for one owner (a Service port or NODE_WIDE): the owner escaped in the summary, the
+ * body lines (`- `/`+ ` prefixed) one line each in a diff code block no line can close.
+ */
+export function markdownDetails(owner: string, body: readonly string[]): string[] {
+  const title = owner === NODE_WIDE ? htmlText(NODE_WIDE) : `Service <code>${htmlText(owner)}</code>`;
+  const lines = body.map(printableLine);
+  const fence = codeFence(lines);
+  return ['<details>', `<summary>${title}</summary>`, '', fence + 'diff', ...lines, fence, '', '</details>', ''];
 }

@@ -23,6 +23,11 @@ export interface DoctorInputs {
   /** Command names of the processes running on the node (/proc/PID/comm). */
   processes: string[];
   backend: { inUse: IptablesBackend; otherBackendHasKubeChains: boolean };
+  /**
+   * The configured proxy mode (default iptables). doctor checks iptables mode's rules only: in ipvs
+   * mode they would not apply, so the rule check is replaced by a warning saying so.
+   */
+  mode?: 'iptables' | 'ipvs';
 }
 
 const DRIFT_WORDS: Record<DriftFinding['kind'], string> = {
@@ -63,7 +68,17 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
     });
   }
 
-  for (const { family, desired, saved } of inputs.families) {
+  if (inputs.mode === 'ipvs') {
+    findings.push({
+      severity: 'warning',
+      check: 'mode',
+      message:
+        'the configuration says mode: ipvs, and doctor checks iptables mode only: the IPVS virtual servers, ipsets, ' +
+        'kube-ipvs0 addresses and the rules of ipvs mode are not compared with the kernel (issue 11)',
+      details: ['`portway render --config FILE` (mode: ipvs) prints what this node should hold'],
+    });
+  }
+  for (const { family, desired, saved } of inputs.mode === 'ipvs' ? [] : inputs.families) {
     const drift = detectDrift(desired, saved);
     findings.push(
       drift.length === 0

@@ -32,7 +32,14 @@ export type RuleMatch =
       mask?: string;
       side: 'rsource' | 'rdest';
     }
-  | { kind: 'set'; negated: boolean; name: string; flags: Array<'src' | 'dst'> };
+  | { kind: 'set'; negated: boolean; name: string; flags: Array<'src' | 'dst'> }
+  /** -m physdev: the packet came in (isIn) / goes out (isOut) through a bridge port, or is bridged. */
+  | { kind: 'physdev'; negated: boolean; which: 'isIn' | 'isOut' | 'isBridged' }
+  /** -m ipvs (ipvs mode's KUBE-IPVS-OUT-FILTER): a packet IPVS processed, for this virtual server. */
+  | { kind: 'ipvs'; negated: boolean; option: 'ipvs' }
+  | { kind: 'ipvs'; negated: boolean; option: 'vaddr'; cidr: ParsedCIDR }
+  | { kind: 'ipvs'; negated: boolean; option: 'vproto'; protocol: string }
+  | { kind: 'ipvs'; negated: boolean; option: 'vport'; port: number };
 
 export type MarkOperation = 'or' | 'xor' | 'and' | 'set-xmark' | 'set-mark';
 
@@ -282,6 +289,8 @@ const MODULES = new Set([
   'statistic',
   'recent',
   'set',
+  'physdev',
+  'ipvs',
 ]);
 
 /** Options each match module takes, so an option can be attributed to a module loaded earlier in the rule. */
@@ -311,6 +320,8 @@ const MODULE_OPTIONS: Record<string, readonly string[]> = {
     '--rttl',
   ],
   set: ['--match-set'],
+  physdev: ['--physdev-is-in', '--physdev-is-out', '--physdev-is-bridged'],
+  ipvs: ['--ipvs', '--vaddr', '--vproto', '--vport'],
 };
 
 const TARGET_OPTIONS: Record<string, readonly string[]> = {
@@ -329,6 +340,10 @@ const TARGET_OPTIONS: Record<string, readonly string[]> = {
   ],
 };
 const FLAG_OPTIONS = new Set([
+  '--physdev-is-in',
+  '--physdev-is-out',
+  '--physdev-is-bridged',
+  '--ipvs',
   '--rcheck',
   '--update',
   '--set',
@@ -565,6 +580,31 @@ export function parseRuleSpec(tokens: string[], fail: (reason: string) => never)
             break;
           default:
             fail(`option ${tok} of -m recent is not supported`);
+        }
+        break;
+      }
+      case 'physdev':
+        matches.push({
+          kind: 'physdev',
+          negated,
+          which: tok === '--physdev-is-in' ? 'isIn' : tok === '--physdev-is-out' ? 'isOut' : 'isBridged',
+        });
+        break;
+      case 'ipvs': {
+        if (tok === '--ipvs') {
+          matches.push({ kind: 'ipvs', negated, option: 'ipvs' });
+          break;
+        }
+        const value = takeValue(i++, tok);
+        if (tok === '--vaddr') {
+          const cidr = cachedCIDR(value);
+          if (cidr === null) fail(`invalid address "${value}" for --vaddr`);
+          matches.push({ kind: 'ipvs', negated, option: 'vaddr', cidr: cidr as ParsedCIDR });
+        } else if (tok === '--vproto') {
+          matches.push({ kind: 'ipvs', negated, option: 'vproto', protocol: value.toLowerCase() });
+        } else {
+          if (!/^\d+$/.test(value) || Number(value) > 65535) fail(`invalid --vport "${value}"`);
+          matches.push({ kind: 'ipvs', negated, option: 'vport', port: Number(value) });
         }
         break;
       }

@@ -5,6 +5,14 @@
 // pkg/proxy/iptables/proxier_test.go) but faithful to the kernel where that tracer shortcuts: marks
 // are real bits that later `-m mark` rules read, built-in chains are entered through their hooks in
 // kernel order, and masquerading is what nat POSTROUTING actually does. Pure: no I/O, no clock.
+//
+// ipvs mode: given the virtual servers (WalkOptions.ipvs), IPVS is a step of the local-delivery path
+// as in the kernel — after filter INPUT, before nat INPUT (its LOCAL_IN hook) — that forwards a
+// packet for a virtual server to a real server (one branch per real server that takes new
+// connections, with its share under the scheduler) and sends it out through filter OUTPUT and
+// nat POSTROUTING, where KUBE-POSTROUTING decides masquerade. `-m set` matches are evaluated against
+// the given set contents and the entry that matched is recorded on the path.
+import type { IpvsScheduler, IpvsVirtualServer } from '../render/ipvs/types.js';
 import { cidrContains, compareIPs, ipFamilyOf, joinHostPort, parseCIDR } from '../model/ip.js';
 import {
   ruleText,
@@ -31,6 +39,11 @@ export interface TracedPacket {
   inInterface?: string;
   /** Interface the packet leaves by. Unknown: a positive `-o` does not match. */
   outInterface?: string;
+  /**
+   * The packet reached iptables through a bridge port (br_netfilter: `-m physdev --physdev-is-in`).
+   * Default false: a routed packet. Only ipvs mode's external-IP rules ask, and both answers accept there.
+   */
+  bridged?: boolean;
 }
 
 export interface WalkOptions {
@@ -47,6 +60,8 @@ export interface WalkOptions {
   ipsets?: Record<string, string[]>;
   /** Initial packet mark (default 0). */
   mark?: number;
+  /** ipvs mode: the IPVS virtual servers of the node (their addresses must be local addresses too). */
+  ipvs?: { virtualServers: readonly IpvsVirtualServer[] };
 }
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
@@ -61,6 +76,40 @@ export interface PathStep {
   comment?: string;
   /** Probability that this branch took the rule's statistic match (only for `-m statistic` rules). */
   probability?: number;
+  /** The `-m set` matches of the rule that held, each with the set entry that matched. */
+  setMatches?: Array<{ set: string; entry: string }>;
+}
+
+/** The real server IPVS sent one branch to. */
+export interface IpvsRealServerChoice {
+  /** "ip:port" / "[ip]:port". */
+  realServer: string;
+  weight: number;
+  /**
+   * The share of new connections it gets: rr (equal among weights > 0) and wrr (by weight) fix it;
+   * null for a scheduler that picks by load or a hash (see IpvsDecision.sharesKnown).
+   */
+  share: number | null;
+}
+
+/** What IPVS does with the packet: the virtual server it hit and every real server it may reach. */
+export interface IpvsDecision {
+  /** "TCP 10.96.0.10:80" as ipvsadm -L -n names it. */
+  virtualServer: string;
+  /** The service port it belongs to ("ns/name:port/tcp"). */
+  owner: string;
+  scheduler: IpvsScheduler;
+  flags: string[];
+  /** sessionAffinity ClientIP: later connections of the client stick to its real server this long. */
+  persistenceTimeoutSeconds: number | null;
+  /** rr/wrr: shares follow the weights; others: the choice depends on load or a hash (no fixed shares). */
+  sharesKnown: boolean;
+  /** How the scheduler picks, in words. */
+  schedulerNote: string;
+  /** Every real server, weight 0 (terminating: no new connections) included with share 0. */
+  realServers: IpvsRealServerChoice[];
+  /** Why no real server was reached, when none was (the packet is answered ICMP port unreachable). */
+  noRealServer?: string;
 }
 
 /** One possible fate of the packet (there is one per `-m statistic` branch taken). */
@@ -79,6 +128,8 @@ export interface WalkBranch {
   /** Which filter hook the packet went through after routing. */
   delivery: 'local' | 'forward';
   path: PathStep[];
+  /** ipvs mode: the virtual server and the real server of this branch. */
+  ipvs?: { decision: IpvsDecision; realServer: IpvsRealServerChoice | null };
 }
 
 export interface PacketOutcome {
@@ -96,6 +147,8 @@ export interface PacketOutcome {
   /** Matched rules of all branches, shared prefixes once, in walk order. */
   path: PathStep[];
   branches: WalkBranch[];
+  /** ipvs mode: the virtual server the packet hit, if any. */
+  ipvs?: IpvsDecision;
 }
 
 export class PacketWalkError extends Error {
@@ -115,6 +168,9 @@ interface HookRef {
   chain: string;
 }
 
+/** A hook of the walk: a built-in chain, the routing decision, or IPVS (LOCAL_IN, after filter INPUT). */
+type Hook = HookRef | 'route' | 'ipvs';
+
 interface BranchState {
   srcIP: string;
   srcPort: number;
@@ -130,7 +186,7 @@ interface BranchState {
   snatTo?: string;
   markedForMasquerade: boolean;
   /** Hooks still to run; 'route' is the routing decision after PREROUTING / OUTPUT. */
-  hooks: Array<HookRef | 'route'>;
+  hooks: Hook[];
   delivery: 'local' | 'forward';
   /** The hook being run and its call stack. */
   hook: HookRef | null;
@@ -138,6 +194,10 @@ interface BranchState {
   /** When set, statistic matches of the rule at the top frame's `next` are decided (fork result). */
   forcedStatistic?: { chain: string; index: number; matched: boolean };
   verdict?: Verdict;
+  /** Set entries matched while evaluating the current rule. */
+  setEntries: Array<{ set: string; entry: string }>;
+  /** IPVS processed the packet (what `-m ipvs` matches), and for which virtual server. */
+  ipvs?: { decision: IpvsDecision; realServer: IpvsRealServerChoice | null; vs: IpvsVirtualServer };
 }
 
 const MAX_CALL_DEPTH = 64;
@@ -158,7 +218,7 @@ export function walkPacket(dump: IptablesDump, packet: TracedPacket, opts: WalkO
   const isLocal = (ip: string): boolean =>
     localSet.has(ip) || ip === '::1' || (ipFamilyOf(ip) === 'IPv4' && cidrContains('127.0.0.0/8', ip));
 
-  const initialHooks: Array<HookRef | 'route'> = opts.locallyGenerated
+  const initialHooks: Hook[] = opts.locallyGenerated
     ? [
         { table: 'raw', chain: 'OUTPUT' },
         { table: 'mangle', chain: 'OUTPUT' },
@@ -195,6 +255,7 @@ export function walkPacket(dump: IptablesDump, packet: TracedPacket, opts: WalkO
     delivery: 'forward',
     hook: null,
     stack: [],
+    setEntries: [],
   };
 
   const ctx: WalkContext = { dump, protocol, packet, opts, isLocal };
@@ -206,8 +267,9 @@ export function walkPacket(dump: IptablesDump, packet: TracedPacket, opts: WalkO
     if (forks === null) {
       finished.push(state);
     } else {
-      // Depth first, the "statistic matched" branch first: branches come out in rule order.
-      work.push(forks[1], forks[0]);
+      // Depth first, the "statistic matched" branch (or the first real server) first: branches come
+      // out in rule order.
+      work.push(...[...forks].reverse());
       if (finished.length + work.length > MAX_BRANCHES) throw new PacketWalkError('too many branches');
     }
   }
@@ -222,8 +284,11 @@ interface WalkContext {
   isLocal: (ip: string) => boolean;
 }
 
-/** Run a branch until it finishes (returns null) or forks on a statistic match (returns [matched, not matched]). */
-function runBranch(ctx: WalkContext, s: BranchState): [BranchState, BranchState] | null {
+/**
+ * Run a branch until it finishes (returns null) or forks: on a statistic match ([matched, not
+ * matched]) or in IPVS (one branch per real server).
+ */
+function runBranch(ctx: WalkContext, s: BranchState): BranchState[] | null {
   for (;;) {
     if (s.verdict !== undefined) return null;
     if (s.hook === null) {
@@ -234,6 +299,11 @@ function runBranch(ctx: WalkContext, s: BranchState): [BranchState, BranchState]
       }
       if (next === 'route') {
         routeAfterNat(ctx, s);
+        continue;
+      }
+      if (next === 'ipvs') {
+        const forks = runIpvs(ctx, s);
+        if (forks !== null) return forks;
         continue;
       }
       const chain = ctx.dump.tables.get(next.table)?.chains.get(next.chain);
@@ -286,6 +356,7 @@ function runBranch(ctx: WalkContext, s: BranchState): [BranchState, BranchState]
     };
     if (rule.comment !== undefined) step.comment = rule.comment;
     if (forced === true) step.probability = statisticProbability(rule);
+    if (s.setEntries.length > 0) step.setMatches = s.setEntries;
     s.path.push(step);
     applyTarget(ctx, s, hook, rule.target);
   }
@@ -294,10 +365,13 @@ function runBranch(ctx: WalkContext, s: BranchState): [BranchState, BranchState]
 function routeAfterNat(ctx: WalkContext, s: BranchState): void {
   const local = ctx.isLocal(s.dstIP);
   s.delivery = local ? 'local' : 'forward';
+  // IPVS takes packets for its virtual servers in LOCAL_IN after filter INPUT, before nat INPUT.
+  const ipvs: Hook[] = ctx.opts.ipvs !== undefined ? ['ipvs'] : [];
   if (ctx.opts.locallyGenerated) {
     // Sent over loopback to ourselves: the packet comes back in and is delivered through INPUT
     // (the nat table is not consulted again for an existing connection).
-    if (local) s.hooks.push({ table: 'mangle', chain: 'INPUT' }, { table: 'filter', chain: 'INPUT' });
+    if (local)
+      s.hooks.push({ table: 'mangle', chain: 'INPUT' }, { table: 'filter', chain: 'INPUT' }, ...ipvs);
     return;
   }
   s.hooks.push(
@@ -305,6 +379,7 @@ function routeAfterNat(ctx: WalkContext, s: BranchState): void {
       ? [
           { table: 'mangle', chain: 'INPUT' },
           { table: 'filter', chain: 'INPUT' },
+          ...ipvs,
           { table: 'nat', chain: 'INPUT' },
         ]
       : [
@@ -452,6 +527,7 @@ function ruleMatches(
 ): boolean | 'fork' {
   let hasStatistic = false;
   let unknownInterface: RuleMatch | undefined;
+  s.setEntries = [];
   const inInterface = inInterfaceAt(ctx, s);
   for (const m of rule.matches) {
     if (m.kind === 'statistic') {
@@ -523,8 +599,16 @@ function matchOne(ctx: WalkContext, s: BranchState, m: RuleMatch): boolean {
         // --set always matches; --rcheck/--update match when the address is in the list.
         return m.mode === 'set' ? true : present;
       }
-      case 'set':
-        return setMatches(ctx, s, m.name, m.flags);
+      case 'set': {
+        const entry = matchingSetEntry(ctx, s, m.name, m.flags);
+        if (entry !== undefined && !m.negated) s.setEntries.push({ set: m.name, entry });
+        return entry !== undefined;
+      }
+      case 'physdev':
+        // Bridged frames come in through a bridge port; a locally generated packet never does.
+        return m.which !== 'isOut' && !ctx.opts.locallyGenerated && ctx.packet.bridged === true;
+      case 'ipvs':
+        return ipvsPropertyMatches(s, m);
       case 'statistic':
         return true;
     }
@@ -569,12 +653,23 @@ function addressTypes(ctx: WalkContext, ip: string): Set<string> {
   return new Set(['UNICAST']);
 }
 
-/** ipset membership for hash:ip / hash:net / hash:ip,port / hash:ip,port,ip / hash:ip,port,net / bitmap:port. */
-function setMatches(ctx: WalkContext, s: BranchState, name: string, flags: Array<'src' | 'dst'>): boolean {
+/**
+ * The entry of the set the packet matches (hash:ip / hash:net / hash:ip,port / hash:ip,port,ip /
+ * hash:ip,port,net / bitmap:port), or undefined.
+ */
+function matchingSetEntry(
+  ctx: WalkContext,
+  s: BranchState,
+  name: string,
+  flags: Array<'src' | 'dst'>,
+): string | undefined {
   const entries = ctx.opts.ipsets?.[name];
   if (entries === undefined)
-    throw new PacketWalkError(`rule matches ipset ${name}, but its contents were not given`);
-  return entries.some((entry) => {
+    throw new PacketWalkError(
+      `rule matches ipset ${name}, but its contents were not given (a live trace reads no ipsets yet: ` +
+        'tracing ipvs mode live is issue 11; trace the rendered rules with -f MANIFESTS --config FILE)',
+    );
+  return entries.find((entry) => {
     const parts = entry.trim().split(/\s+/)[0]?.split(',') ?? [];
     if (parts.length === 0 || parts.length > flags.length) return false;
     return parts.every((part, i) => {
@@ -601,6 +696,7 @@ function cloneState(s: BranchState): BranchState {
     path: [...s.path],
     hooks: [...s.hooks],
     stack: s.stack.map((f) => ({ ...f })),
+    setEntries: [],
   };
 }
 
@@ -617,6 +713,7 @@ function summarise(states: BranchState[]): PacketOutcome {
       path: s.path,
     };
     if (s.snatTo !== undefined) b.snatTo = s.snatTo;
+    if (s.ipvs !== undefined) b.ipvs = { decision: s.ipvs.decision, realServer: s.ipvs.realServer };
     return b;
   });
   const byVerdict = new Map<Verdict, number>();
@@ -643,7 +740,9 @@ function summarise(states: BranchState[]): PacketOutcome {
       path.push(step);
     }
   }
+  const ipvs = branches.find((b) => b.ipvs !== undefined)?.ipvs?.decision;
   return {
+    ...(ipvs !== undefined ? { ipvs } : {}),
     verdict,
     mixedVerdicts: ranked.length > 1,
     endpoints,
@@ -668,4 +767,122 @@ export function compareEndpoints(a: string, b: string): number {
   const [ib, pb] = split(b);
   const byIP = ipFamilyOf(ia) !== null && ipFamilyOf(ib) !== null ? compareIPs(ia, ib) : ia.localeCompare(ib);
   return byIP !== 0 ? byIP : pa - pb;
+}
+
+/** `-m ipvs`: the packet was processed by IPVS (and for this virtual address, protocol, port). */
+function ipvsPropertyMatches(s: BranchState, m: Extract<RuleMatch, { kind: 'ipvs' }>): boolean {
+  const vs = s.ipvs?.vs;
+  if (vs === undefined) return false;
+  switch (m.option) {
+    case 'ipvs':
+      return true;
+    case 'vaddr':
+      return cidrContains(m.cidr, vs.address);
+    case 'vproto':
+      return protocolName(m.protocol) === vs.protocol.toLowerCase();
+    case 'vport':
+      return m.port === vs.port;
+  }
+}
+
+/** How each scheduler picks a real server. */
+const SCHEDULER_NOTES: Record<IpvsScheduler, string> = {
+  rr: 'round robin: new connections in turn to every real server of weight > 0',
+  wrr: 'weighted round robin: new connections in proportion to the weights',
+  lc: 'least connection: the choice depends on load (active connections)',
+  wlc: 'weighted least connection: the choice depends on load (active connections / weight)',
+  sed: 'shortest expected delay: the choice depends on load (active connections / weight)',
+  nq: 'never queue: an idle real server first, else the choice depends on load',
+  lblc: 'locality-based least connection: the choice depends on the destination and load',
+  lblcr: 'locality-based least connection with replication: the choice depends on the destination and load',
+  sh: 'source hashing: the choice depends on a hash of the source address',
+  dh: 'destination hashing: the choice depends on a hash of the destination address',
+  mh: 'Maglev hashing: the choice depends on a hash of the source address',
+};
+
+/** The virtual server a packet is for, and the share of each real server under its scheduler. */
+export function ipvsDecision(vs: IpvsVirtualServer): IpvsDecision {
+  const sharesKnown = vs.scheduler === 'rr' || vs.scheduler === 'wrr';
+  const live = vs.realServers.filter((r) => r.weight > 0);
+  // rr ignores weights but skips weight 0; wrr shares by weight.
+  const total = vs.scheduler === 'wrr' ? live.reduce((sum, r) => sum + r.weight, 0) : live.length;
+  const realServers = vs.realServers.map((r) => ({
+    realServer: joinHostPort(r.address, r.port),
+    weight: r.weight,
+    share: r.weight === 0 ? 0 : !sharesKnown ? null : vs.scheduler === 'wrr' ? r.weight / total : 1 / total,
+  }));
+  const decision: IpvsDecision = {
+    virtualServer: `${vs.protocol} ${joinHostPort(vs.address, vs.port)}`,
+    owner: vs.owner,
+    scheduler: vs.scheduler,
+    flags: [...vs.flags],
+    persistenceTimeoutSeconds: vs.persistenceTimeoutSeconds,
+    sharesKnown,
+    schedulerNote: SCHEDULER_NOTES[vs.scheduler],
+    realServers,
+  };
+  if (live.length === 0) {
+    decision.noRealServer =
+      vs.realServers.length === 0
+        ? 'the virtual server has no real servers (no endpoints)'
+        : 'every real server has weight 0 (terminating): none takes new connections';
+  }
+  return decision;
+}
+
+/**
+ * IPVS in LOCAL_IN: a packet for a virtual server is forwarded (masquerading forwarding: the
+ * destination rewritten) to one of its real servers — one branch each, with its share (an equal split
+ * when the scheduler's choice depends on load or a hash, flagged by sharesKnown) — and leaves through
+ * filter OUTPUT and nat POSTROUTING. A packet from the node itself went through nat POSTROUTING on its
+ * way to the VIP already: nat is consulted once per connection, so only filter OUTPUT remains. No real
+ * server: IPVS answers ICMP port unreachable (REJECT). No virtual server: the walk goes on (nat INPUT).
+ */
+function runIpvs(ctx: WalkContext, s: BranchState): BranchState[] | null {
+  const protocol = ctx.protocol.toUpperCase();
+  const vs = ctx.opts.ipvs?.virtualServers.find(
+    (v) => v.protocol === protocol && v.address === s.dstIP && v.port === s.dstPort,
+  );
+  if (vs === undefined) return null;
+  const decision = ipvsDecision(vs);
+  const flags = vs.flags.length > 0 ? ` -b ${vs.flags.join(',')}` : '';
+  const persistent = vs.persistenceTimeoutSeconds !== null ? ` -p ${vs.persistenceTimeoutSeconds}` : '';
+  s.path.push({
+    table: 'ipvs',
+    chain: 'virtual server',
+    ruleIndex: 0,
+    rule: `${decision.virtualServer} -s ${vs.scheduler}${flags}${persistent}`,
+  });
+  const live = vs.realServers.filter((r) => r.weight > 0);
+  if (live.length === 0) {
+    s.ipvs = { decision, realServer: null, vs };
+    s.verdict = 'REJECT';
+    return null;
+  }
+  const after: Hook[] = [{ table: 'filter', chain: 'OUTPUT' }];
+  if (!ctx.opts.locallyGenerated)
+    after.push({ table: 'mangle', chain: 'POSTROUTING' }, { table: 'nat', chain: 'POSTROUTING' });
+  return live.map((rs, i) => {
+    const choice = decision.realServers.find(
+      (c) => c.realServer === joinHostPort(rs.address, rs.port),
+    ) as IpvsRealServerChoice;
+    const b = cloneState(s);
+    b.probability *= choice.share ?? 1 / live.length;
+    const step: PathStep = {
+      table: 'ipvs',
+      chain: 'real server',
+      ruleIndex: i,
+      rule: `-> ${choice.realServer} weight ${choice.weight} (masquerading forwarding)`,
+    };
+    if (choice.share !== null && choice.share < 1) step.probability = choice.share;
+    b.path.push(step);
+    b.dstIP = rs.address;
+    b.dstPort = rs.port;
+    b.endpoint = choice.realServer;
+    b.ctStates.add('DNAT');
+    b.delivery = 'forward';
+    b.hooks = [...after];
+    b.ipvs = { decision, realServer: choice, vs };
+    return b;
+  });
 }

@@ -1,19 +1,22 @@
 // What `portway trace` calls: take rules (restore text, a parsed dump, or a rendered rule set),
 // walk a packet through them and explain the result, naming the Service behind each chain from
-// kube-proxy-style rule comments ("ns/name:port …"). Pure.
+// kube-proxy-style rule comments ("ns/name:port …"). Pure. In ipvs mode (an IpvsRuleSet) the walk
+// also goes through IPVS: the sets the rules match and the virtual servers come from the rule set.
 import { joinHostPort } from '../model/ip.js';
 import { serializeRuleSet } from '../render/iptables/index.js';
+import { serializeIpvsIptables, type IpvsRuleSet } from '../render/ipvs/index.js';
 import type { IptablesRuleSet } from '../render/types.js';
 import { parseIptablesDump, type IptablesDump } from './iptables-dump.js';
 import {
   walkPacket,
+  type IpvsDecision,
   type PacketOutcome,
   type PathStep,
   type TracedPacket,
   type WalkOptions,
 } from './packet-walker.js';
 
-export type TraceRules = string | IptablesDump | IptablesRuleSet;
+export type TraceRules = string | IptablesDump | IptablesRuleSet | IpvsRuleSet;
 
 export interface TraceResult {
   packet: TracedPacket;
@@ -25,8 +28,12 @@ export interface TraceResult {
 
 /** Walk `packet` through `rules` as this node would; see walkPacket for the options. */
 export function traceServicePacket(rules: TraceRules, packet: TracedPacket, node: WalkOptions): TraceResult {
-  const dump = toDump(rules);
-  const outcome = walkPacket(dump, packet, node);
+  const ipvs = isIpvsRuleSet(rules) ? rules : null;
+  const dump =
+    ipvs !== null
+      ? parseIptablesDump(serializeIpvsIptables(ipvs, { includeBuiltinJumps: true }))
+      : toDump(rules as Exclude<TraceRules, IpvsRuleSet>);
+  const outcome = walkPacket(dump, packet, ipvs !== null ? ipvsWalkOptions(ipvs, node) : node);
   const services = chainServices(dump);
   return {
     packet,
@@ -40,7 +47,24 @@ export function traceServicePacket(rules: TraceRules, packet: TracedPacket, node
   };
 }
 
-function toDump(rules: TraceRules): IptablesDump {
+function isIpvsRuleSet(rules: TraceRules): rules is IpvsRuleSet {
+  return typeof rules !== 'string' && 'virtualServers' in rules;
+}
+
+/**
+ * ipvs mode's walk: the node also owns the addresses bound on kube-ipvs0 (so they are LOCAL and
+ * delivered to IPVS), the sets hold the rendered entries, and IPVS has the rendered virtual servers.
+ */
+function ipvsWalkOptions(rs: IpvsRuleSet, node: WalkOptions): WalkOptions {
+  return {
+    ...node,
+    localAddresses: [...node.localAddresses, ...rs.boundAddresses],
+    ipsets: Object.fromEntries(rs.ipsets.map((set) => [set.name, set.entries.map((e) => e.value)])),
+    ipvs: { virtualServers: rs.virtualServers },
+  };
+}
+
+function toDump(rules: Exclude<TraceRules, IpvsRuleSet>): IptablesDump {
   if (typeof rules === 'string') return parseIptablesDump(rules);
   if ('tables' in rules && rules.tables instanceof Map) return rules as IptablesDump;
   // The renderer's own serialiser, built-in jumps included: trace walks exactly what would be applied.
@@ -120,12 +144,18 @@ export function formatTrace(outcome: PacketOutcome, context: FormatTraceContext 
         `${joinHostPort(packet.destIP, packet.destPort)} (${where})`,
     );
   }
+  const ipvs = outcome.ipvs;
   let verdictLine = `verdict: ${outcome.verdict}`;
   if (outcome.mixedVerdicts) {
     verdictLine += ` (most likely; branches disagree: ${[...new Set(outcome.branches.map((b) => b.verdict))].join(', ')})`;
   }
   lines.push(verdictLine);
-  if (outcome.endpoints.length > 0) {
+  if (ipvs !== undefined) lines.push(...formatIpvsDecision(ipvs, packet));
+  if (outcome.endpoints.length > 0 && ipvs !== undefined && !ipvs.sharesKnown) {
+    lines.push(
+      `endpoints: ${outcome.endpoints.join(', ')} (no fixed shares: ${ipvs.scheduler} picks by load or hash)`,
+    );
+  } else if (outcome.endpoints.length > 0) {
     lines.push(
       `endpoints: ${outcome.endpointProbabilities.map((e) => `${e.endpoint} (${pct(e.probability)})`).join(', ')}`,
     );
@@ -137,12 +167,14 @@ export function formatTrace(outcome: PacketOutcome, context: FormatTraceContext 
   );
 
   const describe = (step: PathStep): string => {
+    const prob =
+      step.probability !== undefined ? ` (taken with probability ${step.probability.toFixed(4)})` : '';
+    if (step.table === 'ipvs') return `ipvs ${step.chain}${prob}: ${step.rule}`;
+    const sets = (step.setMatches ?? []).map((m) => ` [set ${m.set} matched ${m.entry}]`).join('');
     const svc = context.chainServices?.get(`${step.table} ${step.chain}`) ?? serviceOfComment(step.comment);
     const owner = svc !== undefined ? ` [Service ${svc}]` : '';
     const where = step.ruleIndex < 0 ? 'policy' : `rule ${step.ruleIndex + 1}`;
-    const prob =
-      step.probability !== undefined ? ` (taken with probability ${step.probability.toFixed(4)})` : '';
-    return `${step.table} ${step.chain} ${where}${owner}${prob}: ${step.rule}`;
+    return `${step.table} ${step.chain} ${where}${owner}${prob}: ${step.rule}${sets}`;
   };
 
   const branches = outcome.branches;
@@ -173,8 +205,42 @@ export function formatTrace(outcome: PacketOutcome, context: FormatTraceContext 
     lines.push(`  ${describe(step)}`);
   branches.forEach((b, i) => {
     const result = `${b.verdict}${b.endpoint !== null ? ` -> ${b.endpoint}` : ''}${b.masquerade ? ', masqueraded' : ''}`;
-    lines.push(`branch ${i + 1} (probability ${pct(b.probability)}): ${result}`);
+    // A load- or hash-based scheduler has no fixed shares: the walker's equal split is not printed.
+    const chance =
+      b.ipvs !== undefined && !b.ipvs.decision.sharesKnown
+        ? `a candidate of ${b.ipvs.decision.scheduler}`
+        : `probability ${pct(b.probability)}`;
+    lines.push(`branch ${i + 1} (${chance}): ${result}`);
     for (const step of b.path.slice(common)) lines.push(`  ${describe(step)}`);
   });
   return lines.join('\n') + '\n';
+}
+
+/** The IPVS part of a trace: the virtual server, its scheduler, persistence and every real server's share. */
+function formatIpvsDecision(d: IpvsDecision, packet: TracedPacket | undefined): string[] {
+  const flags = d.flags.length > 0 ? ` (flags ${d.flags.join(',')})` : '';
+  const lines = [
+    `ipvs virtual server: ${d.virtualServer} [Service ${d.owner}], scheduler ${d.scheduler}${flags}: ${d.schedulerNote}`,
+  ];
+  if (d.persistenceTimeoutSeconds !== null) {
+    const client = packet !== undefined ? packet.sourceIP : 'the client';
+    lines.push(
+      `persistence: ${d.persistenceTimeoutSeconds} s (sessionAffinity ClientIP): once ${client} has a connection, ` +
+        'its new connections go to the same real server until the template expires',
+    );
+  }
+  if (d.realServers.length === 0) lines.push('real servers: none');
+  else lines.push('real servers:');
+  for (const r of d.realServers) {
+    const share =
+      r.weight === 0
+        ? 'no new connections (weight 0: terminating, draining its connections)'
+        : r.share === null
+          ? 'a candidate'
+          : `${pct(r.share)} of new connections`;
+    lines.push(`  ${r.realServer} weight ${r.weight}: ${share}`);
+  }
+  if (d.noRealServer !== undefined)
+    lines.push(`no real server: ${d.noRealServer}; IPVS answers ICMP port unreachable`);
+  return lines;
 }

@@ -72,6 +72,7 @@ export function registerDoctorCommand(program: Command): void {
         sysctls: [],
         processes: await runningProcesses(),
         backend: { inUse: choice.backend, otherBackendHasKubeChains: false },
+        mode: config.mode,
       };
       for (const family of families) {
         const iptables = await createIptables({ family, backend: choice.backend, runner });

@@ -12,7 +12,7 @@ import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.
 import { RealIpLinks } from '../../dataplane/ip.js';
 import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
-import { renderFamily, withAllocatedAddresses } from './dry-run.js';
+import { renderFamily, renderIpvsFamily, withAllocatedAddresses } from './dry-run.js';
 
 interface TraceFlags {
   filename?: string[];
@@ -50,6 +50,14 @@ async function loadRules(
   family: IPFamily,
 ): Promise<{ rules: TraceRules; localAddresses: string[] }> {
   if (flags.live) {
+    if (flags.config !== undefined && (await loadConfigFile(flags.config)).mode === 'ipvs') {
+      // The live walk reads iptables only; ipvs mode also needs the kernel's sets and virtual servers.
+      throw new CliExit(
+        2,
+        'trace --live does not read ipsets and IPVS virtual servers yet (ipvs mode live state is issue 11): ' +
+          'trace the rules portway would program with -f MANIFESTS --config FILE',
+      );
+    }
     const runner = createRunner({});
     const backend = (await detectIptablesBackend(runner)).backend;
     const iptables = await createIptables({ family, backend, runner });
@@ -64,8 +72,10 @@ async function loadRules(
   const { state, problems } = await loadClusterState(paths);
   for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
+  const desired = withAllocatedAddresses(state, config);
   return {
-    rules: renderFamily(withAllocatedAddresses(state, config), config, family),
+    rules:
+      config.mode === 'ipvs' ? renderIpvsFamily(desired, config, family) : renderFamily(desired, config, family),
     localAddresses: nodeIPs,
   };
 }

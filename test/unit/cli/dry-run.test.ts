@@ -1,16 +1,11 @@
 // The dry-run CLI as a CI pipeline runs it: a real process, real files, exit codes and output.
-import { execa } from 'execa';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { repoRoot, runPortway } from '../../fixtures/cli-process.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
-const portway = (args: string[], input?: string) =>
-  execa('node', ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], {
-    cwd: root,
-    reject: false,
-    input: input ?? '',
-  });
+const root = repoRoot;
+const portway = runPortway;
 const examples = join(root, 'examples/manifests');
 const config = join(root, 'examples/config.yaml');
 const fixtures = join(root, 'test/fixtures/cli');

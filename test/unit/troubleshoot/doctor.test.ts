@@ -44,6 +44,19 @@ describe('diagnose', () => {
     expect(formatDoctor(findings)).toMatch(/All checks passed/);
   });
 
+  it('mode ipvs: says that it checks iptables mode only, and does not judge the kernel by iptables mode\'s rules', () => {
+    const flushed = goodSave.replace(/^-A KUBE-SERVICES .*\n/m, '');
+    const findings = diagnose(
+      inputs({ mode: 'ipvs', families: [{ family: 'IPv4', desired, saved: parseIptablesSave(flushed) }] }),
+    );
+    expect(findings.find((f) => f.check === 'rules/IPv4')).toBeUndefined();
+    const mode = findings.find((f) => f.check === 'mode');
+    expect(mode?.severity).toBe('warning');
+    expect(formatDoctor(findings)).toContain(
+      'WARN mode: the configuration says mode: ipvs, and doctor checks iptables mode only',
+    );
+  });
+
   it('notices kube-proxy running beside portway', () => {
     const f = diagnose(inputs({ processes: ['kubelet', 'kube-proxy'] })).find((x) => x.check === 'kube-proxy')!;
     expect(f.severity).toBe('error');

@@ -226,8 +226,8 @@ describe('parseIptablesDump', () => {
     const cases: Array<[string, string, RegExp]> = [
       [
         'unknown module',
-        wrap('filter', '-A INPUT -m physdev --physdev-in eth0 -j ACCEPT'),
-        /line 2: unknown match module "physdev"/,
+        wrap('filter', '-A INPUT -m owner --uid-owner 0 -j ACCEPT'),
+        /line 2: unknown match module "owner"/,
       ],
       [
         'undeclared jump',

@@ -12,26 +12,10 @@ import {
   type IpvsRuleSet,
 } from '../../../../src/render/ipvs/index.js';
 import { GOLDEN_DIR } from '../../../golden/golden-cases.js';
+import { ipvsOptions, webServicePort } from '../../../fixtures/ipvs-options.js';
 import { ep, stateOf, svcPort } from '../fixtures.js';
 
-function options(extra: Partial<IpvsRenderOptions> = {}): IpvsRenderOptions {
-  return {
-    family: 'IPv4',
-    nodeName: 'node-a',
-    nodeIPs: ['192.168.0.2', '192.168.1.2'],
-    clusterCIDRs: ['10.244.0.0/16'],
-    nodePortAddresses: [],
-    localhostNodePorts: false,
-    masqueradeAll: false,
-    masqueradeBit: 14,
-    randomFully: false,
-    scheduler: 'rr',
-    schedulerFlags: [],
-    strictARP: false,
-    timeouts: { tcpSeconds: 0, tcpFinSeconds: 0, udpSeconds: 0 },
-    ...extra,
-  };
-}
+const options = ipvsOptions;
 
 /** "TCP 10.96.0.1:80 rr [persistent N] -> ip:port/w, …" per virtual server: compact and exact. */
 function virtualServers(rs: IpvsRuleSet): string[] {
@@ -57,15 +41,7 @@ const rulesOf = (rs: IpvsRuleSet): string[] =>
 const render = (ports: ServicePort[], extra: Partial<IpvsRenderOptions> = {}): IpvsRuleSet =>
   renderIpvs(stateOf(...ports), options(extra));
 
-const web = (extra: Partial<ServicePort> = {}): ServicePort =>
-  svcPort('ns1', 'web', 'http', {
-    clusterIPs: ['10.96.0.10'],
-    endpoints: [
-      ep('10.244.1.2', 8080, { nodeName: 'node-a' }),
-      ep('10.244.2.3', 8080, { nodeName: 'node-b' }),
-    ],
-    ...extra,
-  });
+const web = webServicePort;
 
 describe('renderIpvs: virtual servers, real servers, set entries', () => {
   it('ClusterIP: one virtual server, a real server per endpoint, the address bound to kube-ipvs0', () => {
