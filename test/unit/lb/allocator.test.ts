@@ -592,7 +592,10 @@ describe('allocate: when sharers can no longer share, the incumbent keeps the ad
       const prev = run([before.a, before.b], pools);
       expect([ipsOf(prev, 'default/a'), ipsOf(prev, 'default/b')]).toEqual([['10.0.0.1'], ['10.0.0.1']]);
       // Status as the writer left it: both Services show the shared address.
-      const withStatus = (s: ServiceInfo): ServiceInfo => ({ ...s, statusIngress: [{ ip: '10.0.0.1' }] });
+      const withStatus = (s: ServiceInfo): ServiceInfo => ({
+        ...s,
+        statusIngress: [{ ip: '10.0.0.1', ipMode: 'VIP' }],
+      });
       const after = { ...before, [changed]: { ...before[changed], ...change(before[changed]) } };
       const r = run([withStatus(after.a), withStatus(after.b)], pools, {}, prev);
       expect(ipsOf(r, `default/${unchanged}`)).toEqual(['10.0.0.1']);
@@ -631,7 +634,11 @@ describe('allocate: when sharers can no longer share, the incumbent keeps the ad
   test('a holder known from the previous result wins over one known only from status', () => {
     // b holds 10.0.0.1 in the previous result; a arrives claiming it in status with a clashing port.
     const prev = run([svc('b', { annotations: share('k'), ports: tcp(80) })], pools);
-    const a = svc('a', { annotations: share('k'), ports: tcp(80), statusIngress: [{ ip: '10.0.0.1' }] });
+    const a = svc('a', {
+      annotations: share('k'),
+      ports: tcp(80),
+      statusIngress: [{ ip: '10.0.0.1', ipMode: 'VIP' }],
+    });
     const r = run([a, svc('b', { annotations: share('k'), ports: tcp(80) })], pools, {}, prev);
     expect(ipsOf(r, 'default/b')).toEqual(['10.0.0.1']);
     expect(ipsOf(r, 'default/a')).toEqual(['10.0.0.2']);
