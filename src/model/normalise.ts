@@ -20,6 +20,7 @@ import type {
   ServicePort,
 } from './cluster-state.js';
 import { servicePortId } from './cluster-state.js';
+import { appendAll } from './arrays.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
   endpointSliceSchema,
@@ -338,7 +339,7 @@ function parseObjects(objects: SourcedObject[], problems: ProblemList): ParsedOb
     const triage = triageObject(sourced);
     if (triage.type === 'ignored') continue;
     if (triage.type === 'rejected') {
-      problems.items.push(...triage.problems);
+      appendAll(problems.items, triage.problems);
       continue;
     }
     const { kind, raw, id } = triage;
@@ -1170,7 +1171,7 @@ export function withoutOverlaps(pools: Parsed<AddressPool>[], problems: ProblemL
       mine.push({ pool: pool.name, text: a.text, family: a.family, first, last });
     });
     if (overlap) continue;
-    taken.push(...mine);
+    appendAll(taken, mine);
     accepted.push(pool);
   }
   return accepted;
@@ -1222,8 +1223,9 @@ export function buildClusterState(objects: SourcedObject[]): BuildResult {
     const key = `${entry.info.namespace}/${entry.info.name}`;
     const slices = slicesByService.get(key);
     const legacy = legacyByService.get(key);
-    servicePorts.push(
-      ...servicePortsOf(entry, (name, protocol) =>
+    appendAll(
+      servicePorts,
+      servicePortsOf(entry, (name, protocol) =>
         slices
           ? endpointsFromSlices(slices, name, protocol)
           : legacy
