@@ -88,17 +88,21 @@ const bindAddress = z.string().superRefine((s, ctx) => {
  * kube-proxy's checks of a sync-period pair: syncPeriod > 0 (0 would never repair drift) and
  * minSyncPeriod <= syncPeriod.
  */
-function checkSyncPeriods(v: { minSyncPeriod: number; syncPeriod: number }, ctx: z.RefinementCtx): void {
+function checkSyncPeriods(
+  v: { minSyncPeriod: number; syncPeriod: number },
+  ctx: z.RefinementCtx,
+  at: string[] = [],
+): void {
   if (v.syncPeriod <= 0) {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
-      path: ['syncPeriod'],
+      path: [...at, 'syncPeriod'],
       message: 'must be greater than 0 (the periodic full sync is what repairs drift)',
     });
   } else if (v.minSyncPeriod > v.syncPeriod) {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
-      path: ['syncPeriod'],
+      path: [...at, 'syncPeriod'],
       message: `must be greater than or equal to minSyncPeriod (${v.syncPeriod} ms < ${v.minSyncPeriod} ms)`,
     });
   }
@@ -116,7 +120,7 @@ export const IptablesConfigSchema = z
     masqueradeRandomFully: z.boolean().default(true),
   })
   .strict()
-  .superRefine(checkSyncPeriods);
+  .superRefine((v, ctx) => checkSyncPeriods(v, ctx));
 
 export const IpvsConfigSchema = z
   .object({
@@ -128,8 +132,7 @@ export const IpvsConfigSchema = z
     minSyncPeriod: duration.default('1s'),
     syncPeriod: duration.default('30s'),
   })
-  .strict()
-  .superRefine(checkSyncPeriods);
+  .strict();
 
 /**
  * LoadBalancer addresses and layer2 announcement (src/lb, src/l2). With at least one IPAddressPool in the
@@ -259,7 +262,11 @@ export const ConfigSchema = z
     ipvs: IpvsConfigSchema.default({}),
     loadBalancer: LoadBalancerConfigSchema.default({}),
   })
-  .strict();
+  .strict()
+  // kube-proxy checks the ipvs periods only in ipvs mode (the iptables ones always).
+  .superRefine((v, ctx) => {
+    if (v.mode === 'ipvs') checkSyncPeriods(v.ipvs, ctx, ['ipvs']);
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

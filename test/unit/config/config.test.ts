@@ -129,7 +129,14 @@ describe('durations are bounded (issue 9)', () => {
     expect(configErrorOf({ iptables: { syncPeriod: '0s' } })).toMatch(
       /iptables\.syncPeriod: must be greater than 0/,
     );
-    expect(configErrorOf({ ipvs: { syncPeriod: 0 } })).toMatch(/ipvs\.syncPeriod: must be greater than 0/);
+    expect(configErrorOf({ mode: 'ipvs', ipvs: { syncPeriod: 0 } })).toMatch(
+      /ipvs\.syncPeriod: must be greater than 0/,
+    );
+    expect(configErrorOf({ mode: 'ipvs', ipvs: { minSyncPeriod: '1m', syncPeriod: '30s' } })).toMatch(
+      /ipvs\.syncPeriod: must be greater than or equal to minSyncPeriod/,
+    );
+    // As kube-proxy: the ipvs periods are checked in ipvs mode only.
+    expect(parseConfig({ ipvs: { syncPeriod: 0 } }).ipvs.syncPeriod).toBe(0);
     expect(configErrorOf({ iptables: { minSyncPeriod: '10s', syncPeriod: '5s' } })).toMatch(
       /iptables\.syncPeriod: must be greater than or equal to minSyncPeriod/,
     );
