@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, defaultConfig, parseConfig, parseDuration } from '../../../src/config/config.js';
 import { loadConfigFile, MAX_CONFIG_BYTES } from '../../../src/config/load.js';
+import { configErrorOf } from './config-error.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -94,17 +95,6 @@ describe('loadConfigFile', () => {
     await expect(loadConfigFile('/dev/zero')).rejects.toThrow(/\/dev\/zero: .*larger than/);
   });
 });
-
-/** The message of the ConfigError parseConfig throws for `raw` (fails the test when it accepts it). */
-function configErrorOf(raw: unknown): string {
-  try {
-    parseConfig(raw, 'cfg.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error(`accepted ${JSON.stringify(raw)}`);
-}
 
 describe('durations are bounded (issue 9)', () => {
   it.each([

@@ -128,75 +128,57 @@ describe('runAgent', () => {
     expect(await running).toBe(0);
     expect(ipt.dump()).toContain('10.244.1.6');
   });
-});
 
-describe('runAgent: a listen address that cannot be bound (issue 9)', () => {
-  let dir: string;
-  let stateDir: string;
-  let dp: FakeDataplane;
-  let occupier: Server;
-  let busyPort: number;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'portway-run-'));
-    stateDir = await mkdtemp(join(tmpdir(), 'portway-state-'));
-    dp = createFakeDataplane({ families: ['IPv4'] });
-    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
-    occupier = createServer();
-    await new Promise<void>((resolve) => occupier.listen(0, '127.0.0.1', resolve));
-    busyPort = (occupier.address() as AddressInfo).port;
-  });
-  afterEach(async () => {
-    await new Promise((resolve) => occupier.close(resolve));
-    await rm(dir, { recursive: true, force: true });
-    await rm(stateDir, { recursive: true, force: true });
-  });
-
-  const start = (
-    logger: RecordingLogger,
-    addresses: { metrics: string; healthz: string },
-    fromFlags: boolean,
-  ) =>
-    runAgent({
-      manifests: dir,
-      logger,
-      stateDir,
-      handleSignals: false,
-      hostname: 'node-a',
-      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-      createDataplane: async () => dp,
-      once: false,
-      ...(fromFlags
-        ? { metricsBindAddress: addresses.metrics, healthzBindAddress: addresses.healthz }
-        : { configPath: join(stateDir, 'config.yaml') }),
+  describe('a listen address that cannot be bound (issue 9)', () => {
+    let occupier: Server;
+    let busyPort: number;
+    beforeEach(async () => {
+      await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+      occupier = createServer();
+      await new Promise<void>((resolve) => occupier.listen(0, '127.0.0.1', resolve));
+      busyPort = (occupier.address() as AddressInfo).port;
+    });
+    afterEach(async () => {
+      await new Promise((resolve) => occupier.close(resolve));
     });
 
-  it('a port in use: exit 2 naming the key and address, the other server closed, no rule written', async () => {
-    const healthz = await freePort();
-    await writeFile(
-      join(stateDir, 'config.yaml'),
-      `healthzBindAddress: 127.0.0.1:${healthz}\nmetricsBindAddress: 127.0.0.1:${busyPort}\n`,
-    );
-    const logger = new RecordingLogger();
-    // Resolving at all is part of the test: the old agent logged and kept running.
-    expect(await start(logger, { metrics: '', healthz: '' }, false)).toBe(2);
-    expect(logger.records.at(-1)?.fields).toMatchObject({
-      err: expect.stringMatching(
-        new RegExp(`^metricsBindAddress: cannot listen on 127\\.0\\.0\\.1:${busyPort}: .*EADDRINUSE`),
-      ),
+    it('a port in use: exit 2 naming the key and address, the other server closed, no rule written', async () => {
+      const healthz = await freePort();
+      const configPath = join(stateDir, 'config.yaml');
+      await writeFile(
+        configPath,
+        `healthzBindAddress: 127.0.0.1:${healthz}\nmetricsBindAddress: 127.0.0.1:${busyPort}\n`,
+      );
+      const logger = new RecordingLogger();
+      // Resolving at all is part of the test: the old agent logged and kept running.
+      expect(await runAgent({ ...common(logger), configPath, once: false })).toBe(2);
+      expect(logger.records.at(-1)?.fields).toMatchObject({
+        err: expect.stringMatching(
+          new RegExp(`^metricsBindAddress: cannot listen on 127\\.0\\.0\\.1:${busyPort}: .*EADDRINUSE`),
+        ),
+      });
+      expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
+      expect(await dp.sysctl.get('net/ipv4/ip_forward')).not.toBe('1');
+      // The healthz server that did start is closed again: its port can be taken.
+      await expect(listenOnce(healthz)).resolves.toBeUndefined();
     });
-    expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
-    expect(await dp.sysctl.get('net/ipv4/ip_forward')).not.toBe('1');
-    // The healthz server that did start is closed again: its port can be taken.
-    await expect(listenOnce(healthz)).resolves.toBeUndefined();
-  });
 
-  it('names the flag when the address came from one, and an address this host lacks', async () => {
-    const logger = new RecordingLogger();
-    expect(await start(logger, { metrics: '127.0.0.1:0', healthz: '192.0.2.1:0' }, true)).toBe(2);
-    expect(logger.records.at(-1)?.fields).toMatchObject({
-      err: expect.stringMatching(/^--healthz-bind-address: cannot listen on 192\.0\.2\.1:0: .*EADDRNOTAVAIL/),
+    it('names the flag when the address came from one, and an address this host lacks', async () => {
+      const logger = new RecordingLogger();
+      const code = await runAgent({
+        ...common(logger),
+        metricsBindAddress: '127.0.0.1:0',
+        healthzBindAddress: '192.0.2.1:0',
+        once: false,
+      });
+      expect(code).toBe(2);
+      expect(logger.records.at(-1)?.fields).toMatchObject({
+        err: expect.stringMatching(
+          /^--healthz-bind-address: cannot listen on 192\.0\.2\.1:0: .*EADDRNOTAVAIL/,
+        ),
+      });
+      expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
     });
-    expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
   });
 });
 
