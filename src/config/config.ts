@@ -20,15 +20,35 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
-const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v * 1000; // a bare number means seconds
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+/**
+ * The longest duration a key may hold: Node's timers take at most 2^31-1 ms and silently turn a
+ * longer delay into 1 ms, which would make a "very long" syncPeriod run full syncs back to back.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  let ms: number;
+  if (typeof v === 'number') {
+    ms = Math.round(v * 1000); // a bare number means seconds
+  } else {
+    try {
+      ms = parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (e as Error).message });
+      return z.NEVER;
+    }
+  }
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_DURATION_MS) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `duration ${JSON.stringify(v)} is out of range (0 to ${MAX_DURATION_MS} ms, about 24.8 days)`,
+    });
     return z.NEVER;
   }
+  return ms;
 });
+/** A duration that must not be zero (a zero probe interval or timeout would spin or always fail). */
+const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be greater than 0' });
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IP address' });
 const cidr = z.string().refine(
@@ -40,9 +60,53 @@ const cidr = z.string().refine(
   },
   { message: 'not a CIDR (address/prefix)' },
 );
-const bindAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]*):\d{1,5}$/, 'expected host:port');
+/**
+ * What is wrong with a listen address "IP:port" ("[IPv6]:port"; an empty host = every address),
+ * or null. kube-proxy's validateHostPort, with port 0 (any free port) allowed.
+ */
+export function bindAddressProblem(text: string): string | null {
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (!m) return `expected host:port, got "${text}" (an IPv6 host goes in brackets: [::1]:10249)`;
+  const bracketed = m[1];
+  const host = bracketed ?? m[2] ?? '';
+  if (bracketed !== undefined && isIP(bracketed) !== 6)
+    return `"${bracketed}" in brackets is not an IPv6 address`;
+  if (bracketed === undefined && host !== '' && isIP(host) !== 4) {
+    return `"${host}" is not an IP address (a name is not accepted; IPv6 goes in brackets)`;
+  }
+  const port = Number(m[3]);
+  if (m[3]!.length > 5 || port > 65535) return `port ${m[3]} is out of range (0-65535)`;
+  return null;
+}
+
+const bindAddress = z.string().superRefine((s, ctx) => {
+  const problem = bindAddressProblem(s);
+  if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
+/**
+ * kube-proxy's checks of a sync-period pair: syncPeriod > 0 (0 would never repair drift) and
+ * minSyncPeriod <= syncPeriod.
+ */
+function checkSyncPeriods(
+  v: { minSyncPeriod: number; syncPeriod: number },
+  ctx: z.RefinementCtx,
+  at: string[] = [],
+): void {
+  if (v.syncPeriod <= 0) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: [...at, 'syncPeriod'],
+      message: 'must be greater than 0 (the periodic full sync is what repairs drift)',
+    });
+  } else if (v.minSyncPeriod > v.syncPeriod) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: [...at, 'syncPeriod'],
+      message: `must be greater than or equal to minSyncPeriod (${v.syncPeriod} ms < ${v.minSyncPeriod} ms)`,
+    });
+  }
+}
 
 export const IptablesConfigSchema = z
   .object({
@@ -55,7 +119,8 @@ export const IptablesConfigSchema = z
     /** Use --random-fully on MASQUERADE when the kernel/tool supports it. */
     masqueradeRandomFully: z.boolean().default(true),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => checkSyncPeriods(v, ctx));
 
 /** ipvsadm's scheduler flag names (-b): flag-1..3, and the names the sh and mh schedulers give them. */
 export const IPVS_SCHEDULER_FLAGS = [
@@ -133,11 +198,11 @@ export const LoadBalancerConfigSchema = z
     /** Address the member-health endpoint listens on; '' = every address. */
     memberBindAddress: z.union([z.literal(''), ipAddress]).default(''),
     /** Gap between probes of each peer. */
-    memberProbeInterval: duration.default('300ms'),
+    memberProbeInterval: positiveDuration.default('300ms'),
     /** Limit of one probe. */
-    memberProbeTimeout: duration.default('1s'),
+    memberProbeTimeout: positiveDuration.default('1s'),
     /** A peer without a successful probe for this long is dead (its addresses move). */
-    memberDownAfter: duration.default('1s'),
+    memberDownAfter: positiveDuration.default('1s'),
     /** After start, announce nothing for this long, so peers see this agent alive before it takes over. */
     startupHold: duration.default('1500ms'),
     /**
@@ -234,7 +299,11 @@ export const ConfigSchema = z
     ipvs: IpvsConfigSchema.default({}),
     loadBalancer: LoadBalancerConfigSchema.default({}),
   })
-  .strict();
+  .strict()
+  // kube-proxy checks the ipvs periods only in ipvs mode (the iptables ones always).
+  .superRefine((v, ctx) => {
+    if (v.mode === 'ipvs') checkSyncPeriods(v.ipvs, ctx, ['ipvs']);
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -258,7 +327,7 @@ export class ConfigError extends Error {
 export function parseConfig(raw: unknown, source = 'config'): Config {
   const result = ConfigSchema.safeParse(raw ?? {});
   if (result.success) {
-    const issues = detectLocalIssues(result.data);
+    const issues = [...detectLocalIssues(result.data), ...clusterCIDRIssues(result.data)];
     if (issues.length > 0) throw new ConfigError(source, issues);
     return result.data;
   }
@@ -275,6 +344,28 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
       return { path, message: i.message };
     }),
   );
+}
+
+/**
+ * kube-proxy's clusterCIDR rule: one CIDR, or two of different families (dual-stack). Checked, as
+ * kube-proxy does, only when the ClusterCIDR detector uses them. Pure.
+ */
+export function clusterCIDRIssues(
+  config: Pick<Config, 'detectLocalMode' | 'clusterCIDRs'>,
+): Array<{ path: string; message: string }> {
+  if (config.detectLocalMode !== 'ClusterCIDR') return [];
+  const families = config.clusterCIDRs.map((c) => isIP(c.split('/')[0] ?? ''));
+  if (families.length > 2 || (families.length === 2 && families[0] === families[1])) {
+    return [
+      {
+        path: 'clusterCIDRs',
+        message:
+          `at most one CIDR per family (one, or one IPv4 and one IPv6), got ${config.clusterCIDRs.join(', ')}: ` +
+          'the local-traffic detector matches one pod CIDR per family',
+      },
+    ];
+  }
+  return [];
 }
 
 /**

@@ -4,7 +4,9 @@
 //
 // Order of processing: Services that already hold addresses (previous result, else status) first, so
 // they keep them across restarts and pool edits while still valid; then the others; each group by
-// namespace/name. Within a pool, addresses are tried range by range, lowest first ("first free").
+// namespace/name. Among holders, those whose sharing terms are unchanged since the previous result come
+// before those known only from status and those whose terms changed, so an edit that breaks sharing
+// moves the edited Service, not its unchanged partner (MetalLB keeps the address with its holder). Within a pool, addresses are tried range by range, lowest first ("first free").
 import type { AddressPool, IPFamily, InputProblem, ServiceInfo } from '../model/cluster-state.js';
 import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt } from '../model/ip.js';
 import { matchesAnySelector } from './label-selector.js';
@@ -52,7 +54,27 @@ export interface AllocationResult {
   reasons: Map<string, string>;
   /** Pools left out (malformed, overlapping), each naming the pool and the field. */
   problems: InputProblem[];
+  /**
+   * "namespace/name" → the sharing terms each assignment was made under. With the next computation's
+   * `previous`, they tell a Service that changed its terms from one that did not: when two sharers can
+   * no longer share, the unchanged one (the incumbent) keeps the address, as in MetalLB.
+   */
+  terms?: Map<string, SharingTerms>;
 }
+
+/** What decides whether two Services may share an address (MetalLB's sharing key, backend key and ports). */
+export interface SharingTerms {
+  sharingKey: string;
+  backendKey: string;
+  /** "TCP/80", in the Service's order. */
+  ports: string[];
+}
+
+const sameTerms = (a: SharingTerms, b: SharingTerms): boolean =>
+  a.sharingKey === b.sharingKey &&
+  a.backendKey === b.backendKey &&
+  a.ports.length === b.ports.length &&
+  a.ports.every((p, i) => p === b.ports[i]);
 
 export interface AllocateOptions {
   loadBalancerClass?: string;
@@ -349,6 +371,7 @@ export function allocate(
   const book = new AddressBook();
   const assignments = new Map<string, Assignment>();
   const reasons = new Map<string, string>();
+  const terms = new Map<string, SharingTerms>();
 
   const existingOf = (svc: ServiceInfo): string[] => {
     const prev = previous?.assignments.get(serviceKey(svc));
@@ -361,7 +384,21 @@ export function allocate(
     const kb = serviceKey(b);
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   };
-  const holding = ours.filter((s) => existingOf(s).length > 0).sort(byName);
+  // Holders in incumbency order, each group by name: those that kept their sharing terms since the
+  // previous result, then those known only from status, then those whose terms changed. When holders
+  // can no longer share an address, the one that comes first keeps it; MetalLB's allocator likewise
+  // keeps the Service already holding the address and refuses the one whose update conflicts with it.
+  const incumbency = (svc: ServiceInfo): number => {
+    const key = serviceKey(svc);
+    if (!previous?.assignments.has(key)) return 1;
+    const before = previous.terms?.get(key);
+    return before === undefined || sameTerms(before, requestOf(svc)) ? 0 : 2;
+  };
+  const holding = ours
+    .filter((s) => existingOf(s).length > 0)
+    .map((svc) => ({ svc, rank: incumbency(svc) }))
+    .sort((a, b) => a.rank - b.rank || byName(a.svc, b.svc))
+    .map((h) => h.svc);
   const fresh = ours.filter((s) => existingOf(s).length === 0).sort(byName);
 
   const record = (svc: ServiceInfo, outcome: Outcome) => {
@@ -373,6 +410,7 @@ export function allocate(
     const req = requestOf(svc);
     for (const ip of outcome.ips) book.take(ip, req);
     assignments.set(key, outcome);
+    terms.set(key, { sharingKey: req.sharingKey, backendKey: req.backendKey, ports: req.ports });
   };
   // Phase 1: every holder whose addresses are still valid keeps them, before anyone is allocated anew,
   // so a holder that must move cannot take a still-valid address of a holder later in the order.
@@ -407,7 +445,7 @@ export function allocate(
   for (const svc of [...moving, ...fresh].sort(byName)) {
     record(svc, allocateOne(svc, index, autoPoolsInOrder, book, namespaceLabels));
   }
-  return { assignments, reasons, problems };
+  return { assignments, reasons, problems, terms };
 }
 
 function requestOf(svc: ServiceInfo): Request {

@@ -1,6 +1,7 @@
 // Address pools: validation and the compiled form the allocator searches. Pure.
 import type { AddressPool, IPFamily, InputProblem } from '../model/cluster-state.js';
 import { specialRangeProblem } from '../model/address-rules.js';
+import { appendAll } from '../model/arrays.js';
 import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt, parseCIDR } from '../model/ip.js';
 
 export interface PoolRange {
@@ -127,7 +128,7 @@ export function validatePools(pools: AddressPool[]): PoolValidation {
     seen.add(pool.name);
     const { ranges, problems: own } = compileRanges(pool);
     if (own.length > 0) {
-      problems.push(...own);
+      appendAll(problems, own);
       continue;
     }
     let overlap: InputProblem | undefined;

@@ -3,6 +3,7 @@
 // not part of this module.
 import { printableLine } from '../model/names.js';
 import type { ServiceInfo } from '../model/cluster-state.js';
+import { maxOf } from '../model/arrays.js';
 import { canonicalIP } from '../model/ip.js';
 import type { OwnerDecision } from '../l2/election.js';
 import { type AllocationResult, isPortwayLoadBalancer, serviceKey } from './allocator.js';
@@ -14,7 +15,7 @@ export interface StatusOptions {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  const widths = rows[0]?.map((_, i) => maxOf(rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows
     .map((r) =>
       r

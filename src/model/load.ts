@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { FAILSAFE_SCHEMA, loadAll, Type as YamlType } from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from './cluster-state.js';
+import { appendAll } from './arrays.js';
 
 /** One raw Kubernetes object and where it was read from. */
 export interface SourcedObject {
@@ -140,26 +141,44 @@ export function parseThoroughly(text: string, source: string): LoadResult {
   return { objects, problems };
 }
 
-/** An array or a `*List` with `items` becomes its items; typed lists' items inherit kind/apiVersion. */
+/**
+ * An array or a `*List` with `items` becomes its items; typed lists' items inherit kind/apiVersion.
+ * Walked with an explicit stack, not recursion, and never spread into a call: a List of a million
+ * items, or Lists nested without end, must not overflow the call stack.
+ */
 function flattenLists(value: unknown): unknown[] {
-  if (value === null || value === undefined) return [];
-  if (Array.isArray(value)) return value.flatMap(flattenLists);
-  if (
-    isRecord(value) &&
-    typeof value.kind === 'string' &&
-    value.kind.endsWith('List') &&
-    Array.isArray(value.items)
-  ) {
-    // The API server omits kind/apiVersion on the items of a typed list (ServiceList); kubectl adds them.
-    const itemKind = value.kind === 'List' ? undefined : value.kind.slice(0, -'List'.length);
-    return value.items.flatMap((item) => {
-      if (itemKind !== undefined && isRecord(item) && item.kind === undefined) {
-        return flattenLists({ apiVersion: value.apiVersion, kind: itemKind, ...item });
+  const out: unknown[] = [];
+  // Pending values, last first: pushing children in reverse keeps the document order.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === null || next === undefined) continue;
+    if (Array.isArray(next)) {
+      for (let i = next.length - 1; i >= 0; i--) pending.push(next[i]);
+      continue;
+    }
+    if (
+      isRecord(next) &&
+      typeof next.kind === 'string' &&
+      next.kind.endsWith('List') &&
+      Array.isArray(next.items)
+    ) {
+      // The API server omits kind/apiVersion on the items of a typed list (ServiceList); kubectl adds them.
+      const itemKind = next.kind === 'List' ? undefined : next.kind.slice(0, -'List'.length);
+      const items = next.items as unknown[];
+      for (let i = items.length - 1; i >= 0; i--) {
+        const item = items[i];
+        pending.push(
+          itemKind !== undefined && isRecord(item) && item.kind === undefined
+            ? { apiVersion: next.apiVersion, kind: itemKind, ...item }
+            : item,
+        );
       }
-      return flattenLists(item);
-    });
+      continue;
+    }
+    out.push(next);
   }
-  return [value];
+  return out;
 }
 
 /** Code-point order, independent of the locale: the file order must be the same on every machine. */
@@ -193,8 +212,8 @@ async function listManifestFiles(dir: string): Promise<{ files: string[]; proble
     }
     if (info.isDirectory()) {
       const sub = await listManifestFiles(path);
-      files.push(...sub.files);
-      problems.push(...sub.problems);
+      appendAll(files, sub.files);
+      appendAll(problems, sub.problems);
     } else if (info.isFile() && MANIFEST_EXTENSIONS.some((ext) => name.toLowerCase().endsWith(ext))) {
       files.push(path);
     }
@@ -218,8 +237,8 @@ export async function loadManifestFiles(paths: string[], stdin?: NodeJS.Readable
   const objects: SourcedObject[] = [];
   const problems: InputProblem[] = [];
   const add = (r: LoadResult): void => {
-    objects.push(...r.objects);
-    problems.push(...r.problems);
+    appendAll(objects, r.objects);
+    appendAll(problems, r.problems);
   };
   let stdinRead = false;
   for (const path of paths) {
@@ -238,7 +257,7 @@ export async function loadManifestFiles(paths: string[], stdin?: NodeJS.Readable
       const info = await stat(path);
       if (info.isDirectory()) {
         const listed = await listManifestFiles(path);
-        problems.push(...listed.problems);
+        appendAll(problems, listed.problems);
         files = listed.files;
       } else {
         files = [path];

@@ -22,6 +22,7 @@ import type {
 import { servicePortId } from './cluster-state.js';
 import { specialAddressProblem } from './address-rules.js';
 import { withoutPortConflicts } from './port-conflicts.js';
+import { appendAll } from './arrays.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
 import {
   dns1035LabelProblem,
@@ -361,7 +362,7 @@ function parseObjects(objects: SourcedObject[], problems: ProblemList): ParsedOb
     const triage = triageObject(sourced);
     if (triage.type === 'ignored') continue;
     if (triage.type === 'rejected') {
-      problems.items.push(...triage.problems);
+      appendAll(problems.items, triage.problems);
       continue;
     }
     const { kind, raw, id } = triage;
@@ -1260,7 +1261,7 @@ export function withoutOverlaps(pools: Parsed<AddressPool>[], problems: ProblemL
       mine.push({ pool: pool.name, text: a.text, family: a.family, first, last });
     });
     if (overlap) continue;
-    taken.push(...mine);
+    appendAll(taken, mine);
     accepted.push(pool);
   }
   return accepted;
@@ -1320,8 +1321,9 @@ function buildWithConflicts(objects: SourcedObject[], sources: Map<string, strin
     const key = `${entry.info.namespace}/${entry.info.name}`;
     const slices = slicesByService.get(key);
     const legacy = legacyByService.get(key);
-    servicePorts.push(
-      ...servicePortsOf(entry, (name, protocol) =>
+    appendAll(
+      servicePorts,
+      servicePortsOf(entry, (name, protocol) =>
         slices
           ? endpointsFromSlices(slices, name, protocol)
           : legacy

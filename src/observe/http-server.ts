@@ -1,6 +1,7 @@
 // Small HTTP plumbing shared by the metrics, healthz and service health-check servers.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { bindAddressProblem } from '../config/config.js';
 
 export interface BindAddress {
   /** '' = every address (dual-stack where the kernel allows it). */
@@ -8,12 +9,12 @@ export interface BindAddress {
   port: number;
 }
 
-/** "127.0.0.1:10249", "[::1]:10249", "0.0.0.0:10256", ":10256" → host and port. */
+/** "127.0.0.1:10249", "[::1]:10249", "0.0.0.0:10256", ":10256" → host and port; checked as the config checks it. */
 export function parseBindAddress(text: string, what = 'bind address'): BindAddress {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[3]);
-  if (!m || !(port >= 0 && port <= 65535)) throw new Error(`${what}: expected host:port, got "${text}"`);
-  return { host: m[1] ?? m[2] ?? '', port };
+  const problem = bindAddressProblem(text);
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  if (problem !== null || !m) throw new Error(`${what}: ${problem ?? `"${text}" is not host:port`}`);
+  return { host: m[1] ?? m[2] ?? '', port: Number(m[3]) };
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;

@@ -5,6 +5,7 @@
 // rewritten chain refers to them any more.
 import { trustedRuleText } from '../render/iptables/chain-record.js';
 import type { IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
+import { appendAll } from '../model/arrays.js';
 
 /** Fixed-name chains kube-proxy's iptables mode creates (and therefore portway owns). */
 export const STATIC_CHAIN_NAMES: ReadonlySet<string> = new Set([
@@ -429,14 +430,15 @@ export function planIptablesRestore(
     if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
     writeTableBody(out, d, lastApplied === null);
     writeTableEnd(out, d.toDelete);
-    changedChains.push(
-      ...chainRefs(
+    appendAll(
+      changedChains,
+      chainRefs(
         d.table,
         d.writes.map((c) => c.name),
       ),
     );
-    deletedChains.push(...chainRefs(d.table, d.toDelete));
-    flushedChains.push(...chainRefs(d.table, d.toFlush));
+    appendAll(deletedChains, chainRefs(d.table, d.toDelete));
+    appendAll(flushedChains, chainRefs(d.table, d.toFlush));
   }
   const listFirst = full && out.lineCount >= (opts.listFirstMinLines ?? DEFAULT_LIST_FIRST_MIN_LINES);
   return {
@@ -513,8 +515,8 @@ export function planFullRestoreStreamed(
       const natFlush = [...nat.toFlush, ...natStale.filter((n) => !isServiceChainName(n))];
       for (const name of natStale) tailOut.write(`:${name}`, '-', '[0:0]');
       writeTableEnd(tailOut, natDelete);
-      deletedChains.push(...chainRefs('nat', natDelete));
-      flushedChains.push(...chainRefs('nat', natFlush));
+      appendAll(deletedChains, chainRefs('nat', natDelete));
+      appendAll(flushedChains, chainRefs('nat', natFlush));
       const observedElsewhere = TABLE_ORDER.filter(
         (t) => t !== 'nat' && !rest.some((d) => d.table === t) && (observedChains[t]?.length ?? 0) > 0,
       ).map((table): TableDecision => ({ table, writes: [], toFlush: [], toDelete: [] }));
@@ -528,8 +530,8 @@ export function planFullRestoreStreamed(
         if (d.writes.length === 0 && d.toFlush.length === 0 && d.toDelete.length === 0) continue;
         writeTableBody(tailOut, d, lastApplied === null);
         writeTableEnd(tailOut, d.toDelete);
-        deletedChains.push(...chainRefs(d.table, d.toDelete));
-        flushedChains.push(...chainRefs(d.table, d.toFlush));
+        appendAll(deletedChains, chainRefs(d.table, d.toDelete));
+        appendAll(flushedChains, chainRefs(d.table, d.toFlush));
       }
       return {
         tail: tailOut.toString(),

@@ -23,6 +23,7 @@
 // Pure: no clock, no I/O — times come in.
 import { sameData } from '../model/same-data.js';
 import type { ClusterState, ServicePort } from '../model/cluster-state.js';
+import { appendAll } from '../model/arrays.js';
 
 /** The annotation the EndpointSlice controller sets to when the change it reflects was triggered. */
 export const LAST_CHANGE_TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
@@ -299,7 +300,7 @@ export class ObjectChangeTracker {
   returnTriggerTimes(times: readonly number[]): void {
     if (times.length === 0) return;
     const list = this.pending.get('') ?? [];
-    list.push(...times);
+    appendAll(list, times);
     this.pending.set('', list);
   }
 

@@ -126,6 +126,9 @@ interface AgentSetup {
   /** Where /metrics and /healthz listen (config, overridden by the flags). */
   metricsBindAddress: string;
   healthzBindAddress: string;
+  /** Where each address came from, for errors: the flag when given, else the configuration key. */
+  metricsBindAddressKey: string;
+  healthzBindAddressKey: string;
   /** LoadBalancer allocation + layer2 (src/lb/lb-agent.ts): every state goes through lb.process(). */
   lb: LoadBalancerAgent;
 }
@@ -317,7 +320,36 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     telemetry,
     metricsBindAddress,
     healthzBindAddress,
+    metricsBindAddressKey:
+      opts.metricsBindAddress !== undefined ? '--metrics-bind-address' : 'metricsBindAddress',
+    healthzBindAddressKey:
+      opts.healthzBindAddress !== undefined ? '--healthz-bind-address' : 'healthzBindAddress',
   };
+}
+
+/** A server that listens on a configured address. */
+interface Listener {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start every server, in order; when one cannot listen, stop the ones started and throw an error
+ * naming the configuration key (or flag) and the address.
+ */
+export async function startListening(
+  servers: ReadonlyArray<{ key: string; address: string; server: Listener }>,
+): Promise<void> {
+  const started: Listener[] = [];
+  for (const { key, address, server } of servers) {
+    try {
+      await server.start();
+    } catch (err) {
+      await Promise.all(started.map((s) => s.stop()));
+      throw new Error(`${key}: cannot listen on ${address}: ${(err as Error).message}`);
+    }
+    started.push(server);
+  }
 }
 
 /** Run the agent; resolves with the process exit code. */
@@ -399,6 +431,26 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     }
   }
 
+  // Servers first, before anything changes: a listen address that cannot be bound (in use, not an
+  // address of this host) ends the agent with exit 2 naming the key, and /healthz and /metrics answer
+  // (not ready, not synced) while the initial list runs.
+  let metricsServer: MetricsServer;
+  let healthServer: HealthServer;
+  try {
+    metricsServer = new MetricsServer(setup.metrics, {
+      bindAddress: setup.metricsBindAddress,
+      proxyMode: mode.name,
+    });
+    healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
+    await startListening([
+      { key: setup.metricsBindAddressKey, address: setup.metricsBindAddress, server: metricsServer },
+      { key: setup.healthzBindAddressKey, address: setup.healthzBindAddress, server: healthServer },
+    ]);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'portway agent cannot start');
+    return 2;
+  }
+
   runner = new BoundedFrequencyRunner({
     name: 'iptables-sync',
     clock,
@@ -438,26 +490,6 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
   // Keep the event loop alive while the agent runs (the clock's timers are unref'd).
   const keepAlive = setInterval(() => undefined, 1 << 30);
 
-  // Servers first: /healthz and /metrics answer (not ready, not synced) while the initial list runs.
-  const metricsServer = new MetricsServer(setup.metrics, {
-    bindAddress: setup.metricsBindAddress,
-    proxyMode: mode.name,
-  });
-  const healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
-  for (const [what, server, address] of [
-    ['metrics', metricsServer, setup.metricsBindAddress],
-    ['healthz', healthServer, setup.healthzBindAddress],
-  ] as const) {
-    try {
-      await server.start();
-    } catch (err) {
-      // Not fatal: the rules matter more than the endpoints that report on them.
-      log.error(
-        { err: (err as Error).message, bindAddress: address },
-        `cannot serve ${what}; continuing without it`,
-      );
-    }
-  }
   opts.onServing?.({ metricsPort: metricsServer.port, healthzPort: healthServer.port });
   await setup.serviceHealth.start();
 

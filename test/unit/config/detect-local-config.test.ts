@@ -1,21 +1,11 @@
 // detectLocalMode / detectLocal: kube-proxy's names, kube-proxy's rules, errors naming the key.
 import {
-  ConfigError,
   defaultConfig,
   detectLocalIssues,
   interfaceNameProblem,
   parseConfig,
 } from '../../../src/config/config.js';
-
-function failure(raw: unknown): string {
-  try {
-    parseConfig(raw, 'cfg.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { configErrorOf } from './config-error.js';
 
 describe('detectLocalMode configuration', () => {
   it('defaults to ClusterCIDR with empty detectLocal settings (kube-proxy on Linux)', () => {
@@ -26,28 +16,34 @@ describe('detectLocalMode configuration', () => {
 
   it('accepts each of kube-proxy modes with what it needs', () => {
     expect(parseConfig({ detectLocalMode: 'NodeCIDR' }).detectLocalMode).toBe('NodeCIDR');
-    const bridge = parseConfig({ detectLocalMode: 'BridgeInterface', detectLocal: { bridgeInterface: 'cbr0' } });
+    const bridge = parseConfig({
+      detectLocalMode: 'BridgeInterface',
+      detectLocal: { bridgeInterface: 'cbr0' },
+    });
     expect(bridge.detectLocal.bridgeInterface).toBe('cbr0');
-    const prefix = parseConfig({ detectLocalMode: 'InterfaceNamePrefix', detectLocal: { interfaceNamePrefix: 'veth' } });
+    const prefix = parseConfig({
+      detectLocalMode: 'InterfaceNamePrefix',
+      detectLocal: { interfaceNamePrefix: 'veth' },
+    });
     expect(prefix.detectLocal.interfaceNamePrefix).toBe('veth');
     // ClusterCIDR without CIDRs is valid: no detector (kube-proxy logs and carries on).
     expect(parseConfig({ detectLocalMode: 'ClusterCIDR' }).clusterCIDRs).toEqual([]);
   });
 
   it('rejects an unknown mode, naming the key and the choices', () => {
-    expect(failure({ detectLocalMode: 'PodCIDR' })).toMatch(
+    expect(configErrorOf({ detectLocalMode: 'PodCIDR' })).toMatch(
       /cfg\.yaml: .*detectLocalMode: .*'ClusterCIDR' \| 'NodeCIDR' \| 'BridgeInterface' \| 'InterfaceNamePrefix'/,
     );
-    expect(failure({ detectLocalMode: 'clustercidr' })).toMatch(/detectLocalMode/);
+    expect(configErrorOf({ detectLocalMode: 'clustercidr' })).toMatch(/detectLocalMode/);
   });
 
   it('requires the interface of the chosen interface mode', () => {
-    expect(failure({ detectLocalMode: 'BridgeInterface' })).toMatch(
+    expect(configErrorOf({ detectLocalMode: 'BridgeInterface' })).toMatch(
       /detectLocal\.bridgeInterface: must be set when detectLocalMode is BridgeInterface/,
     );
-    expect(failure({ detectLocalMode: 'InterfaceNamePrefix', detectLocal: { bridgeInterface: 'br0' } })).toMatch(
-      /detectLocal\.interfaceNamePrefix: must be set when detectLocalMode is InterfaceNamePrefix/,
-    );
+    expect(
+      configErrorOf({ detectLocalMode: 'InterfaceNamePrefix', detectLocal: { bridgeInterface: 'br0' } }),
+    ).toMatch(/detectLocal\.interfaceNamePrefix: must be set when detectLocalMode is InterfaceNamePrefix/);
   });
 
   it('ignores the settings of modes not chosen, as kube-proxy does', () => {
@@ -56,8 +52,10 @@ describe('detectLocalMode configuration', () => {
   });
 
   it('names unknown keys under detectLocal (clusterCIDRs stays a top-level key)', () => {
-    expect(failure({ detectLocal: { clusterCIDRs: ['10.0.0.0/8'] } })).toMatch(/detectLocal\.clusterCIDRs: unknown key/);
-    expect(failure({ detectLocal: { bridge: 'br0' } })).toMatch(/detectLocal\.bridge: unknown key/);
+    expect(configErrorOf({ detectLocal: { clusterCIDRs: ['10.0.0.0/8'] } })).toMatch(
+      /detectLocal\.clusterCIDRs: unknown key/,
+    );
+    expect(configErrorOf({ detectLocal: { bridge: 'br0' } })).toMatch(/detectLocal\.bridge: unknown key/);
   });
 
   it.each([
@@ -70,7 +68,7 @@ describe('detectLocalMode configuration', () => {
     ['BridgeInterface', 'bridgeInterface', 'abcdefghijklmnop', /longer than 15 bytes/],
     ['InterfaceNamePrefix', 'interfaceNamePrefix', 'abcdefghijklmno', /longer than 14 bytes/],
   ])('%s rejects %s %p', (mode, key, value, message) => {
-    const text = failure({ detectLocalMode: mode, detectLocal: { [key]: value } });
+    const text = configErrorOf({ detectLocalMode: mode, detectLocal: { [key]: value } });
     expect(text).toMatch(new RegExp(`detectLocal\\.${key}: `));
     expect(text).toMatch(message);
   });

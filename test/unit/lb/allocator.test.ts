@@ -559,3 +559,88 @@ describe('allocate: MetalLB annotation names', () => {
     );
   });
 });
+
+describe('allocate: when sharers can no longer share, the incumbent keeps the address (issue 9)', () => {
+  const pools = [pool('p', ['10.0.0.1-10.0.0.3'])];
+  const share = (key: string) => ({ [ANNOTATION_ALLOW_SHARED_IP]: key });
+  const tcp = (port: number) => [{ name: `p${port}`, protocol: 'TCP' as const, port, nodePort: 0 }];
+  /** Two Services sharing one address; `base` is applied to both (e.g. a traffic policy). */
+  const sharers = (base: Partial<ServiceInfo> = {}): Record<'a' | 'b', ServiceInfo> => ({
+    a: svc('a', { annotations: share('k'), ports: tcp(80), ...base }),
+    b: svc('b', { annotations: share('k'), ports: tcp(443), ...base }),
+  });
+  // Each way MetalLB's checkSharing refuses: the sharing key, an overlapping port, the backend key
+  // (externalTrafficPolicy, and for Local the selector).
+  const breaks: Array<[string, Partial<ServiceInfo>, (s: ServiceInfo) => Partial<ServiceInfo>]> = [
+    ['a different sharing key', {}, () => ({ annotations: share('other') })],
+    ['no sharing key any more', {}, () => ({ annotations: {} })],
+    ['a port the other one uses', {}, (s) => ({ ports: s.name === 'a' ? tcp(443) : tcp(80) })],
+    ['externalTrafficPolicy Local', {}, () => ({ externalTrafficPolicy: 'Local' })],
+    [
+      'another selector under externalTrafficPolicy Local',
+      { externalTrafficPolicy: 'Local', selector: { app: 'shared' } },
+      () => ({ selector: { app: 'other' } }),
+    ],
+  ];
+
+  describe.each(breaks)('%s', (_what, base, change) => {
+    test.each([
+      ['a', 'b'],
+      ['b', 'a'],
+    ] as const)('changed %s loses, unchanged %s keeps the address', (changed, unchanged) => {
+      const before = sharers(base);
+      const prev = run([before.a, before.b], pools);
+      expect([ipsOf(prev, 'default/a'), ipsOf(prev, 'default/b')]).toEqual([['10.0.0.1'], ['10.0.0.1']]);
+      // Status as the writer left it: both Services show the shared address.
+      const withStatus = (s: ServiceInfo): ServiceInfo => ({
+        ...s,
+        statusIngress: [{ ip: '10.0.0.1', ipMode: 'VIP' }],
+      });
+      const after = { ...before, [changed]: { ...before[changed], ...change(before[changed]) } };
+      const r = run([withStatus(after.a), withStatus(after.b)], pools, {}, prev);
+      expect(ipsOf(r, `default/${unchanged}`)).toEqual(['10.0.0.1']);
+      expect(ipsOf(r, `default/${changed}`)).toEqual(['10.0.0.2']);
+      // A later computation from this one keeps both where they are.
+      const again = run([withStatus(after.a), withStatus(after.b)], pools, {}, r);
+      expect(ipsOf(again, `default/${unchanged}`)).toEqual(['10.0.0.1']);
+      expect(ipsOf(again, `default/${changed}`)).toEqual(['10.0.0.2']);
+    });
+  });
+
+  test.each([
+    ['a', 'b'],
+    ['b', 'a'],
+  ] as const)(
+    'a changed %s that requests the address is refused, naming the holder %s',
+    (changed, unchanged) => {
+      const requested = { loadBalancerIP: '10.0.0.1' };
+      const before = {
+        a: svc('a', { annotations: share('k'), ports: tcp(80), ...requested }),
+        b: svc('b', { annotations: share('k'), ports: tcp(443), ...requested }),
+      };
+      const prev = run([before.a, before.b], pools);
+      const after = { ...before, [changed]: { ...before[changed], annotations: share('other') } };
+      const r = run([after.a, after.b], pools, {}, prev);
+      expect(ipsOf(r, `default/${unchanged}`)).toEqual(['10.0.0.1']);
+      expect(r.assignments.has(`default/${changed}`)).toBe(false);
+      expect(r.reasons.get(`default/${changed}`)).toMatch(
+        new RegExp(
+          `address 10\\.0\\.0\\.1 is in use by default/${unchanged} with sharing key "k", not "other"`,
+        ),
+      );
+    },
+  );
+
+  test('a holder known from the previous result wins over one known only from status', () => {
+    // b holds 10.0.0.1 in the previous result; a arrives claiming it in status with a clashing port.
+    const prev = run([svc('b', { annotations: share('k'), ports: tcp(80) })], pools);
+    const a = svc('a', {
+      annotations: share('k'),
+      ports: tcp(80),
+      statusIngress: [{ ip: '10.0.0.1', ipMode: 'VIP' }],
+    });
+    const r = run([a, svc('b', { annotations: share('k'), ports: tcp(80) })], pools, {}, prev);
+    expect(ipsOf(r, 'default/b')).toEqual(['10.0.0.1']);
+    expect(ipsOf(r, 'default/a')).toEqual(['10.0.0.2']);
+  });
+});

@@ -74,3 +74,14 @@ describe('planIngressStatusPatches', () => {
     ]);
   });
 });
+
+describe('formatLbStatus at scale (issue 9)', () => {
+  test('200k LoadBalancer Services: column widths without Math.max(...all rows)', () => {
+    const many = Array.from({ length: 200_000 }, (_, i) => svc(`ns${i % 100}/svc${i}`));
+    const result = { assignments: new Map(), reasons: new Map(), problems: [] };
+    const text = formatLbStatus(many, result);
+    expect(text.startsWith('LoadBalancer Services: 200000, with addresses: 0, without: 200000\n')).toBe(true);
+    // The widest name (ns99/svc199999) sets the first column's width.
+    expect(text).toContain('\nns0/svc0        -     -          -             not allocated\n');
+  });
+});

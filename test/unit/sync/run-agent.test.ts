@@ -1,6 +1,7 @@
 // runAgent / cleanup (src/cli/commands) over the fake dataplane: the agent's wiring, without a kernel.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanup } from '../../../src/cli/commands/cleanup.js';
@@ -168,7 +169,76 @@ describe('runAgent', () => {
     expect(await running).toBe(0);
     expect(ipt.dump()).toContain('10.244.1.6');
   });
+
+  describe('a listen address that cannot be bound (issue 9)', () => {
+    let occupier: Server;
+    let busyPort: number;
+    beforeEach(async () => {
+      await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+      occupier = createServer();
+      await new Promise<void>((resolve) => occupier.listen(0, '127.0.0.1', resolve));
+      busyPort = (occupier.address() as AddressInfo).port;
+    });
+    afterEach(async () => {
+      await new Promise((resolve) => occupier.close(resolve));
+    });
+
+    it('a port in use: exit 2 naming the key and address, the other server closed, no rule written', async () => {
+      const healthz = await freePort();
+      const configPath = join(stateDir, 'config.yaml');
+      await writeFile(
+        configPath,
+        `healthzBindAddress: 127.0.0.1:${healthz}\nmetricsBindAddress: 127.0.0.1:${busyPort}\n`,
+      );
+      const logger = new RecordingLogger();
+      // Resolving at all is part of the test: the old agent logged and kept running.
+      expect(await runAgent({ ...common(logger), configPath, once: false })).toBe(2);
+      expect(logger.records.at(-1)?.fields).toMatchObject({
+        err: expect.stringMatching(
+          new RegExp(`^metricsBindAddress: cannot listen on 127\\.0\\.0\\.1:${busyPort}: .*EADDRINUSE`),
+        ),
+      });
+      expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
+      expect(await dp.sysctl.get('net/ipv4/ip_forward')).not.toBe('1');
+      // The healthz server that did start is closed again: its port can be taken.
+      await expect(listenOnce(healthz)).resolves.toBeUndefined();
+    });
+
+    it('names the flag when the address came from one, and an address this host lacks', async () => {
+      const logger = new RecordingLogger();
+      const code = await runAgent({
+        ...common(logger),
+        metricsBindAddress: '127.0.0.1:0',
+        healthzBindAddress: '192.0.2.1:0',
+        once: false,
+      });
+      expect(code).toBe(2);
+      expect(logger.records.at(-1)?.fields).toMatchObject({
+        err: expect.stringMatching(
+          /^--healthz-bind-address: cannot listen on 192\.0\.2\.1:0: .*EADDRNOTAVAIL/,
+        ),
+      });
+      expect((dp.iptables.IPv4 as FakeIptables).restores()).toEqual([]);
+    });
+  });
 });
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
+async function listenOnce(port: number): Promise<void> {
+  const s = createServer();
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', resolve);
+  });
+  await new Promise((resolve) => s.close(resolve));
+}
 
 describe('cleanup', () => {
   it('removes portway’s chains, jumps and sysctl changes and nothing else', async () => {
