@@ -113,6 +113,11 @@ export interface StandInOptions {
   historyLimit?: number;
   /** Period of BOOKMARK events for watches that asked for them (0 = only on sendBookmarks()). */
   bookmarkIntervalMs?: number;
+  /**
+   * false: as kube-apiserver --watch-cache=false, every list is read from etcd, and one at a version
+   * older than the retained history is 410 Expired (the case client-go's pager falls back from).
+   */
+  watchCache?: boolean;
 }
 
 export interface RequestRecord {
@@ -120,12 +125,36 @@ export interface RequestRecord {
   path: string;
   query: Record<string, string>;
   status: number;
+  /** The User-Agent header ('' when absent). */
+  userAgent: string;
+}
+
+/** What clients cost the server, for API-citizenship checks and `npm run bench:api`. */
+export interface TrafficStats {
+  requests: number;
+  /** TCP connections accepted (each one a TLS handshake). */
+  connections: number;
+  /** Bytes on the wire (TLS records, HTTP headers and bodies), both directions, closed and open sockets. */
+  bytesReceived: number;
+  bytesSent: number;
+  /** Lists served from the watch cache (resourceVersion "0" or a version to be not older than). */
+  cachedLists: number;
+  /** Lists that, on a real server, are a quorum read from etcd (no resourceVersion): one per page. */
+  consistentListPages: number;
+  watches: number;
+}
+
+/** A page a paginated list has not handed out yet, under its continue token. */
+interface PendingPages {
+  items: unknown[];
+  resourceVersion: string;
 }
 
 export class StandInApiServer {
   readonly token: string;
   private historyLimit: number;
   private readonly bookmarkIntervalMs: number;
+  private readonly watchCache: boolean;
   private certs?: StandInCertificates;
   private server?: Server;
   private listenPort = 0;
@@ -140,11 +169,16 @@ export class StandInApiServer {
   private bookmarkTimer?: NodeJS.Timeout;
   /** Every request served, for assertions (e.g. "the client relisted"). */
   readonly requests: RequestRecord[] = [];
+  private traffic = emptyTraffic();
+  /** Bytes of sockets already closed; open ones are read live from `sockets`. */
+  private closedBytes = { received: 0, sent: 0 };
+  private readonly continuations = new Map<string, PendingPages>();
 
   constructor(options: StandInOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.historyLimit = options.historyLimit ?? 10_000;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 0;
+    this.watchCache = options.watchCache ?? true;
     for (const t of STAND_IN_RESOURCES) this.objects.set(t, new Map());
   }
 
@@ -169,7 +203,12 @@ export class StandInApiServer {
     // still in the TLS handshake, and a client reconnecting in a tight loop always has one).
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      this.traffic.connections += 1;
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        this.closedBytes.received += socket.bytesRead;
+        this.closedBytes.sent += socket.bytesWritten;
+      });
     });
     this.server = server;
     if (this.bookmarkIntervalMs > 0) {
@@ -184,6 +223,7 @@ export class StandInApiServer {
     this.server = undefined;
     clearInterval(this.bookmarkTimer);
     this.dropWatches({ abrupt: true });
+    this.continuations.clear();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -241,6 +281,31 @@ export class StandInApiServer {
   expireHistory(): void {
     this.history = [];
     this.compactedRv = this.rv;
+    // Continue tokens name a version etcd compacted away too.
+    this.continuations.clear();
+  }
+
+  /** Requests, connections and bytes since start (or the last resetTraffic()). */
+  trafficStats(): TrafficStats {
+    let received = this.closedBytes.received;
+    let sent = this.closedBytes.sent;
+    for (const socket of this.sockets) {
+      received += socket.bytesRead;
+      sent += socket.bytesWritten;
+    }
+    return { ...this.traffic, bytesReceived: received, bytesSent: sent };
+  }
+
+  /** Start counting from zero (open connections' bytes so far are not counted again). */
+  resetTraffic(): void {
+    this.traffic = emptyTraffic();
+    let received = 0;
+    let sent = 0;
+    for (const socket of this.sockets) {
+      received += socket.bytesRead;
+      sent += socket.bytesWritten;
+    }
+    this.closedBytes = { received: -received, sent: -sent };
   }
 
   setHistoryLimit(limit: number): void {
@@ -360,8 +425,15 @@ export class StandInApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'https://stand-in');
     const query = Object.fromEntries(url.searchParams.entries());
-    const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query, status: 0 };
+    const record: RequestRecord = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      status: 0,
+      userAgent: req.headers['user-agent'] ?? '',
+    };
     this.requests.push(record);
+    this.traffic.requests += 1;
     const send = (status: number, body: unknown): void => {
       record.status = status;
       const text = JSON.stringify(body);
@@ -392,6 +464,7 @@ export class StandInApiServer {
         if (route.name === undefined) {
           if (req.method === 'GET' && query.watch === 'true') {
             record.status = 200;
+            this.traffic.watches += 1;
             this.startWatch(route, query, res);
           } else if (req.method === 'GET') send(...this.listObjects(route, query));
           else if (req.method === 'POST') send(...this.createObject(route, body));
@@ -422,7 +495,35 @@ export class StandInApiServer {
     return route.namespace === undefined || obj.metadata.namespace === route.namespace;
   }
 
+  /**
+   * A list, with the real server's resourceVersion semantics as far as cost goes: "0" or a version
+   * (not older than) is served whole from the watch cache, `limit` ignored, as kube-apiserver's cache
+   * does; no resourceVersion is a consistent read from etcd, paginated by `limit`/`continue` (the pages
+   * are a snapshot of the first page's version; a token outlives neither expireHistory() nor a restart
+   * of the server, and is then 410 Expired).
+   */
   private listObjects(route: Route, query: Record<string, string>): [number, unknown] {
+    const listKind = { kind: `${route.resource.kind}List`, apiVersion: apiVersionOf(route.resource) };
+    if (query.continue) {
+      const pending = this.continuations.get(query.continue);
+      if (!pending)
+        return [
+          410,
+          statusBody(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.'),
+        ];
+      this.continuations.delete(query.continue);
+      this.traffic.consistentListPages += 1;
+      return [200, this.page(listKind, pending.items, pending.resourceVersion, Number(query.limit ?? 0))];
+    }
+    const versioned = query.resourceVersion !== undefined && query.resourceVersion !== '';
+    const fromCache = versioned && this.watchCache;
+    if (!this.watchCache && versioned && query.resourceVersion !== '0' && Number(query.resourceVersion) < this.compactedRv)
+      return [
+        410,
+        statusBody(410, 'Expired', `too old resource version: ${query.resourceVersion} (${this.compactedRv})`),
+      ];
+    if (fromCache) this.traffic.cachedLists += 1;
+    else this.traffic.consistentListPages += 1;
     const matches = this.matcherFor(query);
     const items = [...this.objects.get(route.resource)!.values()]
       .filter((o) => this.visible(route, o) && matches(o))
@@ -434,15 +535,25 @@ export class StandInApiServer {
       )
       // The real server leaves kind/apiVersion out of list items; clients must not rely on them.
       .map(({ kind: _k, apiVersion: _a, ...rest }) => rest);
-    return [
-      200,
-      {
-        kind: `${route.resource.kind}List`,
-        apiVersion: apiVersionOf(route.resource),
-        metadata: { resourceVersion: String(this.rv) },
-        items,
-      },
-    ];
+    return [200, this.page(listKind, items, String(this.rv), fromCache ? 0 : Number(query.limit ?? 0))];
+  }
+
+  /** The first `limit` items (all when 0), and a continue token for the rest. */
+  private page(
+    listKind: { kind: string; apiVersion: string },
+    items: unknown[],
+    resourceVersion: string,
+    limit: number,
+  ): unknown {
+    const metadata: Record<string, unknown> = { resourceVersion };
+    if (limit > 0 && items.length > limit) {
+      const token = randomBytes(12).toString('hex');
+      this.continuations.set(token, { items: items.slice(limit), resourceVersion });
+      metadata.continue = token;
+      metadata.remainingItemCount = items.length - limit;
+      items = items.slice(0, limit);
+    }
+    return { ...listKind, metadata, items };
   }
 
   private getObject(route: Route): [number, unknown] {
@@ -720,6 +831,10 @@ function parseRoute(pathname: string): Route | null {
   if (namespace !== undefined && !resource.namespaced) return null;
   if (sub === 'status' && !resource.hasStatus) return null;
   return { resource, namespace, name, subresource: sub === 'status' ? 'status' : undefined };
+}
+
+function emptyTraffic(): Omit<TrafficStats, 'bytesReceived' | 'bytesSent'> {
+  return { requests: 0, connections: 0, cachedLists: 0, consistentListPages: 0, watches: 0 };
 }
 
 function statusBody(code: number, reason: string, message: string): Record<string, unknown> {

@@ -270,7 +270,13 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     // Loaded here too so that a bad kubeconfig is a start-up error naming the flag, and the
     // start-up line can name the server (credentials stripped).
     const server = apiServerUrl(loadKubeConfig(connection));
-    const api = (opts.createApiSource ?? createApiSource)({ ...connection, logger: log });
+    // Layer2 owner election needs every Node; without it the agent reads only its own.
+    const announces = config.loadBalancer.enabled && config.loadBalancer.layer2;
+    const api = (opts.createApiSource ?? createApiSource)({
+      ...connection,
+      logger: log,
+      ...(announces ? {} : { onlyNode: nodeName }),
+    });
     source = new ApiAgentSource(api, choice, server);
   }
   const wallClock = opts.wallClock ?? Date.now;

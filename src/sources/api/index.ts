@@ -1,23 +1,24 @@
 // Cluster mode's source, wired with the shared normaliser and kube-proxy's config precedence.
 import { ClusterStateBuilder } from '../../model/incremental.js';
 import type { Logger } from '../../observe/logger.js';
-import { ApiSource } from './api-source.js';
+import { ApiSource, watchedResources, type WatchedResourcesOptions } from './api-source.js';
 import type { BackoffOptions } from './informer.js';
 import { loadKubeConfig, type ApiConnectionOptions } from './kube-config.js';
 
-export { ApiSource, WATCHED_RESOURCES } from './api-source.js';
+export { ApiSource, KUBE_PROXY_LABEL_SELECTOR, WATCHED_RESOURCES, watchedResources } from './api-source.js';
 export type {
   ApiConnectionStatus,
   ApiSnapshot,
   ApiSourceOptions,
   IncrementalNormaliser,
+  WatchedResourcesOptions,
   Normaliser,
 } from './api-source.js';
 export { ApiConfigError, apiServerUrl, loadKubeConfig } from './kube-config.js';
 export type { ApiConnectionOptions } from './kube-config.js';
 export type { InformerStatus } from './informer.js';
 
-export interface CreateApiSourceOptions extends ApiConnectionOptions {
+export interface CreateApiSourceOptions extends ApiConnectionOptions, WatchedResourcesOptions {
   logger?: Logger;
   now?: () => number;
   backoff?: Partial<BackoffOptions>;
@@ -36,5 +37,6 @@ export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
     logger: opts.logger,
     now: opts.now,
     backoff: opts.backoff,
+    resources: watchedResources({ ...(opts.onlyNode ? { onlyNode: opts.onlyNode } : {}) }),
   });
 }

@@ -159,6 +159,10 @@ describe('every API request of a cluster-mode agent is allowed by the chart', ()
     );
     abort.abort();
     expect(await done).toBe(0);
+    // Without layer2 nothing needs the other Nodes: the agent lists and watches only its own.
+    const nodeRequests = api.requests.filter((r) => r.path === '/api/v1/nodes');
+    expect(nodeRequests.length).toBeGreaterThanOrEqual(2);
+    for (const r of nodeRequests) expect(r.query.fieldSelector).toBe('metadata.name=node-a');
 
     const grants = grantsOf(renderChart({ release: 'edge', namespace: NAMESPACE }), {
       namespace: NAMESPACE,
