@@ -1,5 +1,6 @@
 // A stand-in for kube-apiserver, for tests and demos (there is no real API server on these machines).
-// It speaks the parts of the Kubernetes REST protocol portway uses, over HTTPS with a bearer token:
+// It speaks the parts of the Kubernetes REST protocol portway uses, over HTTPS (HTTP/2 when the client
+// offers it in ALPN, as kube-apiserver; HTTP/1.1 otherwise) with a bearer token:
 // list (cluster-wide and per namespace), watch (chunked JSON events from a resourceVersion, with
 // bookmarks and 410 Gone for versions older than the retained history), get/create/update/patch/
 // delete, and the /status subresource. Test controls can drop every open watch, forget history
@@ -9,7 +10,13 @@
 // strategic-merge semantics (a strategic merge patch is applied as a JSON merge patch), discovery.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { standInCertificates, type StandInCertificates } from './certs.js';
 import {
@@ -21,6 +28,9 @@ import {
   SelectorError,
   type ObjectMatcher,
 } from './selectors.js';
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
 
 export interface ResourceType {
   group: string;
@@ -102,7 +112,7 @@ interface OpenWatch {
   namespace?: string;
   matches: ObjectMatcher;
   bookmarks: boolean;
-  res: ServerResponse;
+  res: Response;
   timer?: NodeJS.Timeout;
 }
 
@@ -118,6 +128,8 @@ export interface StandInOptions {
    * older than the retained history is 410 Expired (the case client-go's pager falls back from).
    */
   watchCache?: boolean;
+  /** false: HTTP/1.1 only (no h2 in ALPN), as a server behind an HTTP/1.1 proxy. */
+  http2?: boolean;
 }
 
 export interface RequestRecord {
@@ -155,8 +167,9 @@ export class StandInApiServer {
   private historyLimit: number;
   private readonly bookmarkIntervalMs: number;
   private readonly watchCache: boolean;
+  private readonly http2: boolean;
   private certs?: StandInCertificates;
-  private server?: Server;
+  private server?: Http2SecureServer | HttpsServer;
   private listenPort = 0;
   private readonly objects = new Map<ResourceType, Map<string, KubeObject>>();
   private history: StoredEvent[] = [];
@@ -179,6 +192,7 @@ export class StandInApiServer {
     this.historyLimit = options.historyLimit ?? 10_000;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 0;
     this.watchCache = options.watchCache ?? true;
+    this.http2 = options.http2 ?? true;
     for (const t of STAND_IN_RESOURCES) this.objects.set(t, new Map());
   }
 
@@ -188,9 +202,11 @@ export class StandInApiServer {
   async start(): Promise<void> {
     if (this.server) return;
     this.certs ??= await standInCertificates();
-    const server = createServer({ key: this.certs.serverKey, cert: this.certs.serverCert }, (req, res) =>
-      this.handle(req, res),
-    );
+    const tls = { key: this.certs.serverKey, cert: this.certs.serverCert };
+    const handler = (req: Request, res: Response) => this.handle(req, res);
+    const server = this.http2
+      ? createSecureServer({ ...tls, allowHTTP1: true }, handler)
+      : createHttpsServer(tls, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.listenPort, '127.0.0.1', () => {
@@ -422,7 +438,7 @@ export class StandInApiServer {
 
   // ── HTTP ───────────────────────────────────────────────────────────────────────────────────
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: Request, res: Response): void {
     const url = new URL(req.url ?? '/', 'https://stand-in');
     const query = Object.fromEntries(url.searchParams.entries());
     const record: RequestRecord = {
@@ -509,7 +525,11 @@ export class StandInApiServer {
       if (!pending)
         return [
           410,
-          statusBody(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.'),
+          statusBody(
+            410,
+            'Expired',
+            'The provided continue parameter is too old to display a consistent list result.',
+          ),
         ];
       this.continuations.delete(query.continue);
       this.traffic.consistentListPages += 1;
@@ -517,10 +537,19 @@ export class StandInApiServer {
     }
     const versioned = query.resourceVersion !== undefined && query.resourceVersion !== '';
     const fromCache = versioned && this.watchCache;
-    if (!this.watchCache && versioned && query.resourceVersion !== '0' && Number(query.resourceVersion) < this.compactedRv)
+    if (
+      !this.watchCache &&
+      versioned &&
+      query.resourceVersion !== '0' &&
+      Number(query.resourceVersion) < this.compactedRv
+    )
       return [
         410,
-        statusBody(410, 'Expired', `too old resource version: ${query.resourceVersion} (${this.compactedRv})`),
+        statusBody(
+          410,
+          'Expired',
+          `too old resource version: ${query.resourceVersion} (${this.compactedRv})`,
+        ),
       ];
     if (fromCache) this.traffic.cachedLists += 1;
     else this.traffic.consistentListPages += 1;
@@ -708,7 +737,7 @@ export class StandInApiServer {
 
   // ── watch ──────────────────────────────────────────────────────────────────────────────────
 
-  private startWatch(route: Route, query: Record<string, string>, res: ServerResponse): void {
+  private startWatch(route: Route, query: Record<string, string>, res: Response): void {
     const watch: OpenWatch = {
       resource: route.resource,
       namespace: route.namespace,
@@ -716,8 +745,15 @@ export class StandInApiServer {
       bookmarks: query.allowWatchBookmarks === 'true',
       res,
     };
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
-    res.flushHeaders();
+    // HTTP/2 frames the stream itself (and forbids the header).
+    res.writeHead(
+      200,
+      'stream' in res
+        ? { 'Content-Type': 'application/json' }
+        : { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+    );
+    // Send the headers now (HTTP/2's compat response sends them with writeHead).
+    if (!('stream' in res)) res.flushHeaders();
     const from = query.resourceVersion ?? '';
     if (from !== '' && from !== '0' && !/^\d+$/.test(from)) {
       this.writeEvent(res, 'ERROR', statusBody(400, 'BadRequest', `invalid resource version "${from}"`));
@@ -778,9 +814,10 @@ export class StandInApiServer {
     });
   }
 
-  private writeEvent(res: ServerResponse, type: string, object: unknown): void {
+  private writeEvent(res: Response, type: string, object: unknown): void {
     if (this.frozen) return;
-    if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ type, object })}\n`);
+    if (!res.writableEnded && !res.destroyed)
+      (res as ServerResponse).write(`${JSON.stringify({ type, object })}\n`);
   }
 
   private closeWatch(w: OpenWatch, abrupt: boolean): void {
@@ -846,7 +883,7 @@ function notFound(route: Route): [number, unknown] {
   return [404, statusBody(404, 'NotFound', `${route.resource.plural}${group} "${route.name}" not found`)];
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: Request): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   if (chunks.length === 0) return undefined;

@@ -2,19 +2,30 @@
 // informers' lists and watches and the writer's calls share. A request answers whatever the status; what
 // a status means is the caller's business. Only transport failures and the timeout reject.
 //
-// Two habits of client-go that matter at thousands of nodes live here:
+// Three habits of client-go that matter at thousands of nodes live here:
 // - every request says who it is: User-Agent `portway/<version> (<os>/<arch>)` (client-go's
 //   `<binary>/<version> (<GOOS>/<GOARCH>)`), so the API server's audit log and priority-and-fairness can
 //   tell portway from other clients;
-// - connections are kept alive and shared. client-node's applyToHTTPSOptions makes a new https.Agent
-//   (keep-alive off) for every request, so each list, each Lease read every 2 s and each status patch
-//   was a new TCP connection and TLS handshake. One keep-alive agent per process serves them all instead
-//   (an agent pools by host, port and TLS options, so different servers or credentials never share a
-//   socket). Over HTTP/1.1 an open watch holds its connection alone, so the informers' watches still take
-//   one each; see the README ("API citizenship") for why not HTTP/2.
+// - HTTP/2: every request and every watch of one client configuration (one KubeConfig object) shares one
+//   TLS connection, as client-go's do — instead of one connection per watched kind, and (with client-node's
+//   applyToHTTPSOptions, which makes a new https.Agent per request) a new TCP connection and TLS handshake
+//   for every list, every Lease read every 2 s and every status patch. A server that refuses h2 in ALPN
+//   (a proxy in front of it, say) gets HTTP/1.1 through one keep-alive agent per configuration instead,
+//   where an open watch holds a connection alone; so does a kubeconfig with a proxy-url (client-node's
+//   proxy agents speak HTTP/1.1 only);
+// - a connection that stops answering is dropped: a request that times out closes the shared HTTP/2
+//   connection (its watches reconnect), and a GOAWAY (kube-apiserver's --goaway-chance, to rebalance
+//   clients over servers) sends new requests to a new connection while the old one drains.
 import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, STATUS_CODES } from 'node:http';
+import {
+  connect as connectHttp2,
+  constants as http2Constants,
+  type ClientHttp2Session,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { KubeConfig } from '@kubernetes/client-node';
 
@@ -56,57 +67,211 @@ const GO_ARCH: Record<string, string> = {
 /** `portway/<version> (<os>/<arch>)`, on every request. */
 export const USER_AGENT = `portway/${packageVersion} (${process.platform}/${GO_ARCH[process.arch] ?? process.arch})`;
 
-// lifo: the most recently used idle socket is reused, so idle ones beyond the need time out on the server.
-const sharedHttpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo' });
-const sharedHttpAgent = new HttpAgent({ keepAlive: true, scheduling: 'lifo' });
+/** The connections of one client configuration. */
+interface Connections {
+  /** The shared HTTP/2 session, while it is usable. */
+  session?: Promise<ClientHttp2Session>;
+  /** The server refused h2 in ALPN: HTTP/1.1 from now on. */
+  http1Only: boolean;
+  https: HttpsAgent;
+  http: HttpAgent;
+  /** HTTP/2 streams open on the session (it keeps the process alive only while there are some). */
+  openStreams: number;
+}
 
-interface PreparedRequest {
+const connectionsByConfig = new WeakMap<KubeConfig, Connections>();
+
+function connectionsOf(kubeConfig: KubeConfig): Connections {
+  let c = connectionsByConfig.get(kubeConfig);
+  if (!c) {
+    c = {
+      http1Only: false,
+      // lifo: the most recently used idle socket is reused, so idle ones beyond the need time out.
+      https: new HttpsAgent({ keepAlive: true, scheduling: 'lifo' }),
+      http: new HttpAgent({ keepAlive: true, scheduling: 'lifo' }),
+      openStreams: 0,
+    };
+    connectionsByConfig.set(kubeConfig, c);
+  }
+  return c;
+}
+
+/** Which protocol the requests of this configuration use now (tests, diagnostics). */
+export function apiProtocolOf(kubeConfig: KubeConfig): 'h2' | 'http/1.1' | 'unknown' {
+  const c = connectionsByConfig.get(kubeConfig);
+  if (!c) return 'unknown';
+  return c.http1Only ? 'http/1.1' : c.session ? 'h2' : 'unknown';
+}
+
+/** A response whose body has not been read yet, whichever protocol carried it. */
+interface OpenResponse {
+  status: number;
+  statusMessage: string;
+  body: Readable;
+  /** Stop: the body ends with an error (or just closes). */
+  abort(): void;
+}
+
+interface Prepared {
   url: URL;
   options: RequestOptions;
-  send: typeof httpsRequest;
+  connections: Connections;
+  /** HTTP/2 unless the server refused it, the URL is plain http or a proxy is configured. */
+  tryHttp2: boolean;
 }
 
 async function prepare(
   kubeConfig: KubeConfig,
-  request: Omit<ApiRequest, 'payload' | 'timeoutMs'>,
-): Promise<PreparedRequest> {
+  method: string,
+  request: { path: string; headers: Record<string, string> },
+): Promise<Prepared> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster?.server) throw new Error('kubeconfig has no current cluster');
   const url = new URL(cluster.server.replace(/\/$/, '') + request.path);
-  const options: RequestOptions = {
-    method: request.method,
-    headers: { 'User-Agent': USER_AGENT, ...request.headers },
-  };
+  const options: RequestOptions = { method, headers: { 'User-Agent': USER_AGENT, ...request.headers } };
   // Credentials (a token file is re-read here, so rotated tokens are picked up) and TLS options.
   await kubeConfig.applyToHTTPSOptions(options);
+  const connections = connectionsOf(kubeConfig);
   const plain = url.protocol === 'http:';
-  // A proxy needs client-node's proxy agent; anything else goes through the shared keep-alive agent.
-  if (!cluster.proxyUrl) options.agent = plain ? sharedHttpAgent : sharedHttpsAgent;
-  return { url, options, send: plain ? httpRequest : httpsRequest };
+  // A proxy needs client-node's proxy agent; anything else shares the configuration's connections.
+  if (!cluster.proxyUrl) options.agent = plain ? connections.http : connections.https;
+  return { url, options, connections, tryHttp2: !plain && !cluster.proxyUrl && !connections.http1Only };
+}
+
+/** The shared session, opened on first use; undefined when the server refuses h2. */
+async function http2Session(p: Prepared): Promise<ClientHttp2Session | undefined> {
+  const c = p.connections;
+  if (!c.session) {
+    const o = p.options;
+    const opening = new Promise<ClientHttp2Session>((resolve, reject) => {
+      const session = connectHttp2(p.url.origin, {
+        ca: o.ca,
+        cert: o.cert,
+        key: o.key,
+        pfx: o.pfx,
+        passphrase: o.passphrase,
+        ...(o.rejectUnauthorized !== undefined ? { rejectUnauthorized: o.rejectUnauthorized } : {}),
+        ...(o.servername ? { servername: o.servername } : {}),
+      });
+      const forget = (): void => {
+        if (c.session === opening) c.session = undefined;
+      };
+      session.once('connect', () => {
+        session.off('error', reject);
+        session.on('error', forget);
+        // Idle, it must not keep the process alive (streams ref it while open).
+        if (c.openStreams === 0) session.unref();
+        resolve(session);
+      });
+      session.once('error', reject);
+      session.once('error', forget);
+      // A GOAWAY lets streams in flight finish; new requests go to a new connection.
+      session.on('goaway', forget);
+      session.on('close', forget);
+    });
+    c.session = opening;
+  }
+  const opening = c.session;
+  try {
+    return await opening;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') {
+      c.http1Only = true;
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+async function openRequest(
+  kubeConfig: KubeConfig,
+  request: { method: string; path: string; headers: Record<string, string>; payload?: string; label: string },
+): Promise<{ response: OpenResponse; pathname: string; closeConnection(): void }> {
+  const p = await prepare(kubeConfig, request.method, request);
+  const fail = (e: Error) => new Error(`${request.label} ${p.url.pathname}: ${e.message}`);
+  const session = p.tryHttp2 ? await http2Session(p).catch((e: Error) => Promise.reject(fail(e))) : undefined;
+  if (session) {
+    const headers: OutgoingHttpHeaders = {
+      ':method': request.method,
+      ':path': p.url.pathname + p.url.search,
+    };
+    for (const [k, v] of Object.entries(p.options.headers ?? {})) {
+      const key = k.toLowerCase();
+      if (key !== 'connection' && key !== 'host' && key !== 'transfer-encoding' && v !== undefined)
+        headers[key] = v;
+    }
+    if (p.options.auth) headers.authorization = `Basic ${Buffer.from(p.options.auth).toString('base64')}`;
+    const c = p.connections;
+    const stream = session.request(headers, { endStream: request.payload === undefined });
+    if (c.openStreams++ === 0) session.ref();
+    stream.once('close', () => {
+      if (--c.openStreams === 0 && !session.destroyed) session.unref();
+    });
+    if (request.payload !== undefined) stream.end(request.payload);
+    const response = await new Promise<OpenResponse>((resolve, reject) => {
+      stream.once('response', (h) => {
+        stream.off('error', onEarlyError);
+        const status = Number(h[':status'] ?? 0);
+        resolve({
+          status,
+          statusMessage: STATUS_CODES[status] ?? '',
+          body: stream,
+          abort: () => stream.close(http2Constants.NGHTTP2_CANCEL),
+        });
+      });
+      const onEarlyError = (e: Error) => reject(fail(e));
+      stream.once('error', onEarlyError);
+      stream.once('close', () => reject(fail(new Error('stream closed before a response'))));
+    });
+    return { response, pathname: p.url.pathname, closeConnection: () => session.destroy() };
+  }
+  const send = p.url.protocol === 'http:' ? httpRequest : httpsRequest;
+  const response = await new Promise<OpenResponse>((resolve, reject) => {
+    const req = send(p.url, p.options, (res) => {
+      req.off('error', onEarlyError);
+      // Later failures reach the body reader as errors on the response.
+      req.on('error', (e) => res.destroy(e));
+      resolve({
+        status: res.statusCode ?? 0,
+        statusMessage: res.statusMessage ?? '',
+        body: res,
+        abort: () => req.destroy(),
+      });
+    });
+    const onEarlyError = (e: Error) => reject(fail(e));
+    req.on('error', onEarlyError);
+    req.end(request.payload);
+  });
+  return { response, pathname: p.url.pathname, closeConnection: () => undefined };
 }
 
 export async function requestApiServer(kubeConfig: KubeConfig, request: ApiRequest): Promise<ApiRawResponse> {
-  const { url, options, send } = await prepare(kubeConfig, request);
   const { timeoutMs, label } = request;
-  return new Promise<ApiRawResponse>((resolve, reject) => {
-    const req = send(url, options, (res) => {
-      readText(res).then(
-        (text) =>
-          resolve({
-            status: res.statusCode ?? 0,
-            statusMessage: res.statusMessage ?? '',
-            text,
-            pathname: url.pathname,
-          }),
-        reject,
-      );
-    });
-    req.setTimeout(timeoutMs, () =>
-      req.destroy(new Error(`${label} ${url.pathname}: timed out after ${timeoutMs} ms`)),
+  let timedOut = false;
+  let opened: Awaited<ReturnType<typeof openRequest>> | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    opened?.response.abort();
+    // A request that hangs on a shared HTTP/2 connection says the connection is dead: drop it.
+    opened?.closeConnection();
+  }, timeoutMs);
+  try {
+    const timeoutError = (pathname: string) =>
+      new Error(`${label} ${pathname}: timed out after ${timeoutMs} ms`);
+    opened = await openRequest(kubeConfig, request);
+    if (timedOut) {
+      opened.response.abort();
+      opened.closeConnection();
+      throw timeoutError(opened.pathname);
+    }
+    const { response, pathname } = opened;
+    const text = await readText(response.body).catch((e: Error) =>
+      Promise.reject(timedOut ? timeoutError(pathname) : new Error(`${label} ${pathname}: ${e.message}`)),
     );
-    req.on('error', (e) => reject(new Error(`${label} ${url.pathname}: ${e.message}`)));
-    req.end(request.payload);
-  });
+    return { status: response.status, statusMessage: response.statusMessage, text, pathname };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface ApiStreamHandlers {
@@ -131,62 +296,58 @@ export async function streamApiServer(
   request: Omit<ApiRequest, 'payload' | 'timeoutMs' | 'method'>,
   handlers: ApiStreamHandlers,
 ): Promise<ApiStreamResponse> {
-  const { url, options, send } = await prepare(kubeConfig, { ...request, method: 'GET' });
-  return new Promise<ApiStreamResponse>((resolve, reject) => {
-    let started = false;
-    let ended = false;
-    const end = (err?: Error): void => {
-      if (ended) return;
-      ended = true;
-      handlers.onEnd(err);
-    };
-    const req = send(url, options, (res) => {
-      started = true;
-      if (res.statusCode !== 200) {
-        readText(res).then(
-          (text) => resolve({ status: res.statusCode ?? 0, statusMessage: res.statusMessage ?? '', text }),
-          reject,
-        );
-        return;
-      }
-      const decoder = new StringDecoder('utf8');
-      let buffered = '';
-      res.on('data', (chunk: Buffer) => {
-        buffered += decoder.write(chunk);
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (line !== '' && !ended) handlers.onLine(line);
-        }
-      });
-      res.on('end', () => end());
-      res.on('error', (e) => end(new Error(`${request.label} ${url.pathname}: ${e.message}`)));
-      res.on('close', () =>
-        end(res.complete ? undefined : new Error(`${request.label} ${url.pathname}: connection closed`)),
-      );
-      resolve({
-        status: 200,
-        abort: () => {
-          end(new Error(`${request.label} ${url.pathname}: aborted`));
-          req.destroy();
-        },
-      });
-    });
-    req.on('error', (e) => {
-      const err = new Error(`${request.label} ${url.pathname}: ${e.message}`);
-      if (started) end(err);
-      else reject(err);
-    });
-    req.end();
+  const { response, pathname } = await openRequest(kubeConfig, { ...request, method: 'GET' });
+  if (response.status !== 200) {
+    const text = await readText(response.body).catch(() => '');
+    return { status: response.status, statusMessage: response.statusMessage, text };
+  }
+  let ended = false;
+  const end = (err?: Error): void => {
+    if (ended) return;
+    ended = true;
+    handlers.onEnd(err);
+  };
+  const decoder = new StringDecoder('utf8');
+  let buffered = '';
+  let complete = false;
+  response.body.on('data', (chunk: Buffer) => {
+    buffered += decoder.write(chunk);
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (line !== '' && !ended) handlers.onLine(line);
+    }
   });
+  response.body.on('end', () => {
+    complete = true;
+    end();
+  });
+  response.body.on('error', (e: Error) => end(new Error(`${request.label} ${pathname}: ${e.message}`)));
+  response.body.on('close', () =>
+    end(complete ? undefined : new Error(`${request.label} ${pathname}: connection closed`)),
+  );
+  return {
+    status: 200,
+    abort: () => {
+      end(new Error(`${request.label} ${pathname}: aborted`));
+      response.abort();
+    },
+  };
 }
 
-function readText(res: IncomingMessage): Promise<string> {
+function readText(body: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('error', reject);
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    let complete = false;
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.on('error', reject);
+    body.on('end', () => {
+      complete = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    body.on('close', () => {
+      if (!complete) reject(new Error('connection closed before the response ended'));
+    });
   });
 }

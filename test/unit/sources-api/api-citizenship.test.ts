@@ -1,11 +1,12 @@
 // What the agent costs the API server, checked against the stand-in as client-go behaves: lists served
 // from the watch cache (resourceVersion "0", then "not older than" the last version), a consistent read
-// only when that version is gone — paginated —, one User-Agent on every request, connections kept alive
-// and shared, and the server-side filters (kube-proxy's label selector on EndpointSlices, one Node).
+// only when that version is gone — paginated —, one User-Agent on every request, one shared HTTP/2
+// connection (HTTP/1.1 keep-alive when the server refuses h2), and the server-side filters (kube-proxy's label selector on EndpointSlices, one Node).
 import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../../../src/observe/logger.js';
 import { buildClusterState } from '../../../src/model/normalise.js';
 import { ApiSource, watchedResources } from '../../../src/sources/api/api-source.js';
+import { apiProtocolOf } from '../../../src/sources/api/api-request.js';
 import { KubeApiWriter } from '../../../src/sources/api/api-writer.js';
 import { ResourceInformer } from '../../../src/sources/api/informer.js';
 import { StandInApiServer, type StandInOptions } from '../../stand-in/api-server.js';
@@ -110,7 +111,7 @@ describe('API citizenship', () => {
     }
   });
 
-  it('keeps connections alive and shares them: many requests, few TLS handshakes', async () => {
+  it('shares one HTTP/2 connection among every list, watch and write of a configuration', async () => {
     ({ api, kc } = await standIn());
     const writer = new KubeApiWriter({ kubeConfig: kc });
     for (let i = 0; i < 20; i++)
@@ -121,8 +122,27 @@ describe('API citizenship', () => {
     try {
       await source.start();
       await eventually('watches open', () => api.openWatchCount === 7);
-      // HTTP/1.1: an open watch holds its connection; the lists before them reused the idle ones.
-      expect(api.trafficStats().connections).toBeLessThanOrEqual(8);
+      await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
+      expect(apiProtocolOf(kc)).toBe('h2');
+      expect(api.trafficStats().connections).toBe(1);
+    } finally {
+      await source.stop();
+    }
+  });
+
+  it('falls back to HTTP/1.1 keep-alive when the server refuses h2: watches hold a connection each, the rest reuse', async () => {
+    ({ api, kc } = await standIn({ http2: false }));
+    const writer = new KubeApiWriter({ kubeConfig: kc });
+    for (let i = 0; i < 20; i++)
+      await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
+    expect(apiProtocolOf(kc)).toBe('http/1.1');
+    // One refused h2 handshake, then one kept-alive connection.
+    expect(api.trafficStats().connections).toBe(2);
+    const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
+    try {
+      await source.start();
+      await eventually('watches open', () => api.openWatchCount === 7);
+      expect(api.trafficStats().connections).toBeLessThanOrEqual(9);
     } finally {
       await source.stop();
     }
