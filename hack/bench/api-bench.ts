@@ -4,7 +4,7 @@
 //
 //   npm run bench:api                                   4 agents, 2k Services, 200 Nodes, an hour in 60 s
 //   options: --agents N  --services N  --headless N  --nodes N  --speedup K  --churn CHANGES_PER_S
-//            --lease-rounds N
+//            --lease-rounds N  --server-http2 0|1 (0: the stand-in refuses h2, as an HTTP/1.1 proxy would)
 //   PORTWAY_BENCH_SRC=/path/to/other/checkout/src npm run bench:api
 //                                                       the same bench with another tree's client code
 //                                                       (e.g. the previous commit's, for a before/after)
@@ -37,6 +37,8 @@ interface Options {
   speedup: number;
   churn: number;
   'lease-rounds': number;
+  /** 0: the stand-in speaks HTTP/1.1 only (as before it learnt HTTP/2). */
+  'server-http2': number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -48,6 +50,7 @@ function parseArgs(argv: string[]): Options {
     speedup: 60,
     churn: 1,
     'lease-rounds': 300,
+    'server-http2': 1,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i]!.replace(/^--/, '') as keyof Options;
@@ -262,13 +265,16 @@ function perNode(t: Measured, agents: number): Record<string, string> {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const client = await loadClient();
-  const api = new StandInApiServer({ bookmarkIntervalMs: Math.round(60_000 / o.speedup) });
+  const api = new StandInApiServer({
+    bookmarkIntervalMs: Math.round(60_000 / o.speedup),
+    http2: o['server-http2'] !== 0,
+  });
   await api.start();
   populate(api, o);
   const clock = new SteppedClock();
   const agents = makeAgents(client, api, o, clock);
   console.log(
-    `api bench: client code ${SRC}\n${o.agents} agents; ${o.services} Services + ${o.headless} headless (one 3-endpoint slice each), ${o.nodes} Nodes; informers' hour in ${(3600 / o.speedup).toFixed(0)} s (speedup ${o.speedup}), ${o.churn * 3600} slice changes; Lease: ${o['lease-rounds']} rounds × ${(1800 / o['lease-rounds']).toFixed(1)}`,
+    `api bench: client code ${SRC}; server HTTP/${o['server-http2'] !== 0 ? '2 and 1.1' : '1.1 only'}\n${o.agents} agents; ${o.services} Services + ${o.headless} headless (one 3-endpoint slice each), ${o.nodes} Nodes; informers' hour in ${(3600 / o.speedup).toFixed(0)} s (speedup ${o.speedup}), ${o.churn * 3600} slice changes; Lease: ${o['lease-rounds']} rounds × ${(1800 / o['lease-rounds']).toFixed(1)}`,
   );
 
   let done = measure(api);

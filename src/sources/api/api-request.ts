@@ -183,12 +183,28 @@ async function http2Session(p: Prepared): Promise<ClientHttp2Session | undefined
   }
 }
 
+interface OpenRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  payload?: string;
+  label: string;
+  /**
+   * Nothing received for this long: the request fails ("timed out after N ms") and, on HTTP/2, the
+   * shared connection is dropped — a silent connection is presumed dead, and every stream on it with it.
+   */
+  idleTimeoutMs: number;
+  /** The idle timeout stops once the response starts (a watch is quiet for minutes). */
+  idleTimeoutUntilResponse?: boolean;
+}
+
 async function openRequest(
   kubeConfig: KubeConfig,
-  request: { method: string; path: string; headers: Record<string, string>; payload?: string; label: string },
-): Promise<{ response: OpenResponse; pathname: string; closeConnection(): void }> {
+  request: OpenRequest,
+): Promise<{ response: OpenResponse; pathname: string; dropConnection(): void }> {
   const p = await prepare(kubeConfig, request.method, request);
   const fail = (e: Error) => new Error(`${request.label} ${p.url.pathname}: ${e.message}`);
+  const timedOut = () => new Error(`timed out after ${request.idleTimeoutMs} ms`);
   const session = p.tryHttp2 ? await http2Session(p).catch((e: Error) => Promise.reject(fail(e))) : undefined;
   if (session) {
     const headers: OutgoingHttpHeaders = {
@@ -207,10 +223,16 @@ async function openRequest(
     stream.once('close', () => {
       if (--c.openStreams === 0 && !session.destroyed) session.unref();
     });
+    const dropConnection = () => session.destroy();
+    stream.setTimeout(request.idleTimeoutMs, () => {
+      stream.destroy(timedOut());
+      dropConnection();
+    });
     if (request.payload !== undefined) stream.end(request.payload);
     const response = await new Promise<OpenResponse>((resolve, reject) => {
       stream.once('response', (h) => {
         stream.off('error', onEarlyError);
+        if (request.idleTimeoutUntilResponse) stream.setTimeout(0);
         const status = Number(h[':status'] ?? 0);
         resolve({
           status,
@@ -223,55 +245,42 @@ async function openRequest(
       stream.once('error', onEarlyError);
       stream.once('close', () => reject(fail(new Error('stream closed before a response'))));
     });
-    return { response, pathname: p.url.pathname, closeConnection: () => session.destroy() };
+    return { response, pathname: p.url.pathname, dropConnection };
   }
   const send = p.url.protocol === 'http:' ? httpRequest : httpsRequest;
+  let req: ReturnType<typeof send> | undefined;
   const response = await new Promise<OpenResponse>((resolve, reject) => {
-    const req = send(p.url, p.options, (res) => {
-      req.off('error', onEarlyError);
+    const r = send(p.url, p.options, (res) => {
+      r.off('error', onEarlyError);
+      if (request.idleTimeoutUntilResponse) r.setTimeout(0);
       // Later failures reach the body reader as errors on the response.
-      req.on('error', (e) => res.destroy(e));
+      r.on('error', (e) => res.destroy(e));
       resolve({
         status: res.statusCode ?? 0,
         statusMessage: res.statusMessage ?? '',
         body: res,
-        abort: () => req.destroy(),
+        abort: () => r.destroy(),
       });
     });
+    req = r;
+    r.setTimeout(request.idleTimeoutMs, () => r.destroy(timedOut()));
     const onEarlyError = (e: Error) => reject(fail(e));
-    req.on('error', onEarlyError);
-    req.end(request.payload);
+    r.on('error', onEarlyError);
+    r.end(request.payload);
   });
-  return { response, pathname: p.url.pathname, closeConnection: () => undefined };
+  // HTTP/1.1: the request has the connection to itself.
+  return { response, pathname: p.url.pathname, dropConnection: () => req?.destroy() };
 }
 
 export async function requestApiServer(kubeConfig: KubeConfig, request: ApiRequest): Promise<ApiRawResponse> {
-  const { timeoutMs, label } = request;
-  let timedOut = false;
-  let opened: Awaited<ReturnType<typeof openRequest>> | undefined;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    opened?.response.abort();
-    // A request that hangs on a shared HTTP/2 connection says the connection is dead: drop it.
-    opened?.closeConnection();
-  }, timeoutMs);
-  try {
-    const timeoutError = (pathname: string) =>
-      new Error(`${label} ${pathname}: timed out after ${timeoutMs} ms`);
-    opened = await openRequest(kubeConfig, request);
-    if (timedOut) {
-      opened.response.abort();
-      opened.closeConnection();
-      throw timeoutError(opened.pathname);
-    }
-    const { response, pathname } = opened;
-    const text = await readText(response.body).catch((e: Error) =>
-      Promise.reject(timedOut ? timeoutError(pathname) : new Error(`${label} ${pathname}: ${e.message}`)),
-    );
-    return { status: response.status, statusMessage: response.statusMessage, text, pathname };
-  } finally {
-    clearTimeout(timer);
-  }
+  const { response, pathname } = await openRequest(kubeConfig, {
+    ...request,
+    idleTimeoutMs: request.timeoutMs,
+  });
+  const text = await readText(response.body).catch((e: Error) =>
+    Promise.reject(new Error(`${request.label} ${pathname}: ${e.message}`)),
+  );
+  return { status: response.status, statusMessage: response.statusMessage, text, pathname };
 }
 
 export interface ApiStreamHandlers {
@@ -282,21 +291,30 @@ export interface ApiStreamHandlers {
 }
 
 export type ApiStreamResponse =
-  /** 200: lines follow through the handlers until onEnd; abort() ends it. */
-  | { status: 200; abort(): void }
+  /**
+   * 200: lines follow through the handlers until onEnd; abort() ends it, and with dropConnection the
+   * connection it shares (a watch the server should have ended long ago says that connection is dead).
+   */
+  | { status: 200; abort(opts?: { dropConnection?: boolean }): void }
   /** Any other status: the whole body, and no handler is called. */
   | { status: number; statusMessage: string; text: string };
 
 /**
- * A streamed GET (a watch): resolves when the response starts. Rejects only on a transport failure
- * before it does; one later is reported through onEnd.
+ * A streamed GET (a watch): resolves when the response starts. Rejects on a transport failure before it
+ * does, or when it does not start within responseTimeoutMs (default 60 s); a failure later is reported
+ * through onEnd.
  */
 export async function streamApiServer(
   kubeConfig: KubeConfig,
-  request: Omit<ApiRequest, 'payload' | 'timeoutMs' | 'method'>,
+  request: Omit<ApiRequest, 'payload' | 'timeoutMs' | 'method'> & { responseTimeoutMs?: number },
   handlers: ApiStreamHandlers,
 ): Promise<ApiStreamResponse> {
-  const { response, pathname } = await openRequest(kubeConfig, { ...request, method: 'GET' });
+  const { response, pathname, dropConnection } = await openRequest(kubeConfig, {
+    ...request,
+    method: 'GET',
+    idleTimeoutMs: request.responseTimeoutMs ?? 60_000,
+    idleTimeoutUntilResponse: true,
+  });
   if (response.status !== 200) {
     const text = await readText(response.body).catch(() => '');
     return { status: response.status, statusMessage: response.statusMessage, text };
@@ -329,9 +347,10 @@ export async function streamApiServer(
   );
   return {
     status: 200,
-    abort: () => {
+    abort: (opts = {}) => {
       end(new Error(`${request.label} ${pathname}: aborted`));
       response.abort();
+      if (opts.dropConnection) dropConnection();
     },
   };
 }

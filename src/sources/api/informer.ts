@@ -471,7 +471,7 @@ export class ResourceInformer {
           watchdog = setTimeout(
             () => {
               stalled = true;
-              res.abort();
+              res.abort({ dropConnection: true });
             },
             timeoutSeconds * 1000 + (this.deps.watchStallGraceMs ?? 30_000),
           );
