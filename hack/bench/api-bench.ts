@@ -309,6 +309,8 @@ async function main(): Promise<void> {
   // A busy process can overrun the compressed hour: counted per hour of (compressed) time all the same.
   const informers = done();
   for (const key of Object.keys(informers) as Array<keyof Measured>) informers[key] *= hourMs / informersMs;
+  // The Lease alone next: informers left running would add their own traffic to it, scaled up with it.
+  await Promise.all(agents.map((a) => a.source.stop()));
 
   done = measure(api);
   for (let round = 0; round < o['lease-rounds']; round++) {
@@ -325,7 +327,6 @@ async function main(): Promise<void> {
   console.log(`User-Agents seen: ${[...agentsSeen].join(' | ')}`);
 
   await Promise.all(agents.map((a) => a.election.stop({ release: false })));
-  await Promise.all(agents.map((a) => a.source.stop()));
   await api.stop();
 }
 

@@ -2,14 +2,7 @@
 // The chart's RBAC, rendered by the real helm: what it grants (least privilege: no Lease outside the release
 // namespace, no write the agent does not make), and that every request a running agent makes against the API
 // stand-in — lists, watches, the Lease election, status patches, Events — is one the rendered rules allow.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { runAgent } from '../../../src/cli/commands/run.js';
-import { createFakeDataplane, FakeIpLinks } from '../../../src/dataplane/index.js';
-import { RecordingLogger } from '../../../src/observe/logger.js';
-import { createApiSource } from '../../../src/sources/api/index.js';
-import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
+import { runClusterAgent, useStandInPerTest } from '../../fixtures/cluster-agent.js';
 import { eventually } from '../../fixtures/polling.js';
 import { renderChart, type RenderedObject } from '../../fixtures/helm.js';
 import { allowed, grantsOf, requestAttributes, type PolicyRule } from '../../fixtures/rbac.js';
@@ -92,24 +85,10 @@ describe('chart RBAC (helm template)', () => {
 });
 
 describe('every API request of a cluster-mode agent is allowed by the chart', () => {
-  let dir: string;
-  let api: StandInApiServer;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'portway-rbac-'));
-    api = new StandInApiServer();
-    await api.start();
-    await writeKubeconfig(api, join(dir, 'kubeconfig'));
-  });
-  afterEach(async () => {
-    await api.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const env = useStandInPerTest('portway-rbac-');
 
   it('lists, watches, takes and renews the Lease, patches status, creates Events, releases the Lease', async () => {
-    await writeFile(
-      join(dir, 'config.yaml'),
-      'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\nloadBalancer: { layer2: false }\n',
-    );
+    const { api } = env;
     api.put({
       apiVersion: 'portway.io/v1alpha1',
       kind: 'IPAddressPool',
@@ -130,20 +109,11 @@ describe('every API request of a cluster-mode agent is allowed by the chart', ()
         },
       });
     const abort = new AbortController();
-    const done = runAgent({
-      kubeconfig: join(dir, 'kubeconfig'),
-      configPath: join(dir, 'config.yaml'),
-      metricsBindAddress: '127.0.0.1:0',
-      healthzBindAddress: '127.0.0.1:0',
-      once: false,
-      logger: new RecordingLogger(),
-      stateDir: dir,
-      handleSignals: false,
-      signal: abort.signal,
+    const done = runClusterAgent({
+      dir: env.dir,
+      config: 'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\nloadBalancer: { layer2: false }\n',
       env: { NODE_NAME: 'node-a', POD_NAMESPACE: NAMESPACE },
-      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-      createDataplane: async () => createFakeDataplane({ families: ['IPv4'] }),
-      createApiSource: (o) => createApiSource({ ...o, backoff: { initialMs: 20, maxMs: 200 } }),
+      signal: abort.signal,
     });
     const ingress = (name: string) =>
       (api.get('Service', 'demo', name) as any)?.status?.loadBalancer?.ingress;
