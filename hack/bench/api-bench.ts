@@ -259,6 +259,7 @@ function perNode(t: Measured, agents: number): Record<string, string> {
     'KB sent (by the server)': f(t.bytesSent / 1024),
     'lists from watch cache': f(t.cachedLists),
     'consistent list pages (etcd)': f(t.consistentListPages),
+    'GETs from etcd / from watch cache': `${f(t.consistentGets)} / ${f(t.cachedGets)}`,
   };
 }
 

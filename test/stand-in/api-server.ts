@@ -153,6 +153,9 @@ export interface TrafficStats {
   cachedLists: number;
   /** Lists that, on a real server, are a quorum read from etcd (no resourceVersion): one per page. */
   consistentListPages: number;
+  /** GETs of one object without a resourceVersion (etcd) and with one (the watch cache). */
+  consistentGets: number;
+  cachedGets: number;
   watches: number;
 }
 
@@ -485,7 +488,11 @@ export class StandInApiServer {
           } else if (req.method === 'GET') send(...this.listObjects(route, query));
           else if (req.method === 'POST') send(...this.createObject(route, body));
           else send(405, statusBody(405, 'MethodNotAllowed', `${req.method} not allowed on a collection`));
-        } else if (req.method === 'GET') send(...this.getObject(route));
+        } else if (req.method === 'GET') {
+          if (query.resourceVersion) this.traffic.cachedGets += 1;
+          else this.traffic.consistentGets += 1;
+          send(...this.getObject(route));
+        }
         else if (req.method === 'PUT') send(...this.updateObject(route, body));
         else if (req.method === 'PATCH')
           send(...this.patchObject(route, body, req.headers['content-type'] ?? ''));
@@ -871,7 +878,15 @@ function parseRoute(pathname: string): Route | null {
 }
 
 function emptyTraffic(): Omit<TrafficStats, 'bytesReceived' | 'bytesSent'> {
-  return { requests: 0, connections: 0, cachedLists: 0, consistentListPages: 0, watches: 0 };
+  return {
+    requests: 0,
+    connections: 0,
+    cachedLists: 0,
+    consistentListPages: 0,
+    consistentGets: 0,
+    cachedGets: 0,
+    watches: 0,
+  };
 }
 
 function statusBody(code: number, reason: string, message: string): Record<string, unknown> {
