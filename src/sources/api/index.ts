@@ -1,4 +1,5 @@
 // Cluster mode's source, wired with the shared normaliser and kube-proxy's config precedence.
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterStateBuilder } from '../../model/incremental.js';
 import type { Logger } from '../../observe/logger.js';
 import { ApiSource, watchedResources, type WatchedResourcesOptions } from './api-source.js';
@@ -19,6 +20,8 @@ export type { ApiConnectionOptions } from './kube-config.js';
 export type { InformerStatus } from './informer.js';
 
 export interface CreateApiSourceOptions extends ApiConnectionOptions, WatchedResourcesOptions {
+  /** A configuration already loaded (shared with the status writer: one connection); else loaded here. */
+  kubeConfig?: KubeConfig;
   logger?: Logger;
   now?: () => number;
   backoff?: Partial<BackoffOptions>;
@@ -31,7 +34,7 @@ export interface CreateApiSourceOptions extends ApiConnectionOptions, WatchedRes
  */
 export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
   return new ApiSource({
-    kubeConfig: loadKubeConfig(opts),
+    kubeConfig: opts.kubeConfig ?? loadKubeConfig(opts),
     // Incremental: each change costs milliseconds, not a full normalisation (same result as buildClusterState).
     normalise: new ClusterStateBuilder(),
     logger: opts.logger,

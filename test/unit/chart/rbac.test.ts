@@ -129,6 +129,8 @@ describe('every API request of a cluster-mode agent is allowed by the chart', ()
     );
     abort.abort();
     expect(await done).toBe(0);
+    // Informers, Lease election and status writes share one HTTP/2 connection.
+    expect(api.trafficStats().connections).toBe(1);
     // Without layer2 nothing needs the other Nodes: the agent lists and watches only its own.
     const nodeRequests = api.requests.filter((r) => r.path === '/api/v1/nodes');
     expect(nodeRequests.length).toBeGreaterThanOrEqual(2);
