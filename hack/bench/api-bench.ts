@@ -193,11 +193,9 @@ class SteppedClock {
 function makeAgents(client: ClientModules, api: StandInApiServer, o: Options, clock: SteppedClock): Agent[] {
   const agents: Agent[] = [];
   for (let a = 0; a < o.agents; a++) {
-    // `portway run` loads the kubeconfig twice: for the informers and for the status writer.
+    // `portway run` loads the kubeconfig once, for the informers and the status writer alike.
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromString(api.kubeconfig());
-    const writerKubeConfig = new KubeConfig();
-    writerKubeConfig.loadFromString(api.kubeconfig());
     const watchTimeoutSeconds = Math.max(1, Math.round(450 / o.speedup));
     agents.push({
       source: new client.ApiSource({
@@ -209,7 +207,7 @@ function makeAgents(client: ClientModules, api: StandInApiServer, o: Options, cl
         watchStallGraceMs: 5_000,
       }),
       election: new client.LeaseElector({
-        client: new client.KubeApiWriter({ kubeConfig: writerKubeConfig }),
+        client: new client.KubeApiWriter({ kubeConfig }),
         identity: `node-${a}`,
         namespace: 'portway-system',
         clock,
