@@ -128,8 +128,11 @@ export interface StandInOptions {
    * older than the retained history is 410 Expired (the case client-go's pager falls back from).
    */
   watchCache?: boolean;
-  /** false: HTTP/1.1 only (no h2 in ALPN), as a server behind an HTTP/1.1 proxy. */
-  http2?: boolean;
+  /**
+   * false: HTTP/1.1 only, as a server behind an HTTP/1.1 proxy: it refuses h2 in ALPN; 'no-alpn': it
+   * negotiates no protocol at all (the handshake succeeds, h2 then fails).
+   */
+  http2?: boolean | 'no-alpn';
 }
 
 export interface RequestRecord {
@@ -170,7 +173,7 @@ export class StandInApiServer {
   private historyLimit: number;
   private readonly bookmarkIntervalMs: number;
   private readonly watchCache: boolean;
-  private readonly http2: boolean;
+  private readonly http2: boolean | 'no-alpn';
   private certs?: StandInCertificates;
   private server?: Http2SecureServer | HttpsServer;
   private listenPort = 0;
@@ -207,9 +210,10 @@ export class StandInApiServer {
     this.certs ??= await standInCertificates();
     const tls = { key: this.certs.serverKey, cert: this.certs.serverCert };
     const handler = (req: Request, res: Response) => this.handle(req, res);
-    const server = this.http2
-      ? createSecureServer({ ...tls, allowHTTP1: true }, handler)
-      : createHttpsServer(tls, handler);
+    const server =
+      this.http2 === true
+        ? createSecureServer({ ...tls, allowHTTP1: true }, handler)
+        : createHttpsServer(this.http2 === 'no-alpn' ? { ...tls, ALPNProtocols: [] } : tls, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.listenPort, '127.0.0.1', () => {
@@ -492,8 +496,7 @@ export class StandInApiServer {
           if (query.resourceVersion) this.traffic.cachedGets += 1;
           else this.traffic.consistentGets += 1;
           send(...this.getObject(route));
-        }
-        else if (req.method === 'PUT') send(...this.updateObject(route, body));
+        } else if (req.method === 'PUT') send(...this.updateObject(route, body));
         else if (req.method === 'PATCH')
           send(...this.patchObject(route, body, req.headers['content-type'] ?? ''));
         else if (req.method === 'DELETE') send(...this.deleteObject(route));

@@ -138,6 +138,8 @@ async function prepare(
   return { url, options, connections, tryHttp2: !plain && !cluster.proxyUrl && !connections.http1Only };
 }
 
+const NO_H2 = 'PORTWAY_NO_HTTP2';
+
 /** The shared session, opened on first use; undefined when the server refuses h2. */
 async function http2Session(p: Prepared): Promise<ClientHttp2Session | undefined> {
   const c = p.connections;
@@ -156,7 +158,13 @@ async function http2Session(p: Prepared): Promise<ClientHttp2Session | undefined
       const forget = (): void => {
         if (c.session === opening) c.session = undefined;
       };
-      session.once('connect', () => {
+      session.once('connect', (_session: ClientHttp2Session, socket: { alpnProtocol?: string | false }) => {
+        if (socket.alpnProtocol !== 'h2') {
+          // A server without ALPN completes the handshake, then cannot speak h2.
+          session.destroy();
+          reject(Object.assign(new Error('the server did not agree to HTTP/2'), { code: NO_H2 }));
+          return;
+        }
         session.off('error', reject);
         session.on('error', forget);
         // Idle, it must not keep the process alive (streams ref it while open).
@@ -175,7 +183,8 @@ async function http2Session(p: Prepared): Promise<ClientHttp2Session | undefined
   try {
     return await opening;
   } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' || code === NO_H2) {
       c.http1Only = true;
       return undefined;
     }

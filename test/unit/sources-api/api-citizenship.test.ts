@@ -130,23 +130,29 @@ describe('API citizenship', () => {
     }
   });
 
-  it('falls back to HTTP/1.1 keep-alive when the server refuses h2: watches hold a connection each, the rest reuse', async () => {
-    ({ api, kc } = await standIn({ http2: false }));
-    const writer = new KubeApiWriter({ kubeConfig: kc });
-    for (let i = 0; i < 20; i++)
-      await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
-    expect(apiProtocolOf(kc)).toBe('http/1.1');
-    // One refused h2 handshake, then one kept-alive connection.
-    expect(api.trafficStats().connections).toBe(2);
-    const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
-    try {
-      await source.start();
-      await eventually('watches open', () => api.openWatchCount === 7);
-      expect(api.trafficStats().connections).toBeLessThanOrEqual(9);
-    } finally {
-      await source.stop();
-    }
-  });
+  it.each([
+    ['refuses h2 in ALPN', false as const],
+    ['negotiates no protocol', 'no-alpn' as const],
+  ])(
+    'falls back to HTTP/1.1 keep-alive when the server %s: watches hold a connection each, the rest reuse',
+    async (_, http2) => {
+      ({ api, kc } = await standIn({ http2 }));
+      const writer = new KubeApiWriter({ kubeConfig: kc });
+      for (let i = 0; i < 20; i++)
+        await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
+      expect(apiProtocolOf(kc)).toBe('http/1.1');
+      // One refused h2 handshake, then one kept-alive connection.
+      expect(api.trafficStats().connections).toBe(2);
+      const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
+      try {
+        await source.start();
+        await eventually('watches open', () => api.openWatchCount === 7);
+        expect(api.trafficStats().connections).toBeLessThanOrEqual(9);
+      } finally {
+        await source.stop();
+      }
+    },
+  );
 
   it("filters at the server: kube-proxy's label selector on EndpointSlices; only this Node when asked", async () => {
     ({ api, kc } = await standIn());
