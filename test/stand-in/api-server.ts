@@ -1,5 +1,6 @@
 // A stand-in for kube-apiserver, for tests and demos (there is no real API server on these machines).
-// It speaks the parts of the Kubernetes REST protocol portway uses, over HTTPS with a bearer token:
+// It speaks the parts of the Kubernetes REST protocol portway uses, over HTTPS (HTTP/2 when the client
+// offers it in ALPN, as kube-apiserver; HTTP/1.1 otherwise) with a bearer token:
 // list (cluster-wide and per namespace), watch (chunked JSON events from a resourceVersion, with
 // bookmarks and 410 Gone for versions older than the retained history), get/create/update/patch/
 // delete, and the /status subresource. Test controls can drop every open watch, forget history
@@ -9,7 +10,13 @@
 // strategic-merge semantics (a strategic merge patch is applied as a JSON merge patch), discovery.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { standInCertificates, type StandInCertificates } from './certs.js';
 import {
@@ -21,6 +28,9 @@ import {
   SelectorError,
   type ObjectMatcher,
 } from './selectors.js';
+
+type Request = IncomingMessage | Http2ServerRequest;
+type Response = ServerResponse | Http2ServerResponse;
 
 export interface ResourceType {
   group: string;
@@ -102,7 +112,7 @@ interface OpenWatch {
   namespace?: string;
   matches: ObjectMatcher;
   bookmarks: boolean;
-  res: ServerResponse;
+  res: Response;
   timer?: NodeJS.Timeout;
 }
 
@@ -113,6 +123,16 @@ export interface StandInOptions {
   historyLimit?: number;
   /** Period of BOOKMARK events for watches that asked for them (0 = only on sendBookmarks()). */
   bookmarkIntervalMs?: number;
+  /**
+   * false: as kube-apiserver --watch-cache=false, every list is read from etcd, and one at a version
+   * older than the retained history is 410 Expired (the case client-go's pager falls back from).
+   */
+  watchCache?: boolean;
+  /**
+   * false: HTTP/1.1 only, as a server behind an HTTP/1.1 proxy: it refuses h2 in ALPN; 'no-alpn': it
+   * negotiates no protocol at all (the handshake succeeds, h2 then fails).
+   */
+  http2?: boolean | 'no-alpn';
 }
 
 export interface RequestRecord {
@@ -120,14 +140,42 @@ export interface RequestRecord {
   path: string;
   query: Record<string, string>;
   status: number;
+  /** The User-Agent header ('' when absent). */
+  userAgent: string;
+}
+
+/** What clients cost the server, for API-citizenship checks and `npm run bench:api`. */
+export interface TrafficStats {
+  requests: number;
+  /** TCP connections accepted (each one a TLS handshake). */
+  connections: number;
+  /** Bytes on the wire (TLS records, HTTP headers and bodies), both directions, closed and open sockets. */
+  bytesReceived: number;
+  bytesSent: number;
+  /** Lists served from the watch cache (resourceVersion "0" or a version to be not older than). */
+  cachedLists: number;
+  /** Lists that, on a real server, are a quorum read from etcd (no resourceVersion): one per page. */
+  consistentListPages: number;
+  /** GETs of one object without a resourceVersion (etcd) and with one (the watch cache). */
+  consistentGets: number;
+  cachedGets: number;
+  watches: number;
+}
+
+/** A page a paginated list has not handed out yet, under its continue token. */
+interface PendingPages {
+  items: unknown[];
+  resourceVersion: string;
 }
 
 export class StandInApiServer {
   readonly token: string;
   private historyLimit: number;
   private readonly bookmarkIntervalMs: number;
+  private readonly watchCache: boolean;
+  private readonly http2: boolean | 'no-alpn';
   private certs?: StandInCertificates;
-  private server?: Server;
+  private server?: Http2SecureServer | HttpsServer;
   private listenPort = 0;
   private readonly objects = new Map<ResourceType, Map<string, KubeObject>>();
   private history: StoredEvent[] = [];
@@ -140,11 +188,17 @@ export class StandInApiServer {
   private bookmarkTimer?: NodeJS.Timeout;
   /** Every request served, for assertions (e.g. "the client relisted"). */
   readonly requests: RequestRecord[] = [];
+  private traffic = emptyTraffic();
+  /** Bytes of sockets already closed; open ones are read live from `sockets`. */
+  private closedBytes = { received: 0, sent: 0 };
+  private readonly continuations = new Map<string, PendingPages>();
 
   constructor(options: StandInOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.historyLimit = options.historyLimit ?? 10_000;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 0;
+    this.watchCache = options.watchCache ?? true;
+    this.http2 = options.http2 ?? true;
     for (const t of STAND_IN_RESOURCES) this.objects.set(t, new Map());
   }
 
@@ -154,9 +208,12 @@ export class StandInApiServer {
   async start(): Promise<void> {
     if (this.server) return;
     this.certs ??= await standInCertificates();
-    const server = createServer({ key: this.certs.serverKey, cert: this.certs.serverCert }, (req, res) =>
-      this.handle(req, res),
-    );
+    const tls = { key: this.certs.serverKey, cert: this.certs.serverCert };
+    const handler = (req: Request, res: Response) => this.handle(req, res);
+    const server =
+      this.http2 === true
+        ? createSecureServer({ ...tls, allowHTTP1: true }, handler)
+        : createHttpsServer(this.http2 === 'no-alpn' ? { ...tls, ALPNProtocols: [] } : tls, handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.listenPort, '127.0.0.1', () => {
@@ -169,7 +226,12 @@ export class StandInApiServer {
     // still in the TLS handshake, and a client reconnecting in a tight loop always has one).
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+      this.traffic.connections += 1;
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        this.closedBytes.received += socket.bytesRead;
+        this.closedBytes.sent += socket.bytesWritten;
+      });
     });
     this.server = server;
     if (this.bookmarkIntervalMs > 0) {
@@ -184,6 +246,7 @@ export class StandInApiServer {
     this.server = undefined;
     clearInterval(this.bookmarkTimer);
     this.dropWatches({ abrupt: true });
+    this.continuations.clear();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -241,6 +304,31 @@ export class StandInApiServer {
   expireHistory(): void {
     this.history = [];
     this.compactedRv = this.rv;
+    // Continue tokens name a version etcd compacted away too.
+    this.continuations.clear();
+  }
+
+  /** Requests, connections and bytes since start (or the last resetTraffic()). */
+  trafficStats(): TrafficStats {
+    let received = this.closedBytes.received;
+    let sent = this.closedBytes.sent;
+    for (const socket of this.sockets) {
+      received += socket.bytesRead;
+      sent += socket.bytesWritten;
+    }
+    return { ...this.traffic, bytesReceived: received, bytesSent: sent };
+  }
+
+  /** Start counting from zero (open connections' bytes so far are not counted again). */
+  resetTraffic(): void {
+    this.traffic = emptyTraffic();
+    let received = 0;
+    let sent = 0;
+    for (const socket of this.sockets) {
+      received += socket.bytesRead;
+      sent += socket.bytesWritten;
+    }
+    this.closedBytes = { received: -received, sent: -sent };
   }
 
   setHistoryLimit(limit: number): void {
@@ -357,11 +445,18 @@ export class StandInApiServer {
 
   // ── HTTP ───────────────────────────────────────────────────────────────────────────────────
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: Request, res: Response): void {
     const url = new URL(req.url ?? '/', 'https://stand-in');
     const query = Object.fromEntries(url.searchParams.entries());
-    const record: RequestRecord = { method: req.method ?? 'GET', path: url.pathname, query, status: 0 };
+    const record: RequestRecord = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query,
+      status: 0,
+      userAgent: req.headers['user-agent'] ?? '',
+    };
     this.requests.push(record);
+    this.traffic.requests += 1;
     const send = (status: number, body: unknown): void => {
       record.status = status;
       const text = JSON.stringify(body);
@@ -392,12 +487,16 @@ export class StandInApiServer {
         if (route.name === undefined) {
           if (req.method === 'GET' && query.watch === 'true') {
             record.status = 200;
+            this.traffic.watches += 1;
             this.startWatch(route, query, res);
           } else if (req.method === 'GET') send(...this.listObjects(route, query));
           else if (req.method === 'POST') send(...this.createObject(route, body));
           else send(405, statusBody(405, 'MethodNotAllowed', `${req.method} not allowed on a collection`));
-        } else if (req.method === 'GET') send(...this.getObject(route));
-        else if (req.method === 'PUT') send(...this.updateObject(route, body));
+        } else if (req.method === 'GET') {
+          if (query.resourceVersion) this.traffic.cachedGets += 1;
+          else this.traffic.consistentGets += 1;
+          send(...this.getObject(route));
+        } else if (req.method === 'PUT') send(...this.updateObject(route, body));
         else if (req.method === 'PATCH')
           send(...this.patchObject(route, body, req.headers['content-type'] ?? ''));
         else if (req.method === 'DELETE') send(...this.deleteObject(route));
@@ -422,7 +521,48 @@ export class StandInApiServer {
     return route.namespace === undefined || obj.metadata.namespace === route.namespace;
   }
 
+  /**
+   * A list, with the real server's resourceVersion semantics as far as cost goes: "0" or a version
+   * (not older than) is served whole from the watch cache, `limit` ignored, as kube-apiserver's cache
+   * does; no resourceVersion is a consistent read from etcd, paginated by `limit`/`continue` (the pages
+   * are a snapshot of the first page's version; a token outlives neither expireHistory() nor a restart
+   * of the server, and is then 410 Expired).
+   */
   private listObjects(route: Route, query: Record<string, string>): [number, unknown] {
+    const listKind = { kind: `${route.resource.kind}List`, apiVersion: apiVersionOf(route.resource) };
+    if (query.continue) {
+      const pending = this.continuations.get(query.continue);
+      if (!pending)
+        return [
+          410,
+          statusBody(
+            410,
+            'Expired',
+            'The provided continue parameter is too old to display a consistent list result.',
+          ),
+        ];
+      this.continuations.delete(query.continue);
+      this.traffic.consistentListPages += 1;
+      return [200, this.page(listKind, pending.items, pending.resourceVersion, Number(query.limit ?? 0))];
+    }
+    const versioned = query.resourceVersion !== undefined && query.resourceVersion !== '';
+    const fromCache = versioned && this.watchCache;
+    if (
+      !this.watchCache &&
+      versioned &&
+      query.resourceVersion !== '0' &&
+      Number(query.resourceVersion) < this.compactedRv
+    )
+      return [
+        410,
+        statusBody(
+          410,
+          'Expired',
+          `too old resource version: ${query.resourceVersion} (${this.compactedRv})`,
+        ),
+      ];
+    if (fromCache) this.traffic.cachedLists += 1;
+    else this.traffic.consistentListPages += 1;
     const matches = this.matcherFor(query);
     const items = [...this.objects.get(route.resource)!.values()]
       .filter((o) => this.visible(route, o) && matches(o))
@@ -434,15 +574,25 @@ export class StandInApiServer {
       )
       // The real server leaves kind/apiVersion out of list items; clients must not rely on them.
       .map(({ kind: _k, apiVersion: _a, ...rest }) => rest);
-    return [
-      200,
-      {
-        kind: `${route.resource.kind}List`,
-        apiVersion: apiVersionOf(route.resource),
-        metadata: { resourceVersion: String(this.rv) },
-        items,
-      },
-    ];
+    return [200, this.page(listKind, items, String(this.rv), fromCache ? 0 : Number(query.limit ?? 0))];
+  }
+
+  /** The first `limit` items (all when 0), and a continue token for the rest. */
+  private page(
+    listKind: { kind: string; apiVersion: string },
+    items: unknown[],
+    resourceVersion: string,
+    limit: number,
+  ): unknown {
+    const metadata: Record<string, unknown> = { resourceVersion };
+    if (limit > 0 && items.length > limit) {
+      const token = randomBytes(12).toString('hex');
+      this.continuations.set(token, { items: items.slice(limit), resourceVersion });
+      metadata.continue = token;
+      metadata.remainingItemCount = items.length - limit;
+      items = items.slice(0, limit);
+    }
+    return { ...listKind, metadata, items };
   }
 
   private getObject(route: Route): [number, unknown] {
@@ -597,7 +747,7 @@ export class StandInApiServer {
 
   // ── watch ──────────────────────────────────────────────────────────────────────────────────
 
-  private startWatch(route: Route, query: Record<string, string>, res: ServerResponse): void {
+  private startWatch(route: Route, query: Record<string, string>, res: Response): void {
     const watch: OpenWatch = {
       resource: route.resource,
       namespace: route.namespace,
@@ -605,8 +755,15 @@ export class StandInApiServer {
       bookmarks: query.allowWatchBookmarks === 'true',
       res,
     };
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
-    res.flushHeaders();
+    // HTTP/2 frames the stream itself (and forbids the header).
+    res.writeHead(
+      200,
+      'stream' in res
+        ? { 'Content-Type': 'application/json' }
+        : { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+    );
+    // Send the headers now (HTTP/2's compat response sends them with writeHead).
+    if (!('stream' in res)) res.flushHeaders();
     const from = query.resourceVersion ?? '';
     if (from !== '' && from !== '0' && !/^\d+$/.test(from)) {
       this.writeEvent(res, 'ERROR', statusBody(400, 'BadRequest', `invalid resource version "${from}"`));
@@ -667,9 +824,10 @@ export class StandInApiServer {
     });
   }
 
-  private writeEvent(res: ServerResponse, type: string, object: unknown): void {
+  private writeEvent(res: Response, type: string, object: unknown): void {
     if (this.frozen) return;
-    if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ type, object })}\n`);
+    if (!res.writableEnded && !res.destroyed)
+      (res as ServerResponse).write(`${JSON.stringify({ type, object })}\n`);
   }
 
   private closeWatch(w: OpenWatch, abrupt: boolean): void {
@@ -722,6 +880,18 @@ function parseRoute(pathname: string): Route | null {
   return { resource, namespace, name, subresource: sub === 'status' ? 'status' : undefined };
 }
 
+function emptyTraffic(): Omit<TrafficStats, 'bytesReceived' | 'bytesSent'> {
+  return {
+    requests: 0,
+    connections: 0,
+    cachedLists: 0,
+    consistentListPages: 0,
+    consistentGets: 0,
+    cachedGets: 0,
+    watches: 0,
+  };
+}
+
 function statusBody(code: number, reason: string, message: string): Record<string, unknown> {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
@@ -731,7 +901,7 @@ function notFound(route: Route): [number, unknown] {
   return [404, statusBody(404, 'NotFound', `${route.resource.plural}${group} "${route.name}" not found`)];
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: Request): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   if (chunks.length === 0) return undefined;

@@ -4,3 +4,16 @@ app.kubernetes.io/name: {{ include "portway.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
+{{- /*
+Name of cluster-scoped objects (ClusterRole, ClusterRoleBinding). Helm release names are unique per
+namespace only, so both go into the name: two releases never overwrite each other's grants.
+*/ -}}
+{{- define "portway.clusterScopedName" -}}
+{{- printf "%s:%s:%s" (include "portway.name" .) .Release.Namespace .Release.Name | trunc 253 | trimSuffix ":" -}}
+{{- end -}}
+{{- /* The Lease the agents elect the LoadBalancer status writer with (src/sources/api/lease-election.ts). */ -}}
+{{- define "portway.leaseName" -}}portway-lb-status{{- end -}}
+{{- /* Whether the agent writes LoadBalancer status (config loadBalancer.enabled, default true). */ -}}
+{{- define "portway.writesLoadBalancerStatus" -}}
+{{- if ne (toString (dig "loadBalancer" "enabled" true .Values.config)) "false" }}true{{ end -}}
+{{- end -}}

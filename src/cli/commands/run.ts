@@ -215,6 +215,18 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
     sharedChainsJournal: netnsState.sharedChainsJournal,
   });
+  // Cluster mode: one client configuration for the informers and the status writer, so that they share
+  // one connection to the API server. Loaded before anything starts, so that a bad kubeconfig is a
+  // start-up error naming the flag.
+  const apiKubeConfig =
+    choice.kind === 'api'
+      ? loadKubeConfig({
+          ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
+          ...(choice.master !== undefined ? { master: choice.master } : {}),
+          env,
+          serviceAccountRoot: saRoot,
+        })
+      : undefined;
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
     config,
@@ -225,15 +237,10 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     ...(opts.ipLinks ? { listLinks: () => (opts.ipLinks as IpLinks).listLinks() } : {}),
     // ── LB status writer hook (src/lb/status-writer.ts): cluster mode only; one writer, elected by a Lease
     // in $POD_NAMESPACE (default kube-system). Manifest mode writes nothing. ──
-    ...(choice.kind === 'api' && config.loadBalancer.enabled
+    ...(apiKubeConfig && config.loadBalancer.enabled
       ? {
           statusWriter: createLoadBalancerStatusWriter({
-            kubeConfig: loadKubeConfig({
-              ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
-              ...(choice.master !== undefined ? { master: choice.master } : {}),
-              env,
-              serviceAccountRoot: saRoot,
-            }),
+            kubeConfig: apiKubeConfig,
             nodeName,
             leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
             loadBalancerClass: config.loadBalancer.loadBalancerClass,
@@ -255,10 +262,16 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
       env,
       serviceAccountRoot: saRoot,
     };
-    // Loaded here too so that a bad kubeconfig is a start-up error naming the flag, and the
-    // start-up line can name the server (credentials stripped).
-    const server = apiServerUrl(loadKubeConfig(connection));
-    const api = (opts.createApiSource ?? createApiSource)({ ...connection, logger: log });
+    // The start-up line names the server (credentials stripped).
+    const server = apiServerUrl(apiKubeConfig!);
+    // Layer2 owner election needs every Node; without it the agent reads only its own.
+    const announces = config.loadBalancer.enabled && config.loadBalancer.layer2;
+    const api = (opts.createApiSource ?? createApiSource)({
+      ...connection,
+      kubeConfig: apiKubeConfig!,
+      logger: log,
+      ...(announces ? {} : { onlyNode: nodeName }),
+    });
     source = new ApiAgentSource(api, choice, server);
   }
   const wallClock = opts.wallClock ?? Date.now;

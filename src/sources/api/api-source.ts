@@ -4,6 +4,7 @@
 // the API is unreachable the last state is kept and the outage is visible in connection().
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterState, InputProblem } from '../../model/cluster-state.js';
+import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME } from '../../model/normalise.js';
 import { silentLogger, type Logger } from '../../observe/logger.js';
 import { apiServerUrl } from './kube-config.js';
 import {
@@ -38,33 +39,64 @@ export interface ApiSnapshot {
 }
 
 /**
- * What portway watches. No label selectors: kube-proxy filters headless and service-proxy-name
- * Services at the informer, but the normaliser already drops their proxy rules while the address
- * allocator and Ingress checks still need to see every Service — one place decides.
+ * The label selector kube-proxy's informers use for Services and EndpointSlices (another proxy's
+ * objects, and the slices of headless Services, which no proxy programs).
  */
-export const WATCHED_RESOURCES: readonly WatchedResource[] = [
-  { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
-  {
-    kind: 'EndpointSlice',
-    apiVersion: 'discovery.k8s.io/v1',
-    path: '/apis/discovery.k8s.io/v1/endpointslices',
-  },
-  { kind: 'Node', apiVersion: 'v1', path: '/api/v1/nodes' },
-  { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces' },
-  { kind: 'Ingress', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/ingresses' },
-  {
-    kind: 'IPAddressPool',
-    apiVersion: 'portway.io/v1alpha1',
-    path: '/apis/portway.io/v1alpha1/ipaddresspools',
-    optional: true,
-  },
-  {
-    kind: 'L2Advertisement',
-    apiVersion: 'portway.io/v1alpha1',
-    path: '/apis/portway.io/v1alpha1/l2advertisements',
-    optional: true,
-  },
-];
+export const KUBE_PROXY_LABEL_SELECTOR = `!${LABEL_SERVICE_PROXY_NAME},!${LABEL_HEADLESS}`;
+
+export interface WatchedResourcesOptions {
+  /**
+   * Watch only this Node (field selector metadata.name=<node>) instead of all. Only when nothing needs
+   * the other nodes: layer2 owner election ranks every ready, eligible node, so an agent that announces
+   * must see them all; its own Node (zone, podCIDRs, deletion) is all the rest of portway reads.
+   */
+  onlyNode?: string;
+}
+
+/**
+ * What portway watches, filtered at the server as far as portway's needs allow:
+ * - EndpointSlices with kube-proxy's selector: the normaliser drops these slices anyway, so the state is
+ *   the same and the headless slices (often the bulk: StatefulSets) never cross the wire;
+ * - Services unfiltered: the label `service.kubernetes.io/headless` is set on slices, not on Services,
+ *   and a Service another proxy programs (service-proxy-name) still gets its LoadBalancer address from
+ *   portway's allocator, as from MetalLB, and still counts as an Ingress backend. The normaliser gives it
+ *   no proxy rules, as kube-proxy;
+ * - Nodes: all, or one (see onlyNode).
+ */
+export function watchedResources(opts: WatchedResourcesOptions = {}): WatchedResource[] {
+  return [
+    { kind: 'Service', apiVersion: 'v1', path: '/api/v1/services' },
+    {
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      path: '/apis/discovery.k8s.io/v1/endpointslices',
+      labelSelector: KUBE_PROXY_LABEL_SELECTOR,
+    },
+    {
+      kind: 'Node',
+      apiVersion: 'v1',
+      path: '/api/v1/nodes',
+      ...(opts.onlyNode ? { fieldSelector: `metadata.name=${opts.onlyNode}` } : {}),
+    },
+    { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces' },
+    { kind: 'Ingress', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/ingresses' },
+    {
+      kind: 'IPAddressPool',
+      apiVersion: 'portway.io/v1alpha1',
+      path: '/apis/portway.io/v1alpha1/ipaddresspools',
+      optional: true,
+    },
+    {
+      kind: 'L2Advertisement',
+      apiVersion: 'portway.io/v1alpha1',
+      path: '/apis/portway.io/v1alpha1/l2advertisements',
+      optional: true,
+    },
+  ];
+}
+
+/** Every kind, all Nodes. */
+export const WATCHED_RESOURCES: readonly WatchedResource[] = watchedResources();
 
 export interface ApiSourceOptions {
   kubeConfig: KubeConfig;

@@ -37,7 +37,7 @@ export interface KubeApiWriterOptions {
   kubeConfig: KubeConfig;
   /** Limit of one request (default 10 s: a hung request must not hold the Lease renewal forever). */
   timeoutMs?: number;
-  /** Value of the User-Agent header. */
+  /** Value of the User-Agent header (default portway/<version> (<os>/<arch>), as every request). */
   userAgent?: string;
 }
 
@@ -62,10 +62,8 @@ export class KubeApiWriter implements KubeWriteClient {
 
   private async send(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = {
-      Accept: 'application/json',
-      'User-Agent': this.opts.userAgent ?? 'portway',
-    };
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (this.opts.userAgent !== undefined) headers['User-Agent'] = this.opts.userAgent;
     if (payload !== undefined) {
       headers['Content-Type'] = contentType ?? 'application/json';
       headers['Content-Length'] = String(Buffer.byteLength(payload));

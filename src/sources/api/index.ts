@@ -1,23 +1,27 @@
 // Cluster mode's source, wired with the shared normaliser and kube-proxy's config precedence.
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ClusterStateBuilder } from '../../model/incremental.js';
 import type { Logger } from '../../observe/logger.js';
-import { ApiSource } from './api-source.js';
+import { ApiSource, watchedResources, type WatchedResourcesOptions } from './api-source.js';
 import type { BackoffOptions } from './informer.js';
 import { loadKubeConfig, type ApiConnectionOptions } from './kube-config.js';
 
-export { ApiSource, WATCHED_RESOURCES } from './api-source.js';
+export { ApiSource, KUBE_PROXY_LABEL_SELECTOR, WATCHED_RESOURCES, watchedResources } from './api-source.js';
 export type {
   ApiConnectionStatus,
   ApiSnapshot,
   ApiSourceOptions,
   IncrementalNormaliser,
+  WatchedResourcesOptions,
   Normaliser,
 } from './api-source.js';
 export { ApiConfigError, apiServerUrl, loadKubeConfig } from './kube-config.js';
 export type { ApiConnectionOptions } from './kube-config.js';
 export type { InformerStatus } from './informer.js';
 
-export interface CreateApiSourceOptions extends ApiConnectionOptions {
+export interface CreateApiSourceOptions extends ApiConnectionOptions, WatchedResourcesOptions {
+  /** A configuration already loaded (shared with the status writer: one connection); else loaded here. */
+  kubeConfig?: KubeConfig;
   logger?: Logger;
   now?: () => number;
   backoff?: Partial<BackoffOptions>;
@@ -30,11 +34,12 @@ export interface CreateApiSourceOptions extends ApiConnectionOptions {
  */
 export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
   return new ApiSource({
-    kubeConfig: loadKubeConfig(opts),
+    kubeConfig: opts.kubeConfig ?? loadKubeConfig(opts),
     // Incremental: each change costs milliseconds, not a full normalisation (same result as buildClusterState).
     normalise: new ClusterStateBuilder(),
     logger: opts.logger,
     now: opts.now,
     backoff: opts.backoff,
+    resources: watchedResources({ ...(opts.onlyNode ? { onlyNode: opts.onlyNode } : {}) }),
   });
 }

@@ -4,11 +4,15 @@
 // (the caller must notice and restart it, with no backoff), it does not ask for bookmarks, it
 // gives no way to know when the connection was lost, and its list function returns objects
 // deserialised into V1* classes (Dates instead of strings) which the shared normaliser does not
-// expect. This loop keeps client-node's Watch (auth, TLS, line framing) and adds: relist on 410,
-// bookmarks, capped exponential backoff, a connected/disconnected-since status, and raw objects.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+// expect. Nor client-node's Watch: it sends no User-Agent of ours and opens a new connection per
+// watch through its own fetch agent. This loop adds: relist on 410, bookmarks, capped exponential
+// backoff, a connected/disconnected-since status, raw objects, and client-go's list semantics:
+// lists are served from the API server's watch cache (resourceVersion "0" at first, then "not older
+// than" the version last seen) and only when that version is gone (410) is a consistent read from
+// etcd made, paginated (limit 500) as client-go's pager does.
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../observe/logger.js';
-import { requestApiServer } from './api-request.js';
+import { requestApiServer, streamApiServer } from './api-request.js';
 
 export interface WatchedResource {
   kind: string;
@@ -45,6 +49,8 @@ export interface InformerDeps {
   backoff?: Partial<BackoffOptions>;
   /** Timeout of one list request. */
   listTimeoutMs?: number;
+  /** Page size of consistent lists (client-go's pager: 500). */
+  listPageSize?: number;
   /** Server-side watch timeout asked for; default random 300–600 s, as client-go's reflector. */
   watchTimeoutSeconds?: number;
   /** A watch the server has not ended this long after its timeoutSeconds is presumed dead and aborted. */
@@ -97,7 +103,6 @@ export class ResourceInformer {
   private readonly store = new Map<string, KubeObject>();
   private readonly listeners: Array<() => void> = [];
   private readonly eventListeners: Array<(event: InformerEvent) => void> = [];
-  private readonly watch: Watch;
   private readonly now: () => number;
   private readonly backoff: BackoffOptions;
   private running = false;
@@ -110,7 +115,6 @@ export class ResourceInformer {
     readonly resource: WatchedResource,
     private readonly deps: InformerDeps,
   ) {
-    this.watch = new Watch(deps.kubeConfig);
     this.now = deps.now ?? Date.now;
     this.backoff = { ...DEFAULT_BACKOFF, ...deps.backoff };
     this.state = {
@@ -134,7 +138,8 @@ export class ResourceInformer {
   }
 
   private objectEvent(previous: KubeObject | undefined, current: KubeObject | undefined): void {
-    for (const l of this.eventListeners) l({ ...(previous ? { previous } : {}), ...(current ? { current } : {}) });
+    for (const l of this.eventListeners)
+      l({ ...(previous ? { previous } : {}), ...(current ? { current } : {}) });
   }
 
   start(): void {
@@ -235,6 +240,8 @@ export class ResourceInformer {
       } catch (err) {
         if (!this.running) break;
         if (err instanceof ApiRequestError && err.statusCode === 410) {
+          // The version we asked to be not older than is gone: the next list is a consistent read.
+          if (needList) this.listVersionUnavailable = true;
           needList = true;
           continue;
         }
@@ -283,18 +290,44 @@ export class ResourceInformer {
     return { ...obj, kind: this.resource.kind, apiVersion: this.resource.apiVersion };
   }
 
+  /**
+   * The resourceVersion to list at, as client-go's reflector picks it: "0" (any version the watch
+   * cache holds) the first time, then the version last synced (the cache serves it once it is that
+   * fresh, so a relist never goes back in time), and "" (a consistent read from etcd) only when that
+   * version is no longer available.
+   */
+  private listResourceVersion(): string {
+    if (this.listVersionUnavailable) return '';
+    return this.state.resourceVersion === '' ? '0' : this.state.resourceVersion;
+  }
+
+  private listVersionUnavailable = false;
+
   private async list(): Promise<void> {
-    const query = new URLSearchParams();
-    if (this.resource.labelSelector) query.set('labelSelector', this.resource.labelSelector);
-    if (this.resource.fieldSelector) query.set('fieldSelector', this.resource.fieldSelector);
-    const qs = query.toString();
-    const body = (await this.getJson(`${this.resource.path}${qs ? `?${qs}` : ''}`)) as {
-      items?: KubeObject[] | null;
-      metadata?: { resourceVersion?: string };
-    };
+    const resourceVersion = this.listResourceVersion();
+    const items: KubeObject[] = [];
+    let listVersion = '';
+    let continueToken = '';
+    do {
+      const query = new URLSearchParams();
+      if (this.resource.labelSelector) query.set('labelSelector', this.resource.labelSelector);
+      if (this.resource.fieldSelector) query.set('fieldSelector', this.resource.fieldSelector);
+      if (resourceVersion !== '') query.set('resourceVersion', resourceVersion);
+      // Only a consistent read is paginated: the watch cache serves a versioned list whole anyway.
+      else query.set('limit', String(this.deps.listPageSize ?? 500));
+      if (continueToken !== '') query.set('continue', continueToken);
+      const body = (await this.getJson(`${this.resource.path}?${query.toString()}`)) as {
+        items?: KubeObject[] | null;
+        metadata?: { resourceVersion?: string; continue?: string };
+      };
+      for (const item of body.items ?? []) items.push(item);
+      listVersion = body.metadata?.resourceVersion ?? '';
+      continueToken = body.metadata?.continue ?? '';
+    } while (continueToken !== '');
+    this.listVersionUnavailable = false;
     const before = this.eventListeners.length > 0 ? new Map(this.store) : new Map<string, KubeObject>();
     this.store.clear();
-    for (const item of body.items ?? []) {
+    for (const item of items) {
       const key = this.keyOf(item);
       const stamped = this.stamp(item);
       this.store.set(key, stamped);
@@ -305,7 +338,7 @@ export class ResourceInformer {
     }
     // As client-go's Replace: what the list no longer holds was deleted.
     if (this.eventListeners.length > 0) for (const o of before.values()) this.objectEvent(o, undefined);
-    this.state.resourceVersion = body.metadata?.resourceVersion ?? '';
+    this.state.resourceVersion = listVersion;
     this.state.lists += 1;
     this.state.synced = true;
     this.markConnected();
@@ -321,15 +354,8 @@ export class ResourceInformer {
       timeoutMs: this.deps.listTimeoutMs ?? 60_000,
       label: 'list',
     });
-    if (res.status !== 200) {
-      let reason = res.statusMessage;
-      try {
-        reason = (JSON.parse(res.text) as { message?: string }).message ?? reason;
-      } catch {
-        // not a Status object
-      }
-      throw new ApiRequestError(`list ${res.pathname}: HTTP ${res.status} ${reason}`, res.status);
-    }
+    if (res.status !== 200)
+      throw new ApiRequestError(`list ${res.pathname}: HTTP ${res.status} ${statusReason(res)}`, res.status);
     try {
       return JSON.parse(res.text);
     } catch (e) {
@@ -358,14 +384,8 @@ export class ResourceInformer {
               `watch ${this.resource.path}: server did not end it ${timeoutSeconds} s after it began; presumed dead`,
             ),
           );
-        else if (err) {
-          const code = (err as { statusCode?: number }).statusCode;
-          reject(
-            code === undefined
-              ? err
-              : new ApiRequestError(`watch ${this.resource.path}: HTTP ${code} ${errorMessage(err)}`, code),
-          );
-        } else resolve('closed');
+        else if (err) reject(err);
+        else resolve('closed');
       };
       const params: Record<string, string> = {
         allowWatchBookmarks: 'true',
@@ -407,24 +427,67 @@ export class ResourceInformer {
         }
         if (rv) this.state.resourceVersion = rv;
       };
-      this.watch
-        .watch(this.resource.path, params, onEvent, finish)
-        .then((controller) => {
-          if (finished) return;
+      const onLine = (line: string): void => {
+        let event: { type?: unknown; object?: unknown };
+        try {
+          event = JSON.parse(line) as { type?: unknown; object?: unknown };
+        } catch (e) {
+          // A torn or garbled stream: end this watch; the loop resumes from the last version seen.
+          finish(new Error(`watch ${this.resource.path}: invalid JSON event: ${(e as Error).message}`));
+          stream?.abort();
+          return;
+        }
+        if (typeof event.type === 'string' && typeof event.object === 'object' && event.object !== null)
+          onEvent(event.type, event.object as KubeObject);
+      };
+      let stream: { abort(): void } | undefined;
+      streamApiServer(
+        this.deps.kubeConfig,
+        {
+          path: `${this.resource.path}?watch=true&${new URLSearchParams(params).toString()}`,
+          headers: { Accept: 'application/json' },
+          label: 'watch',
+        },
+        { onLine, onEnd: finish },
+      )
+        .then((res) => {
+          if (!('abort' in res)) {
+            finish(
+              new ApiRequestError(
+                `watch ${this.resource.path}: HTTP ${res.status} ${statusReason(res)}`,
+                res.status,
+              ),
+            );
+            return;
+          }
+          stream = res;
+          if (finished) {
+            res.abort();
+            return;
+          }
           this.state.watches += 1;
           this.markConnected();
-          this.abortWatch = () => controller.abort();
+          this.abortWatch = () => res.abort();
           watchdog = setTimeout(
             () => {
               stalled = true;
-              controller.abort();
+              res.abort({ dropConnection: true });
             },
             timeoutSeconds * 1000 + (this.deps.watchStallGraceMs ?? 30_000),
           );
-          if (!this.running) controller.abort();
+          if (!this.running) res.abort();
         })
         .catch(finish);
     });
+  }
+}
+
+/** The message of a Kubernetes Status body, else the HTTP reason phrase. */
+function statusReason(res: { statusMessage: string; text: string }): string {
+  try {
+    return (JSON.parse(res.text) as { message?: string }).message ?? res.statusMessage;
+  } catch {
+    return res.statusMessage; // not a Status object
   }
 }
 

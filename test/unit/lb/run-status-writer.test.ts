@@ -2,14 +2,7 @@
 // The status writer wired into `portway run` in cluster mode: against the API stand-in, the agent takes the
 // Lease, writes the allocated address into the Service's status, emits a Warning for the Service the pool
 // cannot serve, and releases the Lease on stop.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { runAgent } from '../../../src/cli/commands/run.js';
-import { createFakeDataplane, FakeIpLinks } from '../../../src/dataplane/index.js';
-import { RecordingLogger } from '../../../src/observe/logger.js';
-import { createApiSource } from '../../../src/sources/api/index.js';
-import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
+import { runClusterAgent, useStandInPerTest } from '../../fixtures/cluster-agent.js';
 import { eventually } from '../../fixtures/polling.js';
 
 const lbService = (name: string) => ({
@@ -26,39 +19,17 @@ const lbService = (name: string) => ({
 });
 
 describe('runAgent in cluster mode: LoadBalancer status writer', () => {
-  let dir: string;
-  let api: StandInApiServer;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'portway-lb-status-'));
-    api = new StandInApiServer();
-    await api.start();
-    await writeKubeconfig(api, join(dir, 'kubeconfig'));
-    await writeFile(join(dir, 'config.yaml'), 'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\nloadBalancer: { layer2: false }\n');
-  });
-  afterEach(async () => {
-    await api.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-
+  const env = useStandInPerTest('portway-lb-status-');
   const run = (signal: AbortSignal) =>
-    runAgent({
-      kubeconfig: join(dir, 'kubeconfig'),
-      configPath: join(dir, 'config.yaml'),
-      metricsBindAddress: '127.0.0.1:0',
-      healthzBindAddress: '127.0.0.1:0',
-      once: false,
-      logger: new RecordingLogger(),
-      stateDir: dir,
-      handleSignals: false,
-      signal,
-      hostname: 'not-this-one',
+    runClusterAgent({
+      dir: env.dir,
+      config: 'iptables: { minSyncPeriod: 10ms, syncPeriod: 30s }\nloadBalancer: { layer2: false }\n',
       env: { NODE_NAME: 'node-a', POD_NAMESPACE: 'portway-system' },
-      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-      createDataplane: async () => createFakeDataplane({ families: ['IPv4'] }),
-      createApiSource: (o) => createApiSource({ ...o, backoff: { initialMs: 20, maxMs: 200 } }),
+      signal,
     });
 
   it('takes the Lease, writes status.loadBalancer.ingress and a Warning for the unserved Service, releases on stop', async () => {
+    const { api } = env;
     api.put({
       apiVersion: 'portway.io/v1alpha1',
       kind: 'IPAddressPool',

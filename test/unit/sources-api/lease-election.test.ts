@@ -72,6 +72,18 @@ describe('LeaseElector (against the stand-in API server)', () => {
     await server.stop();
   });
 
+  it('reads the Lease from the watch cache (resourceVersion=0), never with a quorum read from etcd', async () => {
+    const a = make('node-a', new CountingClient(server));
+    const b = make('node-b', new CountingClient(server));
+    a.start();
+    b.start();
+    await step(2_000);
+    expect(a.isLeader() !== b.isLeader()).toBe(true);
+    const stats = server.trafficStats();
+    expect(stats.cachedGets).toBeGreaterThanOrEqual(20);
+    expect(stats.consistentGets).toBe(0);
+  });
+
   it('one of two candidates creates and holds the Lease; the other stays follower while it is renewed', async () => {
     const a = make('node-a', new CountingClient(server));
     const b = make('node-b', new CountingClient(server));
