@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingLogger } from '../../../../src/observe/logger.js';
@@ -137,5 +137,91 @@ describe('ManifestDirectorySource', () => {
     await eventually('beta seen', () => snapshots.some((s) => serviceNames(s).includes('beta')));
     await src.stop();
     expect(serviceNames(snapshots.at(-1)!)).toEqual(['alpha', 'beta']);
+  });
+});
+
+describe('ManifestDirectorySource: the root itself', () => {
+  let base: string;
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'portway-manifests-root-'));
+  });
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('a missing root is a sourceError; a root that is recreated is watched again (a new watcher) and read in full', async () => {
+    const dir = join(base, 'm');
+    const watchers: Array<{ fire: (path: string) => void; closed: boolean }> = [];
+    const watcher: DirectoryWatcherFactory = (_d, onEvent) => {
+      const w = { fire: onEvent, closed: false };
+      watchers.push(w);
+      return { close: async () => void (w.closed = true) };
+    };
+    const clock = new ManualClock();
+    const snapshots: ManifestSnapshot[] = [];
+    const logger = new RecordingLogger();
+    const src = new ManifestDirectorySource({
+      dir,
+      logger,
+      clock,
+      onChange: (s) => snapshots.push(s),
+      watcher,
+      rootCheckMs: 1000,
+    });
+    const first = await src.start();
+    expect(first.sourceError).toMatch(/cannot read: ENOENT/);
+    expect(first.rootIdentity).toBe('');
+    expect(watchers).toHaveLength(0); // nothing to watch yet: polled
+
+    await mkdir(dir);
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    await clock.advance(1000);
+    await eventually('the appeared root read', () => snapshots.length === 1);
+    expect(serviceNames(snapshots[0]!)).toEqual(['alpha']);
+    expect(snapshots[0]!.sourceError).toBeUndefined();
+    expect(watchers).toHaveLength(1);
+    const identity = snapshots[0]!.rootIdentity;
+
+    // rm -rf; mkdir; write: the old watcher is on a deleted inode and would never report again.
+    await rm(dir, { recursive: true });
+    await mkdir(dir);
+    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
+    await clock.advance(1000);
+    await eventually('the recreated root read', () => snapshots.length === 2);
+    expect(serviceNames(snapshots[1]!)).toEqual(['beta']);
+    expect(snapshots[1]!.rootIdentity).not.toBe(identity);
+    expect(watchers).toHaveLength(2);
+    expect(watchers[0]!.closed).toBe(true);
+    expect(logger.records.some((r) => /replaced or appeared; watching it again/.test(r.message))).toBe(true);
+
+    // Events from the new watcher reload as before.
+    await writeFile(join(dir, 'c.yaml'), svc('gamma', '10.96.0.12'));
+    watchers[1]!.fire(join(dir, 'c.yaml'));
+    await clock.advance(100);
+    await eventually('the change seen by the new watcher', () => snapshots.length === 3);
+    expect(serviceNames(snapshots[2]!)).toEqual(['beta', 'gamma']);
+    await src.stop();
+    expect(watchers[1]!.closed).toBe(true);
+  });
+
+  it('a root that vanishes keeps every file at its last good version and says so', async () => {
+    const dir = join(base, 'm');
+    await mkdir(dir);
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    const src = new ManifestDirectorySource({ dir, logger: new RecordingLogger(), clock: new ManualClock(), onChange: () => undefined });
+    await src.load();
+    await rm(dir, { recursive: true });
+    const gone = await src.load();
+    expect(gone.sourceError).toMatch(/cannot read: ENOENT/);
+    expect(serviceNames(gone)).toEqual(['alpha']);
+  });
+
+  it('a root that is a file is read as the one manifest', async () => {
+    const file = join(base, 'all.yml');
+    await writeFile(file, svc('alpha', '10.96.0.10'));
+    const src = new ManifestDirectorySource({ dir: file, logger: new RecordingLogger(), clock: new ManualClock(), onChange: () => undefined });
+    const snap = await src.load();
+    expect(serviceNames(snap)).toEqual(['alpha']);
+    expect(snap.sourceError).toBeUndefined();
   });
 });
