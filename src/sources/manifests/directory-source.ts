@@ -439,7 +439,8 @@ export class ManifestDirectorySource {
       return buildClusterState([...nextEffective.values()].flat().sort(compareSourcedObjects));
     }
     if (this.builder === null) {
-      this.builder = new ClusterStateBuilder();
+      // An object edited into an invalid version keeps its last good one, as a file that stops parsing does.
+      this.builder = new ClusterStateBuilder({ keepLastGood: true });
       for (const objects of nextEffective.values()) for (const o of objects) this.builder.upsert(o);
       stats.fullBuild = true;
       stats.objectsUpserted = this.builder.size;
@@ -548,7 +549,11 @@ export class ManifestDirectorySource {
       const kept = isFileProblem(p) && keptFiles.includes(p.source);
       this.opts.logger.warn(
         { file: p.source, kind: p.kind, object: p.object, field: p.field, problem: p.message },
-        kept ? `${text} (keeping the last good version of the file)` : `${text} (skipped)`,
+        kept
+          ? `${text} (keeping the last good version of the file)`
+          : p.kept
+            ? `${text} (keeping the last good version of the object)`
+            : `${text} (skipped)`,
       );
     }
     for (const text of this.reported) {

@@ -31,10 +31,20 @@ describe('ManifestDirectorySource', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function source(onChange: (s: ManifestSnapshot) => void = () => undefined, watcher?: DirectoryWatcherFactory) {
+  function source(
+    onChange: (s: ManifestSnapshot) => void = () => undefined,
+    watcher?: DirectoryWatcherFactory,
+  ) {
     const logger = new RecordingLogger();
     const clock = new ManualClock();
-    const src = new ManifestDirectorySource({ dir, logger, clock, onChange, debounceMs: 100, ...(watcher ? { watcher } : {}) });
+    const src = new ManifestDirectorySource({
+      dir,
+      logger,
+      clock,
+      onChange,
+      debounceMs: 100,
+      ...(watcher ? { watcher } : {}),
+    });
     return { src, logger, clock };
   }
 
@@ -47,17 +57,20 @@ describe('ManifestDirectorySource', () => {
     expect(snap.problems).toEqual([]);
   });
 
-  it('an object with a bad field is reported (file, object, field) and skipped; the others stay; fixing restores it', async () => {
+  it('a new object with a bad field is reported (file, object, field) and skipped; the others stay; fixing adds it', async () => {
     await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
-    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
-    const { src, logger } = source();
-    await src.load();
     await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 70000));
+    const { src, logger } = source();
     const bad = await src.load();
     expect(serviceNames(bad)).toEqual(['alpha']);
     expect(bad.problems).toHaveLength(1);
-    expect(bad.problems[0]).toMatchObject({ source: join(dir, 'b.yaml'), kind: 'Service', object: 'demo/beta' });
+    expect(bad.problems[0]).toMatchObject({
+      source: join(dir, 'b.yaml'),
+      kind: 'Service',
+      object: 'demo/beta',
+    });
     expect(bad.problems[0]?.field).toMatch(/^spec\.ports\[0\]\.port$/);
+    expect(bad.problems[0]?.kept).toBeUndefined();
     const warn = logger.records.filter((r) => r.level === 'warn');
     expect(warn).toHaveLength(1);
     expect(warn[0]?.message).toMatch(/b\.yaml: Service demo\/beta: spec\.ports\[0\]\.port: .*\(skipped\)/);
@@ -68,7 +81,50 @@ describe('ManifestDirectorySource', () => {
     const fixed = await src.load();
     expect(serviceNames(fixed)).toEqual(['alpha', 'beta']);
     expect(fixed.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
-    expect(logger.records.some((r) => r.level === 'info' && r.message === 'manifest problem resolved')).toBe(true);
+    expect(logger.records.some((r) => r.level === 'info' && r.message === 'manifest problem resolved')).toBe(
+      true,
+    );
+  });
+
+  it('an existing object edited into an invalid version keeps its last good version, reported, as a syntax error would', async () => {
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 8080));
+    const { src, logger } = source();
+    await src.load();
+    for (const port of [0, 70000, '"http"']) {
+      await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', port));
+      const bad = await src.load();
+      expect(serviceNames(bad)).toEqual(['alpha', 'beta']);
+      expect(bad.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
+      expect(bad.problems).toHaveLength(1);
+      expect(bad.problems[0]).toMatchObject({
+        kind: 'Service',
+        object: 'demo/beta',
+        field: 'spec.ports[0].port',
+        kept: true,
+      });
+    }
+    expect(logger.records.filter((r) => r.level === 'warn').at(-1)?.message).toMatch(
+      /b\.yaml: Service demo\/beta: spec\.ports\[0\]\.port: .*\(keeping the last good version of the object\)/,
+    );
+    // An error found after the schema (two ports with one name) is kept the same way.
+    await writeFile(
+      join(dir, 'b.yaml'),
+      svc('beta', '10.96.0.11', 8080).replace(
+        'ports: [{ name: http, port: 8080 }]',
+        'ports: [{ name: http, port: 1 }, { name: http, port: 2 }]',
+      ),
+    );
+    const dup = await src.load();
+    expect(dup.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
+    expect(dup.problems[0]).toMatchObject({ field: 'spec.ports[1].name', kept: true });
+    // Fixed: the new version; deleted: gone (deleting is not invalid).
+    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 9090));
+    const fixed = await src.load();
+    expect(fixed.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(9090);
+    expect(fixed.problems).toEqual([]);
+    await unlink(join(dir, 'b.yaml'));
+    expect(serviceNames(await src.load())).toEqual(['alpha']);
   });
 
   it('a file that stops parsing keeps its last good version until fixed; a deleted file drops its objects', async () => {
@@ -76,7 +132,10 @@ describe('ManifestDirectorySource', () => {
     await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
     const { src, logger } = source();
     await src.load();
-    await writeFile(join(dir, 'b.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: beta\n  namespace: [oops\n');
+    await writeFile(
+      join(dir, 'b.yaml'),
+      'apiVersion: v1\nkind: Service\nmetadata: { name: beta\n  namespace: [oops\n',
+    );
     const broken = await src.load();
     expect(serviceNames(broken)).toEqual(['alpha', 'beta']);
     expect(broken.keptFiles).toEqual([join(dir, 'b.yaml')]);
@@ -208,7 +267,12 @@ describe('ManifestDirectorySource: the root itself', () => {
     const dir = join(base, 'm');
     await mkdir(dir);
     await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
-    const src = new ManifestDirectorySource({ dir, logger: new RecordingLogger(), clock: new ManualClock(), onChange: () => undefined });
+    const src = new ManifestDirectorySource({
+      dir,
+      logger: new RecordingLogger(),
+      clock: new ManualClock(),
+      onChange: () => undefined,
+    });
     await src.load();
     await rm(dir, { recursive: true });
     const gone = await src.load();
@@ -219,7 +283,12 @@ describe('ManifestDirectorySource: the root itself', () => {
   it('a root that is a file is read as the one manifest', async () => {
     const file = join(base, 'all.yml');
     await writeFile(file, svc('alpha', '10.96.0.10'));
-    const src = new ManifestDirectorySource({ dir: file, logger: new RecordingLogger(), clock: new ManualClock(), onChange: () => undefined });
+    const src = new ManifestDirectorySource({
+      dir: file,
+      logger: new RecordingLogger(),
+      clock: new ManualClock(),
+      onChange: () => undefined,
+    });
     const snap = await src.load();
     expect(serviceNames(snap)).toEqual(['alpha']);
     expect(snap.sourceError).toBeUndefined();

@@ -2,6 +2,7 @@
 // positively known to be empty: in cluster mode, a completed list"): while one informer's initial list
 // fails, the Services already listed are not programmed, the node's rules stay and /readyz says 503;
 // once every list completes, the first sync has everything — and a completed empty list is believed.
+// And an update that makes an object invalid keeps its last good version (reported), as in manifest mode.
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,12 @@ import { runAgent } from '../../../src/cli/commands/run.js';
 import { createFakeDataplane, FakeIpLinks, type FakeDataplane } from '../../../src/dataplane/index.js';
 import { ClusterStateBuilder } from '../../../src/model/incremental.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
-import { ApiSource, loadKubeConfig, WATCHED_RESOURCES } from '../../../src/sources/api/index.js';
+import {
+  ApiSource,
+  createApiSource,
+  loadKubeConfig,
+  WATCHED_RESOURCES,
+} from '../../../src/sources/api/index.js';
 import type { WatchedResource } from '../../../src/sources/api/informer.js';
 import { StandInApiServer, writeKubeconfig } from '../../stand-in/api-server.js';
 import { httpGetOrDown } from '../../fixtures/loopback-http.js';
@@ -19,7 +25,7 @@ import { httpEndpointSlice, httpService, readyAddress } from '../../fixtures/k8s
 
 const ENDPOINT_SLICES = '/apis/discovery.k8s.io/v1/endpointslices';
 
-describe('runAgent in cluster mode: the initial lists', () => {
+describe('runAgent in cluster mode: what is believed', () => {
   let dir: string;
   let api: StandInApiServer;
   let dp: FakeDataplane;
@@ -38,9 +44,10 @@ describe('runAgent in cluster mode: the initial lists', () => {
 
   /**
    * The agent, with the EndpointSlice informer listing from `slices.path` (a path the stand-in does not
-   * serve makes that list fail until the test points it back).
+   * serve makes that list fail until the test points it back); without `slices`, the API source
+   * `portway run` builds (createApiSource).
    */
-  const start = async (slices: WatchedResource, once = false) => {
+  const start = async (slices?: WatchedResource, once = false, logger = new RecordingLogger()) => {
     let syncs = 0;
     let healthzPort = 0;
     const abort = new AbortController();
@@ -50,7 +57,7 @@ describe('runAgent in cluster mode: the initial lists', () => {
       metricsBindAddress: '127.0.0.1:0',
       healthzBindAddress: '127.0.0.1:0',
       once,
-      logger: new RecordingLogger(),
+      logger,
       stateDir: dir,
       handleSignals: false,
       signal: abort.signal,
@@ -58,13 +65,15 @@ describe('runAgent in cluster mode: the initial lists', () => {
       ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
       createDataplane: async () => dp,
       createApiSource: (o) =>
-        new ApiSource({
-          kubeConfig: loadKubeConfig(o),
-          normalise: new ClusterStateBuilder(),
-          logger: o.logger,
-          backoff: { initialMs: 20, maxMs: 100 },
-          resources: WATCHED_RESOURCES.map((r) => (r.kind === 'EndpointSlice' ? slices : r)),
-        }),
+        slices === undefined
+          ? createApiSource({ ...o, backoff: { initialMs: 20, maxMs: 100 } })
+          : new ApiSource({
+              kubeConfig: loadKubeConfig(o),
+              normalise: new ClusterStateBuilder(),
+              logger: o.logger,
+              backoff: { initialMs: 20, maxMs: 100 },
+              resources: WATCHED_RESOURCES.map((r) => (r.kind === 'EndpointSlice' ? slices : r)),
+            }),
       onServing: (p) => (healthzPort = p.healthzPort),
       onSync: () => syncs++,
     });
@@ -131,5 +140,47 @@ describe('runAgent in cluster mode: the initial lists', () => {
     const agent = await start({ ...slices }, true);
     expect(await agent.done).toBe(0);
     expect(dp.iptables.IPv4!.dump()).not.toContain('10.96.9.9');
+  });
+
+  it('a Service updated to port 0 keeps its last good version and rules; the log says so, naming the field', async () => {
+    api.put(httpService('demo', 'web', '10.96.0.10'));
+    api.put(
+      httpEndpointSlice({
+        namespace: 'demo',
+        name: 'web-1',
+        service: 'web',
+        endpoints: [readyAddress('10.244.1.5', 'node-a')],
+      }),
+    );
+    const logger = new RecordingLogger();
+    const agent = await start(undefined, false, logger);
+    const ipt = dp.iptables.IPv4!;
+    try {
+      await eventually('first sync', () => ipt.dump().includes('10.244.1.5'));
+      const broken = httpService('demo', 'web', '10.96.0.10');
+      broken.spec.ports[0]!.port = 0;
+      api.put(broken);
+      await eventually('the problem logged', () =>
+        logger.records.some((r) =>
+          /^keeping the last good version of invalid Service demo\/web: spec\.ports\[0\]\.port/.test(
+            r.message,
+          ),
+        ),
+      );
+      // Still programmed; endpoint changes still apply to the kept version.
+      api.put(
+        httpEndpointSlice({
+          namespace: 'demo',
+          name: 'web-1',
+          service: 'web',
+          endpoints: [readyAddress('10.244.1.6', 'node-a')],
+        }),
+      );
+      await eventually('the endpoint change applied', () => ipt.dump().includes('10.244.1.6'));
+      expect(ipt.dump()).toMatch(/-A KUBE-SERVICES .*-d 10\.96\.0\.10\/32 .*--dport 80 /);
+    } finally {
+      agent.abort.abort();
+      expect(await agent.done).toBe(0);
+    }
   });
 });
