@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { FAILSAFE_SCHEMA, loadAll, Type as YamlType } from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from './cluster-state.js';
+import { KIND_VERSIONS } from './k8s-schemas.js';
 
 /** One raw Kubernetes object and where it was read from. */
 export interface SourcedObject {
@@ -107,10 +108,13 @@ export function parseQuickly(text: string, source: string): LoadResult | null {
     return null;
   }
   const objects: SourcedObject[] = [];
+  const problems: InputProblem[] = [];
   documents.forEach((value, index) => {
-    for (const object of flattenLists(value)) objects.push({ source, object, document: index + 1 });
+    const document = index + 1;
+    for (const object of flattenLists(value, listProblemsTo(problems, source, document)))
+      objects.push({ source, object, document });
   });
-  return { objects, problems: [] };
+  return { objects, problems };
 }
 
 /** The `yaml` package's reading: every document's error with its line, alias expansion limited. */
@@ -135,15 +139,55 @@ export function parseThoroughly(text: string, source: string): LoadResult {
       problems.push(fileProblem(source, `document ${document}: ${(e as Error).message}`));
       return;
     }
-    for (const object of flattenLists(value)) objects.push({ source, object, document });
+    for (const object of flattenLists(value, listProblemsTo(problems, source, document)))
+      objects.push({ source, object, document });
   });
   return { objects, problems };
 }
 
+/** Where flattenLists reports a list without items: (list kind, field, what is wrong). */
+type ListProblemSink = (kind: string, field: string, message: string) => void;
+
+/**
+ * A list whose items are null or missing is a problem of its file (kind and object empty): in the
+ * watched directory the file then keeps its last good version, as for a syntax error — `items: null`
+ * is a templating mistake far more often than a wish to delete every object the file held.
+ */
+function listProblemsTo(problems: InputProblem[], source: string, document: number): ListProblemSink {
+  return (kind, field, message) =>
+    problems.push({
+      source,
+      kind: '',
+      object: '',
+      field,
+      message: `${message.replace(':', ` in the ${kind} of document ${document}:`)}`,
+    });
+}
+
+/** `List` and the lists of the kinds portway reads (ServiceList …): their items are what they carry. */
+const isListOfOurs = (kind: string): boolean =>
+  kind === 'List' || (kind.endsWith('List') && kind.slice(0, -'List'.length) in KIND_VERSIONS);
+
 /** An array or a `*List` with `items` becomes its items; typed lists' items inherit kind/apiVersion. */
-function flattenLists(value: unknown): unknown[] {
+function flattenLists(value: unknown, report: ListProblemSink): unknown[] {
   if (value === null || value === undefined) return [];
-  if (Array.isArray(value)) return value.flatMap(flattenLists);
+  if (Array.isArray(value)) return value.flatMap((v) => flattenLists(v, report));
+  if (
+    isRecord(value) &&
+    typeof value.kind === 'string' &&
+    isListOfOurs(value.kind) &&
+    !Array.isArray(value.items)
+  ) {
+    const items = value.items;
+    report(
+      value.kind,
+      'items',
+      items === null || items === undefined
+        ? `${items === null ? 'null' : 'missing'}: it holds no objects (an empty list is "items: []")`
+        : `not a list: it holds no objects (got ${typeof items})`,
+    );
+    return [];
+  }
   if (
     isRecord(value) &&
     typeof value.kind === 'string' &&
@@ -154,9 +198,9 @@ function flattenLists(value: unknown): unknown[] {
     const itemKind = value.kind === 'List' ? undefined : value.kind.slice(0, -'List'.length);
     return value.items.flatMap((item) => {
       if (itemKind !== undefined && isRecord(item) && item.kind === undefined) {
-        return flattenLists({ apiVersion: value.apiVersion, kind: itemKind, ...item });
+        return flattenLists({ apiVersion: value.apiVersion, kind: itemKind, ...item }, report);
       }
-      return flattenLists(item);
+      return flattenLists(item, report);
     });
   }
   return [value];
