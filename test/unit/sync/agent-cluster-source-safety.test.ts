@@ -42,6 +42,27 @@ describe('runAgent in cluster mode: what is believed', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Rules from an earlier run (a Service 10.96.9.9 that the API no longer has). */
+  const earlierRules = () =>
+    dp.iptables.IPv4!.restore(
+      '*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.9.9/32 -j RETURN\nCOMMIT\n',
+      {
+        noflush: true,
+      },
+    );
+  const webSlice = (ip: string) =>
+    httpEndpointSlice({
+      namespace: 'demo',
+      name: 'web-1',
+      service: 'web',
+      endpoints: [readyAddress(ip, 'node-a')],
+    });
+  /** Service demo/web (10.96.0.10) and its slice with one ready endpoint, in the API. */
+  const putWeb = (ip: string) => {
+    api.put(httpService('demo', 'web', '10.96.0.10'));
+    api.put(webSlice(ip));
+  };
+
   /**
    * The agent, with the EndpointSlice informer listing from `slices.path` (a path the stand-in does not
    * serve makes that list fail until the test points it back); without `slices`, the API source
@@ -88,22 +109,9 @@ describe('runAgent in cluster mode: what is believed', () => {
 
   it('nothing is synced while one initial list fails; the first sync, once it completes, has every kind', async () => {
     // The node already has rules (from an earlier run): they must stay while the picture is partial.
-    await dp.iptables.IPv4!.restore(
-      '*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.9.9/32 -j RETURN\nCOMMIT\n',
-      {
-        noflush: true,
-      },
-    );
+    await earlierRules();
     const before = dp.iptables.IPv4!.dump();
-    api.put(httpService('demo', 'web', '10.96.0.10'));
-    api.put(
-      httpEndpointSlice({
-        namespace: 'demo',
-        name: 'web-1',
-        service: 'web',
-        endpoints: [readyAddress('10.244.1.5', 'node-a')],
-      }),
-    );
+    putWeb('10.244.1.5');
     const slices: WatchedResource = {
       kind: 'EndpointSlice',
       apiVersion: 'discovery.k8s.io/v1',
@@ -130,12 +138,7 @@ describe('runAgent in cluster mode: what is believed', () => {
   });
 
   it('a completed list with no Service is believed (--once removes the rules, exit 0)', async () => {
-    await dp.iptables.IPv4!.restore(
-      '*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.9.9/32 -j RETURN\nCOMMIT\n',
-      {
-        noflush: true,
-      },
-    );
+    await earlierRules();
     const slices = WATCHED_RESOURCES.find((r) => r.kind === 'EndpointSlice')!;
     const agent = await start({ ...slices }, true);
     expect(await agent.done).toBe(0);
@@ -143,15 +146,7 @@ describe('runAgent in cluster mode: what is believed', () => {
   });
 
   it('a Service updated to port 0 keeps its last good version and rules; the log says so, naming the field', async () => {
-    api.put(httpService('demo', 'web', '10.96.0.10'));
-    api.put(
-      httpEndpointSlice({
-        namespace: 'demo',
-        name: 'web-1',
-        service: 'web',
-        endpoints: [readyAddress('10.244.1.5', 'node-a')],
-      }),
-    );
+    putWeb('10.244.1.5');
     const logger = new RecordingLogger();
     const agent = await start(undefined, false, logger);
     const ipt = dp.iptables.IPv4!;
@@ -168,14 +163,7 @@ describe('runAgent in cluster mode: what is believed', () => {
         ),
       );
       // Still programmed; endpoint changes still apply to the kept version.
-      api.put(
-        httpEndpointSlice({
-          namespace: 'demo',
-          name: 'web-1',
-          service: 'web',
-          endpoints: [readyAddress('10.244.1.6', 'node-a')],
-        }),
-      );
+      api.put(webSlice('10.244.1.6'));
       await eventually('the endpoint change applied', () => ipt.dump().includes('10.244.1.6'));
       expect(ipt.dump()).toMatch(/-A KUBE-SERVICES .*-d 10\.96\.0\.10\/32 .*--dport 80 /);
     } finally {
