@@ -102,7 +102,18 @@ export interface ManifestDirectorySourceOptions {
 }
 
 export const DEFAULT_DEBOUNCE_MS = 20;
+/**
+ * chokidar reports at most one 'change' per file per 50 ms, on the leading edge: a second write to a
+ * file within that window is never reported. So files a reload read because the watcher named them are
+ * stat'ed again once the window is over, and read again if they changed since.
+ */
+export const WATCHER_CHANGE_THROTTLE_MS = 50;
 export const DEFAULT_ROOT_CHECK_MS = 1000;
+
+/** What a file's stat says about its content: any change of it means the file must be read again. */
+function signatureOf(info: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+}
 
 /**
  * "device:inode:birth time" of a path: ext4 hands a removed directory's inode number straight to the
@@ -163,6 +174,9 @@ export class ManifestDirectorySource {
   private builder: ClusterStateBuilder | null = null;
   /** Paths the watcher named since the last reload: read again even if their signature matches. */
   private readonly dirtyPaths = new Set<string>();
+  /** Files the last reloads read on the watcher's word: checked again after its throttle window. */
+  private readonly toVerify = new Set<string>();
+  private verify: TimerHandle | null = null;
   private reported = new Set<string>();
   private watcher: { close(): Promise<void> } | null = null;
   /** Identity of the root the watcher was set up on ('' = none: the root could not be read). */
@@ -212,6 +226,8 @@ export class ManifestDirectorySource {
     this.stopped = true;
     if (this.debounce) this.opts.clock.clearTimeout(this.debounce);
     this.debounce = null;
+    if (this.verify) this.opts.clock.clearTimeout(this.verify);
+    this.verify = null;
     if (this.rootCheck) this.opts.clock.clearTimeout(this.rootCheck);
     this.rootCheck = null;
     await this.reloading;
@@ -280,12 +296,39 @@ export class ManifestDirectorySource {
 
   private async reloadAndNotify(readAll = false): Promise<void> {
     if (this.stopped) return;
+    const named = [...this.dirtyPaths];
     try {
       const snapshot = await this.reload(readAll);
       if (!this.stopped) this.opts.onChange(snapshot);
     } catch (err) {
       this.opts.logger.error({ dir: this.opts.dir, err: (err as Error).message }, 'reading the manifest directory failed');
     }
+    this.verifyLater(named);
+  }
+
+  /** After the watcher's throttle window, files read on its word are checked for writes it did not report. */
+  private verifyLater(paths: string[]): void {
+    if (this.stopped || paths.length === 0) return;
+    for (const p of paths) this.toVerify.add(p);
+    if (this.verify) return;
+    this.verify = this.opts.clock.setTimeout(() => {
+      this.verify = null;
+      const check = [...this.toVerify];
+      this.toVerify.clear();
+      void Promise.all(
+        check.map(async (path) => {
+          const known = this.files.get(path)?.signature;
+          if (known === undefined) return; // not a manifest file (or gone: its unlink is reported)
+          let now = '';
+          try {
+            now = signatureOf(await stat(path));
+          } catch {
+            // removed since: read again below
+          }
+          if (now !== known) this.changed(path);
+        }),
+      );
+    }, WATCHER_CHANGE_THROTTLE_MS + 10);
   }
 
   private async reload(readAll: boolean): Promise<ManifestSnapshot> {
@@ -481,8 +524,6 @@ export class ManifestDirectorySource {
   }> {
     const files: ListedFile[] = [];
     const problems: InputProblem[] = [];
-    const signatureOf = (info: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }) =>
-      `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
     const root = this.opts.dir;
     let rootInfo;
     try {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingLogger } from '../../../../src/observe/logger.js';
@@ -196,6 +196,47 @@ describe('ManifestDirectorySource', () => {
     await eventually('beta seen', () => snapshots.some((s) => serviceNames(s).includes('beta')));
     await src.stop();
     expect(serviceNames(snapshots.at(-1)!)).toEqual(['alpha', 'beta']);
+  });
+});
+
+describe('ManifestDirectorySource: writes the watcher does not report', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'portway-manifests-throttle-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a second write to a file within chokidar’s 50 ms change throttle is still read', async () => {
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10', 81));
+    const snapshots: ManifestSnapshot[] = [];
+    const src = new ManifestDirectorySource({
+      dir,
+      logger: new RecordingLogger(),
+      clock: new SystemClock(),
+      onChange: (s) => snapshots.push(s),
+    });
+    await src.start();
+    const port = () => snapshots.at(-1)?.state.servicePorts[0]?.port;
+    try {
+      for (const [first, second] of [
+        [82, 83],
+        [84, 85],
+        [86, 87],
+      ]) {
+        // Renamed in, as tools that write atomically do; the second write 30 ms after the first is
+        // after the default debounce's reload began and inside the watcher's throttle window.
+        await writeFile(join(dir, 'staged'), svc('alpha', '10.96.0.10', first));
+        await rename(join(dir, 'staged'), join(dir, 'a.yaml'));
+        await new Promise((r) => setTimeout(r, 30));
+        await writeFile(join(dir, 'staged'), svc('alpha', '10.96.0.10', second));
+        await rename(join(dir, 'staged'), join(dir, 'a.yaml'));
+        await eventually(`port ${second} read`, () => port() === second, 3000);
+      }
+    } finally {
+      await src.stop();
+    }
   });
 });
 
