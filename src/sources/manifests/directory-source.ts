@@ -280,12 +280,14 @@ export class ManifestDirectorySource {
     await this.reloadAndNotify(true);
   }
 
-  private changed(path: string): void {
+  /** `fromWatcher` false: found by verification, which joins a pending reload rather than postponing it. */
+  private changed(path: string, fromWatcher = true): void {
     // Before the initial load begins its read, the load itself sees the change.
     if (this.stopped || !this.watching) return;
     // The root itself removed or replaced: the watcher is on a dead inode; check it now.
     if (path === this.opts.dir && this.rootCheck) this.scheduleRootCheck(0);
     this.dirtyPaths.add(path);
+    if (this.debounce && !fromWatcher) return;
     if (this.debounce) this.opts.clock.clearTimeout(this.debounce);
     this.debounce = this.opts.clock.setTimeout(() => {
       this.debounce = null;
@@ -325,7 +327,7 @@ export class ManifestDirectorySource {
           } catch {
             // removed since: read again below
           }
-          if (now !== known) this.changed(path);
+          if (now !== known) this.changed(path, false);
         }),
       );
     }, WATCHER_CHANGE_THROTTLE_MS + 10);
