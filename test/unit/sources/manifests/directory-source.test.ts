@@ -197,16 +197,6 @@ describe('ManifestDirectorySource', () => {
     await src.stop();
     expect(serviceNames(snapshots.at(-1)!)).toEqual(['alpha', 'beta']);
   });
-});
-
-describe('ManifestDirectorySource: writes the watcher does not report', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'portway-manifests-throttle-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
 
   it('a second write to a file within chokidar’s 50 ms change throttle is still read', async () => {
     await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10', 81));
@@ -238,19 +228,9 @@ describe('ManifestDirectorySource: writes the watcher does not report', () => {
       await src.stop();
     }
   });
-});
-
-describe('ManifestDirectorySource: the root itself', () => {
-  let base: string;
-  beforeEach(async () => {
-    base = await mkdtemp(join(tmpdir(), 'portway-manifests-root-'));
-  });
-  afterEach(async () => {
-    await rm(base, { recursive: true, force: true });
-  });
 
   it('a missing root is a sourceError; a root that is recreated is watched again (a new watcher) and read in full', async () => {
-    const dir = join(base, 'm');
+    const root = join(dir, 'm');
     const watchers: Array<{ fire: (path: string) => void; closed: boolean }> = [];
     const watcher: DirectoryWatcherFactory = (_d, onEvent) => {
       const w = { fire: onEvent, closed: false };
@@ -261,7 +241,7 @@ describe('ManifestDirectorySource: the root itself', () => {
     const snapshots: ManifestSnapshot[] = [];
     const logger = new RecordingLogger();
     const src = new ManifestDirectorySource({
-      dir,
+      dir: root,
       logger,
       clock,
       onChange: (s) => snapshots.push(s),
@@ -273,8 +253,8 @@ describe('ManifestDirectorySource: the root itself', () => {
     expect(first.rootIdentity).toBe('');
     expect(watchers).toHaveLength(0); // nothing to watch yet: polled
 
-    await mkdir(dir);
-    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    await mkdir(root);
+    await writeFile(join(root, 'a.yaml'), svc('alpha', '10.96.0.10'));
     await clock.advance(1000);
     await eventually('the appeared root read', () => snapshots.length === 1);
     expect(serviceNames(snapshots[0]!)).toEqual(['alpha']);
@@ -283,9 +263,9 @@ describe('ManifestDirectorySource: the root itself', () => {
     const identity = snapshots[0]!.rootIdentity;
 
     // rm -rf; mkdir; write: the old watcher is on a deleted inode and would never report again.
-    await rm(dir, { recursive: true });
-    await mkdir(dir);
-    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
+    await rm(root, { recursive: true });
+    await mkdir(root);
+    await writeFile(join(root, 'b.yaml'), svc('beta', '10.96.0.11'));
     await clock.advance(1000);
     await eventually('the recreated root read', () => snapshots.length === 2);
     expect(serviceNames(snapshots[1]!)).toEqual(['beta']);
@@ -295,8 +275,8 @@ describe('ManifestDirectorySource: the root itself', () => {
     expect(logger.records.some((r) => /replaced or appeared; watching it again/.test(r.message))).toBe(true);
 
     // Events from the new watcher reload as before.
-    await writeFile(join(dir, 'c.yaml'), svc('gamma', '10.96.0.12'));
-    watchers[1]!.fire(join(dir, 'c.yaml'));
+    await writeFile(join(root, 'c.yaml'), svc('gamma', '10.96.0.12'));
+    watchers[1]!.fire(join(root, 'c.yaml'));
     await clock.advance(100);
     await eventually('the change seen by the new watcher', () => snapshots.length === 3);
     expect(serviceNames(snapshots[2]!)).toEqual(['beta', 'gamma']);
@@ -305,24 +285,24 @@ describe('ManifestDirectorySource: the root itself', () => {
   });
 
   it('a root that vanishes keeps every file at its last good version and says so', async () => {
-    const dir = join(base, 'm');
-    await mkdir(dir);
-    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    const root = join(dir, 'm');
+    await mkdir(root);
+    await writeFile(join(root, 'a.yaml'), svc('alpha', '10.96.0.10'));
     const src = new ManifestDirectorySource({
-      dir,
+      dir: root,
       logger: new RecordingLogger(),
       clock: new ManualClock(),
       onChange: () => undefined,
     });
     await src.load();
-    await rm(dir, { recursive: true });
+    await rm(root, { recursive: true });
     const gone = await src.load();
     expect(gone.sourceError).toMatch(/cannot read: ENOENT/);
     expect(serviceNames(gone)).toEqual(['alpha']);
   });
 
   it('a root that is a file is read as the one manifest', async () => {
-    const file = join(base, 'all.yml');
+    const file = join(dir, 'all.yml');
     await writeFile(file, svc('alpha', '10.96.0.10'));
     const src = new ManifestDirectorySource({
       dir: file,
