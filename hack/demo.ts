@@ -14,6 +14,7 @@ import { parse, stringify } from 'yaml';
 import { withAllocatedAddresses } from '../src/cli/commands/dry-run.js';
 import { parseConfig } from '../src/config/config.js';
 import { loadClusterState, type ClusterState } from '../src/model/index.js';
+import { forgetNetnsState } from '../src/sync/netns-state.js';
 import { Topology, type NodeInfo, type PodInfo } from '../test/e2e/harness/topology.js';
 import { AgentProcess, RULES_APPLIED, TrafficClient } from '../test/e2e/traffic/traffic-env.js';
 
@@ -122,8 +123,7 @@ async function main(): Promise<number> {
     const netnsIds = topo ? await Promise.all(topo.nodes.map((n) => netnsId(n.netns))) : [];
     await topo?.teardown();
     if (dir) await rm(dir, { recursive: true, force: true });
-    for (const id of netnsIds)
-      if (id) await rm(join('/run/portway', `netns-${id}`), { recursive: true, force: true });
+    for (const id of netnsIds) if (id) await forgetNetnsState(id);
   };
   const onSignal = (): void => {
     if (interrupted) return;

@@ -1,7 +1,10 @@
-// Render benchmark: synthetic clusters rendered by renderIptables + serializeRuleSet, and the time the
-// real iptables-restore takes to load the payload into a fresh network namespace.
+// Render benchmark: synthetic clusters rendered by renderIptables + serializeRuleSet (iptables mode)
+// and by renderIpvs + its three serializers (ipvs mode) in the same run, and the time the real tools
+// take to load the payload into a fresh network namespace (iptables mode: iptables-restore; ipvs mode:
+// ipset restore, then iptables-restore of its constant rules; IPVS itself is not in this kernel).
 //
-//   npm run bench                      all sizes (1k, 10k, 20k × 10 endpoints; 1k × 100)
+//   npm run bench                      all sizes (1k, 10k, 20k × 10 endpoints; 1k × 100), both modes
+//   npm run bench -- --modes ipvs      one mode only (iptables, ipvs)
 //   npm run bench -- --sizes 1000x10   selected sizes
 //   npm run bench -- --no-restore      skip the iptables-restore measurement
 //   npm run bench -- --backend legacy  use iptables-legacy-restore (default: iptables-restore, nft here)
@@ -34,6 +37,13 @@ import {
   writeRuleSet,
   type IptablesRenderOptions,
 } from '../../src/render/iptables/index.js';
+import {
+  renderIpvs,
+  serializeIpsets,
+  serializeIpvs,
+  serializeIpvsIptables,
+  type IpvsRenderOptions,
+} from '../../src/render/ipvs/index.js';
 import type { IptablesRuleSet } from '../../src/render/types.js';
 import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
 
@@ -101,7 +111,28 @@ const OPTIONS: IptablesRenderOptions = {
   largeClusterEndpointThreshold: 1000,
 };
 
+const IPVS_OPTIONS: IpvsRenderOptions = {
+  family: 'IPv4',
+  nodeName: 'node-a',
+  nodeIPs: ['10.99.0.2'],
+  clusterCIDRs: ['10.128.0.0/9'],
+  nodePortAddresses: [],
+  localhostNodePorts: false,
+  masqueradeAll: false,
+  masqueradeBit: 14,
+  randomFully: true,
+  scheduler: 'rr',
+  schedulerFlags: [],
+  strictARP: false,
+  timeouts: { tcpSeconds: 0, tcpFinSeconds: 0, udpSeconds: 0 },
+};
+
+type Mode = 'iptables' | 'ipvs';
+
 interface ChildResult {
+  mode: Mode;
+  /** ipvs mode: bytes and lines of each part (ipset, ipvs, iptables). */
+  parts?: Record<string, { bytes: number; lines: number }>;
   services: number;
   endpoints: number;
   renderMs: number;
@@ -127,12 +158,91 @@ function countLines(text: string): number {
   return n;
 }
 
-function runChild(services: number, endpointsPerService: number, payloadFile: string, stream: boolean): void {
+/** The synthetic state, with the child's RSS before it and what building it added (after a GC). */
+function measuredState(
+  services: number,
+  endpointsPerService: number,
+): { state: ClusterState; baseRss: number; stateRss: number } {
   collectGarbage();
   const baseRss = process.memoryUsage().rss;
-  let state: ClusterState | undefined = syntheticState(services, endpointsPerService);
+  const state = syntheticState(services, endpointsPerService);
   collectGarbage();
-  const stateRss = process.memoryUsage().rss - baseRss;
+  return { state, baseRss, stateRss: process.memoryUsage().rss - baseRss };
+}
+
+/** The child's measurements (medians, RSS in MB) as one JSON line for the parent. */
+function reportChild(
+  fields: Pick<
+    ChildResult,
+    'mode' | 'parts' | 'services' | 'endpoints' | 'payloadBytes' | 'lines' | 'payloadFile'
+  >,
+  times: { render: number[]; serialize: number[] },
+  rss: { base: number; state: number; peak: number },
+): void {
+  const result: ChildResult = {
+    ...fields,
+    renderMs: median(times.render),
+    serializeMs: median(times.serialize),
+    baseRssMB: rss.base / MB,
+    stateRssMB: rss.state / MB,
+    peakRssMB: rss.peak / MB,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/** ipvs mode: render + the three serializers; the parts are written to `payloadFile`.{ipset,ipvs,rules}. */
+function runIpvsChild(services: number, endpointsPerService: number, payloadFile: string): void {
+  const measured = measuredState(services, endpointsPerService);
+  let state: ClusterState | undefined = measured.state;
+  const { baseRss, stateRss } = measured;
+  const renderTimes: number[] = [];
+  const serializeTimes: number[] = [];
+  let parts: Record<string, string> | undefined;
+  for (let r = 0; r < RUNS; r++) {
+    parts = undefined;
+    collectGarbage();
+    const t0 = performance.now();
+    const rs = renderIpvs(state, IPVS_OPTIONS);
+    const t1 = performance.now();
+    parts = {
+      ipset: serializeIpsets(rs),
+      ipvs: serializeIpvs(rs),
+      rules: serializeIpvsIptables(rs, { includeBuiltinJumps: true }),
+    };
+    const t2 = performance.now();
+    renderTimes.push(t1 - t0);
+    serializeTimes.push(t2 - t1);
+  }
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  state = undefined;
+  const summary: Record<string, { bytes: number; lines: number }> = {};
+  let bytes = 0;
+  let lines = 0;
+  for (const [part, text] of Object.entries(parts ?? {})) {
+    summary[part] = { bytes: Buffer.byteLength(text), lines: countLines(text) };
+    bytes += summary[part].bytes;
+    lines += summary[part].lines;
+    writeFileSync(`${payloadFile}.${part}`, text);
+  }
+  reportChild(
+    {
+      mode: 'ipvs',
+      parts: summary,
+      services,
+      endpoints: endpointsPerService,
+      payloadBytes: bytes,
+      lines,
+      payloadFile,
+    },
+    { render: renderTimes, serialize: serializeTimes },
+    { base: baseRss, state: stateRss, peak: peakRss },
+  );
+}
+
+function runChild(services: number, endpointsPerService: number, payloadFile: string, stream: boolean): void {
+  const measured = measuredState(services, endpointsPerService);
+  let state: ClusterState | undefined = measured.state;
+  const { baseRss, stateRss } = measured;
   const renderTimes: number[] = [];
   const serializeTimes: number[] = [];
   let payload: string | undefined;
@@ -189,19 +299,11 @@ function runChild(services: number, endpointsPerService: number, payloadFile: st
     lines = countLines(payload);
     writeFileSync(payloadFile, payload);
   }
-  const result: ChildResult = {
-    services,
-    endpoints: endpointsPerService,
-    renderMs: median(renderTimes),
-    serializeMs: median(serializeTimes),
-    payloadBytes: bytes,
-    lines,
-    baseRssMB: baseRss / MB,
-    stateRssMB: stateRss / MB,
-    peakRssMB: peakRss / MB,
-    payloadFile,
-  };
-  process.stdout.write(JSON.stringify(result) + '\n');
+  reportChild(
+    { mode: 'iptables', services, endpoints: endpointsPerService, payloadBytes: bytes, lines, payloadFile },
+    { render: renderTimes, serialize: serializeTimes },
+    { base: baseRss, state: stateRss, peak: peakRss },
+  );
 }
 
 /**
@@ -226,11 +328,42 @@ async function childCommand(dir: string, useTsx: boolean): Promise<{ args: strin
       target: 'node20',
       outfile,
       logLevel: 'silent',
+      // CommonJS dependencies (cross-spawn under execa) call require(): give the ESM bundle one.
+      banner: {
+        js: "import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);",
+      },
     });
     return { args: ['--expose-gc', outfile], runtime: 'node (bundled)' };
   } catch (err) {
     console.log(`esbuild bundle failed (${String(err).slice(0, 120)}); measuring under tsx`);
     return viaTsx;
+  }
+}
+
+/** ipvs mode's loadable parts: the sets by ipset restore, then the constant rules (which match them). */
+function timeIpvsRestore(payloadFile: string, tool: string): { ms: number; ok: boolean; detail: string } {
+  const ns = `${BENCH_NETNS_PREFIX}${process.pid}-ipvs-${randomBytes(2).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const t0 = performance.now();
+    const sets = spawnSync('ip', ['netns', 'exec', ns, 'ipset', 'restore'], {
+      input: readFileSync(`${payloadFile}.ipset`),
+      stdio: ['pipe', 'ignore', 'pipe'],
+      maxBuffer: 1 << 30,
+    });
+    if (sets.status !== 0) return { ms: 0, ok: false, detail: String(sets.stderr).slice(0, 300) };
+    const rules = spawnSync('ip', ['netns', 'exec', ns, tool, '-w'], {
+      input: readFileSync(`${payloadFile}.rules`),
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    const ms = performance.now() - t0;
+    return {
+      ms,
+      ok: rules.status === 0,
+      detail: rules.status === 0 ? '' : String(rules.stderr).slice(0, 300),
+    };
+  } finally {
+    spawnSync('ip', ['netns', 'delete', ns]);
   }
 }
 
@@ -264,9 +397,12 @@ function timeRestore(payloadFile: string, tool: string): { ms: number; ok: boole
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    runChild(Number(args[1]), Number(args[2]), args[3] ?? '', args[4] === 'stream');
+    if (args[5] === 'ipvs') runIpvsChild(Number(args[1]), Number(args[2]), args[3] ?? '');
+    else runChild(Number(args[1]), Number(args[2]), args[3] ?? '', args[4] === 'stream');
     return;
   }
+  const modesArg = args.indexOf('--modes');
+  const modes = (modesArg >= 0 ? (args[modesArg + 1] ?? '').split(',') : ['iptables', 'ipvs']) as Mode[];
   for (const ns of await sweepStaleTopologies(BENCH_NETNS_PREFIX))
     console.log(`removed stale namespace ${ns}`);
   const sizesArg = args.indexOf('--sizes');
@@ -285,40 +421,50 @@ async function main(): Promise<void> {
       `child runtime: ${child.runtime}; serialise: ${stream ? 'chunks written to a file (writeRuleSet)' : 'one string (serializeRuleSet)'}`,
     );
     console.log(
-      'services x endpoints | render ms (median of 5) | serialize ms | payload MB | lines | RSS MB: base | state | peak | peak-state | restore s',
+      'mode     | services x endpoints | render ms (median of 5) | serialize ms | payload MB | lines | RSS MB: base | state | peak | peak-state | restore s',
     );
     for (const size of sizes) {
-      const [s, e] = size.split('x').map(Number);
-      const file = join(dir, `${size}.rules`);
-      const run = spawnSync(
-        process.execPath,
-        [...child.args, '--child', String(s), String(e), file, stream ? 'stream' : 'string'],
-        { encoding: 'utf8', maxBuffer: 1 << 20 },
-      );
-      if (run.status !== 0) {
-        console.log(`${size}: child failed: ${run.stderr}`);
-        continue;
+      for (const mode of modes) {
+        const [s, e] = size.split('x').map(Number);
+        const file = join(dir, `${size}-${mode}.rules`);
+        const run = spawnSync(
+          process.execPath,
+          [...child.args, '--child', String(s), String(e), file, stream ? 'stream' : 'string', mode],
+          { encoding: 'utf8', maxBuffer: 1 << 20 },
+        );
+        if (run.status !== 0) {
+          console.log(`${size} ${mode}: child failed: ${run.stderr}`);
+          continue;
+        }
+        const r = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
+        let restoreText = 'skipped';
+        if (restore && isRoot) {
+          const t = mode === 'ipvs' ? timeIpvsRestore(r.payloadFile, tool) : timeRestore(r.payloadFile, tool);
+          restoreText = t.ok ? (t.ms / 1000).toFixed(2) : `FAILED ${t.detail}`;
+        }
+        const restoreTool = mode === 'ipvs' ? `ipset restore + ${tool}` : tool;
+        const mb = (x: number, w: number): string => x.toFixed(0).padStart(w);
+        console.log(
+          `${mode.padEnd(8)} | ${String(s).padStart(6)} x ${String(e).padEnd(4)} | ${mb(r.renderMs, 8)} | ${mb(r.serializeMs, 6)} | ${(
+            r.payloadBytes / 1e6
+          )
+            .toFixed(1)
+            .padStart(
+              6,
+            )} | ${String(r.lines).padStart(7)} | ${mb(r.baseRssMB, 4)} | ${mb(r.stateRssMB, 4)} | ${mb(
+            r.peakRssMB,
+            5,
+          )} | ${mb(r.peakRssMB - r.baseRssMB - r.stateRssMB, 5)} | ${restoreText} (${restoreTool})`,
+        );
+        if (r.parts !== undefined) {
+          // The iptables part of ipvs mode must stay constant-size whatever the number of Services.
+          const parts = Object.entries(r.parts).map(
+            ([part, p]) => `${part} ${p.lines} lines ${(p.bytes / 1e6).toFixed(2)} MB`,
+          );
+          console.log(`         |   ipvs parts: ${parts.join('; ')}`);
+        }
+        for (const suffix of ['', '.ipset', '.ipvs', '.rules']) rmSync(file + suffix, { force: true });
       }
-      const r = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as ChildResult;
-      let restoreText = 'skipped';
-      if (restore && isRoot) {
-        const t = timeRestore(r.payloadFile, tool);
-        restoreText = t.ok ? (t.ms / 1000).toFixed(2) : `FAILED ${t.detail}`;
-      }
-      const mb = (x: number, w: number): string => x.toFixed(0).padStart(w);
-      console.log(
-        `${String(s).padStart(6)} x ${String(e).padEnd(4)} | ${mb(r.renderMs, 8)} | ${mb(r.serializeMs, 6)} | ${(
-          r.payloadBytes / 1e6
-        )
-          .toFixed(1)
-          .padStart(
-            6,
-          )} | ${String(r.lines).padStart(7)} | ${mb(r.baseRssMB, 4)} | ${mb(r.stateRssMB, 4)} | ${mb(
-          r.peakRssMB,
-          5,
-        )} | ${mb(r.peakRssMB - r.baseRssMB - r.stateRssMB, 5)} | ${restoreText} (${tool})`,
-      );
-      rmSync(file, { force: true });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -57,17 +57,54 @@ export const IptablesConfigSchema = z
   })
   .strict();
 
+/** ipvsadm's scheduler flag names (-b): flag-1..3, and the names the sh and mh schedulers give them. */
+export const IPVS_SCHEDULER_FLAGS = [
+  'flag-1',
+  'flag-2',
+  'flag-3',
+  'sh-fallback',
+  'sh-port',
+  'mh-fallback',
+  'mh-port',
+] as const;
+export type IpvsSchedulerFlag = (typeof IPVS_SCHEDULER_FLAGS)[number];
+
+/** The IPVS schedulers ipvsadm knows. */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh'] as const;
+export type IpvsScheduler = (typeof IPVS_SCHEDULERS)[number];
+
 export const IpvsConfigSchema = z
   .object({
-    scheduler: z
-      .enum(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh'])
-      .default('rr'),
+    scheduler: z.enum(IPVS_SCHEDULERS).default('rr'),
+    /**
+     * Scheduler flags on every virtual server (portway's addition: kube-proxy has no such key and sets
+     * only mh-port, for mh). sh-* only with sh, mh-* only with mh.
+     */
+    schedulerFlags: z.array(z.enum(IPVS_SCHEDULER_FLAGS)).default([]),
     /** Set arp_ignore=1 / arp_announce=2 so only the layer2 owner answers ARP for service addresses. */
     strictARP: z.boolean().default(false),
     minSyncPeriod: duration.default('1s'),
     syncPeriod: duration.default('30s'),
+    /** IPVS connection timeouts (ipvsadm --set); 0 keeps the kernel's value (milliseconds after parsing). */
+    tcpTimeout: duration.default('0s'),
+    tcpFinTimeout: duration.default('0s'),
+    udpTimeout: duration.default('0s'),
+    /** Virtual servers in these CIDRs are not portway's: never deleted (kube-proxy's excludeCIDRs). */
+    excludeCIDRs: z.array(cidr).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((ipvs, ctx) => {
+    ipvs.schedulerFlags.forEach((flag, i) => {
+      const owner = flag.startsWith('sh-') ? 'sh' : flag.startsWith('mh-') ? 'mh' : null;
+      if (owner !== null && ipvs.scheduler !== owner) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['schedulerFlags', i],
+          message: `"${flag}" is a flag of the ${owner} scheduler, not of ${ipvs.scheduler}`,
+        });
+      }
+    });
+  });
 
 /**
  * LoadBalancer addresses and layer2 announcement (src/lb, src/l2). With at least one IPAddressPool in the

@@ -8,6 +8,7 @@ import { FakeIpLinks, RealIpLinks } from './ip.js';
 import { createIptables, detectIptablesBackend } from './iptables.js';
 import { FakeIpset, RealIpset } from './ipset.js';
 import { FakeSysctl, createSysctl } from './sysctl.js';
+import { FakeNetnsIdentity, RealNetnsIdentity, type NetnsIdentity } from './netns-identity.js';
 
 export interface Dataplane {
   /** One executor per configured family. */
@@ -16,6 +17,8 @@ export interface Dataplane {
   sysctl: Sysctl;
   conntrack: Conntrack;
   ip: IpLinks;
+  /** Which network namespace the executors act on (portway's state is keyed by it). */
+  netns: NetnsIdentity;
 }
 
 export interface DataplaneOptions {
@@ -40,6 +43,7 @@ export async function createDataplane(opts: DataplaneOptions): Promise<Dataplane
     sysctl: opts.netns !== undefined || opts.runner ? createSysctl({ runner }) : createSysctl({ ...(opts.procSysRoot ? { root: opts.procSysRoot } : {}) }),
     conntrack: new RealConntrack({ runner }),
     ip: new RealIpLinks({ runner }),
+    netns: new RealNetnsIdentity({ runner }),
   };
 }
 
@@ -49,6 +53,7 @@ export interface FakeDataplane extends Dataplane {
   sysctl: FakeSysctl;
   conntrack: FakeConntrack;
   ip: FakeIpLinks;
+  netns: FakeNetnsIdentity;
 }
 
 /** Validating fakes for every executor, for sync tests without a kernel. */
@@ -61,6 +66,7 @@ export function createFakeDataplane(opts: { families?: IPFamily[]; sysctls?: Rec
     sysctl: new FakeSysctl(opts.sysctls ?? { 'net/ipv4/ip_forward': '0', 'net/ipv4/conf/all/route_localnet': '0' }),
     conntrack: new FakeConntrack(),
     ip: new FakeIpLinks(opts.links ?? { lo: ['127.0.0.1/8'] }),
+    netns: new FakeNetnsIdentity(),
   };
 }
 
@@ -73,3 +79,4 @@ export * from './ipset.js';
 export * from './sysctl.js';
 export * from './conntrack.js';
 export * from './ip.js';
+export * from './netns-identity.js';

@@ -1,9 +1,12 @@
 // kube-proxy's proxy health (pkg/proxy/healthcheck/proxy_health.go): healthy while every IP family's
 // queued changes are applied within healthTimeout (kube-proxy uses 2 × syncPeriod); /healthz also
 // turns 503 when this node is being deleted (deletionTimestamp or the cluster autoscaler's taint).
-// /readyz (portway's addition) is 503 until the first successful sync. Both /healthz and /readyz are
-// 503 while the source cannot be believed (a manifest directory missing or unreadable): the rules stay
-// as last synced, but a node that can no longer follow its source must not look healthy.
+// /readyz (portway's addition) is 503 until the first successful sync.
+// portway adds one rule to kube-proxy's (failingTooLong): a family whose syncs keep failing is
+// unhealthy once its last successful sync is healthTimeout old, whether or not a change is queued.
+// Both /healthz and /readyz are also 503 while the source cannot be believed (a manifest directory
+// missing or unreadable): the rules stay as last synced, but a node that cannot follow its source
+// must not look healthy.
 // The evaluation is pure over an injected clock; HealthServer is the HTTP shell around it.
 import type { IPFamily } from '../model/cluster-state.js';
 import { parseBindAddress, pathOf, replyNotFound, SimpleHttpServer } from './http-server.js';
@@ -45,6 +48,8 @@ export function formatGoTime(ms: number | undefined): string {
 export class ProxyHealth {
   private readonly lastUpdated = new Map<IPFamily, number>();
   private readonly oldestPendingQueued = new Map<IPFamily, number>();
+  /** Per family: when the first of the failed syncs since its last successful one was attempted. */
+  private readonly failingSince = new Map<IPFamily, number>();
   private nodeEligible = true;
   private readonly now: () => number;
 
@@ -60,7 +65,28 @@ export class ProxyHealth {
   /** This family's rules were synced successfully. */
   updated(family: IPFamily): void {
     this.oldestPendingQueued.delete(family);
+    this.failingSince.delete(family);
     this.lastUpdated.set(family, this.now());
+  }
+
+  /** A sync of this family failed: its rules may not be what they should be until one succeeds. */
+  syncFailed(family: IPFamily): void {
+    if (!this.failingSince.has(family)) this.failingSince.set(family, this.now());
+  }
+
+  /**
+   * portway's addition to kube-proxy's rule. kube-proxy judges only queued changes, so a node whose
+   * periodic syncs all fail while nothing changes (a full state disk, a broken iptables) stays healthy
+   * there for ever. Here a family whose last sync failed is unhealthy once its last successful sync —
+   * or, never synced, its first failed attempt — is healthTimeout (2 × syncPeriod) old: with a
+   * periodic full sync every syncPeriod, a working node always has a newer success than that.
+   */
+  private failingTooLong(now: number): boolean {
+    for (const [family, since] of this.failingSince) {
+      const lastGood = this.lastUpdated.get(family) ?? since;
+      if (now - lastGood >= this.opts.healthTimeoutMs) return true;
+    }
+    return false;
   }
 
   /** Node object as read from the API (or manifests): not eligible while being deleted. */
@@ -100,6 +126,7 @@ export class ProxyHealth {
       if (!this.lastUpdated.has(family) && now - queued >= this.opts.healthTimeoutMs)
         return { healthy: false, lastUpdated, now };
     }
+    if (this.failingTooLong(now)) return { healthy: false, lastUpdated, now };
     return { healthy: true, lastUpdated, now };
   }
 

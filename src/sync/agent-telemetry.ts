@@ -224,7 +224,7 @@ export class AgentTelemetry {
       state: ClusterState;
     },
   ): Promise<void> {
-    const { metrics, health } = this.opts;
+    const { metrics } = this.opts;
     const { result, full } = outcome;
     const end = this.opts.now();
     metrics.syncCompleted({
@@ -237,9 +237,9 @@ export class AgentTelemetry {
     // Per family, as kube-proxy's per-family proxiers: a partial sync that failed at any stage (the
     // next one is full). The sync-wide `full` would hide a partial family next to a full one.
     for (const fam of result.families) if (!fam.ok && !fam.full) metrics.partialSyncFailed();
+    this.recordSyncHealth(result);
     for (const fam of result.families) {
       if (!fam.ok) continue;
-      health.updated(fam.family);
       const applied = outcome.lastApplied(fam.family);
       // Rule gauges are per table as in kube-proxy; with two families the first family's figures are shown.
       if (applied && fam.plan && fam.family === this.opts.families[0]) {
@@ -260,6 +260,19 @@ export class AgentTelemetry {
     // As kube-proxy (SyncServices/SyncEndpoints after a successful restore only): health-check ports
     // follow the rules in force, so a Service whose rules failed to apply is not announced yet.
     if (result.families.some((f) => f.ok)) await this.opts.serviceHealth?.sync(outcome.state);
+  }
+  /**
+   * A family counts as synced when its rules were applied and the sysctls they need are in place;
+   * otherwise it is failing (health turns 503 when that lasts 2 × syncPeriod, see ProxyHealth).
+   * A sync that threw before reaching a family counts as failed for it.
+   */
+  private recordSyncHealth(result: SyncResult): void {
+    for (const family of this.opts.families) {
+      const synced =
+        result.families.some((f) => f.family === family && f.ok) && result.sysctlError === undefined;
+      if (synced) this.opts.health.updated(family);
+      else this.opts.health.syncFailed(family);
+    }
   }
 }
 

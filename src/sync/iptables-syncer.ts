@@ -38,7 +38,8 @@ import {
 import {
   applySysctls,
   planSysctls,
-  type CreatedChainsJournal,
+  type SharedChainRecord,
+  type SharedChainsJournal,
   type SysctlChange,
   type SysctlJournal,
 } from './sysctls.js';
@@ -121,6 +122,8 @@ export interface SyncResult {
   durationMs: number;
   families: FamilySyncResult[];
   sysctlsChanged: SysctlChange[];
+  /** Set when the sysctls could not be checked, recorded or set (the rules may still have been applied). */
+  sysctlError?: string;
 }
 
 export interface IptablesSyncerOptions {
@@ -137,8 +140,11 @@ export interface IptablesSyncerOptions {
   sysctlJournal?: SysctlJournal;
   localhostNodePorts?: boolean;
   listFirstMinLines?: number;
-  /** Records shared chains (kubelet's KUBE-FIREWALL) that portway created, for cleanup. */
-  createdChainsJournal?: CreatedChainsJournal;
+  /**
+   * Records shared chains (kubelet's KUBE-FIREWALL) as they were before portway first wrote them, for
+   * cleanup. Written before the restore that changes them; when it cannot be, that restore is not made.
+   */
+  sharedChainsJournal?: SharedChainsJournal;
 }
 
 interface FamilyState {
@@ -214,7 +220,8 @@ export class IptablesSyncer {
           this.opts.logger.info({ sysctl: c.key, from: c.from, to: c.to }, 'set sysctl');
       } catch (err) {
         // Not fatal for the rules themselves: log, count, and try again next sync.
-        this.opts.logger.error({ err: errorText(err) }, 'setting sysctls failed');
+        result.sysctlError = errorText(err);
+        this.opts.logger.error({ err: result.sysctlError }, 'setting sysctls failed');
         result.ok = false;
       }
     }
@@ -239,7 +246,8 @@ export class IptablesSyncer {
       this.stats.lastError = null;
     } else {
       this.stats.failures++;
-      const firstError = result.families.find((f) => !f.ok)?.error ?? 'sysctl change failed';
+      const firstError =
+        result.families.find((f) => !f.ok)?.error ?? `sysctls: ${result.sysctlError ?? 'change failed'}`;
       this.stats.lastError = firstError;
       throw new SyncFailedError(firstError, result);
     }
@@ -295,6 +303,8 @@ export class IptablesSyncer {
             rewritten: adoption.rewritten.length,
             deleted: adoption.stale.length,
           };
+          enter('shared-chains journal');
+          await this.recordSharedChains(family, desired, kernel);
         }
       }
       if (reading && adoption === null) {
@@ -306,6 +316,7 @@ export class IptablesSyncer {
         enter('iptables-restore');
         const started = this.opts.clock.now();
         let observeFailed = false;
+        let recordFailed = false;
         const rest = (async (): Promise<string> => {
           try {
             // While the dump is being written: how the last applied chains should print (kept per
@@ -314,6 +325,14 @@ export class IptablesSyncer {
             if (fam.lastApplied) await prepareExpectedSaveTexts(fam.lastApplied);
             saved = await reading;
             res.stageMs['iptables-save (during restore)'] = this.opts.clock.now() - started;
+            // Before the COMMIT (which waits for this tail): a shared chain's prior state is on disk
+            // before the restore replaces it, or the restore is abandoned.
+            try {
+              await this.recordSharedChains(family, desired, saved);
+            } catch (err) {
+              recordFailed = true;
+              throw err;
+            }
             if (fam.lastApplied) res.drift = this.reportDrift(family, fam.lastApplied, saved);
             res.stageMs['drift (during restore)'] =
               this.opts.clock.now() - started - res.stageMs['iptables-save (during restore)'];
@@ -338,7 +357,8 @@ export class IptablesSyncer {
             listFirst: streamed.listFirst,
           });
         } catch (err) {
-          if (observeFailed) stage = 'iptables-save';
+          if (recordFailed) stage = 'shared-chains journal';
+          else if (observeFailed) stage = 'iptables-save';
           else this.stats.restoreFailures++;
           throw err;
         }
@@ -380,11 +400,6 @@ export class IptablesSyncer {
       // compete with its two iptables-save processes for the CPU). Partial syncs add few chains;
       // the next full sync prepares those itself.
       if (full) void prepareExpectedSaveTexts(desired).catch(() => undefined);
-
-      if (saved && this.opts.createdChainsJournal) {
-        enter('created-chains journal');
-        await this.recordCreatedSharedChains(family, desired, saved, this.opts.createdChainsJournal);
-      }
 
       enter('built-in jumps');
       const jumps = await this.ensureJumps(iptables, desired, previous, saved, full);
@@ -501,28 +516,37 @@ export class IptablesSyncer {
     return { inserted, removed };
   }
 
-  /** Shared chains this restore created (absent from the dump read before it) are portway's to remove later. */
-  private async recordCreatedSharedChains(
+  /**
+   * Journal the shared chains this sync writes (KUBE-FIREWALL) as the dump read before the restore
+   * shows them: absent (portway creates it; cleanup deletes it) or present with kubelet's rules and
+   * jumps (cleanup puts those back). The first record of a chain wins: later dumps show portway's own
+   * version. Throws when the record cannot be written, so that the restore is not made.
+   */
+  private async recordSharedChains(
     family: IPFamily,
     desired: IptablesRuleSet,
     saved: Map<string, ScannedTable>,
-    journal: CreatedChainsJournal,
   ): Promise<void> {
-    const created = desired.tables.flatMap((t) =>
-      t.chains
-        .filter(
-          (c) =>
-            SHARED_CHAIN_NAMES.has(c.name) &&
-            !(saved.get(t.name)?.chains.some((s) => s.name === c.name) ?? false),
-        )
-        .map((c) => ({ family, table: t.name, chain: c.name })),
+    const journal = this.opts.sharedChainsJournal;
+    if (!journal) return;
+    const seen = desired.tables.flatMap((t) =>
+      t.chains.filter((c) => SHARED_CHAIN_NAMES.has(c.name)).map((c) => sharedChainAsSaved(family, t.name, c.name, saved)),
     );
-    if (created.length === 0) return;
+    if (seen.length === 0) return;
     const known = await journal.load();
-    const fresh = created.filter(
+    const fresh = seen.filter(
       (c) => !known.some((k) => k.family === c.family && k.table === c.table && k.chain === c.chain),
     );
-    if (fresh.length > 0) await journal.save([...known, ...fresh]);
+    if (fresh.length === 0) return;
+    try {
+      await journal.save([...known, ...fresh]);
+    } catch (err) {
+      throw new Error(
+        `not writing ${fresh.map((c) => `${c.table}/${c.chain}`).join(', ')}: cannot record ${fresh.length === 1 ? 'its' : 'their'} ` +
+          `current state first, so cleanup could not restore it: ${errorText(err)}`,
+        { cause: err },
+      );
+    }
   }
 
   /**
@@ -625,4 +649,26 @@ async function readTables(iptables: Iptables, tables: TableName[]): Promise<Map<
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+const BUILTIN_CHAINS = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+
+/** A shared chain as an iptables-save dump shows it: present or not, its rules, and the built-in jumps to it. */
+export function sharedChainAsSaved(
+  family: IPFamily,
+  table: string,
+  chain: string,
+  saved: Map<string, ScannedTable>,
+): SharedChainRecord {
+  const scanned = saved.get(table);
+  const linesOf = (name: string): string[] =>
+    (scanned?.ruleText.get(name) ?? '').split('\n').filter((l) => l !== '');
+  const jumps = BUILTIN_CHAINS.flatMap((b) =>
+    linesOf(b).filter((line) => {
+      const spec = splitRuleSpec(line);
+      return spec.some((tok, i) => (tok === '-j' || tok === '-g') && spec[i + 1] === chain);
+    }),
+  );
+  const existedBefore = scanned?.chains.some((c) => c.name === chain) ?? false;
+  return { family, table, chain, existedBefore, rules: existedBefore ? linesOf(chain) : [], jumps };
 }

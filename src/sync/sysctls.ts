@@ -1,9 +1,11 @@
 // Kernel settings the iptables rules need, and a journal of the ones portway changed so that
 // `portway cleanup` puts back exactly those (and nothing else).
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Sysctl } from '../dataplane/interfaces.js';
 import type { IPFamily } from '../model/cluster-state.js';
+import type { Logger } from '../observe/logger.js';
+import { JsonFileJournal, MemoryJournal, type Journal } from './journal.js';
+
+export type { Journal } from './journal.js';
 
 export interface WantedSysctl {
   key: string;
@@ -37,60 +39,6 @@ export interface SysctlChange {
   to: string;
 }
 
-/** A list portway keeps across restarts of the agent (and reads back in `portway cleanup`). */
-export interface Journal<T> {
-  load(): Promise<T[]>;
-  save(items: T[]): Promise<void>;
-  clear(): Promise<void>;
-}
-
-/**
- * A JSON-array file journal under /run: forgotten on reboot, as are the sysctls and chains it records.
- * `isItem` drops entries of the wrong shape (a hand-edited or older file) instead of trusting them.
- */
-export class JsonFileJournal<T> implements Journal<T> {
-  constructor(
-    readonly path: string,
-    private readonly isItem: (x: unknown) => x is T,
-    private readonly what: string,
-  ) {}
-
-  async load(): Promise<T[]> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    const parsed: unknown = JSON.parse(text);
-    if (!Array.isArray(parsed)) throw new Error(`${this.path}: expected a JSON array of ${this.what}`);
-    return parsed.filter(this.isItem);
-  }
-
-  async save(items: T[]): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    await writeFile(this.path, JSON.stringify(items, null, 2) + '\n');
-  }
-
-  async clear(): Promise<void> {
-    await rm(this.path, { force: true });
-  }
-}
-
-export class MemoryJournal<T> implements Journal<T> {
-  items: T[] = [];
-  async load(): Promise<T[]> {
-    return [...this.items];
-  }
-  async save(items: T[]): Promise<void> {
-    this.items = [...items];
-  }
-  async clear(): Promise<void> {
-    this.items = [];
-  }
-}
-
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null;
 
 /** Where portway remembers the original value of each sysctl it changed. */
@@ -100,30 +48,43 @@ const isSysctlChange = (c: unknown): c is SysctlChange =>
   isRecord(c) && typeof c.key === 'string' && typeof c.from === 'string' && typeof c.to === 'string';
 
 export class FileSysctlJournal extends JsonFileJournal<SysctlChange> {
-  constructor(path: string) {
-    super(path, isSysctlChange, 'sysctl changes');
+  constructor(path: string, logger?: Logger) {
+    super(path, isSysctlChange, 'sysctl changes', logger);
   }
 }
 
 export class MemorySysctlJournal extends MemoryJournal<SysctlChange> {}
 
 /**
- * Set each wanted sysctl that differs; returns what was changed. The first original value of a key
- * is kept in the journal across restarts (a restarted agent sees "1", but the node's value was "0").
+ * Set each wanted sysctl that differs; returns what was changed. Record first, then change: the
+ * original value of every key about to change is journalled before any is set, so a journal that
+ * cannot be written (a full or read-only state directory) means nothing is changed, and the error
+ * says so. The first original value of a key is kept across restarts (a restarted agent sees "1",
+ * but the node's value was "0").
  */
 export async function applySysctls(sysctl: Sysctl, wanted: readonly WantedSysctl[], journal: SysctlJournal): Promise<SysctlChange[]> {
-  const changed: SysctlChange[] = [];
-  const recorded = await journal.load();
+  const toChange: SysctlChange[] = [];
   for (const w of wanted) {
     const current = await sysctl.get(w.key);
     if (current === null) throw new Error(`sysctl ${w.key} does not exist on this kernel (needed: ${w.why})`);
-    if (current.trim() === w.value) continue;
-    await sysctl.set(w.key, w.value);
-    changed.push({ key: w.key, from: current.trim(), to: w.value });
-    if (!recorded.some((r) => r.key === w.key)) recorded.push({ key: w.key, from: current.trim(), to: w.value });
+    if (current.trim() !== w.value) toChange.push({ key: w.key, from: current.trim(), to: w.value });
   }
-  if (changed.length > 0) await journal.save(recorded);
-  return changed;
+  if (toChange.length === 0) return [];
+  const recorded = await journal.load();
+  const fresh = toChange.filter((c) => !recorded.some((r) => r.key === c.key));
+  if (fresh.length > 0) {
+    try {
+      await journal.save([...recorded, ...fresh]);
+    } catch (err) {
+      throw new Error(
+        `not changing ${toChange.map((c) => `${c.key} (${c.from} → ${c.to})`).join(', ')}: ` +
+          `cannot record the current values first, so cleanup could not restore them: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  for (const c of toChange) await sysctl.set(c.key, c.to);
+  return toChange;
 }
 
 /** Put back what the journal says portway changed, when the value is still the one portway set. */
@@ -139,25 +100,42 @@ export async function revertSysctls(sysctl: Sysctl, journal: SysctlJournal): Pro
   return reverted;
 }
 
-// ── chains shared with kubelet that portway created ─────────────────────────────────────────────
+// ── chains shared with kubelet ─────────────────────────────────────────────────────────────────
 
-/** A shared chain (KUBE-FIREWALL) that did not exist before portway wrote it: cleanup may remove it. */
-export interface CreatedChain {
+/**
+ * A shared chain (kubelet's KUBE-FIREWALL) as it was before portway first wrote it, so that cleanup
+ * puts back exactly that: deletes a chain portway created, or restores the rules and built-in jumps of
+ * one that was there (portway's full syncs rewrite its rules with kube-proxy's).
+ */
+export interface SharedChainRecord {
   family: IPFamily;
   table: string;
   chain: string;
+  existedBefore: boolean;
+  /** Its rule lines as iptables-save printed them before ("-A KUBE-FIREWALL …"); [] when it did not exist. */
+  rules: string[];
+  /** Built-in chains' rules that jumped to it before ("-A INPUT -j KUBE-FIREWALL"). */
+  jumps: string[];
 }
 
-/** Remembers which shared chains portway created, so cleanup removes those and leaves kubelet's alone. */
-export type CreatedChainsJournal = Journal<CreatedChain>;
+/** Remembers shared chains as they were before portway touched them. */
+export type SharedChainsJournal = Journal<SharedChainRecord>;
 
-const isCreatedChain = (c: unknown): c is CreatedChain =>
-  isRecord(c) && (c.family === 'IPv4' || c.family === 'IPv6') && typeof c.table === 'string' && typeof c.chain === 'string';
+const isStringArray = (x: unknown): x is string[] => Array.isArray(x) && x.every((l) => typeof l === 'string');
 
-export class FileCreatedChainsJournal extends JsonFileJournal<CreatedChain> {
-  constructor(path: string) {
-    super(path, isCreatedChain, 'chains');
+const isSharedChainRecord = (c: unknown): c is SharedChainRecord =>
+  isRecord(c) &&
+  (c.family === 'IPv4' || c.family === 'IPv6') &&
+  typeof c.table === 'string' &&
+  typeof c.chain === 'string' &&
+  typeof c.existedBefore === 'boolean' &&
+  isStringArray(c.rules) &&
+  isStringArray(c.jumps);
+
+export class FileSharedChainsJournal extends JsonFileJournal<SharedChainRecord> {
+  constructor(path: string, logger?: Logger) {
+    super(path, isSharedChainRecord, 'shared chains', logger);
   }
 }
 
-export class MemoryCreatedChainsJournal extends MemoryJournal<CreatedChain> {}
+export class MemorySharedChainsJournal extends MemoryJournal<SharedChainRecord> {}

@@ -12,6 +12,13 @@ import {
   renderOptionsFromConfig,
   serializeRuleSet,
 } from '../../src/render/iptables/index.js';
+import {
+  ipvsRenderOptionsFromConfig,
+  renderIpvs,
+  serializeIpsets,
+  serializeIpvs,
+  serializeIpvsIptables,
+} from '../../src/render/ipvs/index.js';
 
 export const GOLDEN_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -26,6 +33,18 @@ export const FAMILY_FILES: Array<{ family: IPFamily; file: string }> = [
   { family: 'IPv4', file: 'ipv4.rules' },
   { family: 'IPv6', file: 'ipv6.rules' },
 ];
+
+/** ipvs mode's three parts per family: ipset restore input, ipvsadm-restore input, iptables-restore input. */
+export type IpvsPart = 'ipset' | 'ipvs' | 'rules';
+export const IPVS_FILES: Array<{ family: IPFamily; part: IpvsPart; file: string }> = (
+  ['IPv4', 'IPv6'] as const
+).flatMap((family) =>
+  (['ipset', 'ipvs', 'rules'] as const).map((part) => ({
+    family,
+    part,
+    file: `ipvs-${family === 'IPv4' ? 'ipv4' : 'ipv6'}.${part}`,
+  })),
+);
 
 export function goldenCases(): string[] {
   return readdirSync(GOLDEN_DIR, { withFileTypes: true })
@@ -51,6 +70,16 @@ export async function renderCase(name: string): Promise<Record<string, string>> 
     const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
     const rs = renderIptables(state, renderOptionsFromConfig(config, family, nodeIPs));
     out[file] = serializeRuleSet(rs, { includeBuiltinJumps: true });
+    // ipvs mode of the same node and cluster (the kernel version is unknown: conn_reuse_mode left alone).
+    const ipvs = renderIpvs(state, ipvsRenderOptionsFromConfig(config, family, nodeIPs));
+    for (const part of IPVS_FILES.filter((f) => f.family === family)) {
+      out[part.file] =
+        part.part === 'ipset'
+          ? serializeIpsets(ipvs)
+          : part.part === 'ipvs'
+            ? serializeIpvs(ipvs)
+            : serializeIpvsIptables(ipvs, { includeBuiltinJumps: true });
+    }
   }
   return out;
 }

@@ -6,9 +6,7 @@
 // health-check node ports, and on SIGTERM/SIGINT stops watches and servers cleanly, leaving the rules
 // in place (traffic keeps flowing while the agent restarts; `portway cleanup` removes them). While
 // the API is unreachable the last good rules stay and portway_api_connected says 0.
-import { readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { createDataplane, type Dataplane } from '../../dataplane/index.js';
@@ -23,11 +21,7 @@ import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
 import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
 import { ServiceHealthServer } from '../../observe/service-health.js';
-import {
-  acceptsLocalhostNodePorts,
-  renderIptables,
-  renderOptionsFromConfig,
-} from '../../render/iptables/index.js';
+import { acceptsLocalhostNodePorts, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { createApiSource, type ApiSource, type CreateApiSourceOptions } from '../../sources/api/index.js';
 import { apiServerUrl, loadKubeConfig } from '../../sources/api/kube-config.js';
 import {
@@ -41,15 +35,12 @@ import {
 import { AgentTelemetry } from '../../sync/agent-telemetry.js';
 import { BoundedFrequencyRunner } from '../../sync/bounded-frequency-runner.js';
 import { SystemClock, type Clock } from '../../sync/clock.js';
-import {
-  IptablesSyncer,
-  SyncFailedError,
-  type FamilyDataplane,
-  type SyncResult,
-} from '../../sync/iptables-syncer.js';
-import { FileCreatedChainsJournal, FileSysctlJournal } from '../../sync/sysctls.js';
+import { SyncFailedError, type FamilyDataplane, type SyncResult } from '../../sync/iptables-syncer.js';
+import { proxyModeOf, type ProxyMode, type ProxySyncer } from '../../sync/syncer.js';
+import { AgentLock } from '../../sync/agent-lock.js';
+import { DEFAULT_STATE_DIR, NetnsState } from '../../sync/netns-state.js';
 
-export const DEFAULT_STATE_DIR = '/run/portway';
+export { DEFAULT_STATE_DIR };
 
 export interface RunAgentOptions {
   /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
@@ -72,7 +63,7 @@ export interface RunAgentOptions {
   /** Manifest mode: how often the root's identity is checked (tests). Default 1 s. */
   manifestRootCheckMs?: number;
   logger: Logger;
-  /** Where the sysctl journal lives (per network namespace below it). Default /run/portway. */
+  /** Where portway records what it changed (per network namespace below it). Default /run/portway. */
   stateDir?: string;
   /** Stop the agent (instead of, or besides, SIGTERM/SIGINT). */
   signal?: AbortSignal;
@@ -126,30 +117,14 @@ export function nodeIPsFromInterfaces(addresses: readonly InterfaceAddress[]): s
   return out;
 }
 
-/** An identifier of the current network namespace ("4026531840"), so journals of namespaces do not mix. */
-export async function currentNetnsId(): Promise<string> {
-  try {
-    const link = await readlink('/proc/self/ns/net'); // "net:[4026531840]"
-    return /\[(\d+)\]/.exec(link)?.[1] ?? 'default';
-  } catch {
-    return 'default';
-  }
-}
-
-export async function sysctlJournalPath(stateDir = DEFAULT_STATE_DIR): Promise<string> {
-  return join(stateDir, `netns-${await currentNetnsId()}`, 'sysctl-changes.json');
-}
-
-export async function createdChainsJournalPath(stateDir = DEFAULT_STATE_DIR): Promise<string> {
-  return join(stateDir, `netns-${await currentNetnsId()}`, 'created-chains.json');
-}
-
 interface AgentSetup {
   config: Config;
   nodeName: string;
   nodeIPs: string[];
   families: IPFamily[];
-  syncer: IptablesSyncer;
+  /** The proxy mode (chosen once, from config.mode) and its syncer. */
+  mode: ProxyMode;
+  syncer: ProxySyncer;
   source: AgentSource;
   clock: Clock;
   metrics: ProxyMetrics;
@@ -185,7 +160,12 @@ export function healthCheckListenAddresses(
   return nodeIPs.filter((ip) => nodePortAddresses.some((cidr) => cidrContains(cidr, ip)));
 }
 
-async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
+/** What the agent holds while it runs and gives back when it stops, however it stops. */
+interface Held {
+  lock?: AgentLock;
+}
+
+async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
   const log = opts.logger;
   const env = opts.env ?? process.env;
   const saRoot = opts.serviceAccountRoot ?? SERVICE_ACCOUNT_ROOT;
@@ -200,11 +180,8 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     saRoot,
   );
   const config = await loadConfigFile(opts.configPath);
-  if (config.mode !== 'iptables') {
-    throw new Error(
-      `config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`,
-    );
-  }
+  // The one place the mode is chosen; a mode that cannot run yet is refused before anything is touched.
+  const mode = proxyModeOf(config);
   const nodeName = chooseNodeName(config.nodeName, env, opts.hostname ?? hostname());
   let nodeIPs = [...config.nodeIPs];
   if (nodeIPs.length === 0) {
@@ -219,21 +196,29 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const dataplane = await (opts.createDataplane ?? ((fams) => createDataplane({ families: fams })))([
     ...families,
   ]);
+  // One agent per network namespace, then this namespace's own state (never a dead namespace's that
+  // had the same inode): both before anything is changed.
+  held.lock = await AgentLock.acquire(await dataplane.netns.inode());
+  const netnsState = await NetnsState.open({
+    stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
+    identity: dataplane.netns,
+    logger: log,
+  });
   const familyDataplanes: FamilyDataplane[] = families.flatMap((family) => {
     const iptables = dataplane.iptables[family];
     return iptables ? [{ family, iptables, conntrack: dataplane.conntrack }] : [];
   });
   const clock = opts.clock ?? new SystemClock();
-  const syncer = new IptablesSyncer({
+  const syncer = mode.createSyncer({
+    config: effective,
+    nodeIPs,
     families: familyDataplanes,
-    render: (state, family, cache) =>
-      renderIptables(state, renderOptionsFromConfig(effective, family, nodeIPs), cache),
     clock,
     logger: log,
     sysctl: dataplane.sysctl,
-    sysctlJournal: new FileSysctlJournal(await sysctlJournalPath(opts.stateDir)),
+    sysctlJournal: netnsState.sysctlJournal,
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
-    createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
+    sharedChainsJournal: netnsState.sharedChainsJournal,
   });
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
@@ -291,7 +276,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   const metrics = new ProxyMetrics();
   if (source.apiView) metrics.bindApiSource(source.apiView);
   const health = new ProxyHealth({
-    healthTimeoutMs: healthTimeoutFor(config.iptables.syncPeriod),
+    healthTimeoutMs: healthTimeoutFor(mode.syncPeriodMs),
     metrics,
     now: wallClock,
     sourceProblem: () => source.problem,
@@ -326,8 +311,8 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
       ...source.description,
       metricsBindAddress,
       healthzBindAddress,
-      minSyncPeriodMs: config.iptables.minSyncPeriod,
-      syncPeriodMs: config.iptables.syncPeriod,
+      minSyncPeriodMs: mode.minSyncPeriodMs,
+      syncPeriodMs: mode.syncPeriodMs,
     },
     'portway agent starting',
   );
@@ -336,6 +321,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     nodeName,
     nodeIPs,
     families: [...families],
+    mode,
     syncer,
     source,
     clock,
@@ -351,16 +337,25 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
 
 /** Run the agent; resolves with the process exit code. */
 export async function runAgent(opts: RunAgentOptions): Promise<number> {
+  const held: Held = {};
+  try {
+    return await runAgentHolding(opts, held);
+  } finally {
+    await held.lock?.release();
+  }
+}
+
+async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<number> {
   const log = opts.logger;
   let runner: BoundedFrequencyRunner | null = null;
   let setup: AgentSetup;
   try {
-    setup = await setUp(opts);
+    setup = await setUp(opts, held);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'portway agent cannot start');
     return 2;
   }
-  const { syncer, source, config, clock, lb, telemetry } = setup;
+  const { mode, syncer, source, clock, lb, telemetry } = setup;
   /** The state handed to the syncer last (what the next sync renders). */
   let latest: ClusterState | null = null;
   const accept = (state: ClusterState): void => {
@@ -435,11 +430,11 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   runner = new BoundedFrequencyRunner({
     name: 'iptables-sync',
     clock,
-    minIntervalMs: config.iptables.minSyncPeriod,
-    maxIntervalMs: config.iptables.syncPeriod,
+    minIntervalMs: mode.minSyncPeriodMs,
+    maxIntervalMs: mode.syncPeriodMs,
     retryMaxIntervalMs: Math.max(
-      config.iptables.minSyncPeriod,
-      Math.min(config.iptables.syncPeriod || 30_000, 30_000),
+      mode.minSyncPeriodMs,
+      Math.min(mode.syncPeriodMs || 30_000, 30_000),
     ),
     // The periodic run and every retry are full: they repair drift and recover from failures.
     run: async (trigger) => {
@@ -474,7 +469,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<number> {
   // Servers first: /healthz and /metrics answer (not ready, not synced) while the initial list runs.
   const metricsServer = new MetricsServer(setup.metrics, {
     bindAddress: setup.metricsBindAddress,
-    proxyMode: config.mode,
+    proxyMode: mode.name,
   });
   const healthServer = new HealthServer(setup.health, { bindAddress: setup.healthzBindAddress });
   for (const [what, server, address] of [

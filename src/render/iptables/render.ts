@@ -2,22 +2,24 @@
 // IP family. Follows pkg/proxy/iptables/proxier.go syncProxyRules (and proxy.CategorizeEndpoints)
 // chain for chain and rule for rule, so that a packet kube-proxy sends to endpoint set S goes to S.
 // No clock, environment or kernel reads; the same input gives byte-identical output.
-import { interfaceNameProblem, type DetectLocalMode } from '../../config/config.js';
-import type { ClusterState, Endpoint, ServicePort } from '../../model/cluster-state.js';
-import { cidrContains, compareIPs, joinHostPort, parseCIDR, type ParsedCIDR } from '../../model/ip.js';
+import type { ClusterState, ServicePort } from '../../model/cluster-state.js';
+import { cidrContains } from '../../model/ip.js';
+import {
+  checkedMasqueradeBit,
+  familyEndpointCount,
+  IPV4_LOOPBACK_CIDR,
+  IPV6_LOOPBACK_CIDR,
+  planNode,
+  planServicePort,
+  type PlannedEndpoint,
+  type ServicePlanContext,
+} from '../../proxy/index.js';
 import type { BuiltinJump, ChainRole, IptablesRuleSet, RenderedChain, TableName } from '../types.js';
 import { joinTokens, type LineToken } from '../line-buffer.js';
-import { chainOwner, endpointChainName, perServiceChainNames, protocolToken } from '../naming.js';
+import { chainOwner, endpointChainName, perServiceChainNames } from '../naming.js';
 import { ServiceChainRecord, StaticChainRecord } from './chain-record.js';
 import type { IptablesRenderOptions } from './options.js';
-import {
-  checkedCIDR,
-  checkedIP,
-  checkedPort,
-  commentArgs,
-  commentMatch,
-  RenderInputError,
-} from './tokens.js';
+import { commentArgs, commentMatch } from './tokens.js';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
 export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
@@ -28,9 +30,6 @@ export const KUBE_FORWARD = 'KUBE-FORWARD';
 export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 /** kubelet's anti-martian chain, duplicated by kube-proxy when localhost NodePorts are on. */
 export const KUBE_FIREWALL = 'KUBE-FIREWALL';
-
-const IPV4_LOOPBACK_CIDR = '127.0.0.0/8';
-const IPV6_LOOPBACK_CIDR = '::1/128';
 
 /** A chain whose rule lines are still being written. */
 interface OpenChain {
@@ -196,25 +195,6 @@ function collectToken(parts: string[], token: LineToken): void {
   for (const t of token) collectToken(parts, t);
 }
 
-/** The facts about one service port that rendering needs, already filtered to the family. */
-interface FamilyServicePort {
-  sp: ServicePort;
-  object: string;
-  owner: string;
-  protocol: 'tcp' | 'udp' | 'sctp';
-  clusterIP: string;
-  port: string;
-  nodePort: number;
-  healthCheckNodePort: number;
-  externalIPs: string[];
-  loadBalancerVIPs: string[];
-  loadBalancerSourceRanges: ParsedCIDR[];
-  externalPolicyLocal: boolean;
-  internalPolicyLocal: boolean;
-  /** Endpoints of the family in kube-proxy's order (by "ip:port" string), each with its chain name. */
-  endpoints: Array<{ ep: Endpoint; hostPort: string; chain: string; local: boolean }>;
-}
-
 /** Go's fmt "%0.10f" (round half to even on the exact binary value), which kube-proxy uses. */
 export function formatProbability(n: number): string {
   const x = 1 / n;
@@ -244,271 +224,7 @@ class ProbabilityCache {
 }
 
 function markValue(bit: number): string {
-  if (!Number.isInteger(bit) || bit < 0 || bit > 31) {
-    throw new RenderInputError('options', 'masqueradeBit', `${String(bit)} is not a bit number 0..31`);
-  }
-  return '0x' + (2 ** bit).toString(16);
-}
-
-/** Which node addresses take NodePorts, as kube-proxy's NodePortAddresses decides for one family. */
-interface NodePortAddressing {
-  matchAll: boolean;
-  /** For !matchAll: the addresses that get a "-d ip -j KUBE-NODEPORTS" rule. */
-  ips: string[];
-  /** The effective localhost-NodePorts setting (IPv4, enabled, and the CIDRs include loopback). */
-  localhostNodePorts: boolean;
-}
-
-/**
- * Whether the rules accept NodePorts on 127.0.0.1 (kube-proxy: localhostNodePorts and nodePortAddresses
- * overlapping 127.0.0.0/8, an empty list meaning every address): exactly then the kernel must route
- * DNATed loopback traffic off the host, i.e. route_localnet=1. IPv4 options only; IPv6 never does.
- */
-export function acceptsLocalhostNodePorts(opts: IptablesRenderOptions): boolean {
-  return resolveNodePortAddresses(opts).localhostNodePorts;
-}
-
-function resolveNodePortAddresses(opts: IptablesRenderOptions): NodePortAddressing {
-  const { family } = opts;
-  let cidrs: ParsedCIDR[];
-  if (opts.nodePortAddresses.length === 1 && opts.nodePortAddresses[0] === 'primary') {
-    // kube-proxy turns "primary" into the node's primary IP of each family as a host CIDR, skipping
-    // a family whose primary IP is unknown or loopback; that family then gets the default below
-    // (every local address), exactly as if no CIDR of it had been given.
-    const primary = opts.nodeIPs[0];
-    cidrs = primary === undefined || isLoopback(primary) ? [] : [parseCIDR(primary) as ParsedCIDR];
-  } else {
-    cidrs = opts.nodePortAddresses.map((text, i) => {
-      const parsed = parseCIDR(text);
-      if (parsed === null)
-        throw new RenderInputError('options', `nodePortAddresses[${i}]`, `"${text}" is not a CIDR`);
-      return parsed;
-    });
-    cidrs = cidrs.filter((c) => c.family === family);
-  }
-  if (cidrs.length === 0) {
-    cidrs = [parseCIDR(family === 'IPv4' ? '0.0.0.0/0' : '::/0') as ParsedCIDR];
-  }
-  // kube-proxy's ContainsIPv4Loopback: the CIDR's address is a loopback one or the CIDR contains
-  // 127.0.0.0, i.e. the CIDR overlaps 127.0.0.0/8 (127.0.0.2/32 counts, though it lacks 127.0.0.1).
-  const overlapsIPv4Loopback = (c: ParsedCIDR): boolean =>
-    cidrContains(c, '127.0.0.0') || cidrContains(IPV4_LOOPBACK_CIDR, c.text.slice(0, c.text.indexOf('/')));
-  const containsIPv4Loopback = family === 'IPv4' && cidrs.some(overlapsIPv4Loopback);
-  const localhostNodePorts = family === 'IPv4' && opts.localhostNodePorts && containsIPv4Loopback;
-  const matchAll = cidrs.some((c) => c.prefix === 0);
-  if (matchAll) return { matchAll, ips: [], localhostNodePorts };
-  // The loopback interface always holds 127.0.0.1; kube-proxy finds it when listing interfaces.
-  const candidates = family === 'IPv4' ? [...opts.nodeIPs, '127.0.0.1'] : [...opts.nodeIPs];
-  const ips = [...new Set(candidates)]
-    .filter((ip) => cidrs.some((c) => cidrContains(c, ip)))
-    .filter((ip) => !isLoopback(ip) || localhostNodePorts)
-    .sort(compareIPs);
-  return { matchAll, ips, localhostNodePorts };
-}
-
-function isLoopback(ip: string): boolean {
-  return ip === '::1' || cidrContains(IPV4_LOOPBACK_CIDR, ip);
-}
-
-/** ExternallyAccessible(service) in k8s.io/kubernetes/pkg/api/v1/service: by type, any family. */
-function typeIsExternallyAccessible(sp: ServicePort): boolean {
-  return (
-    sp.type === 'LoadBalancer' ||
-    sp.type === 'NodePort' ||
-    (sp.type === 'ClusterIP' && sp.externalIPs.length > 0)
-  );
-}
-
-/** The Service's cluster IP of the family (kube-proxy's per-family proxier ignores Services without one). */
-function familyClusterIP(sp: ServicePort, family: IptablesRenderOptions['family']): string | undefined {
-  return sp.clusterIPs.find((ip) => (family === 'IPv4') === !ip.includes(':'));
-}
-
-/** Endpoints of the family of a service port that has a cluster IP of the family (else 0). */
-function familyEndpointCount(sp: ServicePort, family: IptablesRenderOptions['family']): number {
-  if (familyClusterIP(sp, family) === undefined) return 0;
-  let n = 0;
-  for (const ep of sp.endpoints) if (ep.family === family) n++;
-  return n;
-}
-
-function familyView(sp: ServicePort, opts: IptablesRenderOptions): FamilyServicePort | null {
-  const { family } = opts;
-  const object = `servicePort ${sp.id}/${protocolToken(sp.protocol)}`;
-  const clusterIP = familyClusterIP(sp, family);
-  // kube-proxy's per-family proxier ignores a Service without a cluster IP of its family.
-  if (clusterIP === undefined) return null;
-  checkedIP(clusterIP, family, object, 'clusterIPs');
-  checkedPort(sp.port, object, 'port');
-  const nodePort = checkedPort(sp.nodePort, object, 'nodePort', true);
-  checkedPort(sp.healthCheckNodePort, object, 'healthCheckNodePort', true);
-
-  const inFamily = (ip: string): boolean => (family === 'IPv4') === !ip.includes(':');
-  const externalIPs = sp.externalIPs
-    .filter(inFamily)
-    .map((ip) => checkedIP(ip, family, object, 'externalIPs'));
-  const loadBalancerVIPs = sp.loadBalancerIngress
-    .filter((ing) => ing.ipMode === 'VIP' && inFamily(ing.ip))
-    .map((ing) => checkedIP(ing.ip, family, object, 'loadBalancerIngress'));
-  let loadBalancerSourceRanges = sp.loadBalancerSourceRanges
-    .map((c, i) => {
-      const parsed = parseCIDR(c);
-      if (parsed === null) throw new RenderInputError(object, `loadBalancerSourceRanges[${i}]`, 'not a CIDR');
-      return parsed;
-    })
-    .filter((c) => c.family === family);
-  // A zero-length prefix means "allow any", the same as no ranges at all.
-  if (loadBalancerSourceRanges.some((c) => c.prefix === 0)) loadBalancerSourceRanges = [];
-
-  const externalPolicyLocal = sp.externalTrafficPolicy === 'Local' && typeIsExternallyAccessible(sp);
-  const internalPolicyLocal = sp.internalTrafficPolicy === 'Local';
-  // NeedsHealthCheck: only LoadBalancer Services with externalTrafficPolicy Local.
-  const healthCheckNodePort = sp.type === 'LoadBalancer' && externalPolicyLocal ? sp.healthCheckNodePort : 0;
-
-  const protocol = protocolToken(sp.protocol);
-  const local = (ep: Endpoint): boolean => opts.nodeName !== '' && ep.nodeName === opts.nodeName;
-  const endpoints = sp.endpoints
-    .filter((ep) => ep.family === family)
-    .map((ep) => {
-      checkedIP(ep.ip, family, object, `endpoints[${ep.ip}].ip`);
-      checkedPort(ep.port, object, `endpoints[${ep.ip}].port`);
-      const hostPort = joinHostPort(ep.ip, ep.port);
-      return { ep, hostPort, chain: endpointChainName(sp.id, sp.protocol, hostPort), local: local(ep) };
-    })
-    // kube-proxy sorts endpoints by their "ip:port" string (byEndpoint), not numerically.
-    .sort((a, b) => (a.hostPort < b.hostPort ? -1 : a.hostPort > b.hostPort ? 1 : 0));
-
-  return {
-    sp,
-    object,
-    owner: chainOwner(sp),
-    protocol,
-    clusterIP,
-    port: String(sp.port),
-    nodePort,
-    healthCheckNodePort,
-    externalIPs,
-    loadBalancerVIPs,
-    loadBalancerSourceRanges,
-    externalPolicyLocal,
-    internalPolicyLocal,
-    endpoints,
-  };
-}
-
-type EndpointEntry = FamilyServicePort['endpoints'][number];
-
-/** kube-proxy's topology modes: '' = no topology (every endpoint is a candidate). */
-type TopologyMode = '' | 'PreferSameZone' | 'PreferSameNode';
-
-/**
- * kube-proxy's topologyModeFromHints, over the ready endpoints only: PreferSameNode when every one
- * has node hints and one is hinted for this node (kube-proxy's PreferSameTrafficDistribution gate:
- * on by default since 1.34, GA and locked on in 1.35); else PreferSameZone when every one has zone
- * hints and one is hinted for this node's zone; else ''. A partial set of hints (the controller is
- * mid-update, or some endpoints have no zone) means no topology at all, never a partial filter.
- */
-function topologyModeFromHints(
-  endpoints: readonly EndpointEntry[],
-  nodeName: string,
-  zone: string,
-): TopologyMode {
-  let hasReadyEndpoints = false;
-  let allHaveNodeHints = true;
-  let hasEndpointForNode = false;
-  let allHaveZoneHints = true;
-  let hasEndpointForZone = false;
-  for (const { ep } of endpoints) {
-    if (!ep.ready) continue;
-    hasReadyEndpoints = true;
-    if (ep.nodeHints === undefined || ep.nodeHints.length === 0) allHaveNodeHints = false;
-    else if (ep.nodeHints.includes(nodeName)) hasEndpointForNode = true;
-    if (ep.zoneHints === undefined || ep.zoneHints.length === 0) allHaveZoneHints = false;
-    else if (ep.zoneHints.includes(zone)) hasEndpointForZone = true;
-  }
-  if (!hasReadyEndpoints) return '';
-  if (allHaveNodeHints && hasEndpointForNode) return 'PreferSameNode';
-  if (allHaveZoneHints && hasEndpointForZone) return 'PreferSameZone';
-  return '';
-}
-
-/** kube-proxy's availableForTopology (no fallback here: it is in the choice of the mode). */
-function availableForTopology(ep: Endpoint, mode: TopologyMode, nodeName: string, zone: string): boolean {
-  switch (mode) {
-    case '':
-      return true;
-    case 'PreferSameNode':
-      return ep.nodeHints?.includes(nodeName) ?? false;
-    case 'PreferSameZone':
-      return ep.zoneHints?.includes(zone) ?? false;
-  }
-}
-
-/**
- * proxy.CategorizeEndpoints: the cluster-policy endpoints (ready ones, narrowed by topology hints),
- * the local-policy endpoints (never narrowed by topology), each falling back to serving-and-
- * terminating endpoints when it has no ready one. `zone` is this node's zone ('' when unknown).
- */
-function categorizeEndpoints(
-  svc: FamilyServicePort,
-  usesClusterEndpoints: boolean,
-  usesLocalEndpoints: boolean,
-  nodeName: string,
-  zone: string,
-): {
-  clusterEndpoints: EndpointEntry[];
-  localEndpoints: EndpointEntry[];
-  allReachable: EndpointEntry[];
-  hasAnyEndpoints: boolean;
-} {
-  let clusterEndpoints: EndpointEntry[] = [];
-  let localEndpoints: EndpointEntry[] = [];
-  let hasAnyEndpoints = false;
-  let useServingTerminating = false;
-  let topologyMode: TopologyMode = '';
-  const servingTerminating = (e: EndpointEntry): boolean => e.ep.serving && e.ep.terminating;
-
-  if (usesClusterEndpoints) {
-    topologyMode = topologyModeFromHints(svc.endpoints, nodeName, zone);
-    clusterEndpoints = svc.endpoints.filter(
-      (e) => e.ep.ready && availableForTopology(e.ep, topologyMode, nodeName, zone),
-    );
-    // No ready endpoint anywhere (a mode is only chosen when one is ready for this node or zone):
-    // fall back to serving-and-terminating ones, regardless of topology, as kube-proxy does.
-    if (clusterEndpoints.length === 0) clusterEndpoints = svc.endpoints.filter(servingTerminating);
-    if (clusterEndpoints.length > 0) hasAnyEndpoints = true;
-  }
-  if (!usesLocalEndpoints)
-    return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
-
-  let hasLocalReady = false;
-  let hasLocalServingTerminating = false;
-  for (const e of svc.endpoints) {
-    if (e.ep.ready) {
-      hasAnyEndpoints = true;
-      if (e.local) hasLocalReady = true;
-    } else if (servingTerminating(e)) {
-      hasAnyEndpoints = true;
-      if (e.local) hasLocalServingTerminating = true;
-    }
-  }
-  if (hasLocalReady) {
-    localEndpoints = svc.endpoints.filter((e) => e.local && e.ep.ready);
-  } else if (hasLocalServingTerminating) {
-    useServingTerminating = true;
-    localEndpoints = svc.endpoints.filter((e) => e.local && servingTerminating(e));
-  }
-  if (!usesClusterEndpoints)
-    return { clusterEndpoints, localEndpoints, allReachable: localEndpoints, hasAnyEndpoints };
-  if (topologyMode === '' && !useServingTerminating) {
-    // Without topology, clusterEndpoints holds every ready endpoint: a superset of localEndpoints.
-    return { clusterEndpoints, localEndpoints, allReachable: clusterEndpoints, hasAnyEndpoints };
-  }
-  // Topology may have left out a local ready endpoint, or the local policy fell back to terminating
-  // ones: take the union, in the service's endpoint order (kube-proxy uses map order; ours is stable).
-  const chosen = new Set<EndpointEntry>([...clusterEndpoints, ...localEndpoints]);
-  const allReachable = svc.endpoints.filter((e) => chosen.has(e));
-  return { clusterEndpoints, localEndpoints, allReachable, hasAnyEndpoints };
+  return '0x' + (2 ** checkedMasqueradeBit(bit)).toString(16);
 }
 
 /** kube-proxy's iptablesJumpChains (+ the kubelet firewall jumps), each prepended to a built-in chain. */
@@ -644,42 +360,35 @@ function intact(chains: readonly RenderedChain[]): boolean {
 /** What the rendering of one service port needs besides the ServicePort (equal contexts, equal output). */
 interface ServiceRenderContext {
   opts: IptablesRenderOptions;
+  /** What the proxy layer needs to plan a service port (family, node name, zone). */
+  plan: ServicePlanContext;
   ifLocal: string[] | null;
   ifNotLocal: string[] | null;
   primaryNodeIP: string | undefined;
   largeClusterMode: boolean;
-  /** This node's topology.kubernetes.io/zone ('' when unknown: zone hints are then ignored). */
-  nodeZone: string;
   probabilities: ProbabilityCache;
 }
 
 /**
  * One service port's chains and its lines in the shared chains (kube-proxy's loop body of
- * syncProxyRules); null when the Service has no cluster IP of the family.
+ * syncProxyRules); null when the Service has no cluster IP of the family. Every decision (endpoints,
+ * policies, what traffic without endpoints meets) is the proxy layer's plan; this writes it as rules.
  */
 function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderContext): ServiceFragment | null {
   const { opts, ifLocal, ifNotLocal, primaryNodeIP, probabilities } = ctx;
   // Dropping per-endpoint comments in big clusters saves a third of the payload (kube-proxy does too).
   const serviceComment = (text: string): string => (ctx.largeClusterMode ? '' : commentMatch(text));
-  const svc = familyView(servicePort, opts);
+  const svc = planServicePort(servicePort, ctx.plan);
   if (svc === null) return null;
   const fragment = new FragmentWriter();
   const nat = fragment.table('nat');
   const filter = fragment.table('filter');
-  const { sp, protocol, owner, port } = svc;
+  const { sp, protocol, clusterEndpoints, localEndpoints, allReachable, hasEndpoints } = svc;
+  const { usesClusterEndpoints, usesLocalEndpoints, hasInternalEndpoints, hasExternalEndpoints } = svc;
+  const owner = chainOwner(sp);
+  const port = String(svc.port);
   const name = sp.id;
   const protoMatch = `-m ${protocol} -p ${protocol}`;
-
-  const externallyAccessible =
-    svc.nodePort !== 0 || svc.loadBalancerVIPs.length > 0 || svc.externalIPs.length > 0;
-  const usesClusterEndpoints = !svc.internalPolicyLocal || externallyAccessible;
-  const usesLocalEndpoints = svc.internalPolicyLocal || (svc.externalPolicyLocal && externallyAccessible);
-  const {
-    clusterEndpoints,
-    localEndpoints,
-    allReachable,
-    hasAnyEndpoints: hasEndpoints,
-  } = categorizeEndpoints(svc, usesClusterEndpoints, usesLocalEndpoints, opts.nodeName, ctx.nodeZone);
 
   // One hash for the four per-service names (SVC/SVL/EXT/FW share portProtoHash).
   const chainNames = perServiceChainNames(name, sp.protocol);
@@ -687,56 +396,41 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
   const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints;
   const localPolicyChain = chainNames.localService;
   const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints;
-
-  let internalTrafficChain = clusterPolicyChain;
-  let hasInternalEndpoints = hasEndpoints;
-  if (svc.internalPolicyLocal) {
-    internalTrafficChain = localPolicyChain;
-    if (localEndpoints.length === 0) hasInternalEndpoints = false;
-  }
-  let externalPolicyChain = clusterPolicyChain;
-  let hasExternalEndpoints = hasEndpoints;
-  if (svc.externalPolicyLocal) {
-    externalPolicyChain = localPolicyChain;
-    if (localEndpoints.length === 0) hasExternalEndpoints = false;
-  }
+  const internalTrafficChain = svc.internalPolicyLocal ? localPolicyChain : clusterPolicyChain;
+  const externalPolicyChain = svc.externalPolicyLocal ? localPolicyChain : clusterPolicyChain;
   const externalTrafficChain = chainNames.external;
   // Based on hasEndpoints (not hasExternalEndpoints): the short-circuit rules for traffic from
   // inside the cluster are needed even when no endpoint takes external traffic.
-  const usesExternalTrafficChain = hasEndpoints && externallyAccessible;
+  const usesExternalTrafficChain = hasEndpoints && svc.externallyAccessible;
 
   const fwChain = chainNames.firewall;
-  const usesFWChain =
-    hasEndpoints && svc.loadBalancerVIPs.length > 0 && svc.loadBalancerSourceRanges.length > 0;
+  const usesFWChain = svc.usesSourceRanges;
   const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
 
-  let internalFilterTarget = '';
-  let internalFilterComment = '';
-  let externalFilterTarget = '';
-  let externalFilterComment = '';
-  if (!hasEndpoints) {
-    // No endpoints anywhere: no nat chains, only REJECTs in filter.
-    internalFilterTarget = 'REJECT';
-    internalFilterComment = `${name} has no endpoints`;
-    externalFilterTarget = 'REJECT';
-    externalFilterComment = internalFilterComment;
-  } else {
-    if (!hasInternalEndpoints) {
-      internalFilterTarget = 'DROP';
-      internalFilterComment = `${name} has no local endpoints`;
-    }
-    if (!hasExternalEndpoints) {
-      externalFilterTarget = 'DROP';
-      externalFilterComment = `${name} has no local endpoints`;
-    }
-  }
+  // No endpoints anywhere: no nat chains, only REJECTs in filter; none local for a Local policy: DROP.
+  const filterComment = (action: string): string =>
+    action === '' ? '' : action === 'REJECT' ? `${name} has no endpoints` : `${name} has no local endpoints`;
+  const internalFilterTarget = svc.internalNoEndpoints;
+  const internalFilterComment = filterComment(internalFilterTarget);
+  const externalFilterTarget = svc.externalNoEndpoints;
+  const externalFilterComment = filterComment(externalFilterTarget);
+
+  // The KUBE-SEP chain of each endpoint used, named once per render of this service port. Usually the
+  // cluster-policy list is allReachable itself (no topology, no Local policy): then no lookup at all.
+  const reachableChains = allReachable.map((e) => endpointChainName(name, sp.protocol, e.hostPort));
+  let chainByEndpoint: Map<PlannedEndpoint, string> | undefined;
+  const chainsOf = (endpoints: readonly PlannedEndpoint[]): string[] => {
+    if (endpoints === allReachable) return reachableChains;
+    chainByEndpoint ??= new Map(allReachable.map((e, i) => [e, reachableChains[i]!]));
+    return endpoints.map((e) => chainByEndpoint!.get(e)!);
+  };
 
   // Declare this service's nat chains up front, in kube-proxy's order (EXT, FW, SVC, SVL, SEPs).
   if (usesExternalTrafficChain) nat.declare(externalTrafficChain, 'external', owner);
   if (usesFWChain) nat.declare(fwChain, 'firewall', owner);
   if (usesClusterPolicyChain) nat.declare(clusterPolicyChain, 'service', owner);
   if (usesLocalPolicyChain) nat.declare(localPolicyChain, 'service', owner);
-  for (const e of allReachable) nat.declare(e.chain, 'endpoint', owner);
+  for (const chain of reachableChains) nat.declare(chain, 'endpoint', owner);
 
   // Cluster IP.
   const clusterIPMatch = `${protoMatch} -d ${svc.clusterIP} --dport ${port}`;
@@ -936,32 +630,26 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
     nat.write(fwChain, commentMatch(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`));
   }
 
-  const affinity = sp.sessionAffinity.type === 'ClientIP' ? sp.sessionAffinity.timeoutSeconds : null;
-  if (affinity !== null && (!Number.isInteger(affinity) || affinity < 0 || affinity > 86400)) {
-    throw new RenderInputError(
-      svc.object,
-      'sessionAffinity.timeoutSeconds',
-      `${String(affinity)} is not 0..86400`,
-    );
-  }
-  const writeServiceToEndpoints = (chain: string, endpoints: EndpointEntry[]): void => {
+  const affinity = svc.affinityTimeoutSeconds;
+  const writeServiceToEndpoints = (chain: string, endpoints: PlannedEndpoint[]): void => {
+    const chains = chainsOf(endpoints);
     if (affinity !== null) {
-      for (const e of endpoints) {
+      endpoints.forEach((e, i) => {
         nat.write(
           chain,
           serviceComment(`${name} -> ${e.hostPort}`),
           '-m',
           'recent',
           '--name',
-          e.chain,
+          chains[i]!,
           '--rcheck',
           '--seconds',
           String(affinity),
           '--reap',
           '-j',
-          e.chain,
+          chains[i]!,
         );
-      }
+      });
     }
     const n = endpoints.length;
     endpoints.forEach((e, i) => {
@@ -977,114 +665,33 @@ function renderServiceFragment(servicePort: ServicePort, ctx: ServiceRenderConte
           '--probability',
           probabilities.get(n - i),
           '-j',
-          e.chain,
+          chains[i]!,
         );
       } else {
-        nat.write(chain, comment, '-j', e.chain);
+        nat.write(chain, comment, '-j', chains[i]!);
       }
     });
   };
   if (usesClusterPolicyChain) writeServiceToEndpoints(clusterPolicyChain, clusterEndpoints);
   if (usesLocalPolicyChain) writeServiceToEndpoints(localPolicyChain, localEndpoints);
 
-  for (const e of allReachable) {
+  allReachable.forEach((e, i) => {
+    const sep = reachableChains[i]!;
     const comment = serviceComment(name);
     // Hairpin: a pod reaching itself through the service must be masqueraded to get the reply.
-    nat.write(e.chain, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
+    nat.write(sep, comment, '-s', e.ep.ip, '-j', KUBE_MARK_MASQ);
     nat.write(
-      e.chain,
+      sep,
       comment,
-      affinity !== null ? ['-m', 'recent', '--name', e.chain, '--set'] : [],
+      affinity !== null ? ['-m', 'recent', '--name', sep, '--set'] : [],
       protoMatch,
       '-j',
       'DNAT',
       '--to-destination',
       e.hostPort,
     );
-  }
+  });
   return fragment.finish();
-}
-
-/**
- * This node's zone, from its Node object's topology.kubernetes.io/zone label as kube-proxy reads it;
- * '' when the node is unnamed, not in the state, or unlabelled.
- */
-export function nodeZoneOf(state: ClusterState, nodeName: string): string {
-  if (nodeName === '') return '';
-  return state.nodes.find((n) => n.name === nodeName)?.zone ?? '';
-}
-
-/**
- * kube-proxy's LocalTrafficDetector for one family: the match for traffic from this node's pods and
- * its negation (null when there is no detector), with why there is none. Decisions that depend on
- * it: masquerading of off-cluster traffic to cluster IPs, and pods reaching a Local-policy service's
- * external address.
- */
-export interface LocalTrafficDetector {
-  mode: DetectLocalMode;
-  ifLocal: string[] | null;
-  ifNotLocal: string[] | null;
-  /** '' when a detector applies; otherwise why none does (for logs and doctor). */
-  reason: '' | 'noClusterCIDR' | 'nodeNotFound' | 'noNodePodCIDR';
-}
-
-/**
- * The local-traffic detector of `opts.family` (kube-proxy's getLocalDetectors): ClusterCIDR and
- * NodeCIDR match the source (`-s CIDR`), the first CIDR of the family only; BridgeInterface and
- * InterfaceNamePrefix match the input interface (`-i br0`, `-i veth+`) and serve both families.
- * NodeCIDR reads this node's spec.podCIDRs from the ClusterState, as kube-proxy reads its Node. Pure.
- */
-export function localTrafficDetectorOf(state: ClusterState, opts: IptablesRenderOptions): LocalTrafficDetector {
-  const { family } = opts;
-  const mode = opts.detectLocalMode ?? 'ClusterCIDR';
-  const bySource = (cidr: string): LocalTrafficDetector => ({
-    mode,
-    ifLocal: ['-s', cidr],
-    ifNotLocal: ['!', '-s', cidr],
-    reason: '',
-  });
-  const byInterface = (pattern: string): LocalTrafficDetector => ({
-    mode,
-    ifLocal: ['-i', pattern],
-    ifNotLocal: ['!', '-i', pattern],
-    reason: '',
-  });
-  const none = (reason: LocalTrafficDetector['reason']): LocalTrafficDetector => ({
-    mode,
-    ifLocal: null,
-    ifNotLocal: null,
-    reason,
-  });
-  switch (mode) {
-    case 'ClusterCIDR': {
-      if (opts.clusterCIDRs.length > 1) {
-        throw new RenderInputError('options', 'clusterCIDRs', `at most one ${family} CIDR is supported`);
-      }
-      const cidr = opts.clusterCIDRs[0];
-      return cidr === undefined ? none('noClusterCIDR') : bySource(checkedCIDR(cidr, family, 'options', 'clusterCIDRs[0]'));
-    }
-    case 'NodeCIDR': {
-      const node = opts.nodeName === '' ? undefined : state.nodes.find((n) => n.name === opts.nodeName);
-      if (node === undefined) return none('nodeNotFound');
-      const podCIDRs = node.podCIDRs ?? [];
-      const index = podCIDRs.findIndex((c) => parseCIDR(c)?.family === family);
-      const cidr = podCIDRs[index];
-      if (cidr === undefined) return none('noNodePodCIDR');
-      return bySource(checkedCIDR(cidr, family, `node ${node.name}`, `podCIDRs[${index}]`));
-    }
-    case 'BridgeInterface':
-      return byInterface(checkedInterface(opts.bridgeInterface ?? '', 'name', 'bridgeInterface'));
-    case 'InterfaceNamePrefix':
-      return byInterface(checkedInterface(opts.interfaceNamePrefix ?? '', 'prefix', 'interfaceNamePrefix') + '+');
-    default:
-      throw new RenderInputError('options', 'detectLocalMode', `"${String(mode)}" is not a detectLocalMode`);
-  }
-}
-
-function checkedInterface(name: string, kind: 'name' | 'prefix', field: string): string {
-  const problem = interfaceNameProblem(name, kind);
-  if (problem !== null) throw new RenderInputError('options', field, problem);
-  return name;
 }
 
 /** Render the iptables rules of one IP family (kube-proxy's syncProxyRules, full sync). Pure. */
@@ -1096,12 +703,11 @@ export function renderIptables(
   const { family } = opts;
   const isIPv6 = family === 'IPv6';
   const mark = markValue(opts.masqueradeBit);
-  const nodePorts = resolveNodePortAddresses(opts);
-  const primaryNodeIP = opts.nodeIPs[0];
-  if (primaryNodeIP !== undefined) checkedIP(primaryNodeIP, family, 'options', 'nodeIPs[0]');
-  const detector = localTrafficDetectorOf(state, opts);
-  const ifLocal = detector.ifLocal;
-  const ifNotLocal = detector.ifNotLocal;
+  // The node-level decisions (NodePort addresses, local-traffic detector, primary address, zone).
+  const node = planNode(state, opts);
+  const { nodePorts, primaryNodeIP, nodeZone } = node;
+  const ifLocal = node.detector.ifLocal;
+  const ifNotLocal = node.detector.ifNotLocal;
 
   const filter = new StaticTable('filter');
   const nat = new StaticTable('nat');
@@ -1157,14 +763,13 @@ export function renderIptables(
     totalEndpoints += cache ? cache.endpointCount(sp, family) : familyEndpointCount(sp, family);
   }
   const largeClusterMode = totalEndpoints > opts.largeClusterEndpointThreshold;
-  const nodeZone = nodeZoneOf(state, opts.nodeName);
   const ctx: ServiceRenderContext = {
     opts,
+    plan: { family, nodeName: opts.nodeName, nodeZone },
     ifLocal,
     ifNotLocal,
     primaryNodeIP,
     largeClusterMode,
-    nodeZone,
     probabilities: new ProbabilityCache(),
   };
   cache?.begin(opts, largeClusterMode, nodeZone, ifLocal);
@@ -1230,3 +835,5 @@ export function renderIptables(
 }
 
 export type { IptablesRenderOptions };
+// The mode-neutral decisions live in src/proxy; re-exported for the callers that found them here.
+export { acceptsLocalhostNodePorts, localTrafficDetectorOf, nodeZoneOf, type LocalTrafficDetector } from '../../proxy/index.js';

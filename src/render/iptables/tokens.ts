@@ -1,19 +1,7 @@
 // Safe tokens for iptables-restore lines. Every value that came from a user (names, addresses) goes
 // through here, so no quote, backslash, newline or other control character can split or extend a rule.
-import type { IPFamily } from '../../model/cluster-state.js';
-import { canonicalIP, ipFamilyOf, parseCIDR } from '../../model/ip.js';
-
-/** A ClusterState or option value the renderer cannot turn into a rule; names the object and field. */
-export class RenderInputError extends Error {
-  constructor(
-    readonly object: string,
-    readonly field: string,
-    readonly detail: string,
-  ) {
-    super(`${object}: ${field}: ${detail}`);
-    this.name = 'RenderInputError';
-  }
-}
+// The input checks are mode-neutral (src/proxy); re-exported here for the renderer's callers.
+export { checkedCIDR, checkedIP, checkedPort, RenderInputError } from '../../proxy/input-checks.js';
 
 /** xt_comment keeps at most 255 bytes; iptables-restore rejects longer comments. */
 const MAX_COMMENT_BYTES = 255;
@@ -50,35 +38,3 @@ export function commentMatch(text: string): string {
   return '-m comment --comment ' + commentToken(text);
 }
 
-/** The address exactly as the model promises it (canonical, of the family), or a RenderInputError. */
-const CANONICAL_IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-export function checkedIP(ip: string, family: IPFamily, object: string, field: string): string {
-  if (family === 'IPv4' && CANONICAL_IPV4.test(ip)) return ip;
-  if (canonicalIP(ip) !== ip || ipFamilyOf(ip) !== family) {
-    throw new RenderInputError(object, field, `"${printable(ip)}" is not a canonical ${family} address`);
-  }
-  return ip;
-}
-
-/** A masked CIDR of the family, or a RenderInputError. */
-export function checkedCIDR(cidr: string, family: IPFamily, object: string, field: string): string {
-  const parsed = parseCIDR(cidr);
-  if (parsed === null || parsed.family !== family) {
-    throw new RenderInputError(object, field, `"${printable(cidr)}" is not an ${family} CIDR`);
-  }
-  return parsed.text;
-}
-
-export function checkedPort(port: number, object: string, field: string, allowZero = false): number {
-  if (!Number.isInteger(port) || port < (allowZero ? 0 : 1) || port > 65535) {
-    throw new RenderInputError(object, field, `${String(port)} is not a port number`);
-  }
-  return port;
-}
-
-/** For error messages only: never echo control characters back into logs. */
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
-}

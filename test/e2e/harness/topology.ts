@@ -10,12 +10,12 @@
 // Every namespace name starts with a prefix that holds the creating process id, so namespaces left
 // by a crashed run are recognised (the owner is gone) and swept by the next create(). Nothing is
 // created in the root namespace: veth pairs are made directly between the target namespaces.
-import { rm } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { forgetNetnsState } from '../../../src/sync/netns-state.js';
 
 const HACK_E2E = join(dirname(fileURLToPath(import.meta.url)), '../../../hack/e2e');
 export const ECHO_SERVER = join(HACK_E2E, 'echo-server.mjs');
@@ -265,11 +265,11 @@ export async function sweepStaleTopologies(prefix = NETNS_PREFIX): Promise<strin
   return stale;
 }
 
-/** Delete the state `portway run` keeps for a network namespace (/run/portway/netns-<inode>). */
+/** Delete the state `portway run` keeps for a network namespace (/run/portway/netns-<inode>-<marker>). */
 export async function removeAgentState(netns: string): Promise<void> {
   const res = await execInNetns(netns, 'readlink', ['/proc/self/ns/net']);
   const id = /\[(\d+)\]/.exec(String(res.stdout))?.[1];
-  if (id) await rm(`/run/portway/netns-${id}`, { recursive: true, force: true });
+  if (id) await forgetNetnsState(id);
 }
 
 export class Topology {
@@ -381,7 +381,7 @@ export class Topology {
     if (this.tornDown) return;
     this.tornDown = true;
     await Promise.allSettled(this.processes.map((p) => p.stop()));
-    // An agent run in a namespace keeps its journals in /run/portway/netns-<inode>: they go with it.
+    // An agent run in a namespace keeps its journals in /run/portway/netns-<inode>-…: they go with it.
     for (const ns of this.created) await removeAgentState(ns);
     for (const ns of [...this.created].reverse()) await deleteNetns(ns);
     // Anything with our prefix that a failed step created but did not record.

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { ECHO_TCP_PORT, Topology, type NodeInfo, type TopologySpec } from '../harness/topology.js';
+import { forgetNetnsState } from '../../../src/sync/netns-state.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const TRAFFIC_CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'traffic-client.mjs');
@@ -497,8 +498,7 @@ export class TrafficEnv {
     await this.topo.teardown();
     await rm(this.dir, { recursive: true, force: true });
     // The agents' sysctl / created-chain journals are per network namespace: gone with it.
-    for (const id of this.netnsIds)
-      await rm(join('/run/portway', `netns-${id}`), { recursive: true, force: true });
+    for (const id of this.netnsIds) await forgetNetnsState(id);
   }
 }
 

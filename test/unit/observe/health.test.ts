@@ -95,6 +95,36 @@ describe('ProxyHealth', () => {
     expect(health.healthz().status).toBe(503);
   });
 
+  it('turns 503 when syncs keep failing with nothing queued, 2 × syncPeriod after the last success', () => {
+    health.updated('IPv4');
+    const lastGood = now;
+    now += SYNC_PERIOD;
+    health.syncFailed('IPv4'); // the periodic full sync fails; no change is queued
+    now += SYNC_PERIOD / 2;
+    health.syncFailed('IPv4'); // the retry fails too
+    now = lastGood + 2 * SYNC_PERIOD - 1;
+    expect(health.healthz().status).toBe(200);
+    now = lastGood + 2 * SYNC_PERIOD;
+    const stale = health.healthz();
+    expect(stale.status).toBe(503);
+    expect(JSON.parse(stale.body).lastUpdated).toBe(formatGoTime(lastGood));
+    expect(health.livez().status).toBe(503);
+    health.updated('IPv4');
+    expect(health.healthz().status).toBe(200);
+    now += 10 * SYNC_PERIOD; // idle and succeeding: healthy
+    expect(health.healthz().status).toBe(200);
+  });
+
+  it('turns 503 when the first syncs all fail, 2 × syncPeriod after the first attempt', () => {
+    health.syncFailed('IPv4');
+    now += 2 * SYNC_PERIOD - 1;
+    health.syncFailed('IPv4');
+    expect(health.healthz().status).toBe(200);
+    now += 1;
+    expect(health.healthz().status).toBe(503);
+    expect(health.readyz().status).toBe(503);
+  });
+
   it('reports 503 on /healthz (not /livez) while the node is being deleted', () => {
     health.updated('IPv4');
     health.syncNode({ metadata: {}, spec: { taints: [{ key: TO_BE_DELETED_TAINT }] } });

@@ -198,6 +198,54 @@ describe('AgentTelemetry restore failure counters', () => {
   });
 });
 
+describe('AgentTelemetry proxy health', () => {
+  const result = (ok: boolean, sysctlError?: string) => ({
+    ok: ok && sysctlError === undefined,
+    durationMs: 5,
+    families: [
+      { family: 'IPv4' as const, full: true, ok, drift: [], jumpsInserted: [], jumpsRemoved: [], conntrackDeleted: 0, stageMs: {} },
+    ],
+    sysctlsChanged: [],
+    ...(sysctlError !== undefined ? { sysctlError } : {}),
+  });
+
+  it.each([
+    ['the rules fail to apply', false, undefined],
+    ['the sysctls the rules need cannot be set', true, 'not changing net/ipv4/ip_forward: cannot record …'],
+  ])('reports the node unhealthy when %s for 2 × syncPeriod with no change queued', async (_what, ok, sysctlError) => {
+    let now = 1_000;
+    const health = new ProxyHealth({ healthTimeoutMs: 60_000, now: () => now });
+    const telemetry = new AgentTelemetry({
+      families: ['IPv4'],
+      nodeName: 'me',
+      metrics: new ProxyMetrics({ processMetrics: false }),
+      health,
+      logger: silentLogger,
+      now: () => now,
+      startedAtMs: 0,
+    });
+    const sync = async (r: ReturnType<typeof result>) =>
+      telemetry.syncFinished(telemetry.syncStarted(0), {
+        result: r,
+        full: true,
+        restoreFailures: 0,
+        lastApplied: () => null,
+        state: emptyClusterState(),
+      });
+    await sync(result(true));
+    expect(health.healthz().status).toBe(200);
+    // Periodic full syncs every 30 s, all failing; nothing new arrives from the source.
+    for (let i = 0; i < 4; i++) {
+      now += 30_000;
+      await sync(result(ok, sysctlError));
+    }
+    expect(health.healthz().status).toBe(503);
+    now += 30_000;
+    await sync(result(true));
+    expect(health.healthz().status).toBe(200);
+  });
+});
+
 describe('AgentTelemetry health-check node ports', () => {
   it('follows the state only once a family has applied it (kube-proxy syncs them after a successful restore)', async () => {
     const synced: number[] = [];

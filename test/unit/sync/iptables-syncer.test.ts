@@ -7,7 +7,7 @@ import { RecordingLogger } from '../../../src/observe/logger.js';
 import { renderIptables, renderOptionsFromConfig } from '../../../src/render/iptables/index.js';
 import { ManualClock } from '../../../src/sync/clock.js';
 import { IptablesSyncer, SyncFailedError } from '../../../src/sync/iptables-syncer.js';
-import { MemoryCreatedChainsJournal, MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+import { MemorySharedChainsJournal, MemorySysctlJournal } from '../../../src/sync/sysctls.js';
 
 const NODE_IP = '192.168.50.2';
 
@@ -63,7 +63,7 @@ function setup(opts: { initialDump?: string } = {}) {
   const logger = new RecordingLogger();
   const sysctl = new FakeSysctl({ 'net/ipv4/ip_forward': '0', 'net/ipv4/conf/all/route_localnet': '0' });
   const journal = new MemorySysctlJournal();
-  const created = new MemoryCreatedChainsJournal();
+  const created = new MemorySharedChainsJournal();
   const syncer = new IptablesSyncer({
     families: [{ family: 'IPv4', iptables, conntrack }],
     render: (state, family) => renderIptables(state, renderOptionsFromConfig(config, family, [NODE_IP])),
@@ -72,7 +72,7 @@ function setup(opts: { initialDump?: string } = {}) {
     sysctl,
     sysctlJournal: journal,
     localhostNodePorts: config.iptables.localhostNodePorts,
-    createdChainsJournal: created,
+    sharedChainsJournal: created,
   });
   return { iptables, conntrack, clock, logger, sysctl, journal, created, syncer };
 }
@@ -257,19 +257,53 @@ describe('IptablesSyncer against FakeIptables', () => {
     expect(countRule(h.iptables.dump(), /^-A PREROUTING .*-j KUBE-SERVICES$/)).toBe(1);
   });
 
-  it("records kubelet's KUBE-FIREWALL as created by portway only when it was not there before", async () => {
+  const KUBELET_FIREWALL =
+    '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\n' +
+    '-A KUBE-FIREWALL -m comment --comment "kubelet firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP\nCOMMIT\n';
+
+  it("records kubelet's KUBE-FIREWALL as it was before portway wrote it: absent, or its rules and jumps", async () => {
     const fresh = setup();
     fresh.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await fresh.syncer.sync();
-    expect(fresh.created.items).toEqual([{ family: 'IPv4', table: 'filter', chain: 'KUBE-FIREWALL' }]);
-    const kubelet = setup({
-      initialDump:
-        '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FIREWALL - [0:0]\n-A INPUT -j KUBE-FIREWALL\nCOMMIT\n',
-    });
+    expect(fresh.created.items).toEqual([
+      { family: 'IPv4', table: 'filter', chain: 'KUBE-FIREWALL', existedBefore: false, rules: [], jumps: [] },
+    ]);
+    const kubelet = setup({ initialDump: KUBELET_FIREWALL });
     kubelet.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
     await kubelet.syncer.sync();
-    expect(kubelet.created.items).toEqual([]);
+    expect(kubelet.created.items).toEqual([
+      {
+        family: 'IPv4',
+        table: 'filter',
+        chain: 'KUBE-FIREWALL',
+        existedBefore: true,
+        rules: [
+          '-A KUBE-FIREWALL -m comment --comment "kubelet firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP',
+        ],
+        jumps: ['-A INPUT -j KUBE-FIREWALL'],
+      },
+    ]);
     expect(countRule(kubelet.iptables.dump(), /^-A INPUT -j KUBE-FIREWALL$/)).toBe(1);
+    // Later full syncs see portway's version of the chain: the first record stays.
+    await kubelet.syncer.sync({ full: true });
+    expect(kubelet.created.items[0]?.rules).toHaveLength(1);
+    expect(kubelet.created.items[0]?.rules[0]).toContain('0x8000/0x8000');
+  });
+
+  it("does not write kubelet's KUBE-FIREWALL when its prior state cannot be recorded (the restore is abandoned)", async () => {
+    const h = setup({ initialDump: KUBELET_FIREWALL });
+    h.created.save = async () => {
+      throw new Error('cannot write /run/portway/x/shared-chains.json (ENOSPC)');
+    };
+    h.syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.5'])));
+    const filterOf = (dump: string) => dump.split('*nat')[0]!.replace(/^#.*$/gm, '').trim();
+    const filterBefore = filterOf(h.iptables.dump());
+    await expect(h.syncer.sync()).rejects.toThrow(
+      /shared-chains journal: not writing filter\/KUBE-FIREWALL: cannot record .*ENOSPC/,
+    );
+    expect(filterOf(h.iptables.dump())).toBe(filterBefore);
+    expect(h.iptables.dump()).not.toContain('KUBE-SERVICES');
+    expect(h.syncer.stats.restoreFailures).toBe(0);
   });
 
   it('cleans UDP conntrack entries after the restore when a UDP endpoint goes away', async () => {

@@ -95,6 +95,47 @@ describe('runAgent', () => {
     expect(logger.records.at(-1)?.fields).toMatchObject({ err: expect.stringMatching(/no node IPs/) });
   });
 
+  it('refuses to start (exit 2, before touching anything) while another agent runs in the same network namespace, and so does cleanup', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const ports = { metricsBindAddress: '127.0.0.1:0', healthzBindAddress: '127.0.0.1:0' };
+    const abort = new AbortController();
+    let syncs = 0;
+    const first = runAgent({
+      ...common(new RecordingLogger()),
+      ...ports,
+      once: false,
+      signal: abort.signal,
+      onSync: () => syncs++,
+    });
+    await eventually('first agent synced', () => syncs >= 1);
+    const restoresBefore = dp.iptables.IPv4!.restores().length;
+    const logger = new RecordingLogger();
+    expect(await runAgent({ ...common(logger), ...ports, once: true })).toBe(2);
+    expect(logger.records.at(-1)).toMatchObject({
+      message: 'portway agent cannot start',
+      fields: {
+        err: expect.stringMatching(/a portway agent is already running in this network namespace/),
+      },
+    });
+    expect(dp.iptables.IPv4!.restores().length).toBe(restoresBefore);
+    // cleanup refuses too: the running agent would put everything back.
+    const refused = await cleanup({
+      logger: new RecordingLogger(),
+      families: ['IPv4'],
+      dataplane: dp,
+      stateDir,
+    });
+    expect(refused.errors).toEqual([
+      expect.stringMatching(/a portway agent is already running in this network namespace/),
+    ]);
+    expect(dp.iptables.IPv4!.dump()).toContain('KUBE-SERVICES');
+    expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
+    abort.abort();
+    expect(await first).toBe(0);
+    // The lock went with the first agent.
+    expect(await runAgent({ ...common(new RecordingLogger()), ...ports, once: true })).toBe(0);
+  });
+
   it('watches the directory and re-syncs on change; stopping leaves the rules in place', async () => {
     await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
     const configPath = join(stateDir, 'config.yaml');
@@ -181,7 +222,12 @@ describe('cleanup', () => {
         dataplane: dp,
         sysctlJournal: new MemorySysctlJournal(),
       });
-      expect(again.families[0]).toEqual({ family: 'IPv4', jumpsRemoved: [], chainsDeleted: [] });
+      expect(again.families[0]).toEqual({
+        family: 'IPv4',
+        jumpsRemoved: [],
+        chainsDeleted: [],
+        chainsRestored: [],
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
       await rm(stateDir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import {
   type IptablesRenderOptions,
 } from '../../../src/render/iptables/index.js';
 import type { IptablesRuleSet } from '../../../src/render/types.js';
-import { ep, options, stateOf, svcPort } from './fixtures.js';
+import { ep, options, stateOf, svcPort } from '../render/fixtures.js';
 
 const THIS_NODE = 'test-node';
 const SVC = 'KUBE-SVC-XPGD46QRK7WJZT7O';

@@ -1,4 +1,4 @@
-// kube-proxy's detectLocalMode in the iptables render: which match marks traffic from this node's pods
+// kube-proxy's detectLocalMode (src/proxy/local-traffic.ts), seen through the iptables render: which match marks traffic from this node's pods
 // (ClusterCIDR / NodeCIDR: `-s CIDR`; BridgeInterface: `-i br0`; InterfaceNamePrefix: `-i veth+`),
 // and none when nothing applies. The rules it feeds: the cluster IP masquerade in KUBE-SVC-* and the
 // pod short-circuit in KUBE-EXT-* of an externalTrafficPolicy Local service.
@@ -6,15 +6,15 @@ import { defaultConfig, parseConfig } from '../../../src/config/config.js';
 import type { ClusterState, IPFamily, NodeInfo } from '../../../src/model/cluster-state.js';
 import {
   IptablesRenderCache,
-  localTrafficDetectorOf,
   renderIptables,
   renderOptionsFromConfig,
   RenderInputError,
   serializeRuleSet,
   type IptablesRenderOptions,
 } from '../../../src/render/iptables/index.js';
+import { localTrafficDetectorOf } from '../../../src/proxy/index.js';
 import type { IptablesRuleSet } from '../../../src/render/types.js';
-import { ep, options, stateOf, svcPort } from './fixtures.js';
+import { ep, options, stateOf, svcPort } from '../render/fixtures.js';
 
 const SVC1 = 'KUBE-SVC-XPGD46QRK7WJZT7O';
 const EXT1 = 'KUBE-EXT-XPGD46QRK7WJZT7O';

@@ -1,7 +1,8 @@
 // route_localnet follows the rules: set exactly when NodePorts are accepted on 127.0.0.1.
 import { describe, expect, test } from '@jest/globals';
 import { defaultConfig, parseConfig } from '../../../src/config/config.js';
-import { acceptsLocalhostNodePorts, renderOptionsFromConfig } from '../../../src/render/iptables/index.js';
+import { acceptsLocalhostNodePorts } from '../../../src/proxy/index.js';
+import { renderOptionsFromConfig } from '../../../src/render/iptables/index.js';
 
 const accepts = (config: object, family: 'IPv4' | 'IPv6' = 'IPv4') =>
   acceptsLocalhostNodePorts(
