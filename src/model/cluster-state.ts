@@ -175,6 +175,11 @@ export interface InputProblem {
   /** Dotted path of the offending field, e.g. "spec.ports[0].port". */
   field: string;
   message: string;
+  /**
+   * The object's last good version stays in effect (an update made it invalid; the agent's sources),
+   * instead of the object being skipped.
+   */
+  kept?: boolean;
 }
 
 export interface ClusterState {

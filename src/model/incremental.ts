@@ -9,6 +9,12 @@
 // that. Unchanged ServicePort and ServiceInfo objects are the same objects as in the previous
 // build, so a renderer can skip unchanged services by identity; lists that did not change are the
 // same arrays. Returned states are never mutated afterwards (every change copies first).
+//
+// With keepLastGood (what the agent's sources use), an object replaced by a version that fails
+// validation keeps contributing its last good version, and the new version's problems are reported
+// with `kept: true`: an edit that breaks a Service (a `port: 0`) then does what a YAML syntax error in
+// its file does — the rules stay until it is fixed or deleted — instead of taking the Service's rules
+// down. Only then does the output differ from buildClusterState (which has no history).
 import {
   emptyClusterState,
   type AddressPool,
@@ -139,6 +145,15 @@ interface Entry {
   parsed?: ParseOutcome;
   /** Problems of the parse stage: rejected, duplicate or schema. */
   problems: InputProblem[];
+  /** keepLastGood: the value the previous version under this store key contributed while valid. */
+  lastGoodValue?: unknown;
+  /** keepLastGood: the (schema-parsed) value this entry contributes while it reads without error. */
+  goodValue?: unknown;
+}
+
+/** The same problems, marked as reported while the object's last good version stays in effect. */
+function markKept(problems: InputProblem[]): InputProblem[] {
+  return problems.map((p) => ({ ...p, kept: true }));
 }
 
 const compareEntries = (a: Entry, b: Entry): number => compareOrderKeys(a.order, b.order);
@@ -178,6 +193,11 @@ export interface ClusterStateBuilderOptions {
    * change into copies of them (a splice moves the tail of a 10k list: cheap one by one, not by thousands).
    */
   bulkThreshold?: number;
+  /**
+   * An object updated to a version that fails validation keeps its last good version in effect (its
+   * problems are reported with `kept: true`). Off by default: the output then equals buildClusterState.
+   */
+  keepLastGood?: boolean;
 }
 
 function comparePortKeys(a: ServicePort, b: ServicePort): number {
@@ -235,9 +255,11 @@ export class ClusterStateBuilder {
   private poolProblems: InputProblem[] = [];
   private built = false;
   private readonly bulkThreshold: number;
+  private readonly keepLastGood: boolean;
 
   constructor(options: ClusterStateBuilderOptions = {}) {
     this.bulkThreshold = options.bulkThreshold ?? 64;
+    this.keepLastGood = options.keepLastGood ?? false;
   }
 
   /** Add an object or replace the one stored under the same (kind, namespace, name). */
@@ -259,6 +281,11 @@ export class ClusterStateBuilder {
       groupKey: triage.type === 'known' ? (triage.identityKey ?? `\u0000unnamed\u0000${storeKey}`) : null,
       problems: triage.type === 'rejected' ? triage.problems : [],
     };
+    if (old && this.keepLastGood && entry.groupKey !== null && entry.groupKey === old.groupKey) {
+      // Only the value is carried over (never the old entry): versions do not chain up in memory.
+      const lastGood = old.goodValue ?? old.lastGoodValue;
+      if (lastGood !== undefined) entry.lastGoodValue = lastGood;
+    }
     if (old) this.detach(old);
     this.entries.set(storeKey, entry);
     this.attach(entry);
@@ -323,15 +350,20 @@ export class ClusterStateBuilder {
             problems.add(member.triage.id, issue.field, issue.message);
       }
       if (problems.items.length > 0 || member.problems.length > 0) this.problemsDirty = true;
-      member.problems = problems.items;
+      member.problems =
+        i === 0 && member.lastGoodValue !== undefined && member.parsed?.success === false
+          ? markKept(problems.items) // the last good version stays in effect (below)
+          : problems.items;
       if (member.problems.length > 0) this.parseProblems.add(member);
       else this.parseProblems.delete(member);
     }
     const before = this.effective.get(groupKey);
-    const after =
-      winner && winner.triage.type === 'known' && winner.parsed?.success
-        ? { entry: winner, kind: winner.triage.kind, value: winner.parsed.data }
-        : undefined;
+    let after: { entry: Entry; kind: KnownKind; value: unknown } | undefined;
+    if (winner && winner.triage.type === 'known') {
+      if (winner.parsed?.success) after = { entry: winner, kind: winner.triage.kind, value: winner.parsed.data };
+      else if (winner.lastGoodValue !== undefined)
+        after = { entry: winner, kind: winner.triage.kind, value: winner.lastGoodValue };
+    }
     if (before?.entry === after?.entry) return;
     if (after) this.effective.set(groupKey, after);
     else this.effective.delete(groupKey);
@@ -399,11 +431,31 @@ export class ClusterStateBuilder {
   private contribute(groupKey: string, kind: KnownKind, entry: Entry, value: unknown): void {
     if (entry.triage.type !== 'known') return;
     const id: Identity = entry.triage.id;
-    const problems = new ProblemList();
+    let problems = new ProblemList();
+    /**
+     * Read `value`; when that fails with problems and a last good version exists, read that instead
+     * (its problems are then reported as kept). Records the value in effect as the entry's good one.
+     */
+    const readOrKeep = <T>(read: (v: unknown, p: ProblemList) => T | null): T | null => {
+      const result = read(value, problems);
+      if (result === null && problems.items.length > 0 && entry.lastGoodValue !== undefined && value !== entry.lastGoodValue) {
+        const kept = read(entry.lastGoodValue, new ProblemList());
+        if (kept !== null) {
+          const reported = new ProblemList();
+          reported.items.push(...markKept(problems.items));
+          problems = reported;
+          value = entry.lastGoodValue;
+          entry.goodValue = value;
+          return kept;
+        }
+      }
+      if (result !== null || problems.items.length === 0) this.noteGood(entry, value);
+      return result;
+    };
     switch (kind) {
       case 'Service': {
+        const service = readOrKeep((v, p) => readService(id, v as ServiceObject, p));
         const svc = value as ServiceObject;
-        const service = readService(id, svc, problems);
         const record: ServiceRecord = {
           entry,
           problems: problems.items,
@@ -417,7 +469,7 @@ export class ClusterStateBuilder {
         return;
       }
       case 'EndpointSlice': {
-        const read = readEndpointSlice(id, value as Parameters<typeof readEndpointSlice>[1], problems);
+        const read = readOrKeep((v, p) => readEndpointSlice(id, v as Parameters<typeof readEndpointSlice>[1], p));
         const record: SliceRecord = {
           entry,
           problems: problems.items,
@@ -435,6 +487,7 @@ export class ClusterStateBuilder {
         return;
       }
       case 'Endpoints': {
+        this.noteGood(entry, value);
         const endpoints = value as EndpointsObject;
         const serviceKey = `${endpoints.metadata.namespace}/${endpoints.metadata.name}`;
         this.legacyRecords.set(groupKey, { serviceKey, value: endpoints });
@@ -443,24 +496,28 @@ export class ClusterStateBuilder {
         return;
       }
       case 'Node': {
-        const node = readNode(id, value as NodeObject, problems);
+        const node = readOrKeep((v, p) => readNode(id, v as NodeObject, p));
         const record: NodeRecord = { entry, problems: problems.items, node };
         this.nodeRecords.set(groupKey, record);
         this.addReported('Node', record);
         break;
       }
       case 'Namespace': {
+        this.noteGood(entry, value);
         const ns = value as { metadata: { name: string; labels: Record<string, string> } };
         this.namespaces.set(groupKey, { name: ns.metadata.name, labels: ns.metadata.labels });
         break;
       }
       case 'Ingress':
+        this.noteGood(entry, value);
         this.ingresses.set(groupKey, readIngress(value as Parameters<typeof readIngress>[0]));
         break;
       case 'IPAddressPool':
+        this.noteGood(entry, value);
         this.pools.set(groupKey, { id, value: readPool(value as Parameters<typeof readPool>[0]) });
         break;
       case 'L2Advertisement':
+        this.noteGood(entry, value);
         this.l2Advertisements.set(
           groupKey,
           readL2Advertisement(value as Parameters<typeof readL2Advertisement>[0]),
@@ -468,6 +525,13 @@ export class ClusterStateBuilder {
         break;
     }
     this.dirtyKinds.add(kind);
+  }
+
+  /** keepLastGood: `value` is what this entry contributes while valid (a later bad version falls back to it). */
+  private noteGood(entry: Entry, value: unknown): void {
+    if (!this.keepLastGood) return;
+    entry.goodValue = value;
+    if (value !== entry.lastGoodValue) delete entry.lastGoodValue; // its own version is good: no history needed
   }
 
   private addReported(kind: keyof ClusterStateBuilder['readProblems'], record: Reported): void {

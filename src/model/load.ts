@@ -6,6 +6,7 @@ import { FAILSAFE_SCHEMA, loadAll, Type as YamlType } from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from './cluster-state.js';
 import { appendAll } from './arrays.js';
+import { KIND_VERSIONS } from './k8s-schemas.js';
 
 /** One raw Kubernetes object and where it was read from. */
 export interface SourcedObject {
@@ -108,10 +109,13 @@ export function parseQuickly(text: string, source: string): LoadResult | null {
     return null;
   }
   const objects: SourcedObject[] = [];
+  const problems: InputProblem[] = [];
   documents.forEach((value, index) => {
-    for (const object of flattenLists(value)) objects.push({ source, object, document: index + 1 });
+    const document = index + 1;
+    for (const object of flattenLists(value, listProblemsTo(problems, source, document)))
+      objects.push({ source, object, document });
   });
-  return { objects, problems: [] };
+  return { objects, problems };
 }
 
 /** The `yaml` package's reading: every document's error with its line, alias expansion limited. */
@@ -136,17 +140,41 @@ export function parseThoroughly(text: string, source: string): LoadResult {
       problems.push(fileProblem(source, `document ${document}: ${(e as Error).message}`));
       return;
     }
-    for (const object of flattenLists(value)) objects.push({ source, object, document });
+    for (const object of flattenLists(value, listProblemsTo(problems, source, document)))
+      objects.push({ source, object, document });
   });
   return { objects, problems };
 }
+
+/** Where flattenLists reports a list without items: (list kind, field, what is wrong). */
+type ListProblemSink = (kind: string, field: string, message: string) => void;
+
+/**
+ * A list whose items are null or missing is a problem of its file (kind and object empty): in the
+ * watched directory the file then keeps its last good version, as for a syntax error — `items: null`
+ * is a templating mistake far more often than a wish to delete every object the file held.
+ */
+function listProblemsTo(problems: InputProblem[], source: string, document: number): ListProblemSink {
+  return (kind, field, message) =>
+    problems.push({
+      source,
+      kind: '',
+      object: '',
+      field,
+      message: `${message.replace(':', ` in the ${kind} of document ${document}:`)}`,
+    });
+}
+
+/** `List` and the lists of the kinds portway reads (ServiceList …): their items are what they carry. */
+const isListOfOurs = (kind: string): boolean =>
+  kind === 'List' || (kind.endsWith('List') && kind.slice(0, -'List'.length) in KIND_VERSIONS);
 
 /**
  * An array or a `*List` with `items` becomes its items; typed lists' items inherit kind/apiVersion.
  * Walked with an explicit stack, not recursion, and never spread into a call: a List of a million
  * items, or Lists nested without end, must not overflow the call stack.
  */
-function flattenLists(value: unknown): unknown[] {
+function flattenLists(value: unknown, report: ListProblemSink): unknown[] {
   const out: unknown[] = [];
   // Pending values, last first: pushing children in reverse keeps the document order.
   const pending: unknown[] = [value];
@@ -155,6 +183,22 @@ function flattenLists(value: unknown): unknown[] {
     if (next === null || next === undefined) continue;
     if (Array.isArray(next)) {
       for (let i = next.length - 1; i >= 0; i--) pending.push(next[i]);
+      continue;
+    }
+    if (
+      isRecord(next) &&
+      typeof next.kind === 'string' &&
+      isListOfOurs(next.kind) &&
+      !Array.isArray(next.items)
+    ) {
+      const items = next.items;
+      report(
+        next.kind,
+        'items',
+        items === null || items === undefined
+          ? `${items === null ? 'null' : 'missing'}: it holds no objects (an empty list is "items: []")`
+          : `not a list: it holds no objects (got ${typeof items})`,
+      );
       continue;
     }
     if (

@@ -321,13 +321,20 @@ export function parseKnownObject(kind: KnownKind, raw: Record<string, unknown>):
 /** The zod schema's verdict alone (the reference for the fast readers). */
 export function zodParse(kind: KnownKind, raw: Record<string, unknown>): ParseOutcome {
   const result = SCHEMAS[kind].safeParse(withoutNullFields(raw));
-  if (result.success) return { success: true, data: result.data };
+  // Nulls mean "unset" and are dropped before the schema, but a whole `spec: null` (an empty `spec:`
+  // line) would silently become e.g. a Service with no address and no port: name it instead.
+  const nullSpec =
+    raw.spec === null ? [{ field: 'spec', message: `null: the ${kind} has no spec (an empty "spec:"?)` }] : [];
+  if (result.success && nullSpec.length === 0) return { success: true, data: result.data };
   return {
     success: false,
-    issues: result.error.issues.map((issue) => ({
-      field: formatFieldPath(issue.path),
-      message: issueMessage(issue),
-    })),
+    issues: [
+      ...nullSpec,
+      ...(result.success ? [] : result.error.issues).map((issue) => ({
+        field: formatFieldPath(issue.path),
+        message: issueMessage(issue),
+      })),
+    ],
   };
 }
 
@@ -646,6 +653,7 @@ function fastServiceStatus(value: unknown): ServiceObject['status'] | Declined {
 export function fastParseService(raw: Record<string, unknown>): ServiceObject | Declined {
   const metadata = fastNamespacedMetadata(raw.metadata);
   if (metadata === DECLINED) return DECLINED;
+  if (raw.spec === null) return DECLINED; // a problem (see zodParse)
   const spec = fastServiceSpec(raw.spec);
   if (spec === DECLINED) return DECLINED;
   const status = fastServiceStatus(raw.status);

@@ -4,6 +4,9 @@
 // /readyz (portway's addition) is 503 until the first successful sync.
 // portway adds one rule to kube-proxy's (failingTooLong): a family whose syncs keep failing is
 // unhealthy once its last successful sync is healthTimeout old, whether or not a change is queued.
+// Both /healthz and /readyz are also 503 while the source cannot be believed (a manifest directory
+// missing or unreadable): the rules stay as last synced, but a node that cannot follow its source
+// must not look healthy.
 // The evaluation is pure over an injected clock; HealthServer is the HTTP shell around it.
 import type { IPFamily } from '../model/cluster-state.js';
 import { parseBindAddress, pathOf, replyNotFound, SimpleHttpServer } from './http-server.js';
@@ -23,6 +26,8 @@ export interface ProxyHealthOptions {
   healthTimeoutMs: number;
   now?: () => number;
   metrics?: ProxyMetrics;
+  /** Why the agent's source cannot be believed right now (AgentSource.problem), or undefined. */
+  sourceProblem?: () => string | undefined;
 }
 
 /** kube-proxy's choice: healthTimeout = 2 × syncPeriod. */
@@ -125,15 +130,24 @@ export class ProxyHealth {
     return { healthy: true, lastUpdated, now };
   }
 
+  /** `, "sourceProblem": "…"` for a reply body while the source is broken, else ''. */
+  private sourceField(): { broken: boolean; field: string } {
+    const problem = this.opts.sourceProblem?.();
+    return problem === undefined
+      ? { broken: false, field: '' }
+      : { broken: true, field: `, "sourceProblem": ${JSON.stringify(problem)}` };
+  }
+
   healthz(): HealthReply {
     const { healthy, lastUpdated, now } = this.evaluate();
-    const ok = healthy && this.nodeEligible;
+    const source = this.sourceField();
+    const ok = healthy && this.nodeEligible && !source.broken;
     this.opts.metrics?.healthzTotal.inc({ code: ok ? '200' : '503' });
     // As kube-proxy: when healthy, lastUpdated reports the current time (compatibility with old releases).
     const shown = ok ? now : lastUpdated;
     return {
       status: ok ? 200 : 503,
-      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(shown))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}}`,
+      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(shown))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}${source.field}}`,
     };
   }
 
@@ -150,10 +164,11 @@ export class ProxyHealth {
   /** Ready = healthz, and at least one successful sync has happened. */
   readyz(): HealthReply {
     const { healthy, lastUpdated, now } = this.evaluate();
-    const ok = healthy && this.nodeEligible && lastUpdated !== undefined;
+    const source = this.sourceField();
+    const ok = healthy && this.nodeEligible && lastUpdated !== undefined && !source.broken;
     return {
       status: ok ? 200 : 503,
-      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(lastUpdated))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}, "synced": ${lastUpdated !== undefined}}`,
+      body: `{"lastUpdated": ${JSON.stringify(formatGoTime(lastUpdated))},"currentTime": ${JSON.stringify(formatGoTime(now))}, "nodeEligible": ${this.nodeEligible}, "synced": ${lastUpdated !== undefined}${source.field}}`,
     };
   }
 }

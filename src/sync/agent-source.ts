@@ -7,7 +7,7 @@ import type { ClusterState } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
 import type { ApiSourceView } from '../observe/metrics.js';
 import type { ApiSource } from '../sources/api/api-source.js';
-import { ManifestDirectorySource } from '../sources/manifests/directory-source.js';
+import { ManifestDirectorySource, type ManifestSnapshot } from '../sources/manifests/directory-source.js';
 import {
   changeEventFromRaw,
   StateChangeDiffer,
@@ -91,6 +91,45 @@ export interface AgentSource {
   takeChangeEvents(): ChangeEvent[];
   /** The API connection, for metrics; undefined for manifests. */
   readonly apiView?: ApiSourceView & { connection(): { connected: boolean; disconnectedSince?: number } };
+  /**
+   * Why the source's content cannot be believed right now (its root is missing, or it is empty where
+   * emptiness is not known to be meant), or undefined. While set, nothing is synced from it and health
+   * says 503.
+   */
+  readonly problem: string | undefined;
+}
+
+/** The source cannot be believed (see AgentSource.problem): `run --once` exits 2 and changes nothing. */
+export class SourceUnusableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceUnusableError';
+  }
+}
+
+/**
+ * Whether a manifest snapshot can be believed, and if not why. An unreadable root never is. A snapshot
+ * without a single Service would remove every Service rule of the node, so it is believed only when the
+ * emptiness is positively known: the operator said so (--allow-empty), or the same root (same inode),
+ * believed on the previous read, has been emptied while watched. At start, or when the root comes back
+ * after being missing or is replaced, an empty source is much more likely a wrong path, a volume not
+ * mounted yet or a directory being filled than a wish to remove every Service.
+ */
+export function manifestSnapshotProblem(
+  snapshot: Pick<ManifestSnapshot, 'sourceError' | 'rootIdentity' | 'objectCount'> & {
+    state: Pick<ClusterState, 'services'>;
+  },
+  opts: { path: string; allowEmpty: boolean; lastBelievedRoot: string | undefined },
+): string | undefined {
+  if (snapshot.sourceError !== undefined) return `${opts.path}: ${snapshot.sourceError}`;
+  if (snapshot.state.services.length > 0 || opts.allowEmpty) return undefined;
+  if (opts.lastBelievedRoot !== undefined && opts.lastBelievedRoot === snapshot.rootIdentity)
+    return undefined;
+  return (
+    `${opts.path}: no Service in it (${snapshot.objectCount} object(s) read); an empty source would remove ` +
+    `every Service rule of this node, so it is not believed ${opts.lastBelievedRoot === undefined ? 'at start' : 'after the source was missing or replaced'}` +
+    ' (pass --allow-empty to mean it)'
+  );
 }
 
 export class ManifestAgentSource implements AgentSource {
@@ -100,24 +139,89 @@ export class ManifestAgentSource implements AgentSource {
   private readonly listeners: Array<(state: ClusterState) => void> = [];
   private readonly differ = new StateChangeDiffer();
   private events: ChangeEvent[] = [];
+  private currentProblem: string | undefined;
+  /** Root identity of the last snapshot believed; undefined before the first and after an unusable one. */
+  private lastBelievedRoot: string | undefined;
+  /** start() waiting for the first snapshot that can be believed. */
+  private waitingStart: { resolve: (s: ClusterState) => void; reject: (e: Error) => void } | null = null;
 
-  constructor(opts: { dir: string; logger: Logger; clock: Clock }) {
+  constructor(
+    private readonly opts: {
+      dir: string;
+      logger: Logger;
+      clock: Clock;
+      allowEmpty?: boolean;
+      rootCheckMs?: number;
+    },
+  ) {
     this.description = { manifests: opts.dir };
     this.source = new ManifestDirectorySource({
       dir: opts.dir,
       logger: opts.logger,
       clock: opts.clock,
-      onChange: (snap) => {
-        this.noteReload(snap.state);
-        for (const l of this.listeners) l(snap.state);
-      },
+      ...(opts.rootCheckMs !== undefined ? { rootCheckMs: opts.rootCheckMs } : {}),
+      onChange: (snap) => this.received(snap),
     });
   }
 
+  get problem(): string | undefined {
+    return this.currentProblem;
+  }
+
+  /**
+   * Resolves with the first state that can be believed: while the root is missing or empty at start,
+   * it waits (health says why) and nothing is synced.
+   */
   async start(): Promise<ClusterState> {
-    const state = (await this.source.start()).state;
-    this.noteReload(state);
-    return state;
+    const first = await this.source.start();
+    if (this.judge(first)) {
+      this.noteReload(first.state);
+      return first.state;
+    }
+    return new Promise<ClusterState>((resolve, reject) => {
+      this.waitingStart = { resolve, reject };
+    });
+  }
+
+  private received(snap: ManifestSnapshot): void {
+    if (!this.judge(snap)) return; // the last believed state stays in force
+    this.noteReload(snap.state);
+    if (this.waitingStart) {
+      const waiting = this.waitingStart;
+      this.waitingStart = null;
+      waiting.resolve(snap.state);
+      return;
+    }
+    for (const l of this.listeners) l(snap.state);
+  }
+
+  /** Whether the snapshot can be believed; logs when that changes (with the reason). */
+  private judge(snap: ManifestSnapshot): boolean {
+    const problem = manifestSnapshotProblem(snap, {
+      path: this.opts.dir,
+      allowEmpty: this.opts.allowEmpty ?? false,
+      lastBelievedRoot: this.lastBelievedRoot,
+    });
+    if (problem !== undefined) {
+      if (problem !== this.currentProblem) {
+        this.opts.logger.error(
+          { manifests: this.opts.dir, problem },
+          'the manifest source cannot be believed: not syncing from it, the rules stay as they are (not ready)',
+        );
+      }
+      this.currentProblem = problem;
+      this.lastBelievedRoot = undefined;
+      return false;
+    }
+    if (this.currentProblem !== undefined) {
+      this.opts.logger.info(
+        { manifests: this.opts.dir, services: snap.state.services.length, objects: snap.objectCount },
+        'the manifest source is usable again',
+      );
+    }
+    this.currentProblem = undefined;
+    this.lastBelievedRoot = snap.rootIdentity;
+    return true;
   }
 
   /** A reload is the manifest source's event: what it changed (see StateChangeDiffer). */
@@ -131,12 +235,23 @@ export class ManifestAgentSource implements AgentSource {
     return out;
   }
 
+  /** One read; throws SourceUnusableError when it cannot be believed (there is no later read to wait for). */
   async loadOnce(): Promise<ClusterState> {
-    return (await this.source.load()).state;
+    const snap = await this.source.load();
+    const problem = manifestSnapshotProblem(snap, {
+      path: this.opts.dir,
+      allowEmpty: this.opts.allowEmpty ?? false,
+      lastBelievedRoot: undefined,
+    });
+    if (problem !== undefined) throw new SourceUnusableError(problem);
+    return snap.state;
   }
 
-  stop(): Promise<void> {
-    return this.source.stop();
+  async stop(): Promise<void> {
+    await this.source.stop();
+    const waiting = this.waitingStart;
+    this.waitingStart = null;
+    waiting?.reject(new Error('stopped before the manifest source could be believed'));
   }
 
   onChange(listener: (state: ClusterState) => void): void {
@@ -151,6 +266,8 @@ export class ManifestAgentSource implements AgentSource {
 export class ApiAgentSource implements AgentSource {
   readonly kind = 'api';
   readonly description: Record<string, unknown>;
+  /** A completed list is believed, empty or not; before it, start() has not resolved and nothing syncs. */
+  readonly problem = undefined;
   private events: ChangeEvent[] = [];
 
   constructor(

@@ -17,6 +17,7 @@ interface RunFlags {
   metricsBindAddress?: string;
   healthzBindAddress?: string;
   once: boolean;
+  allowEmpty: boolean;
   logLevel: string;
 }
 
@@ -37,17 +38,25 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--kubeconfig <file>', 'kubeconfig of the API server to watch (cluster mode)')
     .option('--master <url>', 'API server URL (overrides the kubeconfig’s server; alone: no credentials)')
-    .option('--manifests <dir>', 'directory of Service/EndpointSlice/Node manifests, YAML or JSON (manifest mode)')
+    .option('--manifests <path>', 'directory (or one file) of Service/EndpointSlice/Node manifests, YAML or JSON (manifest mode)')
     .option('--config <file>', 'agent configuration (YAML or JSON)')
     .option('--metrics-bind-address <host:port>', 'serve /metrics here (overrides metricsBindAddress)')
     .option('--healthz-bind-address <host:port>', 'serve /healthz, /livez, /readyz here (overrides healthzBindAddress)')
-    .option('--once', 'sync once and exit (0 on success, 1 on failure)', false)
+    .option('--once', 'sync once and exit (0 on success, 1 on failure, 2 when the source cannot be read or believed)', false)
+    .option(
+      '--allow-empty',
+      'manifest mode: believe a directory or file with no Service at start (removes every Service rule); ' +
+        'without it an empty source is refused',
+      false,
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .addHelpText(
       'after',
       '\nExactly one source: --manifests, or --kubeconfig and/or --master. With none of them, inside a pod\n' +
         '(KUBERNETES_SERVICE_HOST set, service-account token mounted) the in-cluster config is used.\n' +
-        'Node name: nodeName in the config, else $NODE_NAME, else the host name.',
+        'Node name: nodeName in the config, else $NODE_NAME, else the host name.\n' +
+        'A --manifests path that is missing or unreadable is never synced from (--once: exit 2; running: not\n' +
+        'ready until it is back); one with no Service is refused at start unless --allow-empty is given.',
     )
     .action(async (opts: RunFlags) => {
       for (const [flag, value] of [
@@ -73,6 +82,7 @@ export function registerAgentCommands(program: Command): void {
         ...(opts.metricsBindAddress !== undefined ? { metricsBindAddress: opts.metricsBindAddress } : {}),
         ...(opts.healthzBindAddress !== undefined ? { healthzBindAddress: opts.healthzBindAddress } : {}),
         once: opts.once,
+        allowEmpty: opts.allowEmpty,
         logger,
       });
       if (code !== 0) throw new CliExit(code);

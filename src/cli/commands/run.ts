@@ -29,6 +29,7 @@ import {
   chooseSource,
   ManifestAgentSource,
   SERVICE_ACCOUNT_ROOT,
+  SourceUnusableError,
   type AgentSource,
 } from '../../sync/agent-source.js';
 import { AgentTelemetry } from '../../sync/agent-telemetry.js';
@@ -52,8 +53,15 @@ export interface RunAgentOptions {
   metricsBindAddress?: string;
   healthzBindAddress?: string;
   configPath?: string;
-  /** Sync once and return: 0 on success, 1 on failure. */
+  /** Sync once and return: 0 on success, 1 on failure, 2 when the source cannot be read or believed. */
   once: boolean;
+  /**
+   * Manifest mode: believe a source with no Service at start (or after it was missing): remove every
+   * Service rule. Without it such a source is refused (--once: exit 2; running: not ready, no sync).
+   */
+  allowEmpty?: boolean;
+  /** Manifest mode: how often the root's identity is checked (tests). Default 1 s. */
+  manifestRootCheckMs?: number;
   logger: Logger;
   /** Where portway records what it changed (per network namespace below it). Default /run/portway. */
   stateDir?: string;
@@ -254,7 +262,13 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
   // ── end LoadBalancer hook ──
   let source: AgentSource;
   if (choice.kind === 'manifests') {
-    source = new ManifestAgentSource({ dir: choice.dir, logger: log, clock });
+    source = new ManifestAgentSource({
+      dir: choice.dir,
+      logger: log,
+      clock,
+      allowEmpty: opts.allowEmpty ?? false,
+      ...(opts.manifestRootCheckMs !== undefined ? { rootCheckMs: opts.manifestRootCheckMs } : {}),
+    });
   } else {
     const connection = {
       ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
@@ -281,6 +295,7 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     healthTimeoutMs: healthTimeoutFor(mode.syncPeriodMs),
     metrics,
     now: wallClock,
+    sourceProblem: () => source.problem,
   });
   const serviceHealth = new ServiceHealthServer({
     nodeName,
@@ -389,6 +404,14 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
   /** The state handed to the syncer last (what the next sync renders). */
   let latest: ClusterState | null = null;
   const accept = (state: ClusterState): void => {
+    const before = latest?.services.length ?? 0;
+    if (before > 0 && state.services.length === 0) {
+      // Believed (see AgentSource.problem), but rarely meant: say so loudly, with the counts.
+      log.warn(
+        { servicesBefore: before, servicesAfter: 0, ...source.description },
+        `every Service is gone from the source: removing the rules of ${before} Service(s)`,
+      );
+    }
     latest = lb.process(state); // LoadBalancer hook: allocation applied before rendering
     syncer.setState(latest);
   };
@@ -431,7 +454,12 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     try {
       accept(await source.loadOnce());
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'cannot read the cluster state');
+      log.error(
+        { err: (err as Error).message },
+        err instanceof SourceUnusableError
+          ? 'not syncing: the source cannot be believed; the rules stay as they are'
+          : 'cannot read the cluster state',
+      );
       return 2;
     }
     try {

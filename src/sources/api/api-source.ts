@@ -318,8 +318,8 @@ export class ApiSource {
       if (this.knownProblems.has(key)) continue;
       this.invalidTotal += 1;
       this.logger.warn(
-        { kind: p.kind, object: p.object, field: p.field, error: p.message },
-        `skipping invalid ${p.kind} ${p.object || '(unnamed)'}: ${p.field}: ${p.message}`,
+        { kind: p.kind, object: p.object, field: p.field, error: p.message, ...(p.kept ? { kept: true } : {}) },
+        `${p.kept ? 'keeping the last good version of' : 'skipping'} invalid ${p.kind} ${p.object || '(unnamed)'}: ${p.field}: ${p.message}`,
       );
     }
     this.knownProblems = now;

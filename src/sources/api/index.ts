@@ -36,7 +36,8 @@ export function createApiSource(opts: CreateApiSourceOptions = {}): ApiSource {
   return new ApiSource({
     kubeConfig: opts.kubeConfig ?? loadKubeConfig(opts),
     // Incremental: each change costs milliseconds, not a full normalisation (same result as buildClusterState).
-    normalise: new ClusterStateBuilder(),
+    // keepLastGood: an update that fails validation keeps the object's last good version (reported).
+    normalise: new ClusterStateBuilder({ keepLastGood: true }),
     logger: opts.logger,
     now: opts.now,
     backoff: opts.backoff,

@@ -12,6 +12,12 @@
 // re-parses only those whose text changed, and feeds a ClusterStateBuilder the objects that actually
 // differ (unchanged objects keep their identity, so the builder and the renderer skip them). The
 // result equals buildClusterState over all objects in the builder's order (compareSourcedObjects).
+//
+// The root (a directory, or a single file) is checked on a timer as well as watched: a watcher stays on
+// the inode it was set up on, so a directory that is removed and made again (`rm -rf m; mkdir m; cp …`)
+// or a file renamed over would never be read again. When the root's identity (device, inode) changes,
+// the watcher is set up afresh and everything is read again. A root that cannot be read is reported in
+// the snapshot (sourceError); deciding what that means for the node is the caller's job.
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,6 +44,13 @@ export interface ManifestSnapshot {
   keptFiles: string[];
   /** Number of manifest objects read. */
   objectCount: number;
+  /**
+   * Set when the root itself (the directory or file given) cannot be read: missing, not readable, or
+   * neither a directory nor a file. Every file then keeps its last good version (none at start).
+   */
+  sourceError?: string;
+  /** The root's identity when it was read ("device:inode:birth time"); '' when it could not be read. */
+  rootIdentity: string;
 }
 
 /** What one reload did, for benchmarks and tests (the snapshot says what the state is). */
@@ -84,9 +97,39 @@ export interface ManifestDirectorySourceOptions {
    */
   debounceMs?: number;
   watcher?: DirectoryWatcherFactory;
+  /** How often the root's identity is checked (a recreated or vanished root is watched again). Default 1 s. */
+  rootCheckMs?: number;
 }
 
 export const DEFAULT_DEBOUNCE_MS = 20;
+/**
+ * chokidar reports at most one 'change' per file per 50 ms, on the leading edge: a second write to a
+ * file within that window is never reported. So files a reload read because the watcher named them are
+ * stat'ed again once the window is over, and read again if they changed since.
+ */
+export const WATCHER_CHANGE_THROTTLE_MS = 50;
+export const DEFAULT_ROOT_CHECK_MS = 1000;
+
+/** What a file's stat says about its content: any change of it means the file must be read again. */
+function signatureOf(info: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
+}
+
+/**
+ * "device:inode:birth time" of a path: ext4 hands a removed directory's inode number straight to the
+ * next mkdir, so the birth time (statx) tells the two apart. '' when it cannot be read.
+ */
+async function identityOf(path: string): Promise<string> {
+  try {
+    return identityOfStat(await stat(path));
+  } catch {
+    return '';
+  }
+}
+
+function identityOfStat(info: { dev: number; ino: number; birthtimeMs: number }): string {
+  return `${info.dev}:${info.ino}:${info.birthtimeMs}`;
+}
 
 /** A file-level problem: the loader could not read or parse the file (no object to blame). */
 const isFileProblem = (p: InputProblem): boolean => p.kind === '' && p.object === '';
@@ -131,8 +174,14 @@ export class ManifestDirectorySource {
   private builder: ClusterStateBuilder | null = null;
   /** Paths the watcher named since the last reload: read again even if their signature matches. */
   private readonly dirtyPaths = new Set<string>();
+  /** Files the last reloads read on the watcher's word: checked again after its throttle window. */
+  private readonly toVerify = new Set<string>();
+  private verify: TimerHandle | null = null;
   private reported = new Set<string>();
   private watcher: { close(): Promise<void> } | null = null;
+  /** Identity of the root the watcher was set up on ('' = none: the root could not be read). */
+  private watchedRoot = '';
+  private rootCheck: TimerHandle | null = null;
   private debounce: TimerHandle | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -162,16 +211,14 @@ export class ManifestDirectorySource {
    * would otherwise go unseen until its next change. Events during the load reload after it.
    */
   async start(): Promise<ManifestSnapshot> {
-    const factory = this.opts.watcher ?? chokidarWatcher;
-    const watcher = factory(this.opts.dir, (path) => this.changed(path));
-    this.watcher = watcher;
-    await watcher.ready;
+    await this.watchRoot(await identityOf(this.opts.dir));
     this.watching = true;
     const first = this.load();
     this.reloading = first.then(
       () => undefined,
       () => undefined,
     );
+    this.scheduleRootCheck();
     return first; // never rejects: an unreadable directory is a problem in the snapshot
   }
 
@@ -179,15 +226,68 @@ export class ManifestDirectorySource {
     this.stopped = true;
     if (this.debounce) this.opts.clock.clearTimeout(this.debounce);
     this.debounce = null;
+    if (this.verify) this.opts.clock.clearTimeout(this.verify);
+    this.verify = null;
+    if (this.rootCheck) this.opts.clock.clearTimeout(this.rootCheck);
+    this.rootCheck = null;
+    await this.reloading;
     await this.watcher?.close();
     this.watcher = null;
-    await this.reloading;
   }
 
-  private changed(path: string): void {
+  /** (Re)place the watcher on the root as it is now; none while the root cannot be read. */
+  private async watchRoot(identity: string): Promise<void> {
+    const old = this.watcher;
+    this.watcher = null;
+    await old?.close();
+    this.watchedRoot = identity;
+    if (identity === '' || this.stopped) return; // a missing root is polled by the root check
+    const factory = this.opts.watcher ?? chokidarWatcher;
+    const watcher = factory(this.opts.dir, (path) => this.changed(path));
+    this.watcher = watcher;
+    await watcher.ready;
+  }
+
+  /** The next root check in `delayMs` (default: the check period), replacing a pending one. */
+  private scheduleRootCheck(delayMs = this.opts.rootCheckMs ?? DEFAULT_ROOT_CHECK_MS): void {
+    if (this.stopped) return;
+    if (this.rootCheck) this.opts.clock.clearTimeout(this.rootCheck);
+    this.rootCheck = this.opts.clock.setTimeout(() => {
+      this.rootCheck = null;
+      // In the reload queue: a check never runs beside a reload.
+      this.reloading = this.reloading
+        .then(() => this.checkRoot())
+        .catch((err: unknown) =>
+          this.opts.logger.error({ dir: this.opts.dir, err: (err as Error).message }, 'watching the manifest source failed'),
+        )
+        .finally(() => this.scheduleRootCheck());
+    }, delayMs);
+  }
+
+  /** A root that appeared, vanished or was replaced is watched again and read in full. */
+  private async checkRoot(): Promise<void> {
+    if (this.stopped) return;
+    const identity = await identityOf(this.opts.dir);
+    if (identity === this.watchedRoot) return;
+    this.opts.logger.warn(
+      { dir: this.opts.dir, before: this.watchedRoot || 'unreadable', now: identity || 'unreadable' },
+      identity === ''
+        ? 'the manifest source vanished or became unreadable; polling until it is back'
+        : 'the manifest source was replaced or appeared; watching it again and reading everything',
+    );
+    await this.watchRoot(identity);
+    if (this.stopped) return;
+    await this.reloadAndNotify(true);
+  }
+
+  /** `fromWatcher` false: found by verification, which joins a pending reload rather than postponing it. */
+  private changed(path: string, fromWatcher = true): void {
     // Before the initial load begins its read, the load itself sees the change.
     if (this.stopped || !this.watching) return;
+    // The root itself removed or replaced: the watcher is on a dead inode; check it now.
+    if (path === this.opts.dir && this.rootCheck) this.scheduleRootCheck(0);
     this.dirtyPaths.add(path);
+    if (this.debounce && !fromWatcher) return;
     if (this.debounce) this.opts.clock.clearTimeout(this.debounce);
     this.debounce = this.opts.clock.setTimeout(() => {
       this.debounce = null;
@@ -196,14 +296,41 @@ export class ManifestDirectorySource {
     }, this.opts.debounceMs ?? DEFAULT_DEBOUNCE_MS);
   }
 
-  private async reloadAndNotify(): Promise<void> {
+  private async reloadAndNotify(readAll = false): Promise<void> {
     if (this.stopped) return;
+    const named = [...this.dirtyPaths];
     try {
-      const snapshot = await this.reload(false);
+      const snapshot = await this.reload(readAll);
       if (!this.stopped) this.opts.onChange(snapshot);
     } catch (err) {
       this.opts.logger.error({ dir: this.opts.dir, err: (err as Error).message }, 'reading the manifest directory failed');
     }
+    this.verifyLater(named);
+  }
+
+  /** After the watcher's throttle window, files read on its word are checked for writes it did not report. */
+  private verifyLater(paths: string[]): void {
+    if (this.stopped || paths.length === 0) return;
+    for (const p of paths) this.toVerify.add(p);
+    if (this.verify) return;
+    this.verify = this.opts.clock.setTimeout(() => {
+      this.verify = null;
+      const check = [...this.toVerify];
+      this.toVerify.clear();
+      void Promise.all(
+        check.map(async (path) => {
+          const known = this.files.get(path)?.signature;
+          if (known === undefined) return; // not a manifest file (or gone: its unlink is reported)
+          let now = '';
+          try {
+            now = signatureOf(await stat(path));
+          } catch {
+            // removed since: read again below
+          }
+          if (now !== known) this.changed(path, false);
+        }),
+      );
+    }, WATCHER_CHANGE_THROTTLE_MS + 10);
   }
 
   private async reload(readAll: boolean): Promise<ManifestSnapshot> {
@@ -219,6 +346,8 @@ export class ManifestDirectorySource {
     };
     const listing = await this.listFiles();
     stats.files = listing.files.length;
+    // The root vanished or was replaced under the watcher: check it now rather than at the next period.
+    if (listing.rootIdentity !== this.watchedRoot && this.rootCheck) this.scheduleRootCheck(0);
     const listingProblems = [...listing.problems];
 
     // Read what may have changed; the rest keeps its cached parse.
@@ -264,10 +393,13 @@ export class ManifestDirectorySource {
     // Which version of each file counts: a file that does not parse keeps its last good version.
     const brokenFiles = new Set(listingProblems.filter(isFileProblem).map((p) => p.source));
     for (const [path, record] of current) if (record.problems.some(isFileProblem)) brokenFiles.add(path);
-    // The directory itself unreadable (e.g. being replaced): every file keeps its last good version.
-    if (brokenFiles.has(this.opts.dir)) for (const f of this.lastGoodByFile.keys()) brokenFiles.add(f);
+    // The root itself unreadable (e.g. being replaced): every file keeps its last good version.
+    if (listing.rootError !== undefined) for (const f of this.lastGoodByFile.keys()) brokenFiles.add(f);
     const keptFiles: string[] = [];
-    const seenFiles = new Set<string>([...current.keys(), ...[...brokenFiles].filter((f) => f !== this.opts.dir)]);
+    const seenFiles = new Set<string>([
+      ...current.keys(),
+      ...[...brokenFiles].filter((f) => this.lastGoodByFile.has(f)),
+    ]);
     const nextGood = new Map<string, SourcedObject[]>();
     const nextEffective = new Map<string, SourcedObject[]>();
     for (const file of [...seenFiles].sort(compareText)) {
@@ -296,7 +428,14 @@ export class ManifestDirectorySource {
     this.lastStats = stats;
     let objectCount = 0;
     for (const objects of nextEffective.values()) objectCount += objects.length;
-    return { state: built.state, problems, keptFiles, objectCount };
+    return {
+      state: built.state,
+      problems,
+      keptFiles,
+      objectCount,
+      rootIdentity: listing.rootIdentity,
+      ...(listing.rootError !== undefined ? { sourceError: listing.rootError } : {}),
+    };
   }
 
   /**
@@ -345,7 +484,8 @@ export class ManifestDirectorySource {
       return buildClusterState([...nextEffective.values()].flat().sort(compareSourcedObjects));
     }
     if (this.builder === null) {
-      this.builder = new ClusterStateBuilder();
+      // An object edited into an invalid version keeps its last good one, as a file that stops parsing does.
+      this.builder = new ClusterStateBuilder({ keepLastGood: true });
       for (const objects of nextEffective.values()) for (const o of objects) this.builder.upsert(o);
       stats.fullBuild = true;
       stats.objectsUpserted = this.builder.size;
@@ -375,17 +515,45 @@ export class ManifestDirectorySource {
   /**
    * Manifest files under the directory, recursively (as the model loader lists them: *.yaml, *.yml,
    * *.json; entries starting with "." skipped — a mounted ConfigMap holds every file twice), with
-   * their stat signatures. stat follows symlinks, as `kubectl apply -f dir` does.
+   * their stat signatures. stat follows symlinks, as `kubectl apply -f dir` does. A root that is a
+   * file is the one file listed, whatever its name.
    */
-  private async listFiles(): Promise<{ files: ListedFile[]; problems: InputProblem[] }> {
+  private async listFiles(): Promise<{
+    files: ListedFile[];
+    problems: InputProblem[];
+    rootIdentity: string;
+    rootError?: string;
+  }> {
     const files: ListedFile[] = [];
     const problems: InputProblem[] = [];
+    const root = this.opts.dir;
+    let rootInfo;
+    try {
+      rootInfo = await stat(root);
+    } catch (e) {
+      const rootError = `cannot read: ${(e as Error).message}`;
+      problems.push(fileProblem(root, rootError));
+      return { files, problems, rootIdentity: '', rootError };
+    }
+    const rootIdentity = identityOfStat(rootInfo);
+    if (rootInfo.isFile()) {
+      files.push({ path: root, signature: signatureOf(rootInfo) });
+      return { files, problems, rootIdentity };
+    }
+    if (!rootInfo.isDirectory()) {
+      const rootError = 'neither a directory nor a file';
+      problems.push(fileProblem(root, rootError));
+      return { files, problems, rootIdentity, rootError };
+    }
+    let rootError: string | undefined;
     const walk = async (dir: string): Promise<void> => {
       let names: string[];
       try {
         names = (await readdir(dir)).sort(compareText);
       } catch (e) {
-        problems.push(fileProblem(dir, `cannot read directory: ${(e as Error).message}`));
+        const message = `cannot read directory: ${(e as Error).message}`;
+        if (dir === root) rootError = message;
+        problems.push(fileProblem(dir, message));
         return;
       }
       const entries = await Promise.all(
@@ -406,12 +574,12 @@ export class ManifestDirectorySource {
         } else if (info.isDirectory()) {
           await walk(path);
         } else if (info.isFile() && MANIFEST_EXTENSIONS.some((ext) => name.toLowerCase().endsWith(ext))) {
-          files.push({ path, signature: `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}` });
+          files.push({ path, signature: signatureOf(info) });
         }
       }
     };
-    await walk(this.opts.dir);
-    return { files, problems };
+    await walk(root);
+    return { files, problems, rootIdentity, ...(rootError !== undefined ? { rootError } : {}) };
   }
 
   /** Log each problem once while it lasts (a reload of an unchanged bad file is not news). */
@@ -424,7 +592,11 @@ export class ManifestDirectorySource {
       const kept = isFileProblem(p) && keptFiles.includes(p.source);
       this.opts.logger.warn(
         { file: p.source, kind: p.kind, object: p.object, field: p.field, problem: p.message },
-        kept ? `${text} (keeping the last good version of the file)` : `${text} (skipped)`,
+        kept
+          ? `${text} (keeping the last good version of the file)`
+          : p.kept
+            ? `${text} (keeping the last good version of the object)`
+            : `${text} (skipped)`,
       );
     }
     for (const text of this.reported) {

@@ -46,9 +46,9 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
-  const agent = (logger: RecordingLogger) =>
+  const agent = (logger: RecordingLogger, manifests = MANIFESTS) =>
     runAgent({
-      manifests: MANIFESTS,
+      manifests,
       once: true,
       logger,
       stateDir,
@@ -78,6 +78,26 @@ maybe.each(['nft', 'legacy'] as const)('portway run --once in a network namespac
     process.stdout.write(
       `run --once (fresh netns, examples/manifests): ${took} ms, backend ${dataplane.iptables.IPv4?.backend}\n`,
     );
+  });
+
+  it('on a programmed node, --once from a missing path or an empty directory exits 2 and leaves the kernel’s rules as they were', async () => {
+    const rulesOnly = (dump: string) => dump.replace(/^#.*$/gm, ''); // the header/footer carry the time
+    expect(await agent(new RecordingLogger())).toBe(0); // programmed (already, when the test above ran)
+    const natBefore = rulesOnly(await save('nat'));
+    const filterBefore = rulesOnly(await save('filter'));
+    expect(natBefore).toMatch(/^-A KUBE-SERVICES -d 10\.96\.0\.10\/32 /m);
+    const empty = await mkdtemp(join(tmpdir(), 'portway-e2e-empty-'));
+    try {
+      for (const manifests of [`/nonexistent-portway-${process.pid}`, empty]) {
+        const logger = new RecordingLogger();
+        expect(await agent(logger, manifests)).toBe(2);
+        expect(logger.records.find((r) => r.level === 'error')?.message).toMatch(/cannot be believed/);
+        expect(rulesOnly(await save('nat'))).toBe(natBefore);
+        expect(rulesOnly(await save('filter'))).toBe(filterBefore);
+      }
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
   });
 
   it('a second run adopts every chain as the kernel prints it (writes nothing, adds no jump); a full sync against the kernel reports no drift', async () => {

@@ -4,6 +4,8 @@
 // rules in force and is retried as a full sync.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
+import { mkdir, rm } from 'node:fs/promises';
+import { pollFor } from '../../fixtures/polling.js';
 import { ECHO_TCP_PORT, type NodeInfo, type PodInfo } from '../harness/topology.js';
 import {
   echoHttpPort,
@@ -116,6 +118,41 @@ describe('a malformed manifest', () => {
     const counts = await nodeClient.spread('tcp', other.clusterIP, 80, 12);
     expect(okCount(counts)).toBe(12);
     await env.writeService(other, pods.map(ep));
+  });
+
+  it('an existing Service edited into an invalid version (port 0) keeps its last good version in force', async () => {
+    await env.writeService({ ...other, ports: [{ ...echoHttpPort(), port: 0 }] }, pods.map(ep));
+    await agent.waitForCount(
+      /Service default\/other: spec\.ports\[0\]\.port: .*\(keeping the last good version of the object\)$/,
+      1,
+    );
+    const counts = await nodeClient.spread('tcp', other.clusterIP, 80, 12);
+    expect(okCount(counts)).toBe(12);
+    await env.writeService(other, pods.map(ep));
+  });
+});
+
+describe('the manifest directory replaced (rm -rf; mkdir; write)', () => {
+  it('while it is missing nothing is synced and traffic flows; the new directory is watched and followed', async () => {
+    const refusedBefore = agent.count(/cannot be believed/);
+    await rm(env.manifests, { recursive: true });
+    await agent.waitForCount(/cannot be believed/, refusedBefore + 1);
+    expect(okCount(await nodeClient.spread('tcp', web.clusterIP, 80, 12))).toBe(12);
+    await mkdir(env.manifests);
+    await env.writeService(web, [ep(pods[0]!)]);
+    await env.writeService(other, pods.map(ep));
+    await agent.waitForCount('the manifest source is usable again', 1);
+    // The recreated directory's content is what is programmed (web: one endpoint) …
+    await pollFor('web served by its one endpoint', 10_000, async () => {
+      const hit = podsHit(await nodeClient.spread('tcp', web.clusterIP, 80, 12));
+      return hit.length === 1 && hit[0] === pods[0]!.name ? hit : null;
+    });
+    // … and it is followed, not read once: a change after the recreation is programmed too.
+    await env.writeService(web, pods.map(ep));
+    await pollFor('web served by both endpoints again', 10_000, async () => {
+      const hit = podsHit(await nodeClient.spread('tcp', web.clusterIP, 80, 20));
+      return hit.length === pods.length ? hit : null;
+    });
   });
 });
 

@@ -26,6 +26,25 @@ describe('ProxyHealth', () => {
     expect(formatGoTime(undefined)).toBe('0001-01-01 00:00:00 +0000 UTC');
   });
 
+  it('/healthz and /readyz are 503 with the reason while the source cannot be believed; /livez is not', () => {
+    let problem: string | undefined = '/etc/portway/manifests: cannot read: ENOENT';
+    const withSource = new ProxyHealth({
+      healthTimeoutMs: healthTimeoutFor(SYNC_PERIOD),
+      now: () => now,
+      sourceProblem: () => problem,
+    });
+    withSource.updated('IPv4');
+    expect(withSource.healthz().status).toBe(503);
+    expect(JSON.parse(withSource.healthz().body)).toMatchObject({ sourceProblem: problem });
+    expect(withSource.readyz().status).toBe(503);
+    expect(JSON.parse(withSource.readyz().body)).toMatchObject({ synced: true, sourceProblem: problem });
+    expect(withSource.livez().status).toBe(200); // a restart would not bring the directory back
+    problem = undefined;
+    expect(withSource.healthz().status).toBe(200);
+    expect(withSource.healthz().body).not.toContain('sourceProblem');
+    expect(withSource.readyz().status).toBe(200);
+  });
+
   it('is healthy while starting up and after syncs that keep up', () => {
     expect(health.healthz().status).toBe(200);
     health.queuedUpdate('IPv4');

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { createAgentLogger, registerAgentCommands } from '../../../src/cli/commands/register-agent.js';
 
 describe('registerAgentCommands', () => {
-  it('adds run (source, config, bind addresses, --once, --log-level) and cleanup', () => {
+  it('adds run (source, config, bind addresses, --once, --allow-empty, --log-level) and cleanup', () => {
     const program = new Command();
     registerAgentCommands(program);
     const run = program.commands.find((c) => c.name() === 'run');
@@ -15,6 +15,7 @@ describe('registerAgentCommands', () => {
       '--metrics-bind-address',
       '--healthz-bind-address',
       '--once',
+      '--allow-empty',
       '--log-level',
     ]);
     expect(program.commands.map((c) => c.name())).toEqual(['run', 'cleanup']);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingLogger } from '../../../../src/observe/logger.js';
@@ -31,10 +31,20 @@ describe('ManifestDirectorySource', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function source(onChange: (s: ManifestSnapshot) => void = () => undefined, watcher?: DirectoryWatcherFactory) {
+  function source(
+    onChange: (s: ManifestSnapshot) => void = () => undefined,
+    watcher?: DirectoryWatcherFactory,
+  ) {
     const logger = new RecordingLogger();
     const clock = new ManualClock();
-    const src = new ManifestDirectorySource({ dir, logger, clock, onChange, debounceMs: 100, ...(watcher ? { watcher } : {}) });
+    const src = new ManifestDirectorySource({
+      dir,
+      logger,
+      clock,
+      onChange,
+      debounceMs: 100,
+      ...(watcher ? { watcher } : {}),
+    });
     return { src, logger, clock };
   }
 
@@ -47,17 +57,20 @@ describe('ManifestDirectorySource', () => {
     expect(snap.problems).toEqual([]);
   });
 
-  it('an object with a bad field is reported (file, object, field) and skipped; the others stay; fixing restores it', async () => {
+  it('a new object with a bad field is reported (file, object, field) and skipped; the others stay; fixing adds it', async () => {
     await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
-    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
-    const { src, logger } = source();
-    await src.load();
     await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 70000));
+    const { src, logger } = source();
     const bad = await src.load();
     expect(serviceNames(bad)).toEqual(['alpha']);
     expect(bad.problems).toHaveLength(1);
-    expect(bad.problems[0]).toMatchObject({ source: join(dir, 'b.yaml'), kind: 'Service', object: 'demo/beta' });
+    expect(bad.problems[0]).toMatchObject({
+      source: join(dir, 'b.yaml'),
+      kind: 'Service',
+      object: 'demo/beta',
+    });
     expect(bad.problems[0]?.field).toMatch(/^spec\.ports\[0\]\.port$/);
+    expect(bad.problems[0]?.kept).toBeUndefined();
     const warn = logger.records.filter((r) => r.level === 'warn');
     expect(warn).toHaveLength(1);
     expect(warn[0]?.message).toMatch(/b\.yaml: Service demo\/beta: spec\.ports\[0\]\.port: .*\(skipped\)/);
@@ -68,7 +81,50 @@ describe('ManifestDirectorySource', () => {
     const fixed = await src.load();
     expect(serviceNames(fixed)).toEqual(['alpha', 'beta']);
     expect(fixed.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
-    expect(logger.records.some((r) => r.level === 'info' && r.message === 'manifest problem resolved')).toBe(true);
+    expect(logger.records.some((r) => r.level === 'info' && r.message === 'manifest problem resolved')).toBe(
+      true,
+    );
+  });
+
+  it('an existing object edited into an invalid version keeps its last good version, reported, as a syntax error would', async () => {
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 8080));
+    const { src, logger } = source();
+    await src.load();
+    for (const port of [0, 70000, '"http"']) {
+      await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', port));
+      const bad = await src.load();
+      expect(serviceNames(bad)).toEqual(['alpha', 'beta']);
+      expect(bad.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
+      expect(bad.problems).toHaveLength(1);
+      expect(bad.problems[0]).toMatchObject({
+        kind: 'Service',
+        object: 'demo/beta',
+        field: 'spec.ports[0].port',
+        kept: true,
+      });
+    }
+    expect(logger.records.filter((r) => r.level === 'warn').at(-1)?.message).toMatch(
+      /b\.yaml: Service demo\/beta: spec\.ports\[0\]\.port: .*\(keeping the last good version of the object\)/,
+    );
+    // An error found after the schema (two ports with one name) is kept the same way.
+    await writeFile(
+      join(dir, 'b.yaml'),
+      svc('beta', '10.96.0.11', 8080).replace(
+        'ports: [{ name: http, port: 8080 }]',
+        'ports: [{ name: http, port: 1 }, { name: http, port: 2 }]',
+      ),
+    );
+    const dup = await src.load();
+    expect(dup.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(8080);
+    expect(dup.problems[0]).toMatchObject({ field: 'spec.ports[1].name', kept: true });
+    // Fixed: the new version; deleted: gone (deleting is not invalid).
+    await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11', 9090));
+    const fixed = await src.load();
+    expect(fixed.state.servicePorts.find((p) => p.serviceName === 'beta')?.port).toBe(9090);
+    expect(fixed.problems).toEqual([]);
+    await unlink(join(dir, 'b.yaml'));
+    expect(serviceNames(await src.load())).toEqual(['alpha']);
   });
 
   it('a file that stops parsing keeps its last good version until fixed; a deleted file drops its objects', async () => {
@@ -76,7 +132,10 @@ describe('ManifestDirectorySource', () => {
     await writeFile(join(dir, 'b.yaml'), svc('beta', '10.96.0.11'));
     const { src, logger } = source();
     await src.load();
-    await writeFile(join(dir, 'b.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: beta\n  namespace: [oops\n');
+    await writeFile(
+      join(dir, 'b.yaml'),
+      'apiVersion: v1\nkind: Service\nmetadata: { name: beta\n  namespace: [oops\n',
+    );
     const broken = await src.load();
     expect(serviceNames(broken)).toEqual(['alpha', 'beta']);
     expect(broken.keptFiles).toEqual([join(dir, 'b.yaml')]);
@@ -137,5 +196,122 @@ describe('ManifestDirectorySource', () => {
     await eventually('beta seen', () => snapshots.some((s) => serviceNames(s).includes('beta')));
     await src.stop();
     expect(serviceNames(snapshots.at(-1)!)).toEqual(['alpha', 'beta']);
+  });
+
+  it('a second write to a file within chokidar’s 50 ms change throttle is still read', async () => {
+    await writeFile(join(dir, 'a.yaml'), svc('alpha', '10.96.0.10', 81));
+    const snapshots: ManifestSnapshot[] = [];
+    const src = new ManifestDirectorySource({
+      dir,
+      logger: new RecordingLogger(),
+      clock: new SystemClock(),
+      onChange: (s) => snapshots.push(s),
+    });
+    await src.start();
+    const port = () => snapshots.at(-1)?.state.servicePorts[0]?.port;
+    try {
+      for (const [first, second] of [
+        [82, 83],
+        [84, 85],
+        [86, 87],
+      ]) {
+        // Renamed in, as tools that write atomically do; the second write 30 ms after the first is
+        // after the default debounce's reload began and inside the watcher's throttle window.
+        await writeFile(join(dir, 'staged'), svc('alpha', '10.96.0.10', first));
+        await rename(join(dir, 'staged'), join(dir, 'a.yaml'));
+        await new Promise((r) => setTimeout(r, 30));
+        await writeFile(join(dir, 'staged'), svc('alpha', '10.96.0.10', second));
+        await rename(join(dir, 'staged'), join(dir, 'a.yaml'));
+        await eventually(`port ${second} read`, () => port() === second, 3000);
+      }
+    } finally {
+      await src.stop();
+    }
+  });
+
+  it('a missing root is a sourceError; a root that is recreated is watched again (a new watcher) and read in full', async () => {
+    const root = join(dir, 'm');
+    const watchers: Array<{ fire: (path: string) => void; closed: boolean }> = [];
+    const watcher: DirectoryWatcherFactory = (_d, onEvent) => {
+      const w = { fire: onEvent, closed: false };
+      watchers.push(w);
+      return { close: async () => void (w.closed = true) };
+    };
+    const clock = new ManualClock();
+    const snapshots: ManifestSnapshot[] = [];
+    const logger = new RecordingLogger();
+    const src = new ManifestDirectorySource({
+      dir: root,
+      logger,
+      clock,
+      onChange: (s) => snapshots.push(s),
+      watcher,
+      rootCheckMs: 1000,
+    });
+    const first = await src.start();
+    expect(first.sourceError).toMatch(/cannot read: ENOENT/);
+    expect(first.rootIdentity).toBe('');
+    expect(watchers).toHaveLength(0); // nothing to watch yet: polled
+
+    await mkdir(root);
+    await writeFile(join(root, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    await clock.advance(1000);
+    await eventually('the appeared root read', () => snapshots.length === 1);
+    expect(serviceNames(snapshots[0]!)).toEqual(['alpha']);
+    expect(snapshots[0]!.sourceError).toBeUndefined();
+    expect(watchers).toHaveLength(1);
+    const identity = snapshots[0]!.rootIdentity;
+
+    // rm -rf; mkdir; write: the old watcher is on a deleted inode and would never report again.
+    await rm(root, { recursive: true });
+    await mkdir(root);
+    await writeFile(join(root, 'b.yaml'), svc('beta', '10.96.0.11'));
+    await clock.advance(1000);
+    await eventually('the recreated root read', () => snapshots.length === 2);
+    expect(serviceNames(snapshots[1]!)).toEqual(['beta']);
+    expect(snapshots[1]!.rootIdentity).not.toBe(identity);
+    expect(watchers).toHaveLength(2);
+    expect(watchers[0]!.closed).toBe(true);
+    expect(logger.records.some((r) => /replaced or appeared; watching it again/.test(r.message))).toBe(true);
+
+    // Events from the new watcher reload as before.
+    await writeFile(join(root, 'c.yaml'), svc('gamma', '10.96.0.12'));
+    watchers[1]!.fire(join(root, 'c.yaml'));
+    await clock.advance(100);
+    await eventually('the change seen by the new watcher', () => snapshots.length === 3);
+    expect(serviceNames(snapshots[2]!)).toEqual(['beta', 'gamma']);
+    await src.stop();
+    expect(watchers[1]!.closed).toBe(true);
+  });
+
+  it('a root that vanishes keeps every file at its last good version and says so', async () => {
+    const root = join(dir, 'm');
+    await mkdir(root);
+    await writeFile(join(root, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    const src = new ManifestDirectorySource({
+      dir: root,
+      logger: new RecordingLogger(),
+      clock: new ManualClock(),
+      onChange: () => undefined,
+    });
+    await src.load();
+    await rm(root, { recursive: true });
+    const gone = await src.load();
+    expect(gone.sourceError).toMatch(/cannot read: ENOENT/);
+    expect(serviceNames(gone)).toEqual(['alpha']);
+  });
+
+  it('a root that is a file is read as the one manifest', async () => {
+    const file = join(dir, 'all.yml');
+    await writeFile(file, svc('alpha', '10.96.0.10'));
+    const src = new ManifestDirectorySource({
+      dir: file,
+      logger: new RecordingLogger(),
+      clock: new ManualClock(),
+      onChange: () => undefined,
+    });
+    const snap = await src.load();
+    expect(serviceNames(snap)).toEqual(['alpha']);
+    expect(snap.sourceError).toBeUndefined();
   });
 });
