@@ -28,10 +28,9 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
-  # npm ci refuses a lock file that lacks other platforms' optional binaries (which this registry may not
-  # list); npm install then resolves from the same lock without changing what this platform gets.
-  npm ci --no-fund --no-audit --loglevel=error </dev/null 2>/dev/null ||
-    npm install --no-fund --no-audit --loglevel=error </dev/null
+  # Only from the lock file: it lists every platform's optional @swc binaries, so npm ci works anywhere and
+  # a lock that drifted from package.json fails here instead of being silently re-resolved.
+  npm ci --no-fund --no-audit --loglevel=error </dev/null
 fi
 
 # Built when missing, and rebuilt when a source is newer than the module (a checkout that changed the

@@ -1,5 +1,6 @@
 // Address pools: validation and the compiled form the allocator searches. Pure.
 import type { AddressPool, IPFamily, InputProblem } from '../model/cluster-state.js';
+import { specialRangeProblem } from '../model/address-rules.js';
 import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt, parseCIDR } from '../model/ip.js';
 
 export interface PoolRange {
@@ -89,6 +90,11 @@ function compileRanges(pool: AddressPool): { ranges: PoolRange[]; problems: Inpu
     const range = { family: a.family, first: ipToBigInt(first), last: ipToBigInt(last), text: a.text };
     if (range.first > range.last) {
       problems.push(problem(pool.name, field, `range "${a.text}" has its first address after its last`));
+      return;
+    }
+    const special = specialRangeProblem(range.first, range.last, range.family);
+    if (special !== null) {
+      problems.push(problem(pool.name, field, `"${a.text}" ${special}`));
       return;
     }
     const clash = ranges.find(

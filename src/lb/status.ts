@@ -1,6 +1,7 @@
 // What the allocator decided, for people (`portway status`) and for the API (status.loadBalancer.ingress
 // patches). Pure. In cluster mode a single Lease-elected writer will send the patches; that election is
 // not part of this module.
+import { printableLine } from '../model/names.js';
 import type { ServiceInfo } from '../model/cluster-state.js';
 import { canonicalIP } from '../model/ip.js';
 import type { OwnerDecision } from '../l2/election.js';
@@ -46,7 +47,8 @@ export function formatLbStatus(
     const a = result.assignments.get(key);
     if (a)
       rows.push([key, a.pool, a.ips.join(','), opts.l2Decisions ? a.ips.map(announcer).join(',') : '-', '']);
-    else rows.push([key, '-', '-', '-', result.reasons.get(key) ?? 'not allocated']);
+    // A reason can quote an annotation value as written: escaped, so it stays in its cell and line.
+    else rows.push([key, '-', '-', '-', printableLine(result.reasons.get(key) ?? 'not allocated')]);
   }
   const lines = [
     `LoadBalancer Services: ${ours.length}, with addresses: ${ours.filter((k) => result.assignments.has(k)).length}, without: ${ours.filter((k) => !result.assignments.has(k)).length}`,
@@ -54,7 +56,7 @@ export function formatLbStatus(
   if (ours.length > 0) lines.push(table(rows));
   if (result.problems.length > 0) {
     lines.push('', 'Address pool problems (these pools are not used):');
-    for (const p of result.problems) lines.push(`  ${p.message}`);
+    for (const p of result.problems) lines.push(`  ${printableLine(p.message)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -80,6 +80,8 @@ export interface ServiceInfo {
   name: string;
   type: ServiceType;
   uid?: string;
+  /** metadata.creationTimestamp as written (RFC 3339), when given: the older of two conflicting Services wins. */
+  creationTimestamp?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   selector: Record<string, string>;

@@ -49,6 +49,7 @@ import {
   type SliceEntry,
   type Triage,
 } from './normalise.js';
+import { withoutPortConflicts } from './port-conflicts.js';
 import { sameData } from './same-data.js';
 
 // ── object identity and order ─────────────────────────────────────────────────────────────
@@ -229,6 +230,8 @@ export class ClusterStateBuilder {
   private readonly outputs = new Map<string, ServiceOutput>();
   private readonly portOwner = new WeakMap<ServicePort, Entry>();
   private last: BuildResult = { state: emptyClusterState(), problems: [] };
+  private lastUnresolved: BuildResult | null = null;
+  private lastResolved: BuildResult = this.last;
   private poolProblems: InputProblem[] = [];
   private built = false;
   private readonly bulkThreshold: number;
@@ -479,6 +482,20 @@ export class ClusterStateBuilder {
 
   /** The state of the objects now stored; cheap when little changed since the last build. */
   build(): BuildResult {
+    const unresolved = this.buildWithConflicts();
+    if (unresolved !== this.lastUnresolved) {
+      this.lastUnresolved = unresolved;
+      // As buildClusterState: conflicting service ports left out and reported (port-conflicts.ts).
+      this.lastResolved = withoutPortConflicts(
+        unresolved,
+        (service) => this.serviceByKey.get(service)?.entry.sourced.source ?? '',
+      );
+    }
+    return this.lastResolved;
+  }
+
+  /** build() before conflicting service ports are resolved: the state the next build starts from. */
+  private buildWithConflicts(): BuildResult {
     for (const groupKey of this.touchedGroups) this.resolveGroup(groupKey);
     this.touchedGroups.clear();
     const previous = this.last.state;

@@ -6,7 +6,7 @@ import type { IPFamily } from './cluster-state.js';
  * Canonical form of an IP address, or null when it is not one.
  * IPv4 octets with leading zeros ("010.0.0.1") are read as decimal, as kube-proxy's
  * ParseIPSloppy does (Go's pre-1.17 behaviour), so they mean 10.0.0.1, not octal 8.
- * IPv6 is compressed and lower-cased (RFC 5952), IPv4-mapped IPv6 keeps its IPv6 form.
+ * IPv6 is compressed and lower-cased (RFC 5952). IPv4-mapped IPv6 and zones are not addresses here.
  */
 export function canonicalIP(text: string): string | null {
   const s = text.trim();
@@ -15,8 +15,26 @@ export function canonicalIP(text: string): string | null {
     if (octets.some((o) => o > 255)) return null;
     return octets.join('.');
   }
-  if (s.includes(':') && isIPv6(s)) return compressIPv6(ipv6ToBigInt(s));
+  // node:net accepts a zone ("fe80::1%eth0") that no rule can carry: refused, not silently dropped.
+  if (s.includes(':') && !s.includes('%') && isIPv6(s)) {
+    const value = ipv6ToBigInt(s);
+    // IPv4-mapped IPv6 (::ffff:a.b.c.d) is refused, as Kubernetes' strict IP validation refuses it:
+    // it means an IPv4 address to some readers and an IPv6 one to others.
+    if (value >> 32n === 0xffffn) return null;
+    return compressIPv6(value);
+  }
   return null;
+}
+
+/** Why `text` is not accepted as an IP address, beyond "not valid", when there is more to say. */
+export function ipAddressHint(text: string): string {
+  const s = text.trim();
+  if (s.includes('%') && isIPv6(s)) return ' (a zone such as %eth0 is not accepted)';
+  if (s.includes(':') && isIPv6(s) && ipv6ToBigInt(s) >> 32n === 0xffffn) {
+    const v4 = bigIntToIP(ipv6ToBigInt(s) & 0xffffffffn, 'IPv4');
+    return ` (IPv4-mapped IPv6 addresses are not accepted: write ${v4})`;
+  }
+  return '';
 }
 
 export function ipFamilyOf(ip: string): IPFamily | null {

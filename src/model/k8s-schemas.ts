@@ -4,14 +4,23 @@
 // message that names the value. Fields portway does not read are stripped; unknown ones are ignored.
 import { z } from 'zod';
 import type { IPFamily } from './cluster-state.js';
-import { bigIntToIP, canonicalIP, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
+import { specialAddressProblem, specialRangeProblem } from './address-rules.js';
+import { bigIntToIP, canonicalIP, ipAddressHint, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
+import {
+  dns1035LabelProblem,
+  dns1123LabelProblem,
+  dns1123SubdomainProblem,
+  ianaSvcNameProblem,
+  interfaceNameProblem,
+  quoteText,
+} from './names.js';
 
 type Check<T> = { value: T } | { error: string };
 
 /** Show a value in a message the way it would be written in YAML/JSON. */
 export function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteText(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
   if (Array.isArray(value)) return 'a list';
   return 'an object';
@@ -45,17 +54,23 @@ export const portNumber = integerIn(1, 65535);
 /** nodePort / healthCheckNodePort: 0 means none. */
 export const optionalPortNumber = integerIn(0, 65535);
 
+/** "not a valid IP address (got …)", with a hint for a zone or an IPv4-mapped IPv6 address. */
+export function notAnIPAddress(value: unknown, what = 'IP'): string {
+  const hint = typeof value === 'string' ? ipAddressHint(value) : '';
+  return `not a valid ${what} address (got ${showValue(value)})${hint}`;
+}
+
 /** A canonical IP address ("010.0.0.1" reads as 10.0.0.1, as kube-proxy's ParseIPSloppy does). */
 export const ipAddress = checked<string>((v) => {
   const ip = typeof v === 'string' ? canonicalIP(v) : null;
-  return ip === null ? { error: `not a valid IP address (got ${showValue(v)})` } : { value: ip };
+  return ip === null ? { error: notAnIPAddress(v) } : { value: ip };
 });
 
 /** An IP address or "" (unset), as spec.loadBalancerIP is written. */
 export const optionalIPAddress = checked<string>((v) => {
   if (v === '') return { value: '' };
   const ip = typeof v === 'string' ? canonicalIP(v) : null;
-  return ip === null ? { error: `not a valid IP address (got ${showValue(v)})` } : { value: ip };
+  return ip === null ? { error: notAnIPAddress(v) } : { value: ip };
 });
 
 /** A canonical, masked CIDR. Surrounding spaces are trimmed (API validation lets them through; kube-proxy trims). */
@@ -100,11 +115,21 @@ const objectName = checked<string>((v) =>
     : { error: `must be a non-empty string (got ${showValue(v)})` },
 );
 
+/** A string that `rule` (one of names.ts's validators) accepts; '' too when `allowEmpty` (an unnamed port). */
+const nameBy = (rule: (name: string) => string | null, allowEmpty = false) =>
+  checked<string>((v) => {
+    if (typeof v !== 'string') return { error: `must be a string (got ${showValue(v)})` };
+    if (v === '' && allowEmpty) return { value: v };
+    const problem = rule(v);
+    return problem === null ? { value: v } : { error: problem };
+  });
+
 export const namespacedMetadata = z.object({
   name: objectName,
   // What `kubectl apply` does with an object that names no namespace.
   namespace: objectName.default('default'),
   uid: text.optional(),
+  creationTimestamp: text.optional(),
   labels: stringMap.default({}),
   annotations: stringMap.default({}),
 });
@@ -205,8 +230,16 @@ export type EndpointSliceObject = z.infer<typeof endpointSliceSchema>;
 
 // ── v1 Endpoints (legacy) ───────────────────────────────────────────────────────────────────
 
+/** An endpoint's address: a canonical IP that is not loopback, unspecified, link-local, multicast or broadcast. */
+const endpointIPAddress = checked<string>((v) => {
+  const ip = typeof v === 'string' ? canonicalIP(v) : null;
+  if (ip === null) return { error: notAnIPAddress(v) };
+  const special = specialAddressProblem(ip);
+  return special === null ? { value: ip } : { error: special };
+});
+
 const endpointAddress = z.object({
-  ip: ipAddress,
+  ip: endpointIPAddress,
   nodeName: text.optional(),
   targetRef: z.object({ name: text.optional() }).optional(),
 });
@@ -217,7 +250,13 @@ export const endpointsSchema = z.object({
     z.object({
       addresses: list(endpointAddress),
       notReadyAddresses: list(endpointAddress),
-      ports: list(z.object({ name: text.default(''), protocol: protocol.default('TCP'), port: portNumber })),
+      ports: list(
+        z.object({
+          name: nameBy(dns1123LabelProblem, true).default(''),
+          protocol: protocol.default('TCP'),
+          port: portNumber,
+        }),
+      ),
     }),
   ),
 });
@@ -250,8 +289,8 @@ export const namespaceSchema = z.object({ metadata: clusterMetadata });
 // ── networking.k8s.io/v1 Ingress ────────────────────────────────────────────────────────────
 
 const ingressServiceBackend = z.object({
-  name: objectName,
-  port: z.object({ number: portNumber.optional(), name: text.optional() }).superRefine((p, ctx) => {
+  name: nameBy(dns1035LabelProblem),
+  port: z.object({ number: portNumber.optional(), name: nameBy(ianaSvcNameProblem, true).optional() }).superRefine((p, ctx) => {
     if ((p.number === undefined) === (p.name === undefined || p.name === '')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'exactly one of number or name must be set' });
     }
@@ -351,6 +390,8 @@ export function parseAddressRange(value: string): Check<AddressRange> {
     const text = `${first}-${last}`;
     const order = compareAddresses(first, last);
     if (order > 0) return { error: `range ${showValue(value)} starts after it ends (${first} > ${last})` };
+    const special = specialRangeProblem(ipToBigInt(first), ipToBigInt(last), family);
+    if (special !== null) return { error: `range ${showValue(value)} ${special}` };
     return { value: { first, last, family, text } };
   }
   const parsed = value.includes('/') ? parseCIDR(value) : null;
@@ -362,6 +403,8 @@ export function parseAddressRange(value: string): Check<AddressRange> {
   }
   const bits = parsed.family === 'IPv4' ? 32 : 128;
   const size = 1n << BigInt(bits - parsed.prefix);
+  const special = specialRangeProblem(parsed.network, parsed.network + size - 1n, parsed.family);
+  if (special !== null) return { error: `${parsed.text} ${special}` };
   return {
     value: {
       first: bigIntToIP(parsed.network, parsed.family),
@@ -391,7 +434,7 @@ export const ipAddressPoolSchema = z.object({
     serviceAllocation: z
       .object({
         priority: integerIn(0, 2 ** 31 - 1).optional(),
-        namespaces: list(objectName),
+        namespaces: list(nameBy(dns1123LabelProblem)),
         namespaceSelectors: list(labelSelectorSchema),
         serviceSelectors: list(labelSelectorSchema),
       })
@@ -404,10 +447,10 @@ export const l2AdvertisementSchema = z.object({
   metadata: clusterMetadata,
   spec: z
     .object({
-      ipAddressPools: list(objectName),
+      ipAddressPools: list(nameBy(dns1123SubdomainProblem)),
       ipAddressPoolSelectors: list(labelSelectorSchema),
       nodeSelectors: list(labelSelectorSchema),
-      interfaces: list(objectName),
+      interfaces: list(nameBy(interfaceNameProblem)),
     })
     .default({}),
 });

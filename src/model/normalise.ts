@@ -20,7 +20,19 @@ import type {
   ServicePort,
 } from './cluster-state.js';
 import { servicePortId } from './cluster-state.js';
+import { specialAddressProblem } from './address-rules.js';
+import { withoutPortConflicts } from './port-conflicts.js';
 import { canonicalIP, ipFamilyOf, ipToBigInt, joinHostPort, parseCIDR } from './ip.js';
+import {
+  dns1035LabelProblem,
+  dns1123LabelProblem,
+  dns1123SubdomainProblem,
+  ianaSvcNameProblem,
+  labelValueProblem,
+  metadataNameProblems,
+  printableLine,
+  printableName,
+} from './names.js';
 import {
   endpointSliceSchema,
   endpointsSchema,
@@ -30,6 +42,7 @@ import {
   l2AdvertisementSchema,
   namespaceSchema,
   nodeSchema,
+  notAnIPAddress,
   serviceSchema,
   showValue,
   type EndpointSliceObject,
@@ -66,7 +79,8 @@ export function formatProblem(p: InputProblem): string {
   else if (p.object !== '') parts.push(p.object);
   if (p.field !== '') parts.push(p.field);
   parts.push(p.message);
-  return parts.join(': ');
+  // One line whatever the file name or message holds: control and bidi characters are escaped.
+  return printableLine(parts.join(': '));
 }
 
 /** Code-point order: independent of the locale, so output is identical on every machine. */
@@ -162,10 +176,12 @@ export function classify(
 
 export function objectLabel(kind: KnownKind, metadata: unknown): string {
   if (!isRecord(metadata) || typeof metadata.name !== 'string' || metadata.name === '') return '';
-  if (!KIND_VERSIONS[kind].namespaced) return metadata.name;
+  // Names that are not plain words are quoted, so a reported name never reads as something else.
+  const name = printableName(metadata.name);
+  if (!KIND_VERSIONS[kind].namespaced) return name;
   const ns =
-    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
-  return `${ns}/${metadata.name}`;
+    typeof metadata.namespace === 'string' && metadata.namespace !== '' ? printableName(metadata.namespace) : 'default';
+  return `${ns}/${name}`;
 }
 
 /** Pools and advertisements are referenced by name alone, so their names must be unique across namespaces. */
@@ -249,6 +265,13 @@ export function triageObject(sourced: SourcedObject): Triage {
       'apiVersion',
       `portway reads ${kind} as ${wanted} (got ${showValue(cls.versionMismatch || undefined)})`,
     );
+    return { type: 'rejected', problems: problems.items };
+  }
+  // A name Kubernetes would refuse is refused here, before duplicates are looked for: it could
+  // otherwise carry markup or newlines into comments and diffs, or print like another object's name.
+  const badNames = metadataNameProblems(kind, raw.metadata);
+  if (badNames.length > 0) {
+    for (const [field, message] of badNames) problems.add(id, field, message);
     return { type: 'rejected', problems: problems.items };
   }
   return {
@@ -430,19 +453,26 @@ const isIntegerIn = (v: unknown, min: number, max: number): v is number =>
 
 function fastNamespacedMetadata(value: unknown): ServiceObject['metadata'] | Declined {
   if (!isPlainObject(value)) return DECLINED;
-  const { name, uid } = value;
+  const { name, uid, creationTimestamp } = value;
   let namespace = value.namespace;
   if (typeof name !== 'string' || name === '') return DECLINED;
   if (isAbsent(namespace)) namespace = 'default';
   else if (typeof namespace !== 'string' || namespace === '') return DECLINED;
   if (!isAbsent(uid) && typeof uid !== 'string') return DECLINED;
+  if (!isAbsent(creationTimestamp) && typeof creationTimestamp !== 'string') return DECLINED;
   const labels = fastStringMap(value.labels);
   const annotations = fastStringMap(value.annotations);
   if (labels === DECLINED || annotations === DECLINED) return DECLINED;
-  // zod's key order: name, namespace, uid, labels, annotations.
+  // zod's key order: name, namespace, uid, creationTimestamp, labels, annotations. Object literals,
+  // not added properties, so the metadata of every object of a kind shares one shape.
+  const ns = namespace as string;
+  if (isAbsent(creationTimestamp))
+    return isAbsent(uid)
+      ? { name, namespace: ns, labels, annotations }
+      : { name, namespace: ns, uid, labels, annotations };
   return isAbsent(uid)
-    ? { name, namespace: namespace as string, labels, annotations }
-    : { name, namespace: namespace as string, uid, labels, annotations };
+    ? { name, namespace: ns, creationTimestamp, labels, annotations }
+    : { name, namespace: ns, uid, creationTimestamp, labels, annotations };
 }
 
 /** The value when it is absent (default) or one of `values`. */
@@ -739,7 +769,7 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
         if (ip === null)
           errors.push([
             field === 'spec.clusterIP' ? field : `${field}[${i}]`,
-            `not a valid IP address (got ${showValue(text)})`,
+            notAnIPAddress(text),
           ]);
         else clusterIPs.push(ip);
       });
@@ -753,6 +783,8 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
       if (a !== b) errors.push(['spec.clusterIPs[0]', `must equal spec.clusterIP (${showValue(single)})`]);
     }
   }
+
+  errors.push(...specialServiceAddresses(svc, clusterIPs, field));
 
   const derivedFamilies = clusterIPs.map((ip) => ipFamilyOf(ip)).filter((f): f is IPFamily => f !== null);
   const ipFamilies: IPFamily[] = spec.ipFamilies ?? derivedFamilies;
@@ -777,6 +809,8 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
   spec.ports.forEach((p, i) => {
     if (spec.ports.length > 1 && p.name === '')
       errors.push([`spec.ports[${i}].name`, 'required when the Service has more than one port']);
+    const badName = p.name === '' ? null : ianaSvcNameProblem(p.name);
+    if (badName !== null) errors.push([`spec.ports[${i}].name`, badName]);
     if (p.name !== '' && names.has(p.name))
       errors.push([`spec.ports[${i}].name`, `duplicate port name ${showValue(p.name)}`]);
     names.add(p.name);
@@ -819,6 +853,7 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
     statusIngress,
   };
   if (metadata.uid !== undefined) info.uid = metadata.uid;
+  if (metadata.creationTimestamp !== undefined) info.creationTimestamp = metadata.creationTimestamp;
 
   // kube-proxy's ShouldSkipService, plus its informers' label filter.
   const proxied =
@@ -827,6 +862,31 @@ export function readService(id: Identity, svc: ServiceObject, problems: ProblemL
     clusterIPs.length > 0 &&
     !(LABEL_SERVICE_PROXY_NAME in metadata.labels);
   return { id, svc, info, proxied };
+}
+
+/**
+ * The addresses of a Service that no Service may use (address-rules.ts): loopback, unspecified,
+ * link-local, multicast, broadcast — in its cluster IPs, external IPs, requested and status
+ * LoadBalancer addresses.
+ */
+function specialServiceAddresses(
+  svc: ServiceObject,
+  clusterIPs: readonly string[],
+  clusterField: string,
+): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const check = (ip: string, field: string): void => {
+    const problem = specialAddressProblem(ip);
+    if (problem !== null) out.push([field, problem]);
+  };
+  clusterIPs.forEach((ip, i) => check(ip, clusterField === 'spec.clusterIP' ? clusterField : `${clusterField}[${i}]`));
+  svc.spec.externalIPs.forEach((ip, i) => check(ip, `spec.externalIPs[${i}]`));
+  if (svc.spec.loadBalancerIP !== undefined && svc.spec.loadBalancerIP !== '')
+    check(svc.spec.loadBalancerIP, 'spec.loadBalancerIP');
+  svc.status.loadBalancer.ingress.forEach((ing, i) => {
+    if (ing.ip !== undefined) check(ing.ip, `status.loadBalancer.ingress[${i}].ip`);
+  });
+  return out;
 }
 
 export function servicePortsOf(
@@ -896,6 +956,11 @@ export function readEndpointSlice(
     );
     return null;
   }
+  const badNames = sliceNameProblems(serviceName, slice);
+  if (badNames.length > 0) {
+    for (const [f, m] of badNames) problems.add(id, f, m);
+    return null;
+  }
   if (slice.addressType === 'FQDN') return null; // kube-proxy proxies IP slices only
   const family = slice.addressType;
   const errors: Array<[string, string]> = [];
@@ -906,9 +971,13 @@ export function readEndpointSlice(
       if (ip === null || familyOfCanonical(ip) !== family) {
         errors.push([
           `endpoints[${i}].addresses[${j}]`,
-          `not a valid ${family} address (got ${showValue(text)})`,
+          notAnIPAddress(text, family),
         ]);
-      } else if (j === 0) first = ip;
+        return;
+      }
+      const special = specialAddressProblem(ip);
+      if (special !== null) errors.push([`endpoints[${i}].addresses[${j}]`, special]);
+      else if (j === 0) first = ip;
     });
     return first;
   });
@@ -920,6 +989,27 @@ export function readEndpointSlice(
     service: `${slice.metadata.namespace}/${serviceName}`,
     entry: { name: slice.metadata.name, slice, firstAddresses },
   };
+}
+
+/**
+ * The names of a slice Kubernetes validates and portway joins by or prints: the Service it names
+ * (a label value that must also be a Service name to join anything), its port names (DNS-1123
+ * labels) and its endpoints' node names (DNS-1123 subdomains).
+ */
+function sliceNameProblems(serviceName: string, slice: EndpointSliceObject): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const serviceProblem = labelValueProblem(serviceName) ?? dns1035LabelProblem(serviceName);
+  if (serviceProblem !== null)
+    out.push([formatFieldPath(['metadata', 'labels', LABEL_SERVICE_NAME]), serviceProblem]);
+  slice.ports.forEach((p, i) => {
+    const problem = p.name === '' ? null : dns1123LabelProblem(p.name);
+    if (problem !== null) out.push([`ports[${i}].name`, problem]);
+  });
+  slice.endpoints.forEach((ep, i) => {
+    const problem = ep.nodeName === undefined ? null : dns1123SubdomainProblem(ep.nodeName);
+    if (problem !== null) out.push([`endpoints[${i}].nodeName`, problem]);
+  });
+  return out;
 }
 
 /** Numeric value of a canonical address: a number for IPv4 (cheaper than a bigint), a bigint for IPv6. */
@@ -1041,7 +1131,7 @@ export function readNode(id: Identity, node: NodeObject, problems: ProblemList):
       problems.add(
         id,
         `status.addresses[${i}].address`,
-        `not a valid IP address (got ${showValue(a.address)})`,
+        notAnIPAddress(a.address),
       );
       bad = true;
     } else if (!addresses.includes(ip)) addresses.push(ip);
@@ -1197,12 +1287,20 @@ export const byNamespacedName = <T extends { namespace: string; name: string }>(
  * document) order, so the first of two duplicates in file order wins whatever the array order.
  */
 export function buildClusterState(objects: SourcedObject[]): BuildResult {
+  const sources = new Map<string, string>();
+  const result = buildWithConflicts(objects, sources);
+  return withoutPortConflicts(result, (service) => sources.get(service) ?? '');
+}
+
+/** buildClusterState before conflicting service ports are resolved; fills `sources` (Service → file). */
+function buildWithConflicts(objects: SourcedObject[], sources: Map<string, string>): BuildResult {
   const problems = new ProblemList();
   const parsed = parseObjects(objects, problems);
 
   const services = parsed.Service.map(({ id, value }) => readService(id, value, problems)).filter(
     (s): s is ServiceEntry => s !== null,
   );
+  for (const s of services) sources.set(`${s.info.namespace}/${s.info.name}`, s.id.source);
 
   const slicesByService = new Map<string, SliceEntry[]>();
   for (const { id, value } of parsed.EndpointSlice) {

@@ -1,6 +1,8 @@
 // The human-readable "what would change on a node" between two rendered rule sets. Pure.
 // Every change is grouped under the Service port it belongs to, so a reader never needs the chain hashes.
+import { printableLine } from '../model/names.js';
 import type { IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
+import { codeFence, htmlText, markdownCode, markdownText } from './markdown.js';
 
 /** Changes of one chain. `rulesAdded`/`rulesRemoved` are whole rule lines. */
 export interface ChainChange {
@@ -213,40 +215,68 @@ function describeChange(c: ChainChange): string {
   return `${c.change === 'changed' ? 'rules changed in' : c.change} ${what} ${c.chain} (${c.family} ${c.table})`;
 }
 
-export function formatDiffText(d: RuleSetDiff): string {
+/**
+ * An object left out of one side of the diff because it is invalid (reported on stderr too): the
+ * diff says so, so a reviewer is not told "no changes" about an object that was never rendered.
+ */
+export interface SkippedObject {
+  side: 'before' | 'after';
+  /** The problem as formatProblem prints it: one line, control characters escaped. */
+  problem: string;
+}
+
+function skippedLine(skipped: readonly SkippedObject[]): string {
+  return `${skipped.length} invalid object(s) skipped: they get no rules on either side of this diff.`;
+}
+
+export function formatDiffText(d: RuleSetDiff, skipped: readonly SkippedObject[] = []): string {
   const lines: string[] = [];
   for (const g of d.groups) {
-    lines.push(g.owner === NODE_WIDE ? NODE_WIDE : `Service ${g.owner}`);
+    lines.push(g.owner === NODE_WIDE ? NODE_WIDE : `Service ${printableLine(g.owner)}`);
     for (const c of g.changes) {
       lines.push(`  ${describeChange(c)}`);
-      for (const r of c.rulesRemoved) lines.push(`    - ${r}`);
-      for (const r of c.rulesAdded) lines.push(`    + ${r}`);
+      for (const r of c.rulesRemoved) lines.push(`    - ${printableLine(r)}`);
+      for (const r of c.rulesAdded) lines.push(`    + ${printableLine(r)}`);
     }
   }
   lines.push(formatSummaryLine(d));
+  if (skipped.length > 0) lines.push(`${skippedLine(skipped)} (listed on stderr)`);
   return lines.join('\n') + '\n';
 }
 
-export function formatDiffMarkdown(d: RuleSetDiff): string {
+/**
+ * The pull-request comment. Everything that comes from the input is escaped for where it lands
+ * (table cell, HTML summary, code block), so no name or message can end the table, hide the rest
+ * of the comment in an HTML comment, or fake the summary line.
+ */
+export function formatDiffMarkdown(d: RuleSetDiff, skipped: readonly SkippedObject[] = []): string {
   const out: string[] = ['### portway: what would change on the nodes', '', `**${formatSummaryLine(d)}**`, ''];
+  if (skipped.length > 0) {
+    out.push(`**⚠ ${skippedLine(skipped)}**`, '');
+    for (const s of skipped) out.push(`- ${s.side}: ${markdownText(s.problem)}`);
+    out.push('');
+  }
   if (diffIsEmpty(d)) return out.join('\n') + '\n';
   out.push('| Service port | chains added | removed | changed | rules +/− |', '|---|---|---|---|---|');
   for (const g of d.groups) {
     const count = (k: ChainChange['change']) => g.changes.filter((c) => c.change === k).length;
     const plus = g.changes.reduce((s, c) => s + c.rulesAdded.length, 0);
     const minus = g.changes.reduce((s, c) => s + c.rulesRemoved.length, 0);
-    out.push(`| \`${g.owner}\` | ${count('added')} | ${count('removed')} | ${count('changed')} | +${plus} / −${minus} |`);
+    const owner = g.owner === NODE_WIDE ? htmlText(NODE_WIDE) : markdownCode(g.owner);
+    out.push(`| ${owner} | ${count('added')} | ${count('removed')} | ${count('changed')} | +${plus} / −${minus} |`);
   }
   out.push('');
   for (const g of d.groups) {
-    out.push('<details>', `<summary>${g.owner === NODE_WIDE ? NODE_WIDE : `Service <code>${g.owner}</code>`}</summary>`, '');
-    out.push('```diff');
+    const title = g.owner === NODE_WIDE ? htmlText(NODE_WIDE) : `Service <code>${htmlText(g.owner)}</code>`;
+    const body: string[] = [];
     for (const c of g.changes) {
-      out.push(`# ${describeChange(c)}`);
-      for (const r of c.rulesRemoved) out.push(`- ${r}`);
-      for (const r of c.rulesAdded) out.push(`+ ${r}`);
+      body.push(`# ${describeChange(c)}`);
+      for (const r of c.rulesRemoved) body.push(`- ${r}`);
+      for (const r of c.rulesAdded) body.push(`+ ${r}`);
     }
-    out.push('```', '', '</details>', '');
+    const lines = body.map(printableLine);
+    const fence = codeFence(lines);
+    out.push('<details>', `<summary>${title}</summary>`, '', fence + 'diff', ...lines, fence, '', '</details>', '');
   }
   return out.join('\n');
 }

@@ -5,7 +5,7 @@
 // pkg/proxy/iptables/proxier_test.go) but faithful to the kernel where that tracer shortcuts: marks
 // are real bits that later `-m mark` rules read, built-in chains are entered through their hooks in
 // kernel order, and masquerading is what nat POSTROUTING actually does. Pure: no I/O, no clock.
-import { cidrContains, compareIPs, ipFamilyOf, parseCIDR } from '../model/ip.js';
+import { cidrContains, compareIPs, ipFamilyOf, joinHostPort, parseCIDR } from '../model/ip.js';
 import {
   ruleText,
   type DumpRule,
@@ -362,7 +362,7 @@ function applyTarget(ctx: WalkContext, s: BranchState, hook: HookRef, target: Ru
       const dest = parseNatAddress(target.toDestination, 'DNAT --to-destination');
       s.dstIP = dest.ip;
       if (dest.port !== undefined) s.dstPort = dest.port;
-      s.endpoint = formatEndpoint(s.dstIP, s.dstPort);
+      s.endpoint = joinHostPort(s.dstIP, s.dstPort);
       s.ctStates.add('DNAT');
       s.hook = null;
       s.stack = [];
@@ -433,10 +433,6 @@ function parseNatAddress(text: string, what: string): { ip: string; port?: numbe
   const first = port.split('-')[0] as string;
   if (!/^\d+$/.test(first)) throw new PacketWalkError(`${what} "${text}" has an invalid port`);
   return { ip: host, port: Number(first) };
-}
-
-export function formatEndpoint(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function statisticProbability(rule: DumpRule): number {

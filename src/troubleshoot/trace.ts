@@ -1,6 +1,7 @@
 // What `portway trace` calls: take rules (restore text, a parsed dump, or a rendered rule set),
 // walk a packet through them and explain the result, naming the Service behind each chain from
 // kube-proxy-style rule comments ("ns/name:port …"). Pure.
+import { joinHostPort } from '../model/ip.js';
 import { serializeRuleSet } from '../render/iptables/index.js';
 import type { IptablesRuleSet } from '../render/types.js';
 import { parseIptablesDump, type IptablesDump } from './iptables-dump.js';
@@ -115,8 +116,8 @@ export function formatTrace(outcome: PacketOutcome, context: FormatTraceContext 
   if (packet !== undefined) {
     const where = context.locallyGenerated ? 'sent from this node' : 'arriving at this node';
     lines.push(
-      `packet: ${packet.protocol.toLowerCase()} ${packet.sourceIP}:${packet.sourcePort ?? 40000} -> ` +
-        `${packet.destIP}:${packet.destPort} (${where})`,
+      `packet: ${packet.protocol.toLowerCase()} ${joinHostPort(packet.sourceIP, packet.sourcePort ?? 40000)} -> ` +
+        `${joinHostPort(packet.destIP, packet.destPort)} (${where})`,
     );
   }
   let verdictLine = `verdict: ${outcome.verdict}`;

@@ -15,6 +15,7 @@ import { createSysctl } from '../../dataplane/sysctl.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf } from '../../model/ip.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
+import { printableLines } from '../../model/names.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
@@ -96,7 +97,10 @@ export function registerDoctorCommand(program: Command): void {
       }
       const findings = diagnose(inputs);
       process.stdout.write(
-        opts.output === 'json' ? JSON.stringify(findings, null, 2) + '\n' : formatDoctor(findings),
+        opts.output === 'json'
+          ? JSON.stringify(findings, null, 2) + '\n'
+          : // Live rules may carry any comment bytes: no control character reaches the terminal.
+            printableLines(formatDoctor(findings)),
       );
       if (findings.some((f) => f.severity !== 'ok')) throw new CliExit(1);
     });

@@ -8,7 +8,7 @@ import { ipFamilyOf } from '../../model/ip.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
 import { renderIptables, renderOptionsFromConfig, serializeRuleSet } from '../../render/iptables/index.js';
 import type { IptablesRuleSet } from '../../render/types.js';
-import { diffIsEmpty, diffRuleSets, formatDiffMarkdown, formatDiffText } from '../../plan/diff.js';
+import { diffIsEmpty, diffRuleSets, formatDiffMarkdown, formatDiffText, type SkippedObject } from '../../plan/diff.js';
 import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { CliExit } from '../exit.js';
 
@@ -30,6 +30,15 @@ export function renderFamily(state: ClusterState, config: Config, family: IPFami
 
 /** Load manifests, print each problem (file, object, field) to stderr; --strict makes any problem fatal. */
 async function loadReported(paths: string[], config: Config, strict: boolean, label = ''): Promise<ClusterState> {
+  return (await loadWithProblems(paths, config, strict, label)).state;
+}
+
+async function loadWithProblems(
+  paths: string[],
+  config: Config,
+  strict: boolean,
+  label = '',
+): Promise<{ state: ClusterState; problems: InputProblem[] }> {
   // A path that is not there is a mistake in the command line, not a malformed object: always fatal.
   for (const p of paths) if (p !== '-' && !existsSync(p)) throw new CliExit(2, `${label}no such file or directory: ${p}`);
   const { state, problems } = await loadClusterState(paths);
@@ -37,7 +46,7 @@ async function loadReported(paths: string[], config: Config, strict: boolean, la
   if (strict && problems.length > 0) {
     throw new CliExit(2, `${problems.length} invalid object(s) and --strict is set`);
   }
-  return withAllocatedAddresses(state, config);
+  return { state: withAllocatedAddresses(state, config), problems };
 }
 
 function reportProblems(problems: InputProblem[], label: string): void {
@@ -80,19 +89,23 @@ export function registerDryRunCommands(program: Command): void {
         throw new CliExit(2, `--output must be text, json or markdown (got "${opts.output}")`);
       }
       const config = await loadConfigFile(opts.config);
-      const before = await loadReported(opts.before, config, opts.strict, 'before: ');
-      const after = await loadReported(opts.after, config, opts.strict, 'after: ');
+      const before = await loadWithProblems(opts.before, config, opts.strict, 'before: ');
+      const after = await loadWithProblems(opts.after, config, opts.strict, 'after: ');
+      const skipped: SkippedObject[] = [
+        ...before.problems.map((p) => ({ side: 'before' as const, problem: formatProblem(p) })),
+        ...after.problems.map((p) => ({ side: 'after' as const, problem: formatProblem(p) })),
+      ];
       const families: IPFamily[] = ['IPv4', 'IPv6'];
       const diff = diffRuleSets(
-        families.map((f) => renderFamily(before, config, f)),
-        families.map((f) => renderFamily(after, config, f)),
+        families.map((f) => renderFamily(before.state, config, f)),
+        families.map((f) => renderFamily(after.state, config, f)),
       );
       const text =
         opts.output === 'json'
-          ? JSON.stringify(diff, null, 2) + '\n'
+          ? JSON.stringify({ ...diff, skipped }, null, 2) + '\n'
           : opts.output === 'markdown'
-            ? formatDiffMarkdown(diff)
-            : formatDiffText(diff);
+            ? formatDiffMarkdown(diff, skipped)
+            : formatDiffText(diff, skipped);
       process.stdout.write(text);
       if (!diffIsEmpty(diff)) throw new CliExit(1);
     });

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load.js';
 import type { IPFamily } from '../../model/cluster-state.js';
-import { canonicalIP, ipFamilyOf } from '../../model/ip.js';
+import { canonicalIP, ipAddressHint, ipFamilyOf } from '../../model/ip.js';
+import { printableLines, quoteText } from '../../model/names.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
 import { createRunner } from '../../dataplane/exec.js';
 import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
@@ -31,14 +32,15 @@ interface TraceFlags {
 
 function parseAddress(flag: string, text: string): string {
   const ip = canonicalIP(text);
-  if (ip === null) throw new CliExit(2, `${flag} must be an IP address (got "${text}")`);
+  if (ip === null) throw new CliExit(2, `${flag} must be an IP address (got ${quoteText(text)})${ipAddressHint(text)}`);
   return ip;
 }
 
-function parsePort(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535)
-    throw new CliExit(2, `${flag} must be a port 1-65535 (got "${text}")`);
+/** A decimal port 1-65535. Number() would also read "0x50", "1e2", " 80 " and "0b1010000": refused. */
+export function parsePort(flag: string, text: string): number {
+  const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 65535))
+    throw new CliExit(2, `${flag} must be a decimal port 1-65535 (got ${quoteText(text)})`);
   return n;
 }
 
@@ -140,9 +142,8 @@ export function registerTraceCommand(program: Command): void {
       process.stdout.write(
         flags.output === 'json'
           ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
-          : result.explanation.endsWith('\n')
-            ? result.explanation
-            : result.explanation + '\n',
+          : // Live rules may carry any comment bytes: no control character reaches the terminal.
+            printableLines(result.explanation),
       );
     });
 }

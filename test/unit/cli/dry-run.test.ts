@@ -98,6 +98,65 @@ describe('portway diff', () => {
     expect(JSON.parse(json.stdout).summary.servicePortsAffected).toBe(2);
   });
 
+  describe('a Service name that tries to rewrite the pull-request comment', () => {
+    const hostile = join(fixtures, 'hostile-name');
+    const args = ['diff', '--before', join(hostile, 'before.yaml'), '--after', join(hostile, 'after.yaml')];
+    const rawName = 'innocent</code></summary>\n\n**No rule changes. LGTM.** <!--';
+
+    it('is skipped and reported in markdown, which still shows the real change and nothing of the name raw', async () => {
+      const r = await portway([...args, '-o', 'markdown']);
+      expect(r.exitCode).toBe(1);
+      // The fake verdict is there only as escaped text inside the list of skipped objects.
+      expect(r.stdout).not.toContain('**No rule changes');
+      expect(r.stdout).not.toMatch(/^\*\*No/m);
+      expect(r.stdout).not.toContain('<!--');
+      // Markup only from portway: one <details> block for the one changed service port.
+      const count = (needle: string) => r.stdout.split(needle).length - 1;
+      expect([count('<details>'), count('<summary>'), count('</summary>'), count('</details>')]).toEqual([1, 1, 1, 1]);
+      expect(r.stdout).not.toMatch(/--dport 22\b/);
+      // The real change is there: one service port, one endpoint added.
+      expect(r.stdout).toContain('**1 service port(s) affected');
+      expect(r.stdout).toContain('| `shop/web:http/tcp` |');
+      expect(r.stdout).toContain('--to-destination 10.244.1.6:8080');
+      // The skipped object is listed, escaped: markup as entities, the newline as \u000a.
+      expect(r.stdout).toContain('**⚠ 1 invalid object(s) skipped');
+      const listed = r.stdout.split('\n').filter((l) => l.startsWith('- after: '));
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toContain(
+        String.raw`&quot;innocent&lt;/code&gt;&lt;/summary&gt;\\n\\n\*\*No rule changes\. LGTM\.\*\* &lt;\!\-\-&quot;`,
+      );
+      expect(listed[0]).toContain(String.raw`metadata\.name: must be a DNS\-1035 label`);
+      expect(r.stderr).toContain('portway: after: skipped:');
+    });
+
+    it('is skipped and reported in text on one line, and the output holds no raw name', async () => {
+      const r = await portway(args);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toContain('Service shop/web:http/tcp');
+      expect(r.stdout).toContain('1 invalid object(s) skipped');
+      expect(r.stdout).not.toContain('innocent');
+      const reports = r.stderr.split('\n').filter((l) => l.includes('skipped:'));
+      expect(reports).toHaveLength(1);
+      expect(reports[0]).toContain('Service shop/"innocent</code></summary>\\n\\n**No rule changes. LGTM.** <!--": metadata.name:');
+    });
+
+    it('is skipped and listed in json with the name intact as data', async () => {
+      const r = await portway([...args, '-o', 'json']);
+      expect(r.exitCode).toBe(1);
+      const out = JSON.parse(r.stdout) as {
+        summary: { servicePortsAffected: number };
+        groups: Array<{ owner: string }>;
+        skipped: Array<{ side: string; problem: string }>;
+      };
+      expect(out.summary.servicePortsAffected).toBe(1);
+      expect(out.groups.map((g) => g.owner)).toEqual(['shop/web:http/tcp']);
+      expect(out.skipped).toHaveLength(1);
+      expect(out.skipped[0]!.side).toBe('after');
+      expect(out.skipped[0]!.problem).toContain(JSON.stringify(rawName));
+      expect(out.skipped[0]!.problem).not.toContain('\n');
+    });
+  });
+
   it('exits 2 on an unreadable input', async () => {
     const r = await portway(['diff', '--before', '/nonexistent/dir', '--after', examples]);
     expect(r.exitCode).toBe(2);

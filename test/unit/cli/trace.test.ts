@@ -41,4 +41,22 @@ describe('portway trace (dry run)', () => {
     expect(mixed.exitCode).toBe(2);
     expect(mixed.stderr).toMatch(/same IP family/);
   });
+
+  it.each(['0x50', '1e2', '0b1010000', '+80', '80.0', ' 80', '080000', '65536', ''])(
+    'refuses --dport %p: decimal 1-65535 only, exit 2 with a clear message',
+    async (port) => {
+      const r = await trace([...examples, '--src', '10.99.0.100', '--dst', '10.96.0.10', '--dport', port]);
+      expect(r.exitCode).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`--dport must be a decimal port 1-65535 (got ${JSON.stringify(port)})`);
+    },
+  );
+
+  it('prints IPv6 address:port pairs in brackets', async () => {
+    const dual = ['-f', join(root, 'test/golden/dual-stack/input.yaml'), '--config', join(root, 'examples/config.yaml')];
+    const r = await trace([...dual, '--src', 'fd00:99::100', '--dst', 'fd00:96::140', '--dport', '80', '--sport', '5000']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^packet: tcp \[fd00:99::100\]:5000 -> \[fd00:96::140\]:80 /m);
+    expect(r.stdout).toContain('endpoints: [fd00:244::1:141]:8080 (50.0%), [fd00:244::2:141]:8080 (50.0%)');
+  });
 });

@@ -17,6 +17,15 @@ const services = [
 ];
 
 describe('formatLbStatus', () => {
+  test('an annotation value quoted in a reason cannot break the report into fake lines', () => {
+    const hostile = svc('web', { annotations: { 'portway.io/loadBalancerIPs': '10.0.0.1\nshop/api  p  10.0.0.7  node-a' } });
+    const report = formatLbStatus([hostile], allocate([hostile], [pool('p', ['10.0.0.0/31'])], {}));
+    expect(report.split('\n').filter((l) => l.startsWith('default/web'))).toHaveLength(1);
+    expect(report).not.toMatch(/^shop\/api/m);
+    expect(report).toContain('\\u000ashop/api');
+  });
+
+
   test('lists every portway Service with its address or reason, then pool problems', () => {
     const result = allocate(services, [pool('p', ['10.0.0.0/31']), bad], {});
     expect(formatLbStatus(services, result)).toBe(

@@ -770,6 +770,69 @@ spec: { clusterIP: 10.96.9.9, ports: [{ name: http, port: 80 }] }
     expect(state.l2Advertisements).toEqual([]);
   });
 
+  // Names as Kubernetes validates them: an object the API server would refuse is reported and skipped.
+  const badNames: Array<[string, string, string]> = [
+    ['Service name with markup and a newline', `kind: Service\napiVersion: v1\nmetadata: { name: "innocent</code>\\n<!--", namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/"innocent</code>\\n<!--" metadata.name: must be a DNS-1035 label'],
+    ['Service name starting with a digit (DNS-1035)', `kind: Service\napiVersion: v1\nmetadata: { name: 1web, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/1web metadata.name: must be a DNS-1035 label'],
+    ['Service name with a colon (would collide with a port id)', `kind: Service\napiVersion: v1\nmetadata: { name: "a:b", namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service ns/"a:b" metadata.name: must be a DNS-1035 label'],
+    ['namespace in upper case', `kind: Service\napiVersion: v1\nmetadata: { name: web, namespace: Prod }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 80 }] }`, 'Service Prod/web metadata.namespace: must be a DNS-1123 label'],
+    ['Service port name that is not an IANA service name', `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ name: "my--port", port: 80 }] }`, 'Service ns/bad spec.ports[0].name: must be an IANA service name'],
+    ['Service port name of digits only', `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ name: "8080", port: 80 }] }`, 'Service ns/bad spec.ports[0].name: must be an IANA service name'],
+    ['EndpointSlice name with a slash', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: "a/b", namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4`, 'EndpointSlice ns/"a/b" metadata.name: must be a DNS-1123 subdomain'],
+    ['EndpointSlice naming a Service that cannot exist', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: "Good" } }\naddressType: IPv4`, 'EndpointSlice ns/bad metadata.labels["kubernetes.io/service-name"]: must be a DNS-1035 label'],
+    ['EndpointSlice port name with a dot', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nports: [{ name: "http.s", port: 80 }]`, 'EndpointSlice ns/bad ports[0].name: must be a DNS-1123 label'],
+    ['EndpointSlice endpoint node name with a space', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nendpoints: [{ addresses: [10.0.0.1], nodeName: "node a" }]`, 'EndpointSlice ns/bad endpoints[0].nodeName: must be a DNS-1123 subdomain'],
+    ['Endpoints port name in upper case', `kind: Endpoints\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nsubsets: [{ addresses: [{ ip: 10.0.0.1 }], ports: [{ name: HTTP, port: 80 }] }]`, 'Endpoints ns/bad subsets[0].ports[0].name: must be a DNS-1123 label'],
+    ['Node name with an underscore', `kind: Node\napiVersion: v1\nmetadata: { name: node_1 }`, 'Node node_1 metadata.name: must be a DNS-1123 subdomain'],
+    ['Namespace name with a dot', `kind: Namespace\napiVersion: v1\nmetadata: { name: a.b }`, 'Namespace a.b metadata.name: must be a DNS-1123 label'],
+    ['Ingress backend Service name in upper case', `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { defaultBackend: { service: { name: Web, port: { number: 80 } } } }`, 'Ingress ns/bad spec.defaultBackend.service.name: must be a DNS-1035 label'],
+    ['Ingress backend port name too long', `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { defaultBackend: { service: { name: web, port: { name: abcdefghijklmnop } } } }`, 'Ingress ns/bad spec.defaultBackend.service.port.name: must be an IANA service name'],
+    ['pool name with a space', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: "my pool" }\nspec: { addresses: [10.0.0.0/30] }`, 'IPAddressPool "my pool" metadata.name: must be a DNS-1123 subdomain'],
+    ['advertisement interface with a slash', `kind: L2Advertisement\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { interfaces: ["../eth0"] }`, 'L2Advertisement bad spec.interfaces[0]: must be an interface name'],
+    ['advertisement naming a pool that cannot exist', `kind: L2Advertisement\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { ipAddressPools: ["Pool A"] }`, 'L2Advertisement bad spec.ipAddressPools[0]: must be a DNS-1123 subdomain'],
+  ];
+
+  it.each(badNames)('%s', (_title, bad, expected) => {
+    const { state, problems } = build(`${good}\n---\n${bad}\n`);
+    expect(problems).toHaveLength(1);
+    expect(brief(problems)[0]!.startsWith(expected)).toBe(true);
+    expect(state.servicePorts.map((p) => p.id)).toEqual(['ns/good:http']);
+    expect(state.services.map((s) => s.name)).toEqual(['good']);
+    expect([state.nodes, state.ingresses, state.addressPools, state.l2Advertisements]).toEqual([[], [], [], []]);
+    expect(Object.keys(state.namespaceLabels)).toEqual([]);
+  });
+
+  // Addresses Kubernetes refuses (or never allocates) for these fields, and spellings no rule can carry.
+  const svcWith = (spec: string, status = '') =>
+    `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { ${spec}, ports: [{ port: 80 }] }${status}`;
+  const badAddresses: Array<[string, string, string]> = [
+    ['cluster IP 0.0.0.0', svcWith('clusterIP: 0.0.0.0'), 'Service ns/bad spec.clusterIP: 0.0.0.0 is in 0.0.0.0/8 (unspecified'],
+    ['cluster IP 255.255.255.255', svcWith('clusterIP: 255.255.255.255'), 'Service ns/bad spec.clusterIP: 255.255.255.255 is in 255.255.255.255/32 (broadcast)'],
+    ['cluster IP 127.0.0.1', svcWith('clusterIP: 127.0.0.1'), 'Service ns/bad spec.clusterIP: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['multicast cluster IP', svcWith('clusterIP: 224.0.0.5'), 'Service ns/bad spec.clusterIP: 224.0.0.5 is in 224.0.0.0/4 (multicast)'],
+    ['loopback second cluster IP', svcWith('clusterIPs: [10.96.0.1, "::1"]'), 'Service ns/bad spec.clusterIPs[1]: ::1 is in ::1/128 (loopback)'],
+    ['IPv4-mapped IPv6 cluster IP', svcWith('clusterIP: "::ffff:10.96.0.1"'), 'Service ns/bad spec.clusterIP: not a valid IP address (got "::ffff:10.96.0.1") (IPv4-mapped IPv6 addresses are not accepted: write 10.96.0.1)'],
+    ['external IP with a zone', svcWith('clusterIP: 10.96.0.1, externalIPs: ["fe80::1%eth0"]'), 'Service ns/bad spec.externalIPs[0]: not a valid IP address (got "fe80::1%eth0") (a zone such as %eth0 is not accepted)'],
+    ['link-local external IP', svcWith('clusterIP: 10.96.0.1, externalIPs: [169.254.169.254]'), 'Service ns/bad spec.externalIPs[0]: 169.254.169.254 is in 169.254.0.0/16 (link-local)'],
+    ['loopback loadBalancerIP', svcWith('type: LoadBalancer, clusterIP: 10.96.0.1, loadBalancerIP: 127.0.0.2'), 'Service ns/bad spec.loadBalancerIP: 127.0.0.2 is in 127.0.0.0/8 (loopback)'],
+    ['loopback status ingress IP', svcWith('type: LoadBalancer, clusterIP: 10.96.0.1', '\nstatus: { loadBalancer: { ingress: [{ ip: 127.0.0.1 }] } }'), 'Service ns/bad status.loadBalancer.ingress[0].ip: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['loopback slice endpoint', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv4\nendpoints: [{ addresses: [127.0.0.1] }]`, 'EndpointSlice ns/bad endpoints[0].addresses[0]: 127.0.0.1 is in 127.0.0.0/8 (loopback)'],
+    ['IPv4-mapped address in an IPv6 slice', `kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\nmetadata: { name: bad, namespace: ns, labels: { kubernetes.io/service-name: good } }\naddressType: IPv6\nendpoints: [{ addresses: ["::ffff:10.0.0.1"] }]`, 'EndpointSlice ns/bad endpoints[0].addresses[0]: not a valid IPv6 address (got "::ffff:10.0.0.1") (IPv4-mapped'],
+    ['unspecified legacy endpoint', `kind: Endpoints\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nsubsets: [{ addresses: [{ ip: 0.0.0.0 }], ports: [{ port: 80 }] }]`, 'Endpoints ns/bad subsets[0].addresses[0].ip: 0.0.0.0 is in 0.0.0.0/8 (unspecified'],
+    ['pool over loopback', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: [127.0.0.0/30] }`, 'IPAddressPool bad spec.addresses[0]: 127.0.0.0/30 includes addresses of 127.0.0.0/8 (loopback), which are never handed out'],
+    ['pool range from 0.0.0.0', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: [0.0.0.0-0.0.0.9] }`, 'IPAddressPool bad spec.addresses[0]: range "0.0.0.0-0.0.0.9" includes addresses of 0.0.0.0/8'],
+    ['IPv6 multicast pool', `kind: IPAddressPool\napiVersion: portway.io/v1alpha1\nmetadata: { name: bad }\nspec: { addresses: ["ff05::/120"] }`, 'IPAddressPool bad spec.addresses[0]: ff05::/120 includes addresses of ff00::/8 (multicast)'],
+  ];
+
+  it.each(badAddresses)('%s', (_title, bad, expected) => {
+    const { state, problems } = build(`${good}\n---\n${bad}\n`);
+    expect(brief(problems)).toEqual([expect.stringContaining(expected)]);
+    expect(brief(problems)[0]!.startsWith(expected)).toBe(true);
+    expect(state.servicePorts.map((p) => p.id)).toEqual(['ns/good:http']);
+    expect(state.servicePorts[0]!.endpoints).toEqual([]);
+    expect(state.addressPools).toEqual([]);
+  });
+
   it('reports every problem of one object', () => {
     const { problems } = build(
       `kind: Service\napiVersion: v1\nmetadata: { name: bad, namespace: ns }\nspec: { clusterIP: 10.96.0.1, ports: [{ port: 0 }, { port: 1, protocol: x }] }`,
