@@ -71,6 +71,7 @@ key=$({
 } | sha256sum | cut -c1-12)
 image="$cache/${kpkg}_${kver}-$key"
 if [ -f "$image/ready" ]; then
+  touch "$image/ready" 2>/dev/null || true # last use, for the pruning below
   echo "$image"
   exit 0
 fi
@@ -176,8 +177,14 @@ chmod 755 "$root/init"
 (cd "$root" && find . | busybox cpio -o -H newc -R 0:0 2>/dev/null) >"$work/base.cpio"
 echo "$release" >"$work/kernel-release"
 rm -rf "$kdir" "$root"
-# Older images of this cache are not used again.
-find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' ! -path "$image" -exec rm -rf {} +
+# Images not used for a day go (another checkout's scripts may still use a different one meanwhile), and
+# so do the leftovers of builds that were killed.
+for old in "$cache"/linux-image-* "$cache"/build.*; do
+  [ -d "$old" ] && [ "$old" != "$work" ] || continue
+  if [ -z "$(find "$old" -maxdepth 1 -name ready -mmin -1440)" ] && [ -n "$(find "$old" -maxdepth 0 -mmin +1440)" ]; then
+    rm -rf "$old"
+  fi
+done
 mv "$work" "$image"
 trap - EXIT
 touch "$image/ready"
