@@ -33,8 +33,8 @@ export function ipvsServiceArgs(vs: Pick<IpvsVirtualServer, 'protocol' | 'addres
 }
 
 /**
- * `ipvsadm-restore` input as `ipvsadm-save -n` prints it: "-A" per virtual server (scheduler, -b
- * flags, -p persistence), then "-a" per real server (-m masquerading, -w weight). Timeouts, when set,
+ * `ipvsadm-restore` input as `ipvsadm-save -n` prints it: "-A" per virtual server (scheduler, -p
+ * persistence, -b flags), then "-a" per real server (-m masquerading, -w weight). Timeouts, when set,
  * come first as "--set tcp tcpfin udp".
  */
 export function serializeIpvs(rs: IpvsRuleSet): string {
@@ -48,8 +48,9 @@ export function serializeIpvs(rs: IpvsRuleSet): string {
   for (const vs of rs.virtualServers) {
     const service = ipvsServiceArgs(vs);
     let add = `-A ${service} -s ${vs.scheduler}`;
-    if (vs.flags.length > 0) add += ` -b ${vs.flags.join(',')}`;
+    // ipvsadm-save's order (checked against the real tool in the IPVS test VM): -p before -b.
     if (vs.persistenceTimeoutSeconds !== null) add += ` -p ${vs.persistenceTimeoutSeconds}`;
+    if (vs.flags.length > 0) add += ` -b ${vs.flags.join(',')}`;
     lines.push(add);
     let tail = tails.get(vs.realServers);
     if (tail === undefined) {

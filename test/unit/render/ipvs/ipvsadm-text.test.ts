@@ -70,7 +70,7 @@ describe('parseIpvsadmRules', () => {
 
   it('round-trips a rendered part with timeouts', () => {
     const text =
-      '--set 900 120 300\n-A -t 10.96.0.1:80 -s mh -b mh-port -p 10800\n-a -t 10.96.0.1:80 -r 10.244.0.2:80 -m -w 1\n';
+      '--set 900 120 300\n-A -t 10.96.0.1:80 -s mh -p 10800 -b mh-port\n-a -t 10.96.0.1:80 -r 10.244.0.2:80 -m -w 1\n';
     const parsed = parseIpvsadmRules(text);
     expect(parsed.timeouts).toEqual({ tcpSeconds: 900, tcpFinSeconds: 120, udpSeconds: 300 });
     const vs = parsed.virtualServers[0]!;
