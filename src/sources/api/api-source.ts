@@ -53,6 +53,11 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces' },
   { kind: 'Ingress', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/ingresses' },
   {
+    kind: 'IngressClass',
+    apiVersion: 'networking.k8s.io/v1',
+    path: '/apis/networking.k8s.io/v1/ingressclasses',
+  },
+  {
     kind: 'IPAddressPool',
     apiVersion: 'portway.io/v1alpha1',
     path: '/apis/portway.io/v1alpha1/ipaddresspools',

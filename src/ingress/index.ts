@@ -1,0 +1,5 @@
+export * from './address.js';
+export * from './backends.js';
+export * from './classes.js';
+export * from './evaluate.js';
+export * from './match.js';
