@@ -3,3 +3,4 @@ export * from './backends.js';
 export * from './classes.js';
 export * from './evaluate.js';
 export * from './match.js';
+export * from './status-view.js';
