@@ -2,13 +2,13 @@
 // controller Service's LoadBalancer addresses (allocated and announced by portway), or for a NodePort
 // controller every Ready node's addresses with the node ports. Pure.
 
-import type { ClusterState, ServiceInfo } from '../model/cluster-state.js';
+import type { ClusterState, Protocol, ServiceInfo } from '../model/cluster-state.js';
 import { compareIPs } from '../model/ip.js';
 
 export interface PublishedAddress {
   ip: string;
   /** Set for a NodePort controller: the node ports clients must use on that address. */
-  ports?: Array<{ port: number; protocol: 'TCP' }>;
+  ports?: Array<{ port: number; protocol: Protocol }>;
 }
 
 export interface AddressDecision {

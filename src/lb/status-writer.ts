@@ -26,6 +26,8 @@ export interface ServiceEvent {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /** The object the Event is about, when not a v1 Service (the Ingress writer's Events). */
+  involved?: { apiVersion: string; kind: string };
 }
 
 /**
@@ -61,8 +63,8 @@ export function buildServiceEvent(
     kind: 'Event',
     metadata: { generateName: `${ev.name}.`, namespace: ev.namespace },
     involvedObject: {
-      apiVersion: 'v1',
-      kind: 'Service',
+      apiVersion: ev.involved?.apiVersion ?? 'v1',
+      kind: ev.involved?.kind ?? 'Service',
       namespace: ev.namespace,
       name: ev.name,
       ...(ev.uid !== undefined ? { uid: ev.uid } : {}),

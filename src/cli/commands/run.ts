@@ -18,6 +18,7 @@ import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { cidrContains, ipFamilyOf } from '../../model/ip.js';
 import { LoadBalancerAgent } from '../../lb/lb-agent.js'; // LoadBalancer addresses + layer2 hook
 import { createLoadBalancerStatusWriter } from '../../lb/status-writer.js'; // LB status writer hook
+import { createIngressStatusWriter } from '../../ingress/status-writer.js';
 import { DEFAULT_LEASE_NAMESPACE } from '../../sources/api/lease-election.js'; // LB status writer hook
 import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
@@ -218,6 +219,8 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
     createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
   });
+  // Filled once the metrics exist (they are made after the source); the writer reports on every sync.
+  const ingressBackendCounts: { report?: (counts: Record<string, number>) => void } = {};
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
     config,
@@ -246,6 +249,26 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
         }
       : {}),
     // ── end LB status writer hook ──
+    // ── Ingress status writer (src/ingress/status-writer.ts): cluster mode with ingress.classes only, its
+    // own Lease portway-ingress-status; Ingresses of other classes are never written. ──
+    ...(choice.kind === 'api' && config.ingress.classes.length > 0
+      ? {
+          ingressWriter: createIngressStatusWriter({
+            kubeConfig: loadKubeConfig({
+              ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
+              ...(choice.master !== undefined ? { master: choice.master } : {}),
+              env,
+              serviceAccountRoot: saRoot,
+            }),
+            nodeName,
+            leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
+            classes: config.ingress.classes,
+            logger: log,
+            clock,
+            onBackendCounts: (counts) => ingressBackendCounts.report?.(counts),
+          }),
+        }
+      : {}),
   });
   // ── end LoadBalancer hook ──
   let source: AgentSource;
@@ -266,6 +289,9 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
   }
   const wallClock = opts.wallClock ?? Date.now;
   const metrics = new ProxyMetrics();
+  ingressBackendCounts.report = (counts) => {
+    for (const [state, n] of Object.entries(counts)) metrics.ingressBackends.set({ state }, n);
+  };
   if (source.apiView) metrics.bindApiSource(source.apiView);
   const health = new ProxyHealth({
     healthTimeoutMs: healthTimeoutFor(mode.syncPeriodMs),
