@@ -8,12 +8,13 @@
 // API use (for RBAC): PATCH networking.k8s.io ingresses/status; POST events (core) in the Ingress's
 // namespace; the Lease (coordination.k8s.io leases get/create/update) named portway-ingress-status.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { buildServiceEvent, type Leadership, type ServiceEvent } from '../lb/status-writer.js';
+import { type Leadership, LeaderGatedWrites } from '../lb/leader-writes.js';
+import { buildServiceEvent, type ServiceEvent } from '../lb/status-writer.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
 import { apiErrorMessage, KubeApiWriter, type KubeWriteClient } from '../sources/api/api-writer.js';
 import { LeaseElector } from '../sources/api/lease-election.js';
-import type { Clock, TimerHandle } from '../sync/clock.js';
+import type { Clock } from '../sync/clock.js';
 import { type PublishedAddress, sameAddresses } from './address.js';
 import { BACKEND_STATES, type BackendState } from './backends.js';
 import type { HandledClass } from './classes.js';
@@ -84,13 +85,22 @@ export class IngressStatusWriter {
   private readonly written = new Map<string, { wanted: string; seenBefore: string }>();
   /** Ingress key → the last Event sent ("reason\nmessage"), or '' after its backends recovered. */
   private readonly emitted = new Map<string, string>();
-  private running = false;
-  private dirty = false;
-  private loop: Promise<void> | null = null;
-  private retryTimer: TimerHandle | null = null;
+  private readonly writes: LeaderGatedWrites;
   readonly stats = { patches: 0, events: 0, failures: 0 };
 
   constructor(private readonly opts: IngressStatusWriterOptions) {
+    this.writes = new LeaderGatedWrites({
+      leadership: opts.leadership,
+      clock: opts.clock,
+      logger: opts.logger,
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      label: 'Ingress status',
+      writeOnce: () => this.writeOnce(),
+      hasInput: () => this.reports !== null,
+      onFailure: () => {
+        this.stats.failures += 1;
+      },
+    });
     opts.leadership.onLeadershipChange((leader) => {
       if (leader) {
         this.written.clear();
@@ -108,48 +118,23 @@ export class IngressStatusWriter {
   }
 
   start(): void {
-    this.running = true;
-    this.opts.leadership.start();
+    this.writes.start();
   }
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {
-    this.running = false;
-    if (this.retryTimer) this.opts.clock.clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    await this.loop;
-    await this.opts.leadership.stop(opts);
+    await this.writes.stop(opts);
   }
 
   async idle(): Promise<void> {
-    while (this.loop) await this.loop;
+    await this.writes.idle();
+  }
+
+  isLeader(): boolean {
+    return this.opts.leadership.isLeader();
   }
 
   private request(): void {
-    if (!this.running || !this.opts.leadership.isLeader() || !this.reports) return;
-    this.dirty = true;
-    this.loop ??= this.drain().finally(() => {
-      this.loop = null;
-    });
-  }
-
-  private async drain(): Promise<void> {
-    while (this.dirty && this.running) {
-      this.dirty = false;
-      let ok: boolean;
-      try {
-        ok = await this.writeOnce();
-      } catch (e) {
-        this.opts.logger.warn({ err: (e as Error).message }, 'Ingress status: write failed');
-        ok = false;
-      }
-      if (!ok && !this.retryTimer && this.running) {
-        this.stats.failures += 1;
-        this.retryTimer = this.opts.clock.setTimeout(() => {
-          this.retryTimer = null;
-          this.request();
-        }, this.opts.retryMs ?? 5_000);
-      }
-    }
+    this.writes.request();
   }
 
   private async writeOnce(): Promise<boolean> {
@@ -160,7 +145,7 @@ export class IngressStatusWriter {
     for (const key of [...this.emitted.keys()]) if (!present.has(key)) this.emitted.delete(key);
     let ok = true;
     for (const r of reports) {
-      if (!this.opts.leadership.isLeader() || !this.running) return true;
+      if (!this.writes.mayWrite()) return true;
       if (r.handled === null || r.address === null) continue; // not our class: never written
       const key = `${r.ingress.namespace}/${r.ingress.name}`;
       ok = (await this.writeStatus(key, r, r.address.addresses)) && ok;

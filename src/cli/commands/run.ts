@@ -219,6 +219,16 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
     createdChainsJournal: new FileCreatedChainsJournal(await createdChainsJournalPath(opts.stateDir)),
   });
+  // The API writers' credentials (cluster mode only: called only when choice.kind is 'api').
+  const writerKubeConfig = () => {
+    if (choice.kind !== 'api') throw new Error('API writers exist in cluster mode only');
+    return loadKubeConfig({
+      ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
+      ...(choice.master !== undefined ? { master: choice.master } : {}),
+      env,
+      serviceAccountRoot: saRoot,
+    });
+  };
   // Filled once the metrics exist (they are made after the source); the writer reports on every sync.
   const ingressBackendCounts: { report?: (counts: Record<string, number>) => void } = {};
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
@@ -234,12 +244,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     ...(choice.kind === 'api' && config.loadBalancer.enabled
       ? {
           statusWriter: createLoadBalancerStatusWriter({
-            kubeConfig: loadKubeConfig({
-              ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
-              ...(choice.master !== undefined ? { master: choice.master } : {}),
-              env,
-              serviceAccountRoot: saRoot,
-            }),
+            kubeConfig: writerKubeConfig(),
             nodeName,
             leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
             loadBalancerClass: config.loadBalancer.loadBalancerClass,
@@ -254,12 +259,7 @@ async function setUp(opts: RunAgentOptions): Promise<AgentSetup> {
     ...(choice.kind === 'api' && config.ingress.classes.length > 0
       ? {
           ingressWriter: createIngressStatusWriter({
-            kubeConfig: loadKubeConfig({
-              ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
-              ...(choice.master !== undefined ? { master: choice.master } : {}),
-              env,
-              serviceAccountRoot: saRoot,
-            }),
+            kubeConfig: writerKubeConfig(),
             nodeName,
             leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
             classes: config.ingress.classes,

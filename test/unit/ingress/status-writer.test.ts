@@ -161,7 +161,7 @@ describe('IngressStatusWriter (two agents, against the stand-in API server)', ()
     a.writer.start();
     feed();
     await step(800);
-    expect(a.writer['opts'].leadership.isLeader()).toBe(true);
+    expect(a.writer.isLeader()).toBe(true);
     expect(statusOf('other')).toBeUndefined();
     expect(a.client.counts.PATCH ?? 0).toBe(0);
     expect(events()).toEqual([]);
