@@ -4,3 +4,4 @@ export * from './classes.js';
 export * from './evaluate.js';
 export * from './match.js';
 export * from './status-view.js';
+export * from './doctor-checks.js';

@@ -211,3 +211,16 @@ describe('published address', () => {
     expect(other[0]!.backends).toHaveLength(8);
   });
 });
+
+describe('doctor findings', () => {
+  const state = build(cluster);
+  it('a published Ingress with failing backends: a warning listing each; nothing to publish: an error', async () => {
+    const { ingressDoctorFindings } = await import('../../../src/ingress/doctor-checks.js');
+    const ok = ingressDoctorFindings(evaluateIngresses(state, [{ name: 'nginx', service: 'ingress/controller' }]));
+    expect(ok).toHaveLength(1);
+    expect(ok[0]).toMatchObject({ severity: 'warning', check: 'ingress/web/site', message: '5 of 8 backends failing' });
+    expect(ok[0]!.details[0]).toBe('myapp.example.com/gone -> web/missing:80: Service web/missing not found');
+    const none = ingressDoctorFindings(evaluateIngresses(state, [{ name: 'nginx', service: 'ingress/absent' }]));
+    expect(none[0]).toMatchObject({ severity: 'error', message: 'class nginx: no address to publish (controller Service ingress/absent not found)' });
+  });
+});
