@@ -5,3 +5,4 @@ export * from './evaluate.js';
 export * from './match.js';
 export * from './status-view.js';
 export * from './doctor-checks.js';
+export * from './url-trace.js';
