@@ -2,6 +2,7 @@
 // Parsed once at the edge (zod, strict: an unknown key is an error naming the key).
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { dns1035LabelProblem, dns1123LabelProblem, dns1123SubdomainProblem } from '../model/names.js';
 
 /** Go-style durations as kube-proxy writes them: "1s", "30s", "1m0s", "500ms", "1h2m3.5s". */
 export function parseDuration(text: string): number {
@@ -268,6 +269,37 @@ export const DetectLocalConfigSchema = z
   })
   .strict();
 
+/**
+ * Ingress address publishing and backend checks (src/ingress). Each entry names an IngressClass and
+ * the Service of the ingress controller serving it: Ingresses of that class get the Service's
+ * LoadBalancer addresses (or, for a NodePort controller, the node addresses) in their status.
+ * Classes not listed are left to their controllers.
+ */
+export const IngressClassConfigSchema = z
+  .object({
+    name: z.string().refine((v) => dns1123SubdomainProblem(v) === null, {
+      message: 'must be a DNS-1123 subdomain (an IngressClass name)',
+    }),
+    service: z.string().refine(
+      (v) => {
+        const [ns, name, ...rest] = v.split('/');
+        return rest.length === 0 && ns !== undefined && name !== undefined &&
+          dns1123LabelProblem(ns) === null && dns1035LabelProblem(name) === null;
+      },
+      { message: 'must be "namespace/name" of the ingress controller\'s Service' },
+    ),
+  })
+  .strict();
+
+export const IngressConfigSchema = z
+  .object({
+    classes: z
+      .array(IngressClassConfigSchema)
+      .default([])
+      .refine((v) => new Set(v.map((c) => c.name)).size === v.length, { message: 'a class is listed twice' }),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     /** This node's name (matches EndpointSlice endpoints' nodeName). Defaults to the host name. */
@@ -298,6 +330,7 @@ export const ConfigSchema = z
     iptables: IptablesConfigSchema.default({}),
     ipvs: IpvsConfigSchema.default({}),
     loadBalancer: LoadBalancerConfigSchema.default({}),
+    ingress: IngressConfigSchema.default({}),
   })
   .strict()
   // kube-proxy checks the ipvs periods only in ipvs mode (the iptables ones always).

@@ -24,6 +24,15 @@ export interface LoadBalancerAgentOptions {
   speaker?: Partial<L2SpeakerOptions>;
   /** Cluster mode: writes status.loadBalancer.ingress and Events while this node holds the Lease. */
   statusWriter?: AllocationStatusWriter;
+  /** Cluster mode with ingress.classes: writes Ingress status and backend Events while it holds its Lease. */
+  ingressWriter?: IngressWriterHook;
+}
+
+/** ── Ingress writer hook (src/ingress/status-writer.ts): fed the state with the allocation applied ── */
+export interface IngressWriterHook {
+  update(state: ClusterState): void;
+  start(): void;
+  stop(): Promise<void>;
 }
 
 /** ── status writer hook (src/lb/status-writer.ts): what the agent needs of it ── */
@@ -57,6 +66,8 @@ export class LoadBalancerAgent {
     this.last = { state: decision.state, allocation };
     // Status hook: only when portway allocated (with no pools, status is someone else's to write).
     if (decision.allocation) this.opts.statusWriter?.update(state.services, decision.allocation);
+    // The controller Service's address as allocated (or as written, without pools) is what Ingresses get.
+    this.opts.ingressWriter?.update(decision.state);
     if (this.speaker) void this.speaker.update(decision.state, allocation);
     else if (this.running) void this.startLayer2();
     return decision.state;
@@ -71,6 +82,7 @@ export class LoadBalancerAgent {
     const { config, logger } = this.opts;
     this.running = true;
     this.opts.statusWriter?.start(); // status hook: Lease election begins
+    this.opts.ingressWriter?.start();
     if (strictArpWanted(config)) {
       const result = await ensureStrictArp(this.opts.sysctl ?? createSysctl());
       for (const c of result.changed) logger.info(c, 'strictARP: sysctl set');
@@ -128,6 +140,7 @@ export class LoadBalancerAgent {
   async stop(): Promise<void> {
     this.running = false;
     await this.opts.statusWriter?.stop(); // status hook: release the Lease
+    await this.opts.ingressWriter?.stop();
     await this.starting;
     const speaker = this.speaker;
     this.speaker = null;

@@ -11,7 +11,8 @@ import { apiErrorMessage, type KubeWriteClient } from '../sources/api/api-writer
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiWriter } from '../sources/api/api-writer.js';
 import { LeaseElector } from '../sources/api/lease-election.js';
-import type { Clock, TimerHandle } from '../sync/clock.js';
+import type { Clock } from '../sync/clock.js';
+import { type Leadership, LeaderGatedWrites } from './leader-writes.js';
 import { type AllocationResult, isPortwayLoadBalancer, serviceKey } from './allocator.js';
 import { planIngressStatusPatches } from './status.js';
 
@@ -26,6 +27,8 @@ export interface ServiceEvent {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /** The object the Event is about, when not a v1 Service (the Ingress writer's Events). */
+  involved?: { apiVersion: string; kind: string };
 }
 
 /**
@@ -61,8 +64,8 @@ export function buildServiceEvent(
     kind: 'Event',
     metadata: { generateName: `${ev.name}.`, namespace: ev.namespace },
     involvedObject: {
-      apiVersion: 'v1',
-      kind: 'Service',
+      apiVersion: ev.involved?.apiVersion ?? 'v1',
+      kind: ev.involved?.kind ?? 'Service',
       namespace: ev.namespace,
       name: ev.name,
       ...(ev.uid !== undefined ? { uid: ev.uid } : {}),
@@ -80,13 +83,7 @@ export function buildServiceEvent(
   };
 }
 
-/** What a leader-election handle must offer the writer. */
-export interface Leadership {
-  isLeader(): boolean;
-  onLeadershipChange(listener: (leader: boolean) => void): void;
-  start(): void;
-  stop(opts?: { release?: boolean }): Promise<void>;
-}
+export type { Leadership } from './leader-writes.js';
 
 export interface LoadBalancerStatusWriterOptions {
   client: KubeWriteClient;
@@ -114,16 +111,25 @@ export class LoadBalancerStatusWriter {
   private readonly written = new Map<string, Written>();
   /** Service key → the last event sent for it ("reason\nmessage"). */
   private readonly emitted = new Map<string, string>();
-  private running = false;
-  private dirty = false;
-  private loop: Promise<void> | null = null;
-  private retryTimer: TimerHandle | null = null;
+  private readonly writes: LeaderGatedWrites;
   private readonly wallClock: () => number;
   /** Requests sent, for metrics and tests. */
   readonly stats = { patches: 0, events: 0, failures: 0 };
 
   constructor(private readonly opts: LoadBalancerStatusWriterOptions) {
     this.wallClock = opts.wallClock ?? Date.now;
+    this.writes = new LeaderGatedWrites({
+      leadership: opts.leadership,
+      clock: opts.clock,
+      logger: opts.logger,
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      label: 'LoadBalancer status',
+      writeOnce: () => this.writeOnce(),
+      hasInput: () => this.latest !== null,
+      onFailure: () => {
+        this.stats.failures += 1;
+      },
+    });
     opts.leadership.onLeadershipChange((leader) => {
       if (leader) {
         // A fresh leader knows nothing about what the previous one sent: patches are re-planned from the
@@ -142,21 +148,16 @@ export class LoadBalancerStatusWriter {
   }
 
   start(): void {
-    this.running = true;
-    this.opts.leadership.start();
+    this.writes.start();
   }
 
   async stop(opts: { release?: boolean } = {}): Promise<void> {
-    this.running = false;
-    if (this.retryTimer) this.opts.clock.clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    await this.loop;
-    await this.opts.leadership.stop(opts);
+    await this.writes.stop(opts);
   }
 
   /** Wait until nothing is being written (tests). */
   async idle(): Promise<void> {
-    while (this.loop) await this.loop;
+    await this.writes.idle();
   }
 
   isLeader(): boolean {
@@ -164,31 +165,7 @@ export class LoadBalancerStatusWriter {
   }
 
   private request(): void {
-    if (!this.running || !this.opts.leadership.isLeader() || !this.latest) return;
-    this.dirty = true;
-    this.loop ??= this.drain().finally(() => {
-      this.loop = null;
-    });
-  }
-
-  private async drain(): Promise<void> {
-    while (this.dirty && this.running) {
-      this.dirty = false;
-      let ok: boolean;
-      try {
-        ok = await this.writeOnce();
-      } catch (e) {
-        this.opts.logger.warn({ err: (e as Error).message }, 'LoadBalancer status: write failed');
-        ok = false;
-      }
-      if (!ok && !this.retryTimer && this.running) {
-        this.stats.failures += 1;
-        this.retryTimer = this.opts.clock.setTimeout(() => {
-          this.retryTimer = null;
-          this.request();
-        }, this.opts.retryMs ?? 5_000);
-      }
-    }
+    this.writes.request();
   }
 
   /** One pass over the latest allocation; false when some write failed (retried later). */
@@ -207,7 +184,7 @@ export class LoadBalancerStatusWriter {
     let ok = true;
 
     for (const p of planIngressStatusPatches(services, allocation, lbClass)) {
-      if (!this.opts.leadership.isLeader() || !this.running) return true;
+      if (!this.writes.mayWrite()) return true;
       const key = `${p.namespace}/${p.name}`;
       const wanted = ingressKey(p.patch.status.loadBalancer.ingress.map((i) => i.ip));
       const seen = observed.get(key) ?? '';
@@ -246,7 +223,7 @@ export class LoadBalancerStatusWriter {
     }
 
     for (const ev of planFailureEvents(services, allocation, lbClass)) {
-      if (!this.opts.leadership.isLeader() || !this.running) return true;
+      if (!this.writes.mayWrite()) return true;
       ok = (await this.emit(ev)) && ok;
     }
     return ok;

@@ -118,20 +118,47 @@ export interface NodeInfo {
   networkUnavailable?: true;
 }
 
-export interface IngressBackendRef {
-  serviceName: string;
-  /** A port number or a port name, as written in the Ingress. */
-  port: number | string;
-  host: string;
+/** An Ingress backend: a Service and port (number or name, as written), or a resource portway cannot check. */
+export type IngressBackend =
+  | { service: { name: string; port: number | string } }
+  | { resource: { apiGroup: string; kind: string; name: string } };
+
+export type IngressPathType = 'Exact' | 'Prefix' | 'ImplementationSpecific';
+
+export interface IngressPath {
   path: string;
+  pathType: IngressPathType;
+  backend: IngressBackend;
+}
+
+export interface IngressRule {
+  /** '' matches every host; `*.example.com` matches exactly one label in front of example.com. */
+  host: string;
+  paths: IngressPath[];
 }
 
 export interface IngressInfo {
   namespace: string;
   name: string;
+  uid?: string;
+  /** spec.ingressClassName as written, '' when unset. */
   ingressClassName: string;
-  backends: IngressBackendRef[];
-  statusIngress: LoadBalancerIngress[];
+  /** The legacy `kubernetes.io/ingress.class` annotation, '' when unset (spec.ingressClassName wins). */
+  classAnnotation: string;
+  defaultBackend?: IngressBackend;
+  rules: IngressRule[];
+  /** status.loadBalancer.ingress entries with an IP as read, ports only when written. */
+  statusIngress: Array<{ ip: string; ports?: Array<{ port: number; protocol: Protocol }> }>;
+  /** status.loadBalancer.ingress hostnames as read (portway never writes them, but must not erase them unseen). */
+  statusHostnames: string[];
+}
+
+/** networking.k8s.io/v1 IngressClass, parsed. */
+export interface IngressClassInfo {
+  name: string;
+  controller: string;
+  /** Annotated `ingressclass.kubernetes.io/is-default-class: "true"`. */
+  isDefault: boolean;
 }
 
 /** portway.io/v1alpha1 IPAddressPool, parsed. */
@@ -189,6 +216,8 @@ export interface ClusterState {
   services: ServiceInfo[];
   nodes: NodeInfo[];
   ingresses: IngressInfo[];
+  /** Sorted by name; empty when no IngressClass objects are given. */
+  ingressClasses: IngressClassInfo[];
   addressPools: AddressPool[];
   l2Advertisements: L2Advertisement[];
   /** Namespace labels, for pool namespaceSelectors (empty when Namespace objects are not given). */
@@ -200,6 +229,7 @@ export const emptyClusterState = (): ClusterState => ({
   services: [],
   nodes: [],
   ingresses: [],
+  ingressClasses: [],
   addressPools: [],
   l2Advertisements: [],
   namespaceLabels: {},

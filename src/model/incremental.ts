@@ -20,6 +20,7 @@ import {
   type AddressPool,
   type ClusterState,
   type IngressInfo,
+  type IngressClassInfo,
   type InputProblem,
   type L2Advertisement,
   type NodeInfo,
@@ -40,6 +41,7 @@ import {
   ProblemList,
   readEndpointSlice,
   readIngress,
+  readIngressClass,
   readL2Advertisement,
   readNode,
   readPool,
@@ -235,6 +237,7 @@ export class ClusterStateBuilder {
   private readonly nodeRecords = new Map<string, NodeRecord>();
   private readonly namespaces = new Map<string, { name: string; labels: Record<string, string> }>();
   private readonly ingresses = new Map<string, IngressInfo>();
+  private readonly ingressClasses = new Map<string, IngressClassInfo>();
   private readonly pools = new Map<string, Parsed<AddressPool>>();
   private readonly l2Advertisements = new Map<string, L2Advertisement>();
   private readonly readProblems = {
@@ -418,6 +421,9 @@ export class ClusterStateBuilder {
       case 'Ingress':
         this.ingresses.delete(groupKey);
         break;
+      case 'IngressClass':
+        this.ingressClasses.delete(groupKey);
+        break;
       case 'IPAddressPool':
         this.pools.delete(groupKey);
         break;
@@ -512,6 +518,9 @@ export class ClusterStateBuilder {
         this.noteGood(entry, value);
         this.ingresses.set(groupKey, readIngress(value as Parameters<typeof readIngress>[0]));
         break;
+      case 'IngressClass':
+        this.ingressClasses.set(groupKey, readIngressClass(value as Parameters<typeof readIngressClass>[0]));
+        break;
       case 'IPAddressPool':
         this.noteGood(entry, value);
         this.pools.set(groupKey, { id, value: readPool(value as Parameters<typeof readPool>[0]) });
@@ -577,6 +586,7 @@ export class ClusterStateBuilder {
         .sort(byName);
     }
     if (this.dirtyKinds.has('Ingress')) state.ingresses = [...this.ingresses.values()].sort(byNamespacedName);
+    if (this.dirtyKinds.has('IngressClass')) state.ingressClasses = [...this.ingressClasses.values()].sort(byName);
     if (this.dirtyKinds.has('IPAddressPool')) {
       const problems = new ProblemList();
       const pools = [...this.pools.values()].sort((a, b) => byName(a.value, b.value));

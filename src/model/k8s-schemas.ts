@@ -3,6 +3,7 @@
 // canonicalise addresses, and reject what the API server would reject in those fields, with a
 // message that names the value. Fields portway does not read are stripped; unknown ones are ignored.
 import { z } from 'zod';
+import { ingressHostProblem, ingressPathProblem } from './ingress-fields.js';
 import type { IPFamily } from './cluster-state.js';
 import { specialAddressProblem, specialRangeProblem } from './address-rules.js';
 import { bigIntToIP, canonicalIP, ipAddressHint, ipFamilyOf, ipToBigInt, parseCIDR } from './ip.js';
@@ -297,8 +298,30 @@ const ingressServiceBackend = z.object({
   }),
 });
 
-// A resource backend (spec.defaultBackend.resource) is not a Service: portway has nothing to check.
-const ingressBackend = z.object({ service: ingressServiceBackend.optional() });
+// A resource backend (an object of another API, e.g. a storage bucket) is not a Service: portway
+// reports it as not checked. Exactly one of the two, as the API server validates.
+const ingressBackend = z
+  .object({
+    service: ingressServiceBackend.optional(),
+    resource: z.object({ apiGroup: text.default(''), kind: text, name: text }).optional(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.service === undefined) === (b.resource === undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'exactly one of service or resource must be set' });
+    }
+  });
+
+const ingressPath = z
+  .object({
+    path: text.default(''),
+    // Required in networking.k8s.io/v1; the API server refuses an Ingress path without it.
+    pathType: z.enum(['Exact', 'Prefix', 'ImplementationSpecific']),
+    backend: ingressBackend,
+  })
+  .superRefine((p, ctx) => {
+    const problem = ingressPathProblem(p.path, p.pathType);
+    if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['path'], message: problem });
+  });
 
 export const ingressSchema = z.object({
   metadata: namespacedMetadata,
@@ -308,10 +331,11 @@ export const ingressSchema = z.object({
       defaultBackend: ingressBackend.optional(),
       rules: list(
         z.object({
-          host: text.default(''),
-          http: z
-            .object({ paths: list(z.object({ path: text.default(''), backend: ingressBackend })) })
-            .optional(),
+          host: text.default('').superRefine((host, ctx) => {
+            const problem = ingressHostProblem(host);
+            if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+          }),
+          http: z.object({ paths: list(ingressPath) }).optional(),
         }),
       ),
     })
@@ -319,12 +343,28 @@ export const ingressSchema = z.object({
   status: z
     .object({
       loadBalancer: z
-        .object({ ingress: list(z.object({ ip: ipAddress.optional(), hostname: text.optional() })) })
+        .object({
+          ingress: list(
+            z.object({
+              ip: ipAddress.optional(),
+              hostname: text.optional(),
+              ports: list(z.object({ port: z.number().int(), protocol: z.enum(['TCP', 'UDP', 'SCTP']).default('TCP') })),
+            }),
+          ),
+        })
         .default({}),
     })
     .default({}),
 });
 export type IngressObject = z.infer<typeof ingressSchema>;
+
+// ── networking.k8s.io/v1 IngressClass ───────────────────────────────────────────────────────
+
+export const ingressClassSchema = z.object({
+  metadata: clusterMetadata,
+  spec: z.object({ controller: text.default('') }).default({}),
+});
+export type IngressClassObject = z.infer<typeof ingressClassSchema>;
 
 // ── portway.io/v1alpha1 IPAddressPool and L2Advertisement (MetalLB's shapes) ────────────────
 
@@ -465,6 +505,7 @@ export type KnownKind =
   | 'Node'
   | 'Namespace'
   | 'Ingress'
+  | 'IngressClass'
   | 'IPAddressPool'
   | 'L2Advertisement';
 
@@ -476,6 +517,7 @@ export const KIND_VERSIONS: Record<KnownKind, { group: string; version: string; 
   Node: { group: '', version: 'v1', namespaced: false },
   Namespace: { group: '', version: 'v1', namespaced: false },
   Ingress: { group: 'networking.k8s.io', version: 'v1', namespaced: true },
+  IngressClass: { group: 'networking.k8s.io', version: 'v1', namespaced: false },
   IPAddressPool: { group: 'portway.io', version: 'v1alpha1', namespaced: false },
   L2Advertisement: { group: 'portway.io', version: 'v1alpha1', namespaced: false },
 };

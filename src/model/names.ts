@@ -120,6 +120,7 @@ const NAME_RULES: Record<KnownKind, (name: string) => string | null> = {
   Node: dns1123SubdomainProblem,
   Namespace: dns1123LabelProblem,
   Ingress: dns1123SubdomainProblem,
+  IngressClass: dns1123SubdomainProblem,
   // Custom resources: the API server validates their names as DNS-1123 subdomains.
   IPAddressPool: dns1123SubdomainProblem,
   L2Advertisement: dns1123SubdomainProblem,

@@ -2,13 +2,12 @@
 // (pkg/proxy/serviceport.go, servicechangetracker.go, endpointslicecache.go) and MetalLB's of pools.
 // Pure and deterministic: the result depends on the objects and their (source, document), never on
 // the order of the input array. A malformed object is reported as an InputProblem and skipped.
+import { readIngress, readIngressClass } from './ingress-read.js';
 import { z } from 'zod';
 import type {
   AddressPool,
   ClusterState,
   Endpoint,
-  IngressBackendRef,
-  IngressInfo,
   InputProblem,
   IPFamily,
   L2Advertisement,
@@ -38,6 +37,8 @@ import {
   endpointSliceSchema,
   endpointsSchema,
   ingressSchema,
+  ingressClassSchema,
+  type IngressClassObject,
   ipAddressPoolSchema,
   KIND_VERSIONS,
   l2AdvertisementSchema,
@@ -64,7 +65,7 @@ export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-nam
 /** Slices of headless Services carry it; kube-proxy's informers filter them out. */
 export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
-export const ANNOTATION_INGRESS_CLASS = 'kubernetes.io/ingress.class';
+export { ANNOTATION_INGRESS_CLASS, readIngress, readIngressClass } from './ingress-read.js';
 /** The API server's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
 
@@ -198,6 +199,7 @@ const SCHEMAS = {
   Node: nodeSchema,
   Namespace: namespaceSchema,
   Ingress: ingressSchema,
+  IngressClass: ingressClassSchema,
   IPAddressPool: ipAddressPoolSchema,
   L2Advertisement: l2AdvertisementSchema,
 } as const;
@@ -209,6 +211,7 @@ interface ParsedObjects {
   Node: Parsed<NodeObject>[];
   Namespace: Parsed<z.infer<typeof namespaceSchema>>[];
   Ingress: Parsed<IngressObject>[];
+  IngressClass: Parsed<IngressClassObject>[];
   IPAddressPool: Parsed<IPAddressPoolObject>[];
   L2Advertisement: Parsed<L2AdvertisementObject>[];
 }
@@ -361,6 +364,7 @@ function parseObjects(objects: SourcedObject[], problems: ProblemList): ParsedOb
     Node: [],
     Namespace: [],
     Ingress: [],
+    IngressClass: [],
     IPAddressPool: [],
     L2Advertisement: [],
   };
@@ -1185,27 +1189,6 @@ function readPodCIDRs(id: Identity, node: NodeObject, problems: ProblemList): st
   return out;
 }
 
-export function readIngress(ing: IngressObject): IngressInfo {
-  const backends: IngressBackendRef[] = [];
-  const add = (backend: IngressObject['spec']['defaultBackend'], host: string, path: string): void => {
-    const svc = backend?.service;
-    if (!svc) return;
-    const port = svc.port.number ?? svc.port.name ?? '';
-    backends.push({ serviceName: svc.name, port, host, path });
-  };
-  add(ing.spec.defaultBackend, '', '');
-  for (const rule of ing.spec.rules)
-    for (const p of rule.http?.paths ?? []) add(p.backend, rule.host, p.path);
-  return {
-    namespace: ing.metadata.namespace,
-    name: ing.metadata.name,
-    ingressClassName: ing.spec.ingressClassName ?? ing.metadata.annotations[ANNOTATION_INGRESS_CLASS] ?? '',
-    backends,
-    statusIngress: ing.status.loadBalancer.ingress
-      .filter((i): i is typeof i & { ip: string } => i.ip !== undefined)
-      .map((i) => ({ ip: i.ip, ipMode: 'VIP' as const })),
-  };
-}
 
 function selector(s: {
   matchLabels: Record<string, string>;
@@ -1360,6 +1343,7 @@ function buildWithConflicts(objects: SourcedObject[], sources: Map<string, strin
     services: services.map((s) => s.info).sort(byNamespacedName),
     nodes: nodes.sort(byName),
     ingresses: parsed.Ingress.map(({ value }) => readIngress(value)).sort(byNamespacedName),
+    ingressClasses: parsed.IngressClass.map(({ value }) => readIngressClass(value)).sort(byName),
     addressPools: withoutOverlaps(pools, problems),
     l2Advertisements: parsed.L2Advertisement.map(({ value }) => readL2Advertisement(value)).sort(byName),
     namespaceLabels,

@@ -63,6 +63,8 @@ export class ProxyMetrics {
   readonly invalidObjects: Gauge<'kind'>;
   readonly invalidObjectsTotal: Counter;
   readonly healthCheckNodePorts: Gauge;
+  /** Ingress backends by check state (ok, noService, noPort, noEndpoints, notChecked). */
+  readonly ingressBackends: Gauge<'state'>;
   private apiSource?: ApiSourceView;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
@@ -140,6 +142,12 @@ export class ProxyMetrics {
       name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
       help: 'Number of services with a Local traffic policy and no endpoints',
       labelNames: ['traffic_policy'],
+      registers,
+    });
+    this.ingressBackends = new Gauge({
+      name: 'portway_ingress_backends',
+      help: 'Ingress backends (rule paths and defaultBackends) by check state',
+      labelNames: ['state'],
       registers,
     });
     this.healthzTotal = new Counter({

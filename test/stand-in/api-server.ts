@@ -64,6 +64,14 @@ export const STAND_IN_RESOURCES: readonly ResourceType[] = [
     hasStatus: true,
   },
   {
+    group: 'networking.k8s.io',
+    version: 'v1',
+    plural: 'ingressclasses',
+    kind: 'IngressClass',
+    namespaced: false,
+    hasStatus: false,
+  },
+  {
     group: 'coordination.k8s.io',
     version: 'v1',
     plural: 'leases',

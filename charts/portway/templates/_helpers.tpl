@@ -17,3 +17,9 @@ namespace only, so both go into the name: two releases never overwrite each othe
 {{- define "portway.writesLoadBalancerStatus" -}}
 {{- if ne (toString (dig "loadBalancer" "enabled" true .Values.config)) "false" }}true{{ end -}}
 {{- end -}}
+{{- /* The Lease the agents elect the Ingress status writer with (src/ingress/status-writer.ts). */ -}}
+{{- define "portway.ingressLeaseName" -}}portway-ingress-status{{- end -}}
+{{- /* Whether the agent writes Ingress status (config ingress.classes non-empty; default none). */ -}}
+{{- define "portway.writesIngressStatus" -}}
+{{- if gt (len (dig "ingress" "classes" (list) .Values.config)) 0 }}true{{ end -}}
+{{- end -}}

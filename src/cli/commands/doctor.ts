@@ -19,6 +19,7 @@ import { printableLines } from '../../model/names.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
+import { evaluateIngresses, ingressDoctorFindings } from '../../ingress/index.js';
 import { CliExit } from '../exit.js';
 import { withAllocatedAddresses } from './dry-run.js';
 import { localhostNodePortsWanted, nodeIPsFromInterfaces } from './run.js';
@@ -97,6 +98,7 @@ export function registerDoctorCommand(program: Command): void {
         inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
       }
       const findings = diagnose(inputs);
+      findings.push(...ingressDoctorFindings(evaluateIngresses(desiredState, config.ingress.classes)));
       process.stdout.write(
         opts.output === 'json'
           ? JSON.stringify(findings, null, 2) + '\n'

@@ -16,6 +16,7 @@ import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { cidrContains, ipFamilyOf } from '../../model/ip.js';
 import { LoadBalancerAgent } from '../../lb/lb-agent.js'; // LoadBalancer addresses + layer2 hook
 import { createLoadBalancerStatusWriter } from '../../lb/status-writer.js'; // LB status writer hook
+import { createIngressStatusWriter } from '../../ingress/status-writer.js';
 import { DEFAULT_LEASE_NAMESPACE } from '../../sources/api/lease-election.js'; // LB status writer hook
 import type { Logger } from '../../observe/logger.js';
 import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/health.js';
@@ -235,6 +236,8 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
           serviceAccountRoot: saRoot,
         })
       : undefined;
+  // Filled once the metrics exist (they are made after the source); the writer reports on every sync.
+  const ingressBackendCounts: { report?: (counts: Record<string, number>) => void } = {};
   // ── LoadBalancer addresses + layer2 hook (src/lb/lb-agent.ts) ──
   const lb = new LoadBalancerAgent({
     config,
@@ -258,6 +261,21 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
         }
       : {}),
     // ── end LB status writer hook ──
+    // ── Ingress status writer (src/ingress/status-writer.ts): cluster mode with ingress.classes only, its
+    // own Lease portway-ingress-status; Ingresses of other classes are never written. ──
+    ...(apiKubeConfig && config.ingress.classes.length > 0
+      ? {
+          ingressWriter: createIngressStatusWriter({
+            kubeConfig: apiKubeConfig,
+            nodeName,
+            leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
+            classes: config.ingress.classes,
+            logger: log,
+            clock,
+            onBackendCounts: (counts) => ingressBackendCounts.report?.(counts),
+          }),
+        }
+      : {}),
   });
   // ── end LoadBalancer hook ──
   let source: AgentSource;
@@ -290,6 +308,9 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
   }
   const wallClock = opts.wallClock ?? Date.now;
   const metrics = new ProxyMetrics();
+  ingressBackendCounts.report = (counts) => {
+    for (const [state, n] of Object.entries(counts)) metrics.ingressBackends.set({ state }, n);
+  };
   if (source.apiView) metrics.bindApiSource(source.apiView);
   const health = new ProxyHealth({
     healthTimeoutMs: healthTimeoutFor(mode.syncPeriodMs),
@@ -497,10 +518,7 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     clock,
     minIntervalMs: mode.minSyncPeriodMs,
     maxIntervalMs: mode.syncPeriodMs,
-    retryMaxIntervalMs: Math.max(
-      mode.minSyncPeriodMs,
-      Math.min(mode.syncPeriodMs || 30_000, 30_000),
-    ),
+    retryMaxIntervalMs: Math.max(mode.minSyncPeriodMs, Math.min(mode.syncPeriodMs || 30_000, 30_000)),
     // The periodic run and every retry are full: they repair drift and recover from failures.
     run: async (trigger) => {
       await syncAndRecord(trigger !== 'requested');

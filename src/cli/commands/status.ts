@@ -9,6 +9,7 @@ import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { formatLbStatus } from '../../lb/status.js';
 import { collectAnnouncedAddresses, decideOwner, type OwnerDecision } from '../../l2/election.js';
 import { type ClusterState, formatProblem, loadClusterState } from '../../model/index.js';
+import { evaluateIngresses, formatIngressStatus, ingressStatusRecords } from '../../ingress/index.js';
 import { CliExit } from '../exit.js';
 
 /**
@@ -30,18 +31,31 @@ export function decideAllOwners(
   );
 }
 
-/** The whole report. Pure. */
-export function formatStatusReport(state: ClusterState, config: Pick<Config, 'loadBalancer'>): string {
-  const lb = config.loadBalancer;
-  if (!lb.enabled)
-    return 'LoadBalancer allocation is disabled (loadBalancer.enabled: false): status.loadBalancer.ingress is used as written\n';
+/** The LoadBalancer decision and the steady-state layer2 owners, shared by every view. */
+function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer']) {
+  if (!lb.enabled) return { state, allocation: null, owners: [] as OwnerDecision[] };
   const decision = new LoadBalancerController({ loadBalancerClass: lb.loadBalancerClass }).process(state);
-  if (decision.allocation === null) {
-    return 'No IPAddressPool in the manifests: portway allocates nothing and uses status.loadBalancer.ingress as written\n';
+  const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation);
+  return { state: decision.state, allocation: decision.allocation, owners };
+}
+
+type StatusConfig = Pick<Config, 'loadBalancer'> & Partial<Pick<Config, 'ingress'>>;
+
+/** The whole report as text. Pure. */
+export function formatStatusReport(state: ClusterState, config: StatusConfig): string {
+  const lb = config.loadBalancer;
+  const decided = decideLoadBalancers(state, lb);
+  const ingress = formatIngressStatus(
+    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+  );
+  if (!lb.enabled)
+    return `LoadBalancer allocation is disabled (loadBalancer.enabled: false): status.loadBalancer.ingress is used as written\n\n${ingress}`;
+  if (decided.allocation === null) {
+    return `No IPAddressPool in the manifests: portway allocates nothing and uses status.loadBalancer.ingress as written\n\n${ingress}`;
   }
-  const owners = decideAllOwners(state, decision.allocation);
+  const owners = decided.owners;
   const lines = [
-    formatLbStatus(state.services, decision.allocation, {
+    formatLbStatus(state.services, decided.allocation, {
       l2Decisions: owners,
       loadBalancerClass: lb.loadBalancerClass,
     }).trimEnd(),
@@ -60,24 +74,54 @@ export function formatStatusReport(state: ClusterState, config: Pick<Config, 'lo
     const order = d.eligible.length > 0 ? `; election order ${d.eligible.join(' > ')}` : '';
     lines.push(`  ${d.ip}: ${who}${order}`);
   }
+  lines.push('', ingress.trimEnd());
   return `${lines.join('\n')}\n`;
+}
+
+/** The whole report as one JSON document (`-o json`): the same decisions as the text. Pure. */
+export function statusReportJson(state: ClusterState, config: StatusConfig): unknown {
+  const lb = config.loadBalancer;
+  const decided = decideLoadBalancers(state, lb);
+  const allocation = decided.allocation;
+  return {
+    loadBalancer: {
+      enabled: lb.enabled,
+      allocating: allocation !== null,
+      services: allocation === null
+        ? []
+        : [
+            ...[...allocation.assignments].map(([service, a]) => ({ service, addresses: a.ips, pool: a.pool, reason: '' })),
+            ...[...allocation.reasons].map(([service, reason]) => ({ service, addresses: [], pool: null, reason })),
+          ].sort((x, y) => (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)),
+      problems: allocation?.problems ?? [],
+    },
+    layer2: {
+      nodes: state.nodes.map((n) => ({ name: n.name, ready: n.ready, networkUnavailable: n.networkUnavailable === true })),
+      addresses: decided.owners.map((d) => ({ ip: d.ip, owner: d.owner, reason: d.reason, electionOrder: d.eligible })),
+    },
+    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+  };
 }
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('show LoadBalancer address assignments (or why none) and which node announces each address')
+    .description('show LoadBalancer address assignments (or why none), which node announces each address, and Ingress addresses and backends')
     .requiredOption(
       '--manifests <dir>',
-      'directory (or file) of manifests: Services, Nodes, IPAddressPools, L2Advertisements',
+      'directory (or file) of manifests: Services, Nodes, IPAddressPools, L2Advertisements, Ingresses, IngressClasses',
     )
     .option('--config <file>', 'agent configuration (YAML or JSON)')
-    .action(async (opts: { manifests: string; config?: string }) => {
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (opts: { manifests: string; config?: string; output: string }) => {
+      if (opts.output !== 'text' && opts.output !== 'json')
+        throw new CliExit(2, `--output: must be text or json (got ${JSON.stringify(opts.output)})`);
       if (!existsSync(opts.manifests))
         throw new CliExit(2, `--manifests: no such file or directory: ${opts.manifests}`);
       const config = await loadConfigFile(opts.config);
       const { state, problems } = await loadClusterState([opts.manifests]);
       for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
-      process.stdout.write(formatStatusReport(state, config));
+      if (opts.output === 'json') process.stdout.write(`${JSON.stringify(statusReportJson(state, config), null, 2)}\n`);
+      else process.stdout.write(formatStatusReport(state, config));
     });
 }

@@ -81,6 +81,11 @@ export function watchedResources(opts: WatchedResourcesOptions = {}): WatchedRes
     { kind: 'Namespace', apiVersion: 'v1', path: '/api/v1/namespaces' },
     { kind: 'Ingress', apiVersion: 'networking.k8s.io/v1', path: '/apis/networking.k8s.io/v1/ingresses' },
     {
+      kind: 'IngressClass',
+      apiVersion: 'networking.k8s.io/v1',
+      path: '/apis/networking.k8s.io/v1/ingressclasses',
+    },
+    {
       kind: 'IPAddressPool',
       apiVersion: 'portway.io/v1alpha1',
       path: '/apis/portway.io/v1alpha1/ipaddresspools',
@@ -318,7 +323,13 @@ export class ApiSource {
       if (this.knownProblems.has(key)) continue;
       this.invalidTotal += 1;
       this.logger.warn(
-        { kind: p.kind, object: p.object, field: p.field, error: p.message, ...(p.kept ? { kept: true } : {}) },
+        {
+          kind: p.kind,
+          object: p.object,
+          field: p.field,
+          error: p.message,
+          ...(p.kept ? { kept: true } : {}),
+        },
         `${p.kept ? 'keeping the last good version of' : 'skipping'} invalid ${p.kind} ${p.object || '(unnamed)'}: ${p.field}: ${p.message}`,
       );
     }

@@ -48,7 +48,11 @@ describe('chart RBAC (helm template)', () => {
     expect(rulesOf(objects, 'ClusterRole')).toEqual([
       { apiGroups: [''], resources: ['services', 'nodes', 'namespaces'], verbs: ['list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
-      { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['list', 'watch'] },
+      {
+        apiGroups: ['networking.k8s.io'],
+        resources: ['ingresses', 'ingressclasses'],
+        verbs: ['list', 'watch'],
+      },
       {
         apiGroups: ['portway.io'],
         resources: ['ipaddresspools', 'l2advertisements'],
@@ -63,6 +67,32 @@ describe('chart RBAC (helm template)', () => {
       expect(rule.resources).not.toContain('*');
       expect(rule.resources).not.toContain('ingresses/status');
     }
+  });
+
+  it('with ingress.classes configured: ingresses/status patch and the Ingress writer Lease, by name', () => {
+    const withIngress = rbac({
+      'config.ingress.classes[0].name': 'nginx',
+      'config.ingress.classes[0].service': 'ingress-nginx/ingress-nginx-controller',
+    });
+    expect(grantsResource(rulesOf(withIngress, 'ClusterRole'), 'ingresses/status')).toEqual([
+      { apiGroups: ['networking.k8s.io'], resources: ['ingresses/status'], verbs: ['patch'] },
+    ]);
+    expect(grantsResource(rulesOf(withIngress, 'Role'), 'leases')[0]).toEqual({
+      apiGroups: ['coordination.k8s.io'],
+      resources: ['leases'],
+      resourceNames: ['portway-lb-status', 'portway-ingress-status'],
+      verbs: ['get', 'update'],
+    });
+    // Ingress publishing alone (no LoadBalancer allocation) still gets its writer's grants, and no more.
+    const ingressOnly = rbac({
+      'config.loadBalancer.enabled': 'false',
+      'config.ingress.classes[0].name': 'nginx',
+      'config.ingress.classes[0].service': 'ingress-nginx/ingress-nginx-controller',
+    });
+    expect(grantsResource(rulesOf(ingressOnly, 'ClusterRole'), 'services/status')).toEqual([]);
+    expect(grantsResource(rulesOf(ingressOnly, 'Role'), 'leases')[0]?.resourceNames).toEqual([
+      'portway-ingress-status',
+    ]);
   });
 
   it('with loadBalancer.enabled false, no write at all and no Lease', () => {

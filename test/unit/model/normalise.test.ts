@@ -469,7 +469,7 @@ spec:
           - { path: /api, pathType: Prefix, backend: { service: { name: api, port: { name: http } } } }
           - { path: /static, pathType: Prefix, backend: { resource: { apiGroup: x, kind: Bucket, name: b } } }
     - http:
-        paths: [{ pathType: Prefix, backend: { service: { name: web, port: { number: 8080 } } } }]
+        paths: [{ pathType: ImplementationSpecific, backend: { service: { name: web, port: { number: 8080 } } } }]
 status: { loadBalancer: { ingress: [{ ip: 192.0.2.50 }] } }
 ---
 apiVersion: networking.k8s.io/v1
@@ -479,17 +479,37 @@ spec: {}
 `);
     expect(problems).toEqual([]);
     expect(state.ingresses).toEqual([
-      { namespace: 'web', name: 'legacy', ingressClassName: 'nginx', backends: [], statusIngress: [] },
+      {
+        namespace: 'web',
+        name: 'legacy',
+        ingressClassName: '',
+        classAnnotation: 'nginx',
+        rules: [],
+        statusIngress: [],
+        statusHostnames: [],
+      },
       {
         namespace: 'web',
         name: 'site',
         ingressClassName: 'portway',
-        backends: [
-          { serviceName: 'fallback', port: 80, host: '', path: '' },
-          { serviceName: 'api', port: 'http', host: 'shop.example.com', path: '/api' },
-          { serviceName: 'web', port: 8080, host: '', path: '' },
+        classAnnotation: '',
+        defaultBackend: { service: { name: 'fallback', port: 80 } },
+        rules: [
+          {
+            host: 'shop.example.com',
+            paths: [
+              { path: '/api', pathType: 'Prefix', backend: { service: { name: 'api', port: 'http' } } },
+              {
+                path: '/static',
+                pathType: 'Prefix',
+                backend: { resource: { apiGroup: 'x', kind: 'Bucket', name: 'b' } },
+              },
+            ],
+          },
+          { host: '', paths: [{ path: '', pathType: 'ImplementationSpecific', backend: { service: { name: 'web', port: 8080 } } }] },
         ],
-        statusIngress: [{ ip: '192.0.2.50', ipMode: 'VIP' }],
+        statusIngress: [{ ip: '192.0.2.50' }],
+        statusHostnames: [],
       },
     ]);
   });
@@ -718,6 +738,46 @@ spec: { clusterIP: 10.96.9.9, ports: [{ name: http, port: 80 }] }
       'Ingress backend port with neither number nor name',
       `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { defaultBackend: { service: { name: x, port: {} } } }`,
       'Ingress ns/bad spec.defaultBackend.service.port: exactly one of number or name must be set',
+    ],
+    [
+      'Ingress host that is an IP address',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: "192.0.2.1", http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].host: must be a DNS name, not an IP address (got "192.0.2.1")',
+    ],
+    [
+      'Ingress wildcard host with the star inside',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: "foo.*.example.com", http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].host: a wildcard host must start with "*." followed by a DNS-1123 subdomain (got "foo.*.example.com")',
+    ],
+    [
+      'Ingress host in upper case',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: Shop.Example.com, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].host: must be a DNS-1123 subdomain: at most 253 characters of a-z, 0-9, \'-\' and \'.\', each dot-separated part starting and ending with a letter or digit (got "Shop.Example.com")',
+    ],
+    [
+      'Ingress Prefix path that is not absolute',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: shop.example.com, http: { paths: [{ path: api, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].http.paths[0].path: must be an absolute path for pathType Prefix (got "api")',
+    ],
+    [
+      'Ingress Exact path with //',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: shop.example.com, http: { paths: [{ path: /a//b, pathType: Exact, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].http.paths[0].path: must not contain "//" (got "/a//b")',
+    ],
+    [
+      'Ingress Prefix path ending in /..',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: shop.example.com, http: { paths: [{ path: /a/.., pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].http.paths[0].path: must not end with "/.." (got "/a/..")',
+    ],
+    [
+      'Ingress path without pathType',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ http: { paths: [{ path: /, backend: { service: { name: web, port: { number: 80 } } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].http.paths[0].pathType: required',
+    ],
+    [
+      'Ingress backend with both service and resource',
+      `kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: { name: bad, namespace: ns }\nspec: { rules: [{ host: "", http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } }, resource: { kind: Bucket, name: b } } }] } }] }`,
+      'Ingress ns/bad spec.rules[0].http.paths[0].backend: exactly one of service or resource must be set',
     ],
     [
       'pool range that ends before it starts',

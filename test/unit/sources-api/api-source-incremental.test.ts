@@ -56,6 +56,7 @@ describe('ApiSource with ClusterStateBuilder', () => {
       'Node',
       'Namespace',
       'Ingress',
+      'IngressClass',
       'IPAddressPool',
       'L2Advertisement',
     ]

@@ -1,0 +1,121 @@
+// The access path of a URL through an Ingress, hop by hop, from the same decisions the agent makes (issue
+// 12 §4, the pure part): hop 1 the published address and who answers ARP for it (or the node ports), hop 2
+// the controller Service's ready pods, hop 3 the Ingress rule the controller picks for host/path, hop 4
+// the backend Service:port and its ready endpoints. It stops at the first hop that fails and says why.
+// Pure; the rule-level walk of hops 2 and 4 (the existing packet walker) is left to the trace command.
+import type { OwnerDecision } from '../l2/election.js';
+import type { ClusterState } from '../model/cluster-state.js';
+import { decidePublishedAddress } from './address.js';
+import { checkBackend, indexServices } from './backends.js';
+import { type HandledClass, ingressClassOf } from './classes.js';
+import { matchRoute } from './match.js';
+
+export interface UrlHop {
+  hop: 1 | 2 | 3 | 4;
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface UrlTrace {
+  url: string;
+  hops: UrlHop[];
+  /** The first failing hop, or null when the request would reach a backend. */
+  failedAt: number | null;
+}
+
+type TraceState = Pick<ClusterState, 'ingresses' | 'ingressClasses' | 'services' | 'servicePorts' | 'nodes'>;
+
+export function traceIngressUrl(
+  url: string,
+  state: TraceState,
+  classes: readonly HandledClass[],
+  owners: readonly OwnerDecision[],
+): UrlTrace {
+  const hops: UrlHop[] = [];
+  const done = (): UrlTrace => {
+    const failed = hops.find((h) => !h.ok);
+    return { url, hops, failedAt: failed ? failed.hop : null };
+  };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    hops.push({ hop: 1, what: 'URL', ok: false, detail: `not a URL: ${JSON.stringify(url)}` });
+    return done();
+  }
+  const host = parsed.hostname.toLowerCase();
+  const path = parsed.pathname === '' ? '/' : parsed.pathname;
+  // The first configured class whose Ingresses route this host/path (configuration order).
+  let chosen: { cls: HandledClass; route: NonNullable<ReturnType<typeof matchRoute>> } | null = null;
+  for (const cls of classes) {
+    const ofClass = state.ingresses.filter((i) => ingressClassOf(i, state.ingressClasses).class === cls.name);
+    const route = matchRoute(ofClass, host, path);
+    if (route) {
+      chosen = { cls, route };
+      break;
+    }
+  }
+  if (!chosen) {
+    hops.push({
+      hop: 1,
+      what: 'published address',
+      ok: false,
+      detail: `no Ingress of a class in ingress.classes routes ${host}${path}`,
+    });
+    return done();
+  }
+  const index = indexServices(state);
+  const address = decidePublishedAddress(chosen.cls.service, state, index.services);
+  if (address.addresses.length === 0) {
+    hops.push({ hop: 1, what: 'published address', ok: false, detail: `no address published: ${address.reason}` });
+    return done();
+  }
+  if (address.via === 'nodePort') {
+    const ports = address.addresses[0]!.ports!.map((p) => p.port).join(',');
+    hops.push({
+      hop: 1,
+      what: 'published address',
+      ok: true,
+      detail: `node ports ${ports} on ${address.addresses.map((a) => a.ip).join(', ')}`,
+    });
+  } else {
+    const byIp = new Map(owners.map((d) => [d.ip, d]));
+    const answered = address.addresses.map((a) => ({ ip: a.ip, d: byIp.get(a.ip) }));
+    const owned = answered.filter((a) => a.d?.owner);
+    hops.push({
+      hop: 1,
+      what: 'published address',
+      ok: owned.length > 0,
+      detail: answered
+        .map((a) => (a.d?.owner ? `${a.ip} answered by ${a.d.owner}` : `${a.ip}: no node answers ARP (${a.d?.reason ?? 'not announced by portway'})`))
+        .join('; '),
+    });
+    if (owned.length === 0) return done();
+  }
+  const controllerPorts = index.ports.get(chosen.cls.service) ?? [];
+  const ready = controllerPorts.reduce((n, sp) => Math.max(n, sp.endpoints.filter((e) => e.ready).length), 0);
+  hops.push({
+    hop: 2,
+    what: `controller ${chosen.cls.service}`,
+    ok: ready > 0,
+    detail: ready > 0 ? `${ready} ready controller pod(s)` : 'no ready endpoints: nothing answers on the published address',
+  });
+  if (ready === 0) return done();
+  const r = chosen.route;
+  const rule = r.path === null ? 'defaultBackend' : `${r.host || '*'} ${r.path.path || '/'} (${r.path.pathType})`;
+  hops.push({
+    hop: 3,
+    what: 'Ingress rule',
+    ok: true,
+    detail: `${r.ingress.namespace}/${r.ingress.name} ${rule}${r.note ? `; ${r.note}` : ''}`,
+  });
+  const check = checkBackend(r.ingress.namespace, r.backend, index);
+  hops.push({
+    hop: 4,
+    what: `backend ${check.target}`,
+    ok: check.state === 'ok' || check.state === 'notChecked',
+    detail: check.state === 'ok' ? `${check.endpoints} ready endpoint(s)` : `${check.state}: ${check.reason}`,
+  });
+  return done();
+}
