@@ -12,6 +12,9 @@ import { ResourceInformer } from '../../../src/sources/api/informer.js';
 import { StandInApiServer, type StandInOptions } from '../../stand-in/api-server.js';
 import { eventually } from '../../fixtures/polling.js';
 
+/** One list and one watch per watched kind. */
+const KINDS = watchedResources().length;
+
 const service = (name: string) => ({
   apiVersion: 'v1',
   kind: 'Service',
@@ -40,7 +43,7 @@ describe('API citizenship', () => {
     const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
     try {
       await source.start();
-      await eventually('watches open', () => api.openWatchCount === 7);
+      await eventually('watches open', () => api.openWatchCount === KINDS);
       const writer = new KubeApiWriter({ kubeConfig: kc });
       await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
       await writer.patch('/api/v1/namespaces/default/services/a/status', { status: {} });
@@ -51,7 +54,7 @@ describe('API citizenship', () => {
     expect([...agents]).toEqual([
       expect.stringMatching(/^portway\/\d+\.\d+\.\d+\S* \([a-z0-9]+\/[a-z0-9]+\)$/),
     ]);
-    expect(api.requests.filter((r) => r.query.watch === 'true')).toHaveLength(7);
+    expect(api.requests.filter((r) => r.query.watch === 'true')).toHaveLength(KINDS);
   });
 
   it('lists from the watch cache at start (resourceVersion 0): no consistent read, no pagination', async () => {
@@ -64,10 +67,10 @@ describe('API citizenship', () => {
       await source.stop();
     }
     const lists = api.requests.filter((r) => r.method === 'GET' && r.query.watch !== 'true');
-    expect(lists).toHaveLength(7);
+    expect(lists).toHaveLength(KINDS);
     for (const list of lists) expect(list.query.resourceVersion).toBe('0');
     expect(api.trafficStats().consistentListPages).toBe(0);
-    expect(api.trafficStats().cachedLists).toBe(7);
+    expect(api.trafficStats().cachedLists).toBe(KINDS);
   });
 
   it('relists after a 410 at the last version (cache), and only when that is gone reads consistently, by pages', async () => {
@@ -121,7 +124,7 @@ describe('API citizenship', () => {
     const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
     try {
       await source.start();
-      await eventually('watches open', () => api.openWatchCount === 7);
+      await eventually('watches open', () => api.openWatchCount === KINDS);
       await writer.get('/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/x');
       expect(apiProtocolOf(kc)).toBe('h2');
       expect(api.trafficStats().connections).toBe(1);
@@ -146,7 +149,7 @@ describe('API citizenship', () => {
       const source = new ApiSource({ kubeConfig: kc, normalise: buildClusterState, logger: silentLogger });
       try {
         await source.start();
-        await eventually('watches open', () => api.openWatchCount === 7);
+        await eventually('watches open', () => api.openWatchCount === KINDS);
         expect(api.trafficStats().connections).toBeLessThanOrEqual(9);
       } finally {
         await source.stop();
