@@ -32,7 +32,7 @@ export function decideAllOwners(
 }
 
 /** The LoadBalancer decision and the steady-state layer2 owners, shared by every view. */
-function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer']) {
+export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer']) {
   if (!lb.enabled) return { state, allocation: null, owners: [] as OwnerDecision[] };
   const decision = new LoadBalancerController({ loadBalancerClass: lb.loadBalancerClass }).process(state);
   const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation);
