@@ -52,6 +52,7 @@ export function traceIngressUrl(
   state: TraceState,
   classes: readonly HandledClass[],
   owners: readonly OwnerDecision[],
+  nodePortAddresses: readonly string[] = [],
 ): UrlTrace {
   const hops: UrlHop[] = [];
   const packets: UrlTrace['packets'] = {};
@@ -88,7 +89,7 @@ export function traceIngressUrl(
     return done();
   }
   const index = indexServices(state);
-  const address = decidePublishedAddress(chosen.cls.service, state, index.services);
+  const address = decidePublishedAddress(chosen.cls.service, state, index.services, nodePortAddresses);
   if (address.addresses.length === 0) {
     hops.push({ hop: 1, what: 'published address', ok: false, detail: `no address published: ${address.reason}` });
     return done();
@@ -117,7 +118,10 @@ export function traceIngressUrl(
       ok: true,
       detail: `node ports ${ports} on ${address.addresses.map((a) => a.ip).join(', ')}; port ${port} is node port ${controllerPort.nodePort}`,
     });
-    packets.toController = { dst: address.addresses[0]!.ip, dport: controllerPort.nodePort, node: null };
+    // Walked on the node that holds the address (its Node object), so the node port is LOCAL there.
+    const dst = address.addresses[0]!.ip;
+    const holder = state.nodes.find((n) => n.addresses.includes(dst));
+    packets.toController = { dst, dport: controllerPort.nodePort, node: holder?.name ?? null };
   } else {
     const byIp = new Map(owners.map((d) => [d.ip, d]));
     const answered = address.addresses.map((a) => ({ ip: a.ip, d: byIp.get(a.ip) }));

@@ -39,14 +39,14 @@ export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalance
   return { state: decision.state, allocation: decision.allocation, owners };
 }
 
-type StatusConfig = Pick<Config, 'loadBalancer'> & Partial<Pick<Config, 'ingress'>>;
+type StatusConfig = Pick<Config, 'loadBalancer'> & Partial<Pick<Config, 'ingress' | 'nodePortAddresses'>>;
 
 /** The whole report as text. Pure. */
 export function formatStatusReport(state: ClusterState, config: StatusConfig): string {
   const lb = config.loadBalancer;
   const decided = decideLoadBalancers(state, lb);
   const ingress = formatIngressStatus(
-    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
   );
   if (!lb.enabled)
     return `LoadBalancer allocation is disabled (loadBalancer.enabled: false): status.loadBalancer.ingress is used as written\n\n${ingress}`;
@@ -99,7 +99,7 @@ export function statusReportJson(state: ClusterState, config: StatusConfig): unk
       nodes: state.nodes.map((n) => ({ name: n.name, ready: n.ready, networkUnavailable: n.networkUnavailable === true })),
       addresses: decided.owners.map((d) => ({ ip: d.ip, owner: d.owner, reason: d.reason, electionOrder: d.eligible })),
     },
-    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
   };
 }
 

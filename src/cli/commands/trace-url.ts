@@ -56,7 +56,7 @@ export function traceUrl(url: string, src: string, state: ClusterState, config: 
   if (config.ingress.classes.length === 0)
     throw new CliExit(2, 'trace --url needs ingress.classes in --config: which controller Service serves which IngressClass');
   const decided = decideLoadBalancers(state, config.loadBalancer);
-  const trace = traceIngressUrl(url, decided.state, config.ingress.classes, decided.owners);
+  const trace = traceIngressUrl(url, decided.state, config.ingress.classes, decided.owners, config.nodePortAddresses);
   const hops: UrlTraceReport['hops'] = [];
   for (const hop of trace.hops) {
     const packet =

@@ -126,4 +126,17 @@ describe('portway trace --url', () => {
     expect(t.hops[0]!.detail).toBe('node ports 30050 on 10.99.0.11, 10.99.0.12; port 80 is node port 30050');
     expect(t.hops[1]!.rules).toMatchObject({ node: 'node1', packet: 'tcp 10.99.0.100 -> 10.99.0.11:30050' });
   });
+
+  it('a NodePort controller under nodePortAddresses: published on the matching node, walked on that node', () => {
+    const text = lbManifests({ pools: false, ads: '' }).replace('type: LoadBalancer', 'type: NodePort');
+    const only2 = parseConfig({ ...configObject, nodePortAddresses: ['10.99.0.12/32'] });
+    const t = traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(text + backend()), only2);
+    expect(t.failedAt).toBeNull();
+    expect(t.hops[0]!.detail).toBe('node ports 30050 on 10.99.0.12; port 80 is node port 30050');
+    expect(t.hops[1]!.rules).toMatchObject({
+      node: 'node2',
+      packet: 'tcp 10.99.0.100 -> 10.99.0.12:30050',
+      endpoints: ['10.244.1.11:8080', '10.244.2.11:8080'],
+    });
+  });
 });
