@@ -46,6 +46,17 @@ export function parsePort(flag: string, text: string): number {
   return n;
 }
 
+/** The dry run's inputs: the config and the manifests (objects that fail to load are reported and skipped). */
+async function loadManifestsAndConfig(flags: TraceFlags) {
+  const paths = flags.filename ?? [];
+  for (const p of paths)
+    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+  const config = await loadConfigFile(flags.config);
+  const { state, problems } = await loadClusterState(paths);
+  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  return { config, state };
+}
+
 /** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
 async function loadRules(
   flags: TraceFlags,
@@ -67,12 +78,7 @@ async function loadRules(
     const addresses = await new RealIpLinks({ runner }).listAddresses();
     return { rules: text, localAddresses: addresses.map((a) => a.address) };
   }
-  const paths = flags.filename ?? [];
-  for (const p of paths)
-    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
-  const config = await loadConfigFile(flags.config);
-  const { state, problems } = await loadClusterState(paths);
-  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  const { config, state } = await loadManifestsAndConfig(flags);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
   const desired = withAllocatedAddresses(state, config);
   return {
@@ -111,12 +117,7 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
   } catch {
     throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
   }
-  const paths = flags.filename ?? [];
-  for (const p of paths)
-    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
-  const config = await loadConfigFile(flags.config);
-  const { state, problems } = await loadClusterState(paths);
-  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  const { config, state } = await loadManifestsAndConfig(flags);
   const report = traceUrl(url, src, state, config);
   process.stdout.write(
     flags.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : printableLines(formatUrlTrace(report)),

@@ -92,21 +92,18 @@ apiVersion: portway.io/v1alpha1
 kind: L2Advertisement
 metadata: { name: lan }
 spec: { ipAddressPools: [lan] }
----
+${[1, 2]
+  .map(
+    (k) => `---
 apiVersion: v1
 kind: Node
-metadata: { name: node1 }
+metadata: { name: node${k} }
 status:
-  addresses: [{ type: InternalIP, address: 10.99.0.11 }]
+  addresses: [{ type: InternalIP, address: 10.99.0.${10 + k} }]
   conditions: [{ type: Ready, status: "True" }]
----
-apiVersion: v1
-kind: Node
-metadata: { name: node2 }
-status:
-  addresses: [{ type: InternalIP, address: 10.99.0.12 }]
-  conditions: [{ type: Ready, status: "True" }]
-`;
+`,
+  )
+  .join('')}`;
 
 const pod = (node: number, j: number) => env.topo.nodes[node - 1]!.pods[j - 1]!;
 

@@ -9,6 +9,7 @@ import { traceUrl } from '../../../src/cli/commands/trace-url.js';
 import { parseConfig } from '../../../src/config/config.js';
 import { rankNodes } from '../../../src/l2/election.js';
 import { lbManifests, stateOf } from '../lb/manifest-fixtures.js';
+import { shopIngress } from '../ingress/ingress-fixture.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const [OWNER] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
@@ -32,18 +33,7 @@ ports: [{ name: ${port}, port: 9000, protocol: TCP }]
 endpoints:
   - { addresses: [10.244.1.21], conditions: { ready: true }, nodeName: node1 }
   - { addresses: [10.244.2.21], conditions: { ready: true }, nodeName: node2 }
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: { name: shop, namespace: demo }
-spec:
-  ingressClassName: nginx
-  rules:
-    - host: myapp.example.com
-      http:
-        paths:
-          - { path: /, pathType: Prefix, backend: { service: { name: shop, port: { name: http } } } }
-`;
+${shopIngress('shop')}`;
 const configObject = {
   nodeName: 'node1',
   nodeIPs: ['10.99.0.11'],
