@@ -18,6 +18,8 @@ export interface UrlRuleWalk {
   verdict: string;
   endpoints: string[];
   endpointProbabilities: Array<{ endpoint: string; probability: number }>;
+  /** ipvs mode: the virtual server that scheduled the packet ("TCP addr:port"). */
+  ipvsVirtualServer?: string;
 }
 
 export interface UrlTraceReport extends Omit<UrlTrace, 'packets' | 'hops'> {
@@ -48,6 +50,7 @@ function walkOnNode(state: ClusterState, config: Config, packet: UrlHopPacket & 
     verdict: result.outcome.verdict,
     endpoints: result.outcome.endpoints,
     endpointProbabilities: result.outcome.endpointProbabilities,
+    ...(result.outcome.ipvs ? { ipvsVirtualServer: result.outcome.ipvs.virtualServer } : {}),
   };
 }
 
@@ -90,7 +93,8 @@ export function formatUrlTrace(r: UrlTraceReport): string {
     lines.push(`hop ${h.hop} ${h.what}: ${h.ok ? 'ok' : 'FAILS'}: ${h.detail}`);
     if (h.rules) {
       const eps = h.rules.endpointProbabilities.map((e) => `${e.endpoint} (${pct(e.probability)})`).join(', ');
-      lines.push(`  rules on ${h.rules.node}: ${h.rules.packet}: ${h.rules.verdict}${eps ? ` -> ${eps}` : ''}`);
+      const vs = h.rules.ipvsVirtualServer ? ` via ipvs ${h.rules.ipvsVirtualServer}` : '';
+      lines.push(`  rules on ${h.rules.node}: ${h.rules.packet}: ${h.rules.verdict}${vs}${eps ? ` -> ${eps}` : ''}`);
     }
   }
   const last = r.hops[r.hops.length - 1];

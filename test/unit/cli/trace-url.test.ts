@@ -83,6 +83,22 @@ describe('portway trace --url', () => {
     expect(bad.stderr).toContain('--url must be an http:// or https:// URL (got "myapp.example.com/")');
   });
 
+  it('ipvs mode: hops 2 and 4 walk IPVS virtual servers to the same pods', () => {
+    const ipvs = parseConfig({ ...configObject, mode: 'ipvs' });
+    const t = traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend()), ipvs);
+    expect(t.failedAt).toBeNull();
+    expect(t.hops[1]!.rules).toMatchObject({
+      ipvsVirtualServer: 'TCP 10.99.0.200:80',
+      endpoints: ['10.244.1.11:8080', '10.244.2.11:8080'],
+    });
+    expect(t.hops[3]!.rules).toMatchObject({
+      ipvsVirtualServer: 'TCP 10.96.0.60:80',
+      endpoints: ['10.244.1.21:9000', '10.244.2.21:9000'],
+    });
+    expect(traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend()), config).hops[1]!.rules)
+      .not.toHaveProperty('ipvsVirtualServer');
+  });
+
   it('names hop 4 when the backend port name is renamed in the Service and its EndpointSlice', () => {
     const t = traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend('web')), config);
     expect(t.failedAt).toBe(4);
