@@ -64,7 +64,15 @@ export function traceUrl(url: string, src: string, state: ClusterState, config: 
   for (const hop of trace.hops) {
     const packet =
       hop.hop === 2 ? trace.packets.toController && { src, ...trace.packets.toController } : hop.hop === 4 ? trace.packets.toBackend : undefined;
-    if (!hop.ok || packet === undefined || ipFamilyOf(packet.src) !== ipFamilyOf(packet.dst)) {
+    if (packet !== undefined && ipFamilyOf(packet.src) !== ipFamilyOf(packet.dst)) {
+      hops.push({
+        ...hop,
+        ok: false,
+        detail: `${hop.detail}; but ${packet.src} is ${ipFamilyOf(packet.src)} and ${packet.dst} is ${ipFamilyOf(packet.dst)}: no route between them`,
+      });
+      break;
+    }
+    if (!hop.ok || packet === undefined) {
       hops.push(hop);
       if (!hop.ok) break;
       continue;

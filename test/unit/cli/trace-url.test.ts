@@ -112,6 +112,12 @@ describe('portway trace --url', () => {
     expect(t.hops.at(-1)!.detail).toBe('noEndpoints: Service demo/shop port 80 has no ready endpoints');
   });
 
+  it('names hop 2 when the client is of the other IP family than the published address', () => {
+    const t = traceUrl('http://myapp.example.com/', 'fd00::100', stateOf(lbManifests() + backend()), config);
+    expect(t.failedAt).toBe(2);
+    expect(t.hops.at(-1)!.detail).toBe('2 ready controller pod(s); but fd00::100 is IPv6 and 10.99.0.200 is IPv4: no route between them');
+  });
+
   it('names hop 1 when the URL port is not a port of the controller Service', () => {
     const t = traceUrl('https://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend()), config);
     expect(t.failedAt).toBe(1);
