@@ -13,14 +13,16 @@ import { evaluateIngresses, formatIngressStatus, ingressStatusRecords } from '..
 import { CliExit } from '../exit.js';
 
 /**
- * Owner of every allocated address with every given node alive (the steady state). Decided for no node in
- * particular, so each decision carries the owner (or the reason there is none) and the election order.
+ * Owner of every allocated address with every given node alive (the steady state), or with the nodes in
+ * `down` taken as having no running agent. Decided for no node in particular, so each decision carries
+ * the owner (or the reason there is none) and the election order.
  */
 export function decideAllOwners(
   state: ClusterState,
   allocation: Parameters<typeof collectAnnouncedAddresses>[1],
+  down: readonly string[] = [],
 ): OwnerDecision[] {
-  const alive = new Set(state.nodes.map((n) => n.name));
+  const alive = new Set(state.nodes.map((n) => n.name).filter((n) => !down.includes(n)));
   return collectAnnouncedAddresses(state, allocation).map((addr) =>
     decideOwner('', addr, {
       nodes: state.nodes,
@@ -32,10 +34,10 @@ export function decideAllOwners(
 }
 
 /** The LoadBalancer decision and the steady-state layer2 owners, shared by every view. */
-export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer']) {
+export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer'], down: readonly string[] = []) {
   if (!lb.enabled) return { state, allocation: null, owners: [] as OwnerDecision[] };
   const decision = new LoadBalancerController({ loadBalancerClass: lb.loadBalancerClass }).process(state);
-  const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation);
+  const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation, down);
   return { state: decision.state, allocation: decision.allocation, owners };
 }
 

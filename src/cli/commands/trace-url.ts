@@ -55,10 +55,18 @@ function walkOnNode(state: ClusterState, config: Config, packet: UrlHopPacket & 
 }
 
 /** The whole URL trace: the pure hops, with the rule walks of hops 2 and 4 attached; stops at the first failure. */
-export function traceUrl(url: string, src: string, state: ClusterState, config: Config): UrlTraceReport {
+export function traceUrl(
+  url: string,
+  src: string,
+  state: ClusterState,
+  config: Config,
+  down: readonly string[] = [],
+): UrlTraceReport {
   if (config.ingress.classes.length === 0)
     throw new CliExit(2, 'trace --url needs ingress.classes in --config: which controller Service serves which IngressClass');
-  const decided = decideLoadBalancers(state, config.loadBalancer);
+  const unknown = down.filter((n) => !state.nodes.some((node) => node.name === n));
+  if (unknown.length > 0) throw new CliExit(2, `--down: no Node named ${unknown.map((n) => `"${n}"`).join(', ')} in the manifests`);
+  const decided = decideLoadBalancers(state, config.loadBalancer, down);
   const trace = traceIngressUrl(url, decided.state, config.ingress.classes, decided.owners, config.nodePortAddresses);
   const hops: UrlTraceReport['hops'] = [];
   for (const hop of trace.hops) {

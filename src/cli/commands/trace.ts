@@ -24,6 +24,7 @@ interface TraceFlags {
   dst?: string;
   dport?: string;
   url?: string;
+  down: string[];
   sport?: string;
   fromNode: boolean;
   inInterface?: string;
@@ -118,7 +119,7 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
     throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
   }
   const { config, state } = await loadManifestsAndConfig(flags);
-  const report = traceUrl(url, src, state, config);
+  const report = traceUrl(url, src, state, config, flags.down);
   process.stdout.write(
     flags.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : printableLines(formatUrlTrace(report)),
   );
@@ -141,6 +142,7 @@ export function registerTraceCommand(program: Command): void {
       '--url <url>',
       'instead of --dst/--dport: the access path of this URL through its Ingress, hop by hop (dry run only)',
     )
+    .option('--down <nodes...>', 'with --url: nodes whose agent is not running (they answer no ARP)', [])
     .option('--sport <port>', 'source port')
     .option('--from-node', 'the packet is generated on the node itself (nat OUTPUT path)', false)
     .option(
@@ -169,6 +171,7 @@ export function registerTraceCommand(program: Command): void {
       }
       if (flags.dst === undefined || flags.dport === undefined)
         throw new CliExit(2, 'give --dst and --dport (or --url URL)');
+      if (flags.down.length > 0) throw new CliExit(2, '--down goes with --url');
       const dst = parseAddress('--dst', flags.dst);
       const family = ipFamilyOf(dst)!;
       if (ipFamilyOf(src) !== family) throw new CliExit(2, '--src and --dst must be of the same IP family');

@@ -12,7 +12,7 @@ import { lbManifests, stateOf } from '../lb/manifest-fixtures.js';
 import { shopIngress } from '../ingress/ingress-fixture.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
-const [OWNER] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
+const [OWNER, STANDBY] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
 
 // demo/web (LoadBalancer, gets 10.99.0.200, pods on node1 and node2) plays the ingress controller;
 // demo/shop (ClusterIP 10.96.0.60, port http 80 -> 9000) is the backend of myapp.example.com.
@@ -97,6 +97,20 @@ describe('portway trace --url', () => {
     });
     expect(traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend()), config).hops[1]!.rules)
       .not.toHaveProperty('ipvsVirtualServer');
+  });
+
+  it('--down: the owner agent gone, the standby answers ARP and hop 2 is walked there; both gone fails hop 1', () => {
+    const state = stateOf(lbManifests() + backend());
+    const t = traceUrl('http://myapp.example.com/', '10.99.0.100', state, config, [OWNER]);
+    expect(t.failedAt).toBeNull();
+    expect(t.hops[0]!.detail).toBe(`10.99.0.200 answered by ${STANDBY}`);
+    expect(t.hops[1]!.rules!.node).toBe(STANDBY);
+    const both = traceUrl('http://myapp.example.com/', '10.99.0.100', state, config, ['node1', 'node2']);
+    expect(both.failedAt).toBe(1);
+    expect(both.hops[0]!.detail).toMatch(/^10\.99\.0\.200: no node answers ARP \(.+\)$/);
+    expect(() => traceUrl('http://myapp.example.com/', '10.99.0.100', state, config, ['node9'])).toThrow(
+      '--down: no Node named "node9" in the manifests',
+    );
   });
 
   it('names hop 4 when the backend port name is renamed in the Service and its EndpointSlice', () => {
