@@ -4,7 +4,8 @@
 // namespaces, from the same manifests) allocate and announce by ARP. A client on the LAN asks for
 // myapp.example.com at the published address; `portway trace --url` must predict the backend pods the
 // client actually reaches, and breaking hop 4 (the backend's endpoints, its port name) must be named
-// by `trace` and by `status`.
+// by `trace` and by `status`; with the owner's agent killed, `trace --down OWNER` names the node that
+// answers ARP instead (a dry run cannot see the agent die).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +26,7 @@ import {
 const VIP = '10.99.0.200';
 const HOST = 'myapp.example.com';
 const PROXY_PORT = 8090;
-const [OWNER] = rankNodes(VIP, ['node1', 'node2']) as [string, string];
+const [OWNER, STANDBY] = rankNodes(VIP, ['node1', 'node2']) as [string, string];
 
 // The ingress controller: pod 1 of each node. The backend demo/shop: pod 2 of each node (echo servers).
 const controller: ServiceSpec = {
@@ -120,9 +121,9 @@ interface TraceJson {
   failedAt: number | null;
   hops: Array<{ hop: number; ok: boolean; detail: string; rules?: { node: string; endpoints: string[] } }>;
 }
-async function traceUrl(): Promise<TraceJson> {
+async function traceUrl(down: string[] = []): Promise<TraceJson> {
   const r = await cli(['trace', '-f', env.manifests, '--config', configPath, '--url', `http://${HOST}/cart`,
-    '--src', CLIENT_IP, '-o', 'json']);
+    '--src', CLIENT_IP, '-o', 'json', ...(down.length > 0 ? ['--down', ...down] : [])]);
   if (r.exitCode !== 0) throw new Error(`trace --url exited ${r.exitCode}: ${r.stderr}`);
   return JSON.parse(r.stdout) as TraceJson;
 }
@@ -140,6 +141,15 @@ async function httpGet(): Promise<{ code: number; body: string }> {
   const lines = r.stdout.trimEnd().split('\n');
   const code = Number(lines.pop());
   return { code: Number.isNaN(code) ? 0 : code, body: lines.join('\n') };
+}
+
+/** Until the client's ARP request for the published address is answered by `node`'s interface. */
+async function waitForArpFrom(node: string): Promise<void> {
+  const link = (await execa('ip', ['-n', env.topo.node(node).netns, '-j', 'link', 'show', 'eth0'])).stdout;
+  await pollFor(`${node} to answer ARP for the published address`, 30_000, async () => {
+    const r = await arping(env.topo.client.netns, VIP, 1, 0.2);
+    return r.macs[0] !== undefined && link.includes(r.macs[0]) ? true : null;
+  }, logs);
 }
 
 const logs = () => agents.map((a) => `--- ${a.node.name}\n${a.tail(15)}`).join('\n');
@@ -182,11 +192,7 @@ afterAll(async () => {
 
 describe('Ingress with real HTTP through the published address', () => {
   it('the client reaches myapp.example.com; trace --url predicts the owner and the backend pods it hits', async () => {
-    const ownerMac = (await execa('ip', ['-n', env.topo.node(OWNER).netns, '-j', 'link', 'show', 'eth0'])).stdout;
-    await pollFor('the owner to answer ARP for the published address', 30_000, async () => {
-      const r = await arping(env.topo.client.netns, VIP, 1, 0.2);
-      return r.macs[0] !== undefined && ownerMac.includes(r.macs[0]) ? true : null;
-    }, logs);
+    await waitForArpFrom(OWNER);
     const hit = new Set<string>();
     await pollFor('HTTP answers from both backend pods', 30_000, async () => {
       const r = await httpGet();
@@ -228,5 +234,19 @@ describe('Ingress with real HTTP through the published address', () => {
     expect(t.failedAt).toBe(4);
     expect(t.hops.at(-1)!.detail).toBe('noPort: Service demo/shop has no port name "http" (ports: web(80))');
     expect(await statusText()).toContain('-> demo/shop:http -> noPort: Service demo/shop has no port name "http" (ports: web(80))');
+  }, 60_000);
+
+  // Last: a dead agent leaves its node's rules as they were, which the steps above must not meet.
+  it("the owner's agent is killed: the standby answers ARP, the client still gets through, trace --down names it", async () => {
+    const owner = agents.find((a) => a.node.name === OWNER)!;
+    owner.child.kill('SIGKILL');
+    await waitForArpFrom(STANDBY);
+    await pollFor('HTTP through the standby', 30_000, async () => ((await httpGet()).code === 200 ? true : null), logs);
+    const t = await traceUrl([OWNER]);
+    expect(t.hops[0]!.detail).toBe(`${VIP} answered by ${STANDBY}`);
+    expect(t.hops[1]!.rules!.node).toBe(STANDBY);
+    const none = await traceUrl(['node1', 'node2']);
+    expect(none.failedAt).toBe(1);
+    expect(none.hops[0]!.detail).toMatch(new RegExp(`^${VIP.replace(/\./g, '\\.')}: no node answers ARP`));
   }, 60_000);
 });
