@@ -1,9 +1,9 @@
 // The address an Ingress of a configured class gets in status.loadBalancer.ingress: the ingress
 // controller Service's LoadBalancer addresses (allocated and announced by portway), or for a NodePort
-// controller every Ready node's addresses with the node ports. Pure.
+// controller every Ready node's addresses that accept NodePorts (nodePortAddresses) with the node ports. Pure.
 
 import type { ClusterState, Protocol, ServiceInfo } from '../model/cluster-state.js';
-import { compareIPs } from '../model/ip.js';
+import { cidrContains, compareIPs, ipFamilyOf, parseCIDR } from '../model/ip.js';
 
 export interface PublishedAddress {
   ip: string;
@@ -18,11 +18,27 @@ export interface AddressDecision {
   reason: string;
 }
 
+/**
+ * The addresses of one node that accept NodePorts under kube-proxy's nodePortAddresses: CIDRs per family
+ * (a family without a CIDR: every address of it), or "primary" (the node's first address of each family).
+ * Every agent of a DaemonSet runs the same configuration, so this node's setting stands for every node's.
+ */
+export function nodePortAddressesOf(nodeAddresses: readonly string[], nodePortAddresses: readonly string[]): string[] {
+  if (nodePortAddresses.length === 1 && nodePortAddresses[0] === 'primary')
+    return (['IPv4', 'IPv6'] as const).flatMap((f) => nodeAddresses.find((ip) => ipFamilyOf(ip) === f) ?? []);
+  const cidrs = nodePortAddresses.map((c) => parseCIDR(c)).filter((c) => c !== null);
+  return nodeAddresses.filter((ip) => {
+    const ofFamily = cidrs.filter((c) => c.family === ipFamilyOf(ip));
+    return ofFamily.length === 0 || ofFamily.some((c) => cidrContains(c, ip));
+  });
+}
+
 /** What to publish for Ingresses served by the controller Service `controller` ("ns/name"). */
 export function decidePublishedAddress(
   controller: string,
   state: Pick<ClusterState, 'services' | 'nodes'>,
   services: Map<string, ServiceInfo> = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s])),
+  nodePortAddresses: readonly string[] = [],
 ): AddressDecision {
   const svc = services.get(controller);
   if (!svc) return { addresses: [], via: 'none', reason: `controller Service ${controller} not found` };
@@ -37,8 +53,15 @@ export function decidePublishedAddress(
       .map((p) => ({ port: p.nodePort, protocol: 'TCP' as const }))
       .sort((a, b) => a.port - b.port);
     if (ports.length === 0) return { addresses: [], via: 'none', reason: `controller Service ${controller} has no TCP node port` };
-    const ips = [...new Set(state.nodes.filter((n) => n.ready).flatMap((n) => n.addresses))].sort(compareIPs);
-    if (ips.length === 0) return { addresses: [], via: 'none', reason: 'no Ready node with an address' };
+    const ready = state.nodes.filter((n) => n.ready);
+    const ips = [...new Set(ready.flatMap((n) => nodePortAddressesOf(n.addresses, nodePortAddresses)))].sort(compareIPs);
+    if (ips.length === 0) {
+      const reason =
+        ready.some((n) => n.addresses.length > 0)
+          ? `no Ready node address accepts NodePorts (nodePortAddresses: ${nodePortAddresses.join(', ')})`
+          : 'no Ready node with an address';
+      return { addresses: [], via: 'none', reason };
+    }
     return { addresses: ips.map((ip) => ({ ip, ports })), via: 'nodePort', reason: '' };
   }
   return {

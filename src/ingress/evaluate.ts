@@ -21,6 +21,7 @@ export interface IngressReport {
 export function evaluateIngresses(
   state: Pick<ClusterState, 'ingresses' | 'ingressClasses' | 'services' | 'servicePorts' | 'nodes'>,
   handledClasses: readonly HandledClass[],
+  nodePortAddresses: readonly string[] = [],
 ): IngressReport[] {
   const index = indexServices(state);
   const addresses = new Map<string, AddressDecision>();
@@ -29,7 +30,7 @@ export function evaluateIngresses(
     const handled = cls.class === null ? null : (handledClasses.find((h) => h.name === cls.class) ?? null);
     let address: AddressDecision | null = null;
     if (handled) {
-      address = addresses.get(handled.service) ?? decidePublishedAddress(handled.service, state, index.services);
+      address = addresses.get(handled.service) ?? decidePublishedAddress(handled.service, state, index.services, nodePortAddresses);
       addresses.set(handled.service, address);
     }
     return { ingress, class: cls, handled, address, backends: checkIngressBackends(ingress, index) };

@@ -70,6 +70,8 @@ export interface IngressStatusWriterOptions {
   client: KubeWriteClient;
   leadership: Leadership;
   classes: readonly HandledClass[];
+  /** The agents' nodePortAddresses: which node addresses a NodePort controller is published on. */
+  nodePortAddresses?: readonly string[];
   nodeName: string;
   logger: Logger;
   clock: Clock;
@@ -112,7 +114,7 @@ export class IngressStatusWriter {
 
   /** The newest state (after LoadBalancer allocation, with every Ingress's status as read). */
   update(state: IngressState): void {
-    this.reports = evaluateIngresses(state, this.opts.classes);
+    this.reports = evaluateIngresses(state, this.opts.classes, this.opts.nodePortAddresses ?? []);
     this.opts.onBackendCounts?.(countBackendStates(this.reports));
     this.request();
   }
@@ -208,6 +210,7 @@ export interface CreateIngressStatusWriterOptions {
   nodeName: string;
   leaseNamespace: string;
   classes: readonly HandledClass[];
+  nodePortAddresses: readonly string[];
   logger: Logger;
   clock: Clock;
   onBackendCounts?: (counts: Record<BackendState, number>) => void;
@@ -228,6 +231,7 @@ export function createIngressStatusWriter(opts: CreateIngressStatusWriterOptions
     client,
     leadership,
     classes: opts.classes,
+    nodePortAddresses: opts.nodePortAddresses,
     nodeName: opts.nodeName,
     logger: opts.logger,
     clock: opts.clock,

@@ -2,7 +2,8 @@
 // 12 §4, the pure part): hop 1 the published address and who answers ARP for it (or the node ports), hop 2
 // the controller Service's ready pods, hop 3 the Ingress rule the controller picks for host/path, hop 4
 // the backend Service:port and its ready endpoints. It stops at the first hop that fails and says why.
-// Pure; the rule-level walk of hops 2 and 4 (the existing packet walker) is left to the trace command.
+// Pure; the rule-level walk of hops 2 and 4 (the existing packet walker) is left to the trace command,
+// which gets the two packets to walk in `packets`.
 import type { OwnerDecision } from '../l2/election.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import { decidePublishedAddress } from './address.js';
@@ -17,11 +18,31 @@ export interface UrlHop {
   detail: string;
 }
 
+/** A packet the trace command walks through a node's rules: on `node` (null: the configured node). */
+export interface UrlHopPacket {
+  src?: string;
+  dst: string;
+  dport: number;
+  node: string | null;
+}
+
 export interface UrlTrace {
   url: string;
   hops: UrlHop[];
   /** The first failing hop, or null when the request would reach a backend. */
   failedAt: number | null;
+  /**
+   * Hop 2: the client's packet to the published address (LoadBalancer address on its ARP owner, or a
+   * node port on a node address). Hop 4: a controller pod's packet to the backend Service's cluster IP.
+   * Set only when the hops before them passed.
+   */
+  packets: { toController?: UrlHopPacket; toBackend?: UrlHopPacket & { src: string } };
+}
+
+/** The URL's port: as written, else the scheme's (http 80, https 443). */
+function urlPort(u: URL): number {
+  if (u.port !== '') return Number(u.port);
+  return u.protocol === 'https:' ? 443 : 80;
 }
 
 type TraceState = Pick<ClusterState, 'ingresses' | 'ingressClasses' | 'services' | 'servicePorts' | 'nodes'>;
@@ -31,11 +52,13 @@ export function traceIngressUrl(
   state: TraceState,
   classes: readonly HandledClass[],
   owners: readonly OwnerDecision[],
+  nodePortAddresses: readonly string[] = [],
 ): UrlTrace {
   const hops: UrlHop[] = [];
+  const packets: UrlTrace['packets'] = {};
   const done = (): UrlTrace => {
     const failed = hops.find((h) => !h.ok);
-    return { url, hops, failedAt: failed ? failed.hop : null };
+    return { url, hops, failedAt: failed ? failed.hop : null, packets };
   };
   let parsed: URL;
   try {
@@ -66,9 +89,25 @@ export function traceIngressUrl(
     return done();
   }
   const index = indexServices(state);
-  const address = decidePublishedAddress(chosen.cls.service, state, index.services);
+  const address = decidePublishedAddress(chosen.cls.service, state, index.services, nodePortAddresses);
   if (address.addresses.length === 0) {
     hops.push({ hop: 1, what: 'published address', ok: false, detail: `no address published: ${address.reason}` });
+    return done();
+  }
+  // The controller Service port the client's URL port lands on (for a NodePort controller: the Service
+  // port whose port is the URL's, reached on its node port).
+  const port = urlPort(parsed);
+  const controllerPort = index.services
+    .get(chosen.cls.service)!
+    .ports.find((p) => p.protocol === 'TCP' && p.port === port);
+  if (!controllerPort) {
+    const have = index.services.get(chosen.cls.service)!.ports.map((p) => `${p.port}/${p.protocol}`).join(', ');
+    hops.push({
+      hop: 1,
+      what: 'published address',
+      ok: false,
+      detail: `controller Service ${chosen.cls.service} has no TCP port ${port} for ${parsed.protocol}// (ports: ${have || 'none'})`,
+    });
     return done();
   }
   if (address.via === 'nodePort') {
@@ -77,8 +116,12 @@ export function traceIngressUrl(
       hop: 1,
       what: 'published address',
       ok: true,
-      detail: `node ports ${ports} on ${address.addresses.map((a) => a.ip).join(', ')}`,
+      detail: `node ports ${ports} on ${address.addresses.map((a) => a.ip).join(', ')}; port ${port} is node port ${controllerPort.nodePort}`,
     });
+    // Walked on the node that holds the address (its Node object), so the node port is LOCAL there.
+    const dst = address.addresses[0]!.ip;
+    const holder = state.nodes.find((n) => n.addresses.includes(dst));
+    packets.toController = { dst, dport: controllerPort.nodePort, node: holder?.name ?? null };
   } else {
     const byIp = new Map(owners.map((d) => [d.ip, d]));
     const answered = address.addresses.map((a) => ({ ip: a.ip, d: byIp.get(a.ip) }));
@@ -92,9 +135,13 @@ export function traceIngressUrl(
         .join('; '),
     });
     if (owned.length === 0) return done();
+    packets.toController = { dst: owned[0]!.ip, dport: port, node: owned[0]!.d!.owner };
   }
-  const controllerPorts = index.ports.get(chosen.cls.service) ?? [];
-  const ready = controllerPorts.reduce((n, sp) => Math.max(n, sp.endpoints.filter((e) => e.ready).length), 0);
+  const controllerPorts = (index.ports.get(chosen.cls.service) ?? []).filter(
+    (sp) => sp.portName === controllerPort.name && sp.protocol === 'TCP',
+  );
+  const readyPods = controllerPorts.flatMap((sp) => sp.endpoints.filter((e) => e.ready));
+  const ready = readyPods.length;
   hops.push({
     hop: 2,
     what: `controller ${chosen.cls.service}`,
@@ -117,5 +164,14 @@ export function traceIngressUrl(
     ok: check.state === 'ok' || check.state === 'notChecked',
     detail: check.state === 'ok' ? `${check.endpoints} ready endpoint(s)` : `${check.state}: ${check.reason}`,
   });
+  if (check.state === 'ok' && 'service' in r.backend) {
+    const { name, port: bport } = r.backend.service;
+    const svc = index.services.get(`${r.ingress.namespace}/${name}`)!;
+    const sport = svc.ports.find((p) => (typeof bport === 'number' ? p.port === bport : p.name === bport))!;
+    const pod = readyPods[0]!;
+    const clusterIP = svc.clusterIPs.find((ip) => ip.includes(':') === pod.ip.includes(':'));
+    if (clusterIP !== undefined)
+      packets.toBackend = { src: pod.ip, dst: clusterIP, dport: sport.port, node: pod.nodeName ?? null };
+  }
   return done();
 }

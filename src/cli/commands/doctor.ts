@@ -98,7 +98,7 @@ export function registerDoctorCommand(program: Command): void {
         inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
       }
       const findings = diagnose(inputs);
-      findings.push(...ingressDoctorFindings(evaluateIngresses(desiredState, config.ingress.classes)));
+      findings.push(...ingressDoctorFindings(evaluateIngresses(desiredState, config.ingress.classes, config.nodePortAddresses)));
       process.stdout.write(
         opts.output === 'json'
           ? JSON.stringify(findings, null, 2) + '\n'

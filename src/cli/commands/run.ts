@@ -270,6 +270,7 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
             nodeName,
             leaseNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_LEASE_NAMESPACE,
             classes: config.ingress.classes,
+            nodePortAddresses: config.nodePortAddresses,
             logger: log,
             clock,
             onBackendCounts: (counts) => ingressBackendCounts.report?.(counts),

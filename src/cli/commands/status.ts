@@ -13,14 +13,16 @@ import { evaluateIngresses, formatIngressStatus, ingressStatusRecords } from '..
 import { CliExit } from '../exit.js';
 
 /**
- * Owner of every allocated address with every given node alive (the steady state). Decided for no node in
- * particular, so each decision carries the owner (or the reason there is none) and the election order.
+ * Owner of every allocated address with every given node alive (the steady state), or with the nodes in
+ * `down` taken as having no running agent. Decided for no node in particular, so each decision carries
+ * the owner (or the reason there is none) and the election order.
  */
 export function decideAllOwners(
   state: ClusterState,
   allocation: Parameters<typeof collectAnnouncedAddresses>[1],
+  down: readonly string[] = [],
 ): OwnerDecision[] {
-  const alive = new Set(state.nodes.map((n) => n.name));
+  const alive = new Set(state.nodes.map((n) => n.name).filter((n) => !down.includes(n)));
   return collectAnnouncedAddresses(state, allocation).map((addr) =>
     decideOwner('', addr, {
       nodes: state.nodes,
@@ -32,21 +34,21 @@ export function decideAllOwners(
 }
 
 /** The LoadBalancer decision and the steady-state layer2 owners, shared by every view. */
-function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer']) {
+export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer'], down: readonly string[] = []) {
   if (!lb.enabled) return { state, allocation: null, owners: [] as OwnerDecision[] };
   const decision = new LoadBalancerController({ loadBalancerClass: lb.loadBalancerClass }).process(state);
-  const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation);
+  const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation, down);
   return { state: decision.state, allocation: decision.allocation, owners };
 }
 
-type StatusConfig = Pick<Config, 'loadBalancer'> & Partial<Pick<Config, 'ingress'>>;
+type StatusConfig = Pick<Config, 'loadBalancer'> & Partial<Pick<Config, 'ingress' | 'nodePortAddresses'>>;
 
 /** The whole report as text. Pure. */
 export function formatStatusReport(state: ClusterState, config: StatusConfig): string {
   const lb = config.loadBalancer;
   const decided = decideLoadBalancers(state, lb);
   const ingress = formatIngressStatus(
-    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
   );
   if (!lb.enabled)
     return `LoadBalancer allocation is disabled (loadBalancer.enabled: false): status.loadBalancer.ingress is used as written\n\n${ingress}`;
@@ -99,7 +101,7 @@ export function statusReportJson(state: ClusterState, config: StatusConfig): unk
       nodes: state.nodes.map((n) => ({ name: n.name, ready: n.ready, networkUnavailable: n.networkUnavailable === true })),
       addresses: decided.owners.map((d) => ({ ip: d.ip, owner: d.owner, reason: d.reason, electionOrder: d.eligible })),
     },
-    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? []), decided.owners),
+    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
   };
 }
 

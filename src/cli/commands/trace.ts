@@ -13,6 +13,7 @@ import { RealIpLinks } from '../../dataplane/ip.js';
 import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
 import { renderFamily, renderIpvsFamily, withAllocatedAddresses } from './dry-run.js';
+import { formatUrlTrace, traceUrl } from './trace-url.js';
 
 interface TraceFlags {
   filename?: string[];
@@ -20,8 +21,10 @@ interface TraceFlags {
   config?: string;
   protocol: string;
   src: string;
-  dst: string;
-  dport: string;
+  dst?: string;
+  dport?: string;
+  url?: string;
+  down: string[];
   sport?: string;
   fromNode: boolean;
   inInterface?: string;
@@ -42,6 +45,17 @@ export function parsePort(flag: string, text: string): number {
   if (!(n >= 1 && n <= 65535))
     throw new CliExit(2, `${flag} must be a decimal port 1-65535 (got ${quoteText(text)})`);
   return n;
+}
+
+/** The dry run's inputs: the config and the manifests (objects that fail to load are reported and skipped). */
+async function loadManifestsAndConfig(flags: TraceFlags) {
+  const paths = flags.filename ?? [];
+  for (const p of paths)
+    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+  const config = await loadConfigFile(flags.config);
+  const { state, problems } = await loadClusterState(paths);
+  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  return { config, state };
 }
 
 /** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
@@ -65,12 +79,7 @@ async function loadRules(
     const addresses = await new RealIpLinks({ runner }).listAddresses();
     return { rules: text, localAddresses: addresses.map((a) => a.address) };
   }
-  const paths = flags.filename ?? [];
-  for (const p of paths)
-    if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
-  const config = await loadConfigFile(flags.config);
-  const { state, problems } = await loadClusterState(paths);
-  for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+  const { config, state } = await loadManifestsAndConfig(flags);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
   const desired = withAllocatedAddresses(state, config);
   return {
@@ -91,6 +100,31 @@ function parseInterfaceName(text: string): string {
   return text;
 }
 
+async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
+  if (flags.live) {
+    // The hops need the Ingresses, Services, EndpointSlices and Nodes: a live trace would list them from
+    // the API as well as read this kernel's rules. Not built yet; the dry run answers the same question.
+    throw new CliExit(
+      2,
+      'trace --url works on manifests only: give -f MANIFESTS --config FILE (with --live, trace one packet with --dst/--dport)',
+    );
+  }
+  if (flags.dst !== undefined || flags.dport !== undefined)
+    throw new CliExit(2, '--url replaces --dst and --dport: give one or the other');
+  const url = flags.url!;
+  if (!/^https?:\/\//i.test(url)) throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
+  try {
+    new URL(url);
+  } catch {
+    throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
+  }
+  const { config, state } = await loadManifestsAndConfig(flags);
+  const report = traceUrl(url, src, state, config, flags.down);
+  process.stdout.write(
+    flags.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : printableLines(formatUrlTrace(report)),
+  );
+}
+
 export function registerTraceCommand(program: Command): void {
   program
     .command('trace')
@@ -102,8 +136,13 @@ export function registerTraceCommand(program: Command): void {
     .option('--config <file>', 'agent configuration (dry run: nodeName, nodeIPs, clusterCIDRs, …)')
     .option('-p, --protocol <proto>', 'tcp, udp or sctp', 'tcp')
     .requiredOption('--src <ip>', 'source address of the packet')
-    .requiredOption('--dst <ip>', 'destination address (a cluster IP, node IP, external or LoadBalancer IP)')
-    .requiredOption('--dport <port>', 'destination port')
+    .option('--dst <ip>', 'destination address (a cluster IP, node IP, external or LoadBalancer IP)')
+    .option('--dport <port>', 'destination port')
+    .option(
+      '--url <url>',
+      'instead of --dst/--dport: the access path of this URL through its Ingress, hop by hop (dry run only)',
+    )
+    .option('--down <nodes...>', 'with --url: nodes whose agent is not running (they answer no ARP)', [])
     .option('--sport <port>', 'source port')
     .option('--from-node', 'the packet is generated on the node itself (nat OUTPUT path)', false)
     .option(
@@ -126,6 +165,13 @@ export function registerTraceCommand(program: Command): void {
       if (flags.output !== 'text' && flags.output !== 'json')
         throw new CliExit(2, '--output must be text or json');
       const src = parseAddress('--src', flags.src);
+      if (flags.url !== undefined) {
+        await traceUrlCommand(flags, src);
+        return;
+      }
+      if (flags.dst === undefined || flags.dport === undefined)
+        throw new CliExit(2, 'give --dst and --dport (or --url URL)');
+      if (flags.down.length > 0) throw new CliExit(2, '--down goes with --url');
       const dst = parseAddress('--dst', flags.dst);
       const family = ipFamilyOf(dst)!;
       if (ipFamilyOf(src) !== family) throw new CliExit(2, '--src and --dst must be of the same IP family');

@@ -224,3 +224,39 @@ describe('doctor findings', () => {
     expect(none[0]).toMatchObject({ severity: 'error', message: 'class nginx: no address to publish (controller Service ingress/absent not found)' });
   });
 });
+
+describe('published address of a NodePort controller under nodePortAddresses', () => {
+  const dual = build(`${cluster}---
+apiVersion: v1
+kind: Node
+metadata: { name: node-d }
+status:
+  addresses: [{ type: InternalIP, address: 10.1.0.14 }, { type: InternalIP, address: 10.0.0.14 }, { type: InternalIP, address: "fd00::14" }]
+  conditions: [{ type: Ready, status: "True" }]
+`);
+  const ips = (nodePortAddresses: string[]) =>
+    decidePublishedAddress('ingress/controller-np', dual, undefined, nodePortAddresses).addresses.map((a) => a.ip);
+
+  it('empty: every Ready node address', () => {
+    expect(ips([])).toEqual(['10.0.0.11', '10.0.0.12', '10.0.0.14', '10.1.0.14', 'fd00::14']);
+  });
+  it('CIDRs: only the addresses inside them; a family without a CIDR keeps every address of it', () => {
+    expect(ips(['10.0.0.0/24'])).toEqual(['10.0.0.11', '10.0.0.12', '10.0.0.14', 'fd00::14']);
+    expect(ips(['10.0.0.12/32', 'fd00:ffff::/64'])).toEqual(['10.0.0.12']);
+  });
+  it('"primary": the first address of each family of every node', () => {
+    expect(ips(['primary'])).toEqual(['10.0.0.11', '10.0.0.12', '10.1.0.14', 'fd00::14']);
+  });
+  it('no Ready node address accepts NodePorts: nothing published, and why', () => {
+    const d = decidePublishedAddress('ingress/controller-np', build(cluster), undefined, ['192.0.2.0/24']);
+    expect(d).toEqual({
+      addresses: [],
+      via: 'none',
+      reason: 'no Ready node address accepts NodePorts (nodePortAddresses: 192.0.2.0/24)',
+    });
+  });
+  it('evaluateIngresses passes it on', () => {
+    const r = evaluateIngresses(build(cluster), [{ name: 'nginx', service: 'ingress/controller-np' }], ['10.0.0.12/32']);
+    expect(r[0]!.address!.addresses.map((a) => a.ip)).toEqual(['10.0.0.12']);
+  });
+});

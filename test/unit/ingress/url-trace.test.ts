@@ -3,22 +3,12 @@ import { LoadBalancerController } from '../../../src/lb/lb-controller.js';
 import { decideAllOwners } from '../../../src/cli/commands/status.js';
 import { traceIngressUrl } from '../../../src/ingress/url-trace.js';
 import { lbManifests, stateOf } from '../lb/manifest-fixtures.js';
+import { shopIngress } from './ingress-fixture.js';
 
 const [OWNER] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
 const CLASSES = [{ name: 'nginx', service: 'demo/web' }];
 
-const ingress = (backend: string, port = '{ name: http }') => `---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: { name: shop, namespace: demo }
-spec:
-  ingressClassName: nginx
-  rules:
-    - host: myapp.example.com
-      http:
-        paths:
-          - { path: /, pathType: Prefix, backend: { service: { name: ${backend}, port: ${port} } } }
-`;
+const ingress = shopIngress;
 
 function trace(text: string, url: string) {
   const decision = new LoadBalancerController({}).process(stateOf(text));
