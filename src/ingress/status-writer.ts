@@ -8,7 +8,7 @@
 // API use (for RBAC): PATCH networking.k8s.io ingresses/status; POST events (core) in the Ingress's
 // namespace; the Lease (coordination.k8s.io leases get/create/update) named portway-ingress-status.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { type Leadership, LeaderGatedWrites } from '../lb/leader-writes.js';
+import { type Leadership, LeaderGatedStatusWriter } from '../lb/leader-writes.js';
 import { buildServiceEvent, type ServiceEvent } from '../lb/status-writer.js';
 import type { ClusterState } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
@@ -25,14 +25,19 @@ export const INGRESS_LEASE_NAME = 'portway-ingress-status';
 
 const FAILING: ReadonlySet<BackendState> = new Set(['noService', 'noPort', 'noEndpoints']);
 
-export type IngressState = Pick<ClusterState, 'ingresses' | 'ingressClasses' | 'services' | 'servicePorts' | 'nodes'>;
+export type IngressState = Pick<
+  ClusterState,
+  'ingresses' | 'ingressClasses' | 'services' | 'servicePorts' | 'nodes'
+>;
 
 /** The status patch body for `addresses`. Pure. */
 export function ingressStatusPatch(addresses: readonly PublishedAddress[]): Record<string, unknown> {
   return {
     status: {
       loadBalancer: {
-        ingress: addresses.map((a) => (a.ports ? { ip: a.ip, ports: a.ports.map((p) => ({ ...p })) } : { ip: a.ip })),
+        ingress: addresses.map((a) =>
+          a.ports ? { ip: a.ip, ports: a.ports.map((p) => ({ ...p })) } : { ip: a.ip },
+        ),
       },
     },
   };
@@ -81,35 +86,11 @@ export interface IngressStatusWriterOptions {
   onBackendCounts?: (counts: Record<BackendState, number>) => void;
 }
 
-export class IngressStatusWriter {
+export class IngressStatusWriter extends LeaderGatedStatusWriter {
   private reports: IngressReport[] | null = null;
-  /** Ingress key → the address list sent and the status seen before sending (skip until the informer shows it). */
-  private readonly written = new Map<string, { wanted: string; seenBefore: string }>();
-  /** Ingress key → the last Event sent ("reason\nmessage"), or '' after its backends recovered. */
-  private readonly emitted = new Map<string, string>();
-  private readonly writes: LeaderGatedWrites;
-  readonly stats = { patches: 0, events: 0, failures: 0 };
 
   constructor(private readonly opts: IngressStatusWriterOptions) {
-    this.writes = new LeaderGatedWrites({
-      leadership: opts.leadership,
-      clock: opts.clock,
-      logger: opts.logger,
-      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
-      label: 'Ingress status',
-      writeOnce: () => this.writeOnce(),
-      hasInput: () => this.reports !== null,
-      onFailure: () => {
-        this.stats.failures += 1;
-      },
-    });
-    opts.leadership.onLeadershipChange((leader) => {
-      if (leader) {
-        this.written.clear();
-        this.emitted.clear();
-        this.request();
-      }
-    });
+    super(opts.leadership, { ...opts, label: 'Ingress status' });
   }
 
   /** The newest state (after LoadBalancer allocation, with every Ingress's status as read). */
@@ -119,27 +100,11 @@ export class IngressStatusWriter {
     this.request();
   }
 
-  start(): void {
-    this.writes.start();
+  protected hasInput(): boolean {
+    return this.reports !== null;
   }
 
-  async stop(opts: { release?: boolean } = {}): Promise<void> {
-    await this.writes.stop(opts);
-  }
-
-  async idle(): Promise<void> {
-    await this.writes.idle();
-  }
-
-  isLeader(): boolean {
-    return this.opts.leadership.isLeader();
-  }
-
-  private request(): void {
-    this.writes.request();
-  }
-
-  private async writeOnce(): Promise<boolean> {
+  protected async writeOnce(): Promise<boolean> {
     const reports = this.reports;
     if (!reports) return true;
     const present = new Set(reports.map((r) => `${r.ingress.namespace}/${r.ingress.name}`));
@@ -152,13 +117,18 @@ export class IngressStatusWriter {
       const key = `${r.ingress.namespace}/${r.ingress.name}`;
       ok = (await this.writeStatus(key, r, r.address.addresses)) && ok;
       const ev = planBackendEvent(r);
-      if (ev === null) this.emitted.set(key, ''); // recovered: the next failure is news again
+      if (ev === null)
+        this.emitted.set(key, ''); // recovered: the next failure is news again
       else ok = (await this.emit(key, ev)) && ok;
     }
     return ok;
   }
 
-  private async writeStatus(key: string, r: IngressReport, wanted: readonly PublishedAddress[]): Promise<boolean> {
+  private async writeStatus(
+    key: string,
+    r: IngressReport,
+    wanted: readonly PublishedAddress[],
+  ): Promise<boolean> {
     const observed = r.ingress.statusIngress.map((i) => ({
       ip: i.ip,
       ...(i.ports ? { ports: i.ports.map((p) => ({ port: p.port, protocol: p.protocol })) } : {}),
@@ -197,7 +167,10 @@ export class IngressStatusWriter {
       }),
     );
     if (res.status !== 201 && res.status !== 200) {
-      this.opts.logger.warn({ ingress: key, err: apiErrorMessage(res) }, 'Ingress status: cannot create Event');
+      this.opts.logger.warn(
+        { ingress: key, err: apiErrorMessage(res) },
+        'Ingress status: cannot create Event',
+      );
       return false;
     }
     this.emitted.set(key, signature);

@@ -87,3 +87,79 @@ export class LeaderGatedWrites {
     }
   }
 }
+
+/** What every status writer is built from. */
+export interface LeaderGatedStatusWriterOptions {
+  leadership: Leadership;
+  clock: Clock;
+  logger: Logger;
+  retryMs?: number;
+}
+
+/**
+ * The part the LoadBalancer and Ingress status writers share: the leader-gated write loop, what was
+ * written and which Event was last sent per object (forgotten when this agent becomes leader: a fresh
+ * leader knows nothing of what the previous one sent; patches are re-planned from the observed status
+ * and an Event may repeat once), the request counters, and start/stop/idle. A subclass keeps its input,
+ * says whether it has any yet, and writes one pass.
+ */
+export abstract class LeaderGatedStatusWriter {
+  /** Object key → the status patched in, and the status seen before (skip while the informer still shows that). */
+  protected readonly written = new Map<string, { wanted: string; seenBefore: string }>();
+  /** Object key → the last Event sent ("reason\nmessage"; the Ingress writer sets '' after a recovery). */
+  protected readonly emitted = new Map<string, string>();
+  protected readonly writes: LeaderGatedWrites;
+  /** Requests sent, for metrics and tests. */
+  readonly stats = { patches: 0, events: 0, failures: 0 };
+
+  protected constructor(
+    private readonly leadership: Leadership,
+    opts: LeaderGatedStatusWriterOptions & { label: string },
+  ) {
+    this.writes = new LeaderGatedWrites({
+      leadership,
+      clock: opts.clock,
+      logger: opts.logger,
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      label: opts.label,
+      writeOnce: () => this.writeOnce(),
+      hasInput: () => this.hasInput(),
+      onFailure: () => {
+        this.stats.failures += 1;
+      },
+    });
+    leadership.onLeadershipChange((leader) => {
+      if (leader) {
+        this.written.clear();
+        this.emitted.clear();
+        this.request();
+      }
+    });
+  }
+
+  /** Whether there is anything to write yet. */
+  protected abstract hasInput(): boolean;
+  /** One pass over the latest input; false when some write failed (retried later). */
+  protected abstract writeOnce(): Promise<boolean>;
+
+  start(): void {
+    this.writes.start();
+  }
+
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    await this.writes.stop(opts);
+  }
+
+  /** Wait until nothing is being written (tests). */
+  async idle(): Promise<void> {
+    await this.writes.idle();
+  }
+
+  isLeader(): boolean {
+    return this.leadership.isLeader();
+  }
+
+  protected request(): void {
+    this.writes.request();
+  }
+}

@@ -12,7 +12,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiWriter } from '../sources/api/api-writer.js';
 import { LeaseElector } from '../sources/api/lease-election.js';
 import type { Clock } from '../sync/clock.js';
-import { type Leadership, LeaderGatedWrites } from './leader-writes.js';
+import { type Leadership, LeaderGatedStatusWriter } from './leader-writes.js';
 import { type AllocationResult, isPortwayLoadBalancer, serviceKey } from './allocator.js';
 import { planIngressStatusPatches } from './status.js';
 
@@ -98,47 +98,15 @@ export interface LoadBalancerStatusWriterOptions {
   retryMs?: number;
 }
 
-interface Written {
-  /** The ingress we patched in, and the status we saw before: while the informer still shows that, skip. */
-  wanted: string;
-  seenBefore: string;
-}
-
 const ingressKey = (ips: string[]): string => ips.join(',');
 
-export class LoadBalancerStatusWriter {
+export class LoadBalancerStatusWriter extends LeaderGatedStatusWriter {
   private latest: { services: ServiceInfo[]; allocation: AllocationResult } | null = null;
-  private readonly written = new Map<string, Written>();
-  /** Service key → the last event sent for it ("reason\nmessage"). */
-  private readonly emitted = new Map<string, string>();
-  private readonly writes: LeaderGatedWrites;
   private readonly wallClock: () => number;
-  /** Requests sent, for metrics and tests. */
-  readonly stats = { patches: 0, events: 0, failures: 0 };
 
   constructor(private readonly opts: LoadBalancerStatusWriterOptions) {
+    super(opts.leadership, { ...opts, label: 'LoadBalancer status' });
     this.wallClock = opts.wallClock ?? Date.now;
-    this.writes = new LeaderGatedWrites({
-      leadership: opts.leadership,
-      clock: opts.clock,
-      logger: opts.logger,
-      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
-      label: 'LoadBalancer status',
-      writeOnce: () => this.writeOnce(),
-      hasInput: () => this.latest !== null,
-      onFailure: () => {
-        this.stats.failures += 1;
-      },
-    });
-    opts.leadership.onLeadershipChange((leader) => {
-      if (leader) {
-        // A fresh leader knows nothing about what the previous one sent: patches are re-planned from the
-        // observed status anyway, and events may repeat once.
-        this.written.clear();
-        this.emitted.clear();
-        this.request();
-      }
-    });
   }
 
   /** The newest allocation and the Services as read from the API (their status as it is there). */
@@ -147,29 +115,12 @@ export class LoadBalancerStatusWriter {
     this.request();
   }
 
-  start(): void {
-    this.writes.start();
-  }
-
-  async stop(opts: { release?: boolean } = {}): Promise<void> {
-    await this.writes.stop(opts);
-  }
-
-  /** Wait until nothing is being written (tests). */
-  async idle(): Promise<void> {
-    await this.writes.idle();
-  }
-
-  isLeader(): boolean {
-    return this.opts.leadership.isLeader();
-  }
-
-  private request(): void {
-    this.writes.request();
+  protected hasInput(): boolean {
+    return this.latest !== null;
   }
 
   /** One pass over the latest allocation; false when some write failed (retried later). */
-  private async writeOnce(): Promise<boolean> {
+  protected async writeOnce(): Promise<boolean> {
     const latest = this.latest;
     if (!latest) return true;
     const { services, allocation } = latest;
@@ -197,7 +148,10 @@ export class LoadBalancerStatusWriter {
       const res = await this.opts.client.patch(path, p.patch, 'merge');
       if (res.status === 404) continue; // deleted meanwhile
       if (res.status !== 200) {
-        this.opts.logger.warn({ service: key, err: apiErrorMessage(res) }, 'LoadBalancer status: cannot patch');
+        this.opts.logger.warn(
+          { service: key, err: apiErrorMessage(res) },
+          'LoadBalancer status: cannot patch',
+        );
         ok = false;
         continue;
       }
@@ -240,7 +194,10 @@ export class LoadBalancerStatusWriter {
       buildServiceEvent(ev, { nowMs: this.wallClock(), component: 'portway-lb', host: this.opts.nodeName }),
     );
     if (res.status !== 201 && res.status !== 200) {
-      this.opts.logger.warn({ service: key, reason: ev.reason, err: apiErrorMessage(res) }, 'LoadBalancer status: cannot create Event');
+      this.opts.logger.warn(
+        { service: key, reason: ev.reason, err: apiErrorMessage(res) },
+        'LoadBalancer status: cannot create Event',
+      );
       return false;
     }
     this.emitted.set(key, signature);
