@@ -62,6 +62,17 @@ export function renderIpvsFamily(state: ClusterState, config: Config, family: IP
   return renderIpvs(state, ipvsRenderOptionsFromConfig(config, family, nodeIPs));
 }
 
+/** The rules of one family in the configured mode: what `trace` walks. */
+export function renderModeFamily(
+  state: ClusterState,
+  config: Config,
+  family: IPFamily,
+): IptablesRuleSet | IpvsRuleSet {
+  return config.mode === 'ipvs'
+    ? renderIpvsFamily(state, config, family)
+    : renderFamily(state, config, family);
+}
+
 /** The parts of ipvs mode `render --part` can print, each in its tool's input format. */
 export const IPVS_PARTS = ['ipset', 'ipvs', 'iptables'] as const;
 export type IpvsPart = (typeof IPVS_PARTS)[number];

@@ -8,7 +8,7 @@ import type { ClusterState } from '../../model/cluster-state.js';
 import { ipFamilyOf, joinHostPort } from '../../model/ip.js';
 import { traceServicePacket } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
-import { renderFamily, renderIpvsFamily } from './dry-run.js';
+import { renderModeFamily } from './dry-run.js';
 import { decideLoadBalancers } from './status.js';
 
 export interface UrlRuleWalk {
@@ -28,7 +28,11 @@ export interface UrlTraceReport extends Omit<UrlTrace, 'packets' | 'hops'> {
 }
 
 /** Walk one packet through the rules portway would program on `packet.node` (null: the configured node). */
-function walkOnNode(state: ClusterState, config: Config, packet: UrlHopPacket & { src: string }): UrlRuleWalk {
+function walkOnNode(
+  state: ClusterState,
+  config: Config,
+  packet: UrlHopPacket & { src: string },
+): UrlRuleWalk {
   const family = ipFamilyOf(packet.dst)!;
   const nodeName = packet.node ?? config.nodeName;
   const onThisNode = packet.node === null || packet.node === config.nodeName;
@@ -37,8 +41,7 @@ function walkOnNode(state: ClusterState, config: Config, packet: UrlHopPacket & 
     onThisNode ? config.nodeIPs : (state.nodes.find((n) => n.name === nodeName)?.addresses ?? [])
   ).filter((ip) => ipFamilyOf(ip) === family);
   const nodeConfig: Config = { ...config, nodeName, nodeIPs };
-  const rules =
-    config.mode === 'ipvs' ? renderIpvsFamily(state, nodeConfig, family) : renderFamily(state, nodeConfig, family);
+  const rules = renderModeFamily(state, nodeConfig, family);
   const result = traceServicePacket(
     rules,
     { protocol: 'TCP', sourceIP: packet.src, destIP: packet.dst, destPort: packet.dport },
@@ -63,15 +66,29 @@ export function traceUrl(
   down: readonly string[] = [],
 ): UrlTraceReport {
   if (config.ingress.classes.length === 0)
-    throw new CliExit(2, 'trace --url needs ingress.classes in --config: which controller Service serves which IngressClass');
+    throw new CliExit(
+      2,
+      'trace --url needs ingress.classes in --config: which controller Service serves which IngressClass',
+    );
   const unknown = down.filter((n) => !state.nodes.some((node) => node.name === n));
-  if (unknown.length > 0) throw new CliExit(2, `--down: no Node named ${unknown.map((n) => `"${n}"`).join(', ')} in the manifests`);
+  if (unknown.length > 0)
+    throw new CliExit(2, `--down: no Node named ${unknown.map((n) => `"${n}"`).join(', ')} in the manifests`);
   const decided = decideLoadBalancers(state, config.loadBalancer, down);
-  const trace = traceIngressUrl(url, decided.state, config.ingress.classes, decided.owners, config.nodePortAddresses);
+  const trace = traceIngressUrl(
+    url,
+    decided.state,
+    config.ingress.classes,
+    decided.owners,
+    config.nodePortAddresses,
+  );
   const hops: UrlTraceReport['hops'] = [];
   for (const hop of trace.hops) {
     const packet =
-      hop.hop === 2 ? trace.packets.toController && { src, ...trace.packets.toController } : hop.hop === 4 ? trace.packets.toBackend : undefined;
+      hop.hop === 2
+        ? trace.packets.toController && { src, ...trace.packets.toController }
+        : hop.hop === 4
+          ? trace.packets.toBackend
+          : undefined;
     if (packet !== undefined && ipFamilyOf(packet.src) !== ipFamilyOf(packet.dst)) {
       hops.push({
         ...hop,
@@ -108,9 +125,13 @@ export function formatUrlTrace(r: UrlTraceReport): string {
   for (const h of r.hops) {
     lines.push(`hop ${h.hop} ${h.what}: ${h.ok ? 'ok' : 'FAILS'}: ${h.detail}`);
     if (h.rules) {
-      const eps = h.rules.endpointProbabilities.map((e) => `${e.endpoint} (${pct(e.probability)})`).join(', ');
+      const eps = h.rules.endpointProbabilities
+        .map((e) => `${e.endpoint} (${pct(e.probability)})`)
+        .join(', ');
       const vs = h.rules.ipvsVirtualServer ? ` via ipvs ${h.rules.ipvsVirtualServer}` : '';
-      lines.push(`  rules on ${h.rules.node}: ${h.rules.packet}: ${h.rules.verdict}${vs}${eps ? ` -> ${eps}` : ''}`);
+      lines.push(
+        `  rules on ${h.rules.node}: ${h.rules.packet}: ${h.rules.verdict}${vs}${eps ? ` -> ${eps}` : ''}`,
+      );
     }
   }
   const last = r.hops[r.hops.length - 1];

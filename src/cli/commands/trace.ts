@@ -12,7 +12,7 @@ import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.
 import { RealIpLinks } from '../../dataplane/ip.js';
 import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
-import { renderFamily, renderIpvsFamily, withAllocatedAddresses } from './dry-run.js';
+import { renderModeFamily, withAllocatedAddresses } from './dry-run.js';
 import { formatUrlTrace, traceUrl } from './trace-url.js';
 
 interface TraceFlags {
@@ -35,7 +35,8 @@ interface TraceFlags {
 
 function parseAddress(flag: string, text: string): string {
   const ip = canonicalIP(text);
-  if (ip === null) throw new CliExit(2, `${flag} must be an IP address (got ${quoteText(text)})${ipAddressHint(text)}`);
+  if (ip === null)
+    throw new CliExit(2, `${flag} must be an IP address (got ${quoteText(text)})${ipAddressHint(text)}`);
   return ip;
 }
 
@@ -83,8 +84,7 @@ async function loadRules(
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
   const desired = withAllocatedAddresses(state, config);
   return {
-    rules:
-      config.mode === 'ipvs' ? renderIpvsFamily(desired, config, family) : renderFamily(desired, config, family),
+    rules: renderModeFamily(desired, config, family),
     localAddresses: nodeIPs,
   };
 }
@@ -112,7 +112,8 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
   if (flags.dst !== undefined || flags.dport !== undefined)
     throw new CliExit(2, '--url replaces --dst and --dport: give one or the other');
   const url = flags.url!;
-  if (!/^https?:\/\//i.test(url)) throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
+  if (!/^https?:\/\//i.test(url))
+    throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
   try {
     new URL(url);
   } catch {
