@@ -109,9 +109,17 @@ export const DEFAULT_DEBOUNCE_MS = 20;
  */
 export const WATCHER_CHANGE_THROTTLE_MS = 50;
 export const DEFAULT_ROOT_CHECK_MS = 1000;
+/** Every this many root checks (5 s by default), every file's signature is compared too (see rescanForMissedChanges). */
+const RESCAN_EVERY_ROOT_CHECKS = 5;
 
 /** What a file's stat says about its content: any change of it means the file must be read again. */
-function signatureOf(info: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+function signatureOf(info: {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`;
 }
 
@@ -182,6 +190,7 @@ export class ManifestDirectorySource {
   /** Identity of the root the watcher was set up on ('' = none: the root could not be read). */
   private watchedRoot = '';
   private rootCheck: TimerHandle | null = null;
+  private rootChecks = 0;
   private debounce: TimerHandle | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -258,7 +267,10 @@ export class ManifestDirectorySource {
       this.reloading = this.reloading
         .then(() => this.checkRoot())
         .catch((err: unknown) =>
-          this.opts.logger.error({ dir: this.opts.dir, err: (err as Error).message }, 'watching the manifest source failed'),
+          this.opts.logger.error(
+            { dir: this.opts.dir, err: (err as Error).message },
+            'watching the manifest source failed',
+          ),
         )
         .finally(() => this.scheduleRootCheck());
     }, delayMs);
@@ -268,7 +280,11 @@ export class ManifestDirectorySource {
   private async checkRoot(): Promise<void> {
     if (this.stopped) return;
     const identity = await identityOf(this.opts.dir);
-    if (identity === this.watchedRoot) return;
+    if (identity === this.watchedRoot) {
+      if (identity !== '' && ++this.rootChecks % RESCAN_EVERY_ROOT_CHECKS === 0)
+        await this.rescanForMissedChanges();
+      return;
+    }
     this.opts.logger.warn(
       { dir: this.opts.dir, before: this.watchedRoot || 'unreadable', now: identity || 'unreadable' },
       identity === ''
@@ -278,6 +294,29 @@ export class ManifestDirectorySource {
     await this.watchRoot(identity);
     if (this.stopped) return;
     await this.reloadAndNotify(true);
+  }
+
+  /**
+   * Every fifth root check: the watcher's word is not trusted either. chokidar can lose a file replaced by rename twice in a
+   * few milliseconds (seen in the traffic e2e: neither write was ever reported, so the agent kept the old
+   * rules until the file's next change). Each root check therefore also compares every file's stat
+   * signature with the one last read and reloads what differs — a readdir and a stat per file every 5 s.
+   */
+  private async rescanForMissedChanges(): Promise<void> {
+    const listing = await this.listFiles();
+    if (listing.rootError !== undefined || listing.rootIdentity !== this.watchedRoot) return;
+    const listed = new Set<string>();
+    for (const f of listing.files) {
+      listed.add(f.path);
+      if (this.files.get(f.path)?.signature !== f.signature) this.dirtyPaths.add(f.path);
+    }
+    for (const path of this.files.keys()) if (!listed.has(path)) this.dirtyPaths.add(path);
+    if (this.dirtyPaths.size === 0 || this.stopped) return;
+    this.opts.logger.info(
+      { dir: this.opts.dir, files: this.dirtyPaths.size },
+      'manifest changes the watcher did not report; reading them',
+    );
+    await this.reloadAndNotify();
   }
 
   /** `fromWatcher` false: found by verification, which joins a pending reload rather than postponing it. */
@@ -303,7 +342,10 @@ export class ManifestDirectorySource {
       const snapshot = await this.reload(readAll);
       if (!this.stopped) this.opts.onChange(snapshot);
     } catch (err) {
-      this.opts.logger.error({ dir: this.opts.dir, err: (err as Error).message }, 'reading the manifest directory failed');
+      this.opts.logger.error(
+        { dir: this.opts.dir, err: (err as Error).message },
+        'reading the manifest directory failed',
+      );
     }
     this.verifyLater(named);
   }
@@ -374,7 +416,10 @@ export class ManifestDirectorySource {
         }
         const textHash = createHash('sha256').update(text).digest('base64');
         if (cached && cached.textHash === textHash) {
-          current.set(f.path, cached.signature === f.signature ? cached : { ...cached, signature: f.signature });
+          current.set(
+            f.path,
+            cached.signature === f.signature ? cached : { ...cached, signature: f.signature },
+          );
           return;
         }
         stats.filesParsed++;
@@ -448,7 +493,9 @@ export class ManifestDirectorySource {
     for (const o of before) byKey.set(sourcedObjectKey(o.object), o);
     return after.map((o) => {
       const old = byKey.get(sourcedObjectKey(o.object));
-      return old && old.document === o.document && old.source === o.source && sameData(old.object, o.object) ? old : o;
+      return old && old.document === o.document && old.source === o.source && sameData(old.object, o.object)
+        ? old
+        : o;
     });
   }
 
@@ -495,7 +542,11 @@ export class ManifestDirectorySource {
     const upsertedKeys = new Set(upserted.map((o) => sourcedObjectKey(o.object)));
     for (const o of removed) {
       if (upsertedKeys.has(sourcedObjectKey(o.object))) continue; // replaced below
-      this.builder.remove(kindOf(o.object), metadataField(o.object, 'namespace'), metadataField(o.object, 'name'));
+      this.builder.remove(
+        kindOf(o.object),
+        metadataField(o.object, 'namespace'),
+        metadataField(o.object, 'name'),
+      );
       stats.objectsRemoved++;
     }
     for (const o of upserted) this.builder.upsert(o);

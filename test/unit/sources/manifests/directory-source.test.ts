@@ -284,6 +284,35 @@ describe('ManifestDirectorySource', () => {
     expect(watchers[1]!.closed).toBe(true);
   });
 
+  it('a change the watcher never reports (a file replaced twice by rename) is found by the periodic rescan', async () => {
+    const root = join(dir, 'm');
+    await mkdir(root);
+    await writeFile(join(root, 'a.yaml'), svc('alpha', '10.96.0.10'));
+    const silent: DirectoryWatcherFactory = () => ({ close: async () => undefined });
+    const clock = new ManualClock();
+    const snapshots: ManifestSnapshot[] = [];
+    const logger = new RecordingLogger();
+    const src = new ManifestDirectorySource({
+      dir: root,
+      logger,
+      clock,
+      onChange: (s) => snapshots.push(s),
+      watcher: silent,
+      rootCheckMs: 1000,
+    });
+    expect(serviceNames(await src.start())).toEqual(['alpha']);
+    await writeFile(join(root, 'staged'), svc('beta', '10.96.0.11'));
+    await rename(join(root, 'staged'), join(root, 'a.yaml'));
+    // Four root checks compare identities only; the fifth compares every file's signature.
+    for (let i = 0; i < 4; i++) await clock.advance(1000);
+    expect(snapshots).toHaveLength(0);
+    await clock.advance(1000);
+    await eventually('the unreported change read', () => snapshots.length === 1);
+    expect(serviceNames(snapshots[0]!)).toEqual(['beta']);
+    expect(logger.records.some((r) => /the watcher did not report/.test(r.message))).toBe(true);
+    await src.stop();
+  });
+
   it('a root that vanishes keeps every file at its last good version and says so', async () => {
     const root = join(dir, 'm');
     await mkdir(root);
