@@ -23,3 +23,31 @@ namespace only, so both go into the name: two releases never overwrite each othe
 {{- define "portway.writesIngressStatus" -}}
 {{- if gt (len (dig "ingress" "classes" (list) .Values.config)) 0 }}true{{ end -}}
 {{- end -}}
+{{- /*
+Host and port of a "host:port" / "[v6]:port" bind address (the agent's config keys; the agent itself checks
+their form). Host without brackets; "" for "every address".
+*/ -}}
+{{- define "portway.bindHost" -}}
+{{- regexReplaceAll ":[0-9]+$" . "" | trimPrefix "[" | trimSuffix "]" -}}
+{{- end -}}
+{{- define "portway.bindPort" -}}
+{{- regexFind "[0-9]+$" . -}}
+{{- end -}}
+{{- /* Whether a bind host means every address of the node (reachable at the pod IP = the node's IP). */ -}}
+{{- define "portway.bindsEveryAddress" -}}
+{{- if has . (list "" "0.0.0.0" "::") }}true{{ end -}}
+{{- end -}}
+{{- /* Whether a bind host is loopback only (unreachable from a scraper on another host). */ -}}
+{{- define "portway.bindsLoopback" -}}
+{{- if or (hasPrefix "127." .) (eq . "::1") }}true{{ end -}}
+{{- end -}}
+{{- define "portway.healthzBindAddress" -}}{{ dig "healthzBindAddress" "0.0.0.0:10256" .Values.config }}{{- end -}}
+{{- define "portway.metricsBindAddress" -}}{{ dig "metricsBindAddress" "127.0.0.1:10249" .Values.config }}{{- end -}}
+{{- /* Whether the monitoring.coreos.com/v1 kind given is to be rendered (the API is served, or assumed). */ -}}
+{{- define "portway.monitoringAPI" -}}
+{{- if or .root.Values.metrics.assumeMonitoringAPI (.root.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind)) }}true{{ end -}}
+{{- end -}}
+{{- define "portway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "portway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
