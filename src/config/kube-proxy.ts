@@ -211,7 +211,11 @@ export function convertKubeProxyConfiguration(raw: unknown, source: string): Kub
       `not a KubeProxyConfiguration ${KUBE_PROXY_API_VERSION} field portway knows; ignored`,
     );
   }
-  if (r.issues.length > 0) throw new ConfigError(source, r.issues);
+  if (r.issues.length > 0) {
+    // Name every invalid field at once: also what portway's schema finds in the rest of the translation.
+    const more = schemaIssues(doc, source).filter((i) => !r.issues.some((j) => j.path === i.path));
+    throw new ConfigError(source, [...r.issues, ...more]);
+  }
   return { document: doc, warnings: r.warnings };
 }
 
@@ -219,16 +223,21 @@ export function convertKubeProxyConfiguration(raw: unknown, source: string): Kub
  * The KubeProxyConfiguration as a portway Config, validated by portway's schema; an invalid value is
  * reported under the kube-proxy field it came from.
  */
-export function parseKubeProxyDocument(raw: unknown, source: string): { config: Config; warnings: string[] } {
+export function parseKubeProxyDocument(raw: unknown, source: string): KubeProxyConversion & { config: Config } {
   const { document, warnings } = convertKubeProxyDocument(raw, source);
+  const issues = schemaIssues(document, source);
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  return { config: parseConfig(document, source), document, warnings };
+}
+
+/** What portway's schema refuses in a translated document, named by the kube-proxy field. */
+function schemaIssues(document: PortwayDocument, source: string): Array<{ path: string; message: string }> {
   try {
-    return { config: parseConfig(document, source), warnings };
+    parseConfig(document, source);
+    return [];
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    throw new ConfigError(
-      e.source,
-      e.issues.map((issue) => ({ path: kubeProxyFieldOf(issue.path), message: issue.message })),
-    );
+    return e.issues.map((issue) => ({ path: kubeProxyFieldOf(issue.path), message: issue.message }));
   }
 }
 

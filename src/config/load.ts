@@ -34,6 +34,11 @@ async function readCapped(path: string, limit: number): Promise<string> {
 /** A loaded configuration and the warnings about what in the file portway does not implement. */
 export interface LoadedConfig {
   config: Config;
+  /**
+   * The portway configuration document the file amounts to: the file itself when it is portway's, the
+   * translation when it is kube-proxy's (what `portway config convert` prints).
+   */
+  document: unknown;
   /** One line each, naming the file and the field (KubeProxyConfiguration fields portway lacks). */
   warnings: string[];
 }
@@ -44,22 +49,29 @@ export interface LoadedConfig {
  * No file = the defaults. Throws ConfigError.
  */
 export async function readConfigFile(path: string | undefined): Promise<LoadedConfig> {
-  if (path === undefined) return { config: defaultConfig(), warnings: [] };
+  if (path === undefined) return { config: defaultConfig(), document: {}, warnings: [] };
   let text: string;
   try {
     text = await readCapped(path, MAX_CONFIG_BYTES);
   } catch (e) {
     throw new ConfigError(path, [{ path: '', message: `cannot read file: ${(e as Error).message}` }]);
   }
+  return parseConfigText(text, path);
+}
+
+/** The text of a configuration file (see readConfigFile), named `source` in errors and warnings. Pure. */
+export function parseConfigText(text: string, source: string): LoadedConfig {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(path, [{ path: '', message: `not valid YAML/JSON: ${(e as Error).message}` }]);
+    throw new ConfigError(source, [{ path: '', message: `not valid YAML/JSON: ${(e as Error).message}` }]);
   }
-  if (configDocumentKind(raw) === 'portway') return { config: parseConfig(raw ?? {}, path), warnings: [] };
-  const { config, warnings } = parseKubeProxyDocument(raw, path);
-  return { config, warnings: warnings.map((w) => `${path}: ${w}`) };
+  if (configDocumentKind(raw) === 'portway') {
+    return { config: parseConfig(raw ?? {}, source), document: raw ?? {}, warnings: [] };
+  }
+  const { config, document, warnings } = parseKubeProxyDocument(raw, source);
+  return { config, document, warnings: warnings.map((w) => `${source}: ${w}`) };
 }
 
 /** Where loadConfigFile's warnings go unless told otherwise: one "portway: warning:" line each on stderr. */

@@ -250,7 +250,8 @@ describe('KubeProxyConfiguration → portway configuration', () => {
   });
 
   it('names every invalid field at once', () => {
-    const message = errorOf(kpc({ mode: 'nftables', iptables: { masqueradeAll: 'yes' } }));
+    const message = errorOf(kpc({ mode: 'nftables', iptables: { masqueradeAll: 'yes', masqueradeBit: 40 } }));
+    expect(message).toMatch(/iptables\.masqueradeBit: /);
     expect(message).toMatch(/iptables\.masqueradeAll: must be true or false/);
     expect(message).toMatch(/mode: nftables/);
   });
