@@ -223,7 +223,10 @@ export function convertKubeProxyConfiguration(raw: unknown, source: string): Kub
  * The KubeProxyConfiguration as a portway Config, validated by portway's schema; an invalid value is
  * reported under the kube-proxy field it came from.
  */
-export function parseKubeProxyDocument(raw: unknown, source: string): KubeProxyConversion & { config: Config } {
+export function parseKubeProxyDocument(
+  raw: unknown,
+  source: string,
+): KubeProxyConversion & { config: Config } {
   const { document, warnings } = convertKubeProxyDocument(raw, source);
   const issues = schemaIssues(document, source);
   if (issues.length > 0) throw new ConfigError(source, issues);
@@ -262,10 +265,10 @@ export function kubeProxyFieldOf(path: string): string {
  */
 function readUnimplemented(r: FieldReader): void {
   // conntrack: kube-proxy writes these sysctls at start; portway leaves conntrack's sysctls alone.
-  const maxPerCore = r.integer('conntrack.maxPerCore');
-  const effectiveMaxPerCore = maxPerCore ?? 32 * 1024;
   const sysctlNote = (name: string) =>
     `kube-proxy sets ${name}; portway does not change conntrack sysctls (set it on the node, e.g. in /etc/sysctl.d, if it matters)`;
+  const maxPerCore = r.integer('conntrack.maxPerCore');
+  const effectiveMaxPerCore = maxPerCore ?? 32 * 1024;
   if (effectiveMaxPerCore !== 0) {
     r.warn(
       'conntrack.maxPerCore',
@@ -274,40 +277,36 @@ function readUnimplemented(r: FieldReader): void {
     );
   }
   const min = r.integer('conntrack.min');
-  if (effectiveMaxPerCore !== 0)
+  if (effectiveMaxPerCore !== 0) {
     r.warn(
       'conntrack.min',
       orDefault(min, 128 * 1024),
       sysctlNote('the floor of net.netfilter.nf_conntrack_max'),
     );
-  const max = r.integer('conntrack.max'); // older releases' field
-  if (max !== undefined && max !== 0)
-    r.warn('conntrack.max', max, sysctlNote('net.netfilter.nf_conntrack_max'));
-  const established = r.duration('conntrack.tcpEstablishedTimeout');
-  if ((established ?? 86_400_000) !== 0) {
-    r.warn(
-      'conntrack.tcpEstablishedTimeout',
-      orDefault(established === undefined ? undefined : formatDuration(established), '24h0m0s'),
-      sysctlNote('net.netfilter.nf_conntrack_tcp_timeout_established'),
-    );
   }
-  const closeWait = r.duration('conntrack.tcpCloseWaitTimeout');
-  if ((closeWait ?? 3_600_000) !== 0) {
-    r.warn(
-      'conntrack.tcpCloseWaitTimeout',
-      orDefault(closeWait === undefined ? undefined : formatDuration(closeWait), '1h0m0s'),
-      sysctlNote('net.netfilter.nf_conntrack_tcp_timeout_close_wait'),
-    );
-  }
-  if (r.bool('conntrack.tcpBeLiberal') === true)
-    r.warn('conntrack.tcpBeLiberal', true, sysctlNote('net.netfilter.nf_conntrack_tcp_be_liberal=1'));
-  for (const [field, sysctl] of [
-    ['conntrack.udpTimeout', 'net.netfilter.nf_conntrack_udp_timeout'],
-    ['conntrack.udpStreamTimeout', 'net.netfilter.nf_conntrack_udp_timeout_stream'],
+  r.warnUnlessZero('conntrack.max', 'number', sysctlNote('net.netfilter.nf_conntrack_max')); // older releases' field
+  for (const [field, sysctl, defaultMs] of [
+    ['conntrack.tcpEstablishedTimeout', 'net.netfilter.nf_conntrack_tcp_timeout_established', 86_400_000],
+    ['conntrack.tcpCloseWaitTimeout', 'net.netfilter.nf_conntrack_tcp_timeout_close_wait', 3_600_000],
   ] as const) {
     const value = r.duration(field);
-    if (value !== undefined && value !== 0) r.warn(field, formatDuration(value), sysctlNote(sysctl));
+    if ((value ?? defaultMs) !== 0) {
+      const shown =
+        value === undefined ? orDefault(undefined, formatDuration(defaultMs)) : formatDuration(value);
+      r.warn(field, shown, sysctlNote(sysctl));
+    }
   }
+  r.warnUnlessZero(
+    'conntrack.tcpBeLiberal',
+    'boolean',
+    sysctlNote('net.netfilter.nf_conntrack_tcp_be_liberal=1'),
+  );
+  r.warnUnlessZero('conntrack.udpTimeout', 'duration', sysctlNote('net.netfilter.nf_conntrack_udp_timeout'));
+  r.warnUnlessZero(
+    'conntrack.udpStreamTimeout',
+    'duration',
+    sysctlNote('net.netfilter.nf_conntrack_udp_timeout_stream'),
+  );
 
   const kubeconfig = r.string('clientConnection.kubeconfig') ?? '';
   if (kubeconfig !== '') {
@@ -317,15 +316,12 @@ function readUnimplemented(r: FieldReader): void {
       `portway takes its API connection from the command line: run it with --kubeconfig ${kubeconfig} (or in-cluster config in a pod)`,
     );
   }
-  for (const field of ['clientConnection.acceptContentTypes', 'clientConnection.contentType'] as const) {
-    const value = r.string(field) ?? '';
-    if (value !== '') r.warn(field, value, 'portway talks JSON to the API server; ignored');
-  }
-  for (const field of ['clientConnection.qps', 'clientConnection.burst'] as const) {
-    const value = r.number(field);
-    if (value !== undefined && value !== 0)
-      r.warn(field, value, 'portway does not rate-limit its API client (it lists once and watches); ignored');
-  }
+  const json = 'portway talks JSON to the API server; ignored';
+  r.warnUnlessZero('clientConnection.acceptContentTypes', 'string', json);
+  r.warnUnlessZero('clientConnection.contentType', 'string', json);
+  const unlimited = 'portway does not rate-limit its API client (it lists once and watches); ignored';
+  r.warnUnlessZero('clientConnection.qps', 'number', unlimited);
+  r.warnUnlessZero('clientConnection.burst', 'number', unlimited);
 
   const featureGates = r.booleanMap('featureGates');
   for (const [gate, on] of Object.entries(featureGates ?? {})) {
@@ -336,72 +332,50 @@ function readUnimplemented(r: FieldReader): void {
     );
   }
 
-  const configSyncPeriod = r.duration('configSyncPeriod');
-  if (configSyncPeriod !== undefined && configSyncPeriod !== 0) {
-    r.warn(
-      'configSyncPeriod',
-      formatDuration(configSyncPeriod),
-      "portway's informers do not resync (its periodic full sync repairs drift); ignored",
-    );
-  }
+  r.warnUnlessZero(
+    'configSyncPeriod',
+    'duration',
+    "portway's informers do not resync (its periodic full sync repairs drift); ignored",
+  );
   const oomScoreAdj = r.integer('oomScoreAdj');
-  if (oomScoreAdj !== 0)
+  if (oomScoreAdj !== 0) {
     r.warn(
       'oomScoreAdj',
       orDefault(oomScoreAdj, -999),
       'kube-proxy sets its own OOM score; portway does not (run it with priorityClassName system-node-critical, as the chart does)',
     );
-  const portRange = r.string('portRange') ?? '';
-  if (portRange !== '')
-    r.warn(
-      'portRange',
-      portRange,
-      'a setting of the removed userspace proxy; ignored, as kube-proxy ignores it',
-    );
-  const udpIdleTimeout = r.duration('udpIdleTimeout');
-  if (udpIdleTimeout !== undefined && udpIdleTimeout !== 0) {
-    r.warn(
-      'udpIdleTimeout',
-      formatDuration(udpIdleTimeout),
-      'a setting of the removed userspace proxy; ignored',
-    );
   }
-  const hiddenMetrics = r.string('showHiddenMetricsForVersion') ?? '';
-  if (hiddenMetrics !== '')
-    r.warn('showHiddenMetricsForVersion', hiddenMetrics, 'portway has no hidden metrics; ignored');
-  if (r.bool('enableProfiling') === true)
-    r.warn('enableProfiling', true, 'portway serves no /debug/pprof; ignored');
+  const userspace = 'a setting of the removed userspace proxy; ignored, as kube-proxy ignores it';
+  r.warnUnlessZero('portRange', 'string', userspace);
+  r.warnUnlessZero('udpIdleTimeout', 'duration', userspace);
+  r.warnUnlessZero('showHiddenMetricsForVersion', 'string', 'portway has no hidden metrics; ignored');
+  r.warnUnlessZero('enableProfiling', 'boolean', 'portway serves no /debug/pprof; ignored');
 
-  for (const field of [
-    'winkernel.networkName',
-    'winkernel.sourceVip',
-    'winkernel.rootHnsEndpointName',
-  ] as const) {
-    const value = r.string(field) ?? '';
-    if (value !== '') r.warn(field, value, 'a Windows setting; ignored');
+  const windows = 'a Windows setting; ignored';
+  for (const field of ['winkernel.networkName', 'winkernel.sourceVip', 'winkernel.rootHnsEndpointName']) {
+    r.warnUnlessZero(field, 'string', windows);
   }
-  for (const field of ['winkernel.enableDSR', 'winkernel.forwardHealthCheckVip'] as const) {
-    if (r.bool(field) === true) r.warn(field, true, 'a Windows setting; ignored');
+  for (const field of ['winkernel.enableDSR', 'winkernel.forwardHealthCheckVip']) {
+    r.warnUnlessZero(field, 'boolean', windows);
   }
 
   const format = r.string('logging.format') ?? '';
-  if (format !== '' && format !== 'text')
+  if (format !== '' && format !== 'text') {
     r.warn('logging.format', format, 'portway logs JSON lines to stderr whatever this says; ignored');
-  const verbosity = r.number('logging.verbosity');
-  if (verbosity !== undefined && verbosity !== 0)
-    r.warn(
-      'logging.verbosity',
-      verbosity,
-      "set portway's level with --log-level (debug, info, warn, error); ignored",
-    );
+  }
+  r.warnUnlessZero(
+    'logging.verbosity',
+    'number',
+    "set portway's level with --log-level (debug, info, warn, error); ignored",
+  );
   const vmodule = r.valueAt('logging.vmodule');
-  r.forgetSubtree('logging.vmodule');
+  r.skipSubtree('logging.vmodule');
   if (vmodule !== undefined && vmodule !== null && !(Array.isArray(vmodule) && vmodule.length === 0)) {
     r.warn('logging.vmodule', vmodule, 'portway has no per-file verbosity; ignored');
   }
   // How often klog flushes, and its buffer options: no behaviour a user would miss.
-  r.forgetSubtree('logging.flushFrequency');
-  r.forgetSubtree('logging.options');
+  r.skipSubtree('logging.flushFrequency');
+  r.skipSubtree('logging.options');
 }
 
 /** healthzBindAddress / metricsBindAddress as kube-proxy defaults them: "" → its default, a bare IP gets the port. */
@@ -468,7 +442,7 @@ class FieldReader {
   }
 
   /** Mark a whole subtree read without checking it. */
-  forgetSubtree(path: string): void {
+  skipSubtree(path: string): void {
     this.read.add(path);
   }
 
@@ -538,6 +512,21 @@ class FieldReader {
     }
     this.issue(path, `must be a map of feature names to true/false (got ${show(value)})`);
     return undefined;
+  }
+
+  /**
+   * Read a field of a kube-proxy feature portway lacks and warn, with its value, unless it is unset or
+   * at the value that asks kube-proxy for nothing ("", 0, false, "0s").
+   */
+  warnUnlessZero(path: string, type: 'string' | 'number' | 'boolean' | 'duration', why: string): void {
+    if (type === 'duration') {
+      const ms = this.duration(path);
+      if (ms !== undefined && ms !== 0) this.warn(path, formatDuration(ms), why);
+      return;
+    }
+    const value =
+      type === 'string' ? this.string(path) : type === 'number' ? this.number(path) : this.bool(path);
+    if (value !== undefined && value !== '' && value !== 0 && value !== false) this.warn(path, value, why);
   }
 
   /** Leaf keys (dotted) of the document that no read covered, in document order. */
