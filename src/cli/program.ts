@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/config.js';
 import { registerAgentCommands } from './commands/register-agent.js';
+import { registerConfigCommand } from './commands/config-convert.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerDryRunCommands } from './commands/dry-run.js';
 import { registerStatusCommand } from './commands/status.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTraceCommand(program);
   registerDoctorCommand(program);
   registerStatusCommand(program);
+  registerConfigCommand(program);
   return program;
 }
 
