@@ -19,7 +19,8 @@ export const SCHEMA_PATH = fileURLToPath(new URL('../charts/portway/values.schem
 /**
  * The proxy modes `portway run` applies. The zod schema knows more modes than `run` can apply (ipvs rules
  * render, but src/sync/syncer.ts's syncerForMode refuses them), and a chart value the agent refuses
- * crash-loops every node — so the chart offers only these. ADD 'ipvs' HERE (and run `npm run chart:schema`)
+ * crash-loops every node — so the chart offers only these. ADD 'ipvs' HERE (and to portway.runnableModes in
+ * charts/portway/templates/_helpers.tpl, for kubeProxyConfig; then run `npm run chart:schema`)
  * WHEN `run` APPLIES IPVS RULES.
  */
 export const CHART_MODES = ['iptables'] as const;
@@ -91,6 +92,11 @@ export function chartValuesSchema(): JsonSchema {
         items: closed({ name: { type: 'string', minLength: 1 } }, { required: ['name'] }),
       },
       config: configSchema(),
+      kubeProxyConfig: {
+        type: 'string',
+        description:
+          "kube-proxy's config.conf (a KubeProxyConfiguration), used instead of config when not ''; checked by the chart's templates and the agent",
+      },
       apiServer: closed(
         {
           host: {

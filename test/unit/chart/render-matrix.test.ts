@@ -175,6 +175,30 @@ describe.each(VALUES_FILES)('chart with ci/%s', (file) => {
   });
 });
 
+describe('kubeProxyConfig (kube-proxy\'s config.conf as it is)', () => {
+  const valuesFile = join(CI_DIR, 'kube-proxy-config-values.yaml');
+  const text = (parseYaml(readFileSync(valuesFile, 'utf8')) as { kubeProxyConfig: string }).kubeProxyConfig;
+  let objects: RenderedObject[];
+  beforeAll(() => {
+    objects = renderChart({ release: 'edge', valuesFiles: [valuesFile] });
+  }, 300_000);
+
+  it('goes into the agent\'s config file verbatim, instead of config', async () => {
+    const configMap = objects.find((o) => o.kind === 'ConfigMap') as any;
+    expect(configMap.data['config.yaml'].trim()).toBe(text.trim());
+    const config = await loadRenderedConfig(objects);
+    expect(config.clusterCIDRs).toEqual(['10.244.0.0/16']); // kube-proxy's clusterCIDR, translated
+  });
+
+  it('moves the ports and probes with its healthzBindAddress, and keeps the defaults for its empty ones', () => {
+    const container = containerOf(objects);
+    const ports = Object.fromEntries(container.ports.map((p: any) => [p.name, p.containerPort]));
+    expect(ports.healthz).toBe(10266);
+    expect(container.livenessProbe.httpGet.port).toBe(10266);
+    expect(ports.metrics).toBeUndefined(); // metricsBindAddress "" = kube-proxy's 127.0.0.1:10249
+  });
+});
+
 describe('chart defaults', () => {
   let objects: RenderedObject[];
   beforeAll(() => {

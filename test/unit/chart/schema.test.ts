@@ -30,6 +30,12 @@ describe('values.schema.json', () => {
     expect(mode.enum).toEqual([...CHART_MODES]);
     for (const m of CHART_MODES) expect(parseConfig({ mode: m }).mode).toBe(m);
   });
+
+  it("offers the same modes for kubeProxyConfig (checked by the templates, which cannot read this file)", () => {
+    const helpers = readFileSync(join(CHART_DIR, 'templates/_helpers.tpl'), 'utf8');
+    const runnable = /define "portway\.runnableModes" -\}\}([^{]*)\{\{/.exec(helpers)?.[1];
+    expect(runnable?.split(',')).toEqual([...CHART_MODES]);
+  });
 });
 
 describe('helm refuses values the agent would refuse', () => {
@@ -77,6 +83,31 @@ describe('helm refuses values the agent would refuse', () => {
     const run = helm(['template', 'portway', CHART_DIR, ...chartArgs({ set })]);
     expect(run.status).not.toBe(0);
     expect(run.stderr).toMatch(message);
+  });
+
+  const kubeProxyConfig = (fields: string): string =>
+    `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${fields}`;
+  const refusedKubeProxyConfig: Array<[string, string, RegExp]> = [
+    ['a mode run refuses', kubeProxyConfig('mode: ipvs\n'), /kubeProxyConfig: mode "ipvs": portway runs iptables/],
+    [
+      'a portway configuration pasted into it',
+      'mode: iptables\nclusterCIDRs: [10.244.0.0/16]\n',
+      /kubeProxyConfig: kind "": expected KubeProxyConfiguration/,
+    ],
+    ['text that is not YAML', 'mode: [iptables\n', /kubeProxyConfig: not YAML/],
+  ];
+
+  it.each(refusedKubeProxyConfig)('helm template: kubeProxyConfig with %s', (_what, text, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'portway-chart-'));
+    try {
+      const file = join(dir, 'kp-values.yaml');
+      writeFileSync(file, JSON.stringify({ kubeProxyConfig: text }));
+      const run = helm(['template', 'portway', CHART_DIR, ...chartArgs({ valuesFiles: [file] })]);
+      expect(run.status).not.toBe(0);
+      expect(run.stderr).toMatch(message);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('helm lint --strict: a values file with a typo fails, naming the key', () => {
