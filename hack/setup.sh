@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # command → Debian package
 declare -A tools=(
   [iptables]=iptables [ip6tables]=iptables [ipset]=ipset [ipvsadm]=ipvsadm [ip]=iproute2
-  [arping]=arping [conntrack]=conntrack [curl]=curl [socat]=socat [openssl]=openssl
+  [arping]=arping [conntrack]=conntrack [curl]=curl [socat]=socat [openssl]=openssl [nft]=nftables
 )
 missing=()
 for cmd in "${!tools[@]}"; do
