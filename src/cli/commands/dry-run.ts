@@ -32,6 +32,12 @@ import {
   type IpvsRuleSet,
 } from '../../render/ipvs/index.js';
 import {
+  diffNftRuleSets,
+  formatNftDiffMarkdown,
+  formatNftDiffText,
+  nftDiffIsEmpty,
+} from '../../plan/nftables-diff.js';
+import {
   nftablesRenderOptionsFromConfig,
   renderNftables,
   serializeNftables,
@@ -261,12 +267,6 @@ export function registerDryRunCommands(program: Command): void {
           throw new CliExit(2, `--output must be text, json or markdown (got "${opts.output}")`);
         }
         const config = await loadConfigFile(opts.config);
-        if (config.mode === 'nftables') {
-          throw new CliExit(
-            2,
-            'diff does not compare nftables rulesets yet (mode: nftables; `portway render` prints one)',
-          );
-        }
         const before = await loadWithProblems(opts.before, config, opts.strict, 'before: ');
         const after = await loadWithProblems(opts.after, config, opts.strict, 'after: ');
         const skipped: SkippedObject[] = [
@@ -274,6 +274,21 @@ export function registerDryRunCommands(program: Command): void {
           ...after.problems.map((p) => ({ side: 'after' as const, problem: formatProblem(p) })),
         ];
         const families: IPFamily[] = ['IPv4', 'IPv6'];
+        if (config.mode === 'nftables') {
+          const diff = diffNftRuleSets(
+            families.map((f) => renderNftablesFamily(before.state, config, f)),
+            families.map((f) => renderNftablesFamily(after.state, config, f)),
+          );
+          process.stdout.write(
+            opts.output === 'json'
+              ? JSON.stringify({ mode: 'nftables', ...diff, skipped }, null, 2) + '\n'
+              : opts.output === 'markdown'
+                ? formatNftDiffMarkdown(diff, skipped)
+                : formatNftDiffText(diff, skipped),
+          );
+          if (!nftDiffIsEmpty(diff)) throw new CliExit(1);
+          return;
+        }
         if (config.mode === 'ipvs') {
           const diff = diffIpvsRuleSets(
             families.map((f) => renderIpvsFamily(before.state, config, f)),

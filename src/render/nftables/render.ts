@@ -90,11 +90,20 @@ export function numgenSlice(i: number, n: number): string {
 
 const byKey = (a: NftElement, b: NftElement): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
-/** A static set or map filled while the service ports are rendered; elements deduplicated by key. */
+/**
+ * A static set or map filled while the service ports are rendered; elements deduplicated by key. An
+ * element asked for by one service port names it as owner (diff groups by it); a shared one (a cluster
+ * IP of several ports, an endpoint address of several Services) names none.
+ */
 class ElementCollector {
   private readonly byKeyMap = new Map<string, NftElement>();
-  add(key: string, value?: string): void {
-    this.byKeyMap.set(key, value === undefined ? { key } : { key, value });
+  add(key: string, value: string | undefined, owner: string): void {
+    const seen = this.byKeyMap.get(key);
+    if (seen !== undefined) {
+      if (seen.owner !== owner) delete seen.owner;
+      return;
+    }
+    this.byKeyMap.set(key, value === undefined ? { key, owner } : { key, value, owner });
   }
   sorted(): NftElement[] {
     return [...this.byKeyMap.values()].sort(byKey);
@@ -292,27 +301,28 @@ function renderServicePort(svc: ServicePortPlan, cx: ServicePortContext): void {
   const usesExternalChain = svc.hasEndpoints && svc.externallyAccessible;
   const usesFirewall = svc.usesSourceRanges;
 
-  cx.clusterIPs.add(svc.clusterIP);
+  cx.clusterIPs.add(svc.clusterIP, undefined, owner);
   const key = (ip: string): string => `${ip} . ${proto} . ${port}`;
 
   // Cluster IP.
-  if (svc.hasInternalEndpoints) cx.serviceIPs.add(key(svc.clusterIP), `goto ${internalChain}`);
-  else cx.noEndpointServices.add(key(svc.clusterIP), noEndpointsVerdict(svc.internalNoEndpoints));
+  if (svc.hasInternalEndpoints) cx.serviceIPs.add(key(svc.clusterIP), `goto ${internalChain}`, owner);
+  else cx.noEndpointServices.add(key(svc.clusterIP), noEndpointsVerdict(svc.internalNoEndpoints), owner);
 
   // External IPs and load-balancer VIPs.
   for (const ip of [...svc.externalIPs, ...svc.loadBalancerVIPs]) {
-    if (svc.hasEndpoints) cx.serviceIPs.add(key(ip), `goto ${extChain}`);
+    if (svc.hasEndpoints) cx.serviceIPs.add(key(ip), `goto ${extChain}`, owner);
     if (!svc.hasExternalEndpoints)
-      cx.noEndpointServices.add(key(ip), noEndpointsVerdict(svc.externalNoEndpoints));
+      cx.noEndpointServices.add(key(ip), noEndpointsVerdict(svc.externalNoEndpoints), owner);
   }
-  if (usesFirewall) for (const ip of svc.loadBalancerVIPs) cx.firewallIPs.add(key(ip), `goto ${fwChain}`);
+  if (usesFirewall)
+    for (const ip of svc.loadBalancerVIPs) cx.firewallIPs.add(key(ip), `goto ${fwChain}`, owner);
 
   // Node port.
   if (svc.nodePort !== 0) {
     const npKey = `${proto} . ${svc.nodePort}`;
-    if (svc.hasEndpoints) cx.serviceNodePorts.add(npKey, `goto ${extChain}`);
+    if (svc.hasEndpoints) cx.serviceNodePorts.add(npKey, `goto ${extChain}`, owner);
     if (!svc.hasExternalEndpoints)
-      cx.noEndpointNodePorts.add(npKey, noEndpointsVerdict(svc.externalNoEndpoints));
+      cx.noEndpointNodePorts.add(npKey, noEndpointsVerdict(svc.externalNoEndpoints), owner);
   }
 
   // External chain: where node ports, external IPs and LB VIPs enter.
@@ -416,7 +426,7 @@ function renderServicePort(svc: ServicePortPlan, cx: ServicePortContext): void {
   if (usesLocalPolicyChain) policyChain(svlChain, 'local', localEndpointsMap(base), svc.localEndpoints);
 
   for (const e of svc.allReachable) {
-    cx.hairpin.add(`${e.ep.ip} . ${e.ep.ip}`);
+    cx.hairpin.add(`${e.ep.ip} . ${e.ep.ip}`, undefined, owner);
     const names = endpointChains.get(e);
     if (names === undefined) continue;
     // Timeout 0 is allowed by the API check here but means "no timeout" to nft; the shortest it takes is 1s.

@@ -43,6 +43,8 @@ export interface NftChain {
 export interface NftElement {
   key: string;
   value?: string;
+  /** Elements of the static sets: the one service port that asked for it (absent when shared). */
+  owner?: string;
 }
 
 export interface NftSet {

@@ -1,6 +1,9 @@
 // The dry-run CLI in nftables mode (mode: nftables in --config): render prints nft -f input of
-// portway's table (per family), -o json its structure; --part, diff and trace say they do not apply.
+// portway's table (per family), -o json its structure; diff per Service port with exit 1 on changes;
+// --part and trace say they do not apply.
 import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NftRuleSet } from '../../../src/render/nftables/index.js';
 import { repoRoot, runPortway } from '../../fixtures/cli-process.js';
@@ -37,13 +40,10 @@ describe('portway render, mode nftables', () => {
     expect(rs.sets.find((s) => s.name === 'service-ips')?.elements.length).toBeGreaterThan(0);
   });
 
-  it('--part, diff and trace refuse the mode with exit 2 and say why', async () => {
+  it('--part and trace refuse the mode with exit 2 and say why', async () => {
     const part = await render('--part', 'iptables');
     expect([part.exitCode, part.stdout]).toEqual([2, '']);
     expect(part.stderr).toContain('mode nftables has one part');
-    const diff = await runPortway(['diff', '--before', examples, '--after', examples, '--config', nftConfig]);
-    expect(diff.exitCode).toBe(2);
-    expect(diff.stderr).toContain('diff does not compare nftables rulesets yet');
     const trace = await runPortway([
       'trace',
       '-f',
@@ -59,5 +59,44 @@ describe('portway render, mode nftables', () => {
     ]);
     expect(trace.exitCode).toBe(2);
     expect(trace.stderr).toContain('trace does not walk nftables rulesets yet');
+  });
+});
+
+describe('portway diff, mode nftables', () => {
+  it('exit 0 with no changes, exit 1 with the Service port’s elements when an endpoint goes', async () => {
+    const same = await runPortway(['diff', '--before', examples, '--after', examples, '--config', nftConfig]);
+    expect([same.exitCode, same.stdout]).toEqual([
+      0,
+      'No changes: the nodes keep the same nftables table.',
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'pw-nft-diff-'));
+    try {
+      const after = join(dir, 'after.yaml');
+      // The example hello Service with one endpoint fewer.
+      const text = readdirSync(examples)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => readFileSync(join(examples, f), 'utf8'))
+        .join('\n---\n');
+      writeFileSync(after, text.replace(/\n\s*- addresses: \[10\.244\.2\.11\][^\n]*(\n\s+[a-z][^\n]*)*/, ''));
+      const r = await runPortway(['diff', '--before', examples, '--after', after, '--config', nftConfig]);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toMatch(/elements changed in map eps-/);
+      expect(r.stdout).not.toMatch(/^ {2}(added|removed|rules changed in) chain/m);
+      const json = await runPortway([
+        'diff',
+        '--before',
+        examples,
+        '--after',
+        after,
+        '--config',
+        nftConfig,
+        '-o',
+        'json',
+      ]);
+      expect((JSON.parse(json.stdout) as { mode: string }).mode).toBe('nftables');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
