@@ -26,8 +26,18 @@ interface TableSummary {
 function declared(text: string): TableSummary {
   const out: TableSummary = { chains: {}, sets: {} };
   const merging = new Set<string>();
+  let block: string | null = null; // the set of a multi-line `add element … {` command
   for (const line of text.split('\n')) {
+    if (block !== null) {
+      if (line === '}') block = null;
+      else out.sets[block]! += 1;
+      continue;
+    }
     const w = line.split(' ');
+    if (w[0] === 'add' && w[1] === 'element' && line.endsWith('{')) {
+      block = w[4]!;
+      continue;
+    }
     if (w[0] === 'add' && w[1] === 'chain') out.chains[w[4]!] = 0;
     else if (w[0] === 'add' && w[1] === 'rule') out.chains[w[4]!]! += 1;
     else if (w[0] === 'add' && (w[1] === 'set' || w[1] === 'map')) {

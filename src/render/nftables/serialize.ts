@@ -33,8 +33,18 @@ export function serializeNftables(rs: NftRuleSet): string {
   const lines: string[] = [`add table ${t}`, `delete table ${t}`, `add table ${t}`];
   for (const c of rs.chains) lines.push(`add chain ${t} ${c.name}${chainDeclaration(c)}`);
   for (const s of rs.sets) lines.push(`add ${s.kind} ${t} ${s.name}${setDeclaration(s)}`);
+  // All elements of a set in one command: nft sends one message per command, and the kernel finds
+  // the set of each message by walking the table's list of sets — one line per element made a 10k
+  // Service load take 309 s of kernel time here, one command per set a few seconds.
   const elements = (s: NftSet): void => {
-    for (const e of s.elements) lines.push(`add element ${t} ${s.name} { ${elementText(e)} }`);
+    if (s.elements.length === 0) return;
+    if (s.elements.length === 1) {
+      lines.push(`add element ${t} ${s.name} { ${elementText(s.elements[0]!)} }`);
+      return;
+    }
+    lines.push(`add element ${t} ${s.name} {`);
+    s.elements.forEach((e, i) => lines.push(`\t${elementText(e)}${i < s.elements.length - 1 ? ',' : ''}`));
+    lines.push('}');
   };
   for (const s of rs.sets) if (!holdsVerdicts(s)) elements(s);
   for (const c of rs.chains) for (const r of c.rules) lines.push(`add rule ${t} ${c.name} ${r}`);
