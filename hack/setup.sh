@@ -42,5 +42,13 @@ if [ -f native/arp/binding.gyp ] && { [ ! -f "$arp_node" ] ||
   npx --no-install node-gyp rebuild -C native/arp --loglevel=warn </dev/null >/dev/null
 fi
 
+# The netlink socket of nftables mode's element writer (src/dataplane/nft-netlink.ts), same rule.
+netlink_node=native/netlink/build/Release/netlink.node
+if [ -f native/netlink/binding.gyp ] && { [ ! -f "$netlink_node" ] ||
+  [ -n "$(find native/netlink/binding.gyp native/netlink/src -newer "$netlink_node" -print -quit)" ]; }; then
+  echo "setup: building the native netlink addon"
+  npx --no-install node-gyp rebuild -C native/netlink --loglevel=warn </dev/null >/dev/null
+fi
+
 echo "setup: building portway"
 npm run --silent build

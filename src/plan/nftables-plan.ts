@@ -12,6 +12,7 @@ import {
   serializeNftables,
   setDeclaration,
 } from '../render/nftables/serialize.js';
+import type { ElementCommand } from '../render/nftables/netlink.js';
 import type { NftChain, NftElement, NftRuleSet, NftSet } from '../render/nftables/types.js';
 
 export interface NftablesUpdate {
@@ -24,6 +25,11 @@ export interface NftablesUpdate {
   /** Sets whose elements change, and chains/sets added, changed or removed (for logs and diff). */
   changedSets: string[];
   changedChains: string[];
+  /**
+   * The element commands of an element-only update, structured (deletes first, then adds, as in
+   * `text`): what an in-process netlink writer sends (src/render/nftables/netlink.ts). Empty otherwise.
+   */
+  elementCommands: ElementCommand[];
 }
 
 const sameRules = (a: NftChain, b: NftChain): boolean =>
@@ -45,6 +51,7 @@ export function planNftablesUpdate(observed: NftRuleSet | null, desired: NftRule
     fullReplace: true,
     changedSets: desired.sets.map((s) => s.name),
     changedChains: desired.chains.map((c) => c.name),
+    elementCommands: [],
   });
   if (observed === null || observed.nftFamily !== desired.nftFamily || observed.table !== desired.table)
     return full();
@@ -74,9 +81,12 @@ export function planNftablesUpdate(observed: NftRuleSet | null, desired: NftRule
   const deleteSets: string[] = [];
   const changedSets = new Set<string>();
   const changedChains = new Set<string>();
+  const deleteCommands: ElementCommand[] = [];
+  const addCommands: ElementCommand[] = [];
 
   const addElements = (s: NftSet, elements: NftElement[]): void => {
     if (elements.length === 0) return;
+    addCommands.push({ op: 'add', set: s.name, role: s.role, verdicts: holdsVerdicts(s), elements });
     const line = `add element ${t} ${s.name} { ${elements.map(elementText).join(', ')} }`;
     (holdsVerdicts(s) ? verdictElements : dataElements).push(line);
   };
@@ -94,6 +104,13 @@ export function planNftablesUpdate(observed: NftRuleSet | null, desired: NftRule
     const removed = old.elements.filter((e) => !after.has(e.key) || after.get(e.key) !== e.value);
     const added = s.elements.filter((e) => !before.has(e.key) || before.get(e.key) !== e.value);
     if (removed.length > 0) {
+      deleteCommands.push({
+        op: 'delete',
+        set: s.name,
+        role: s.role,
+        verdicts: holdsVerdicts(s),
+        elements: removed,
+      });
       deleteElements.push(`delete element ${t} ${s.name} { ${removed.map((e) => e.key).join(', ')} }`);
     }
     addElements(s, added);
@@ -145,5 +162,6 @@ export function planNftablesUpdate(observed: NftRuleSet | null, desired: NftRule
     fullReplace: false,
     changedSets: [...changedSets],
     changedChains: [...changedChains],
+    elementCommands: elementOnly ? [...deleteCommands, ...addCommands] : [],
   };
 }
