@@ -22,7 +22,7 @@ describe('portway render, mode nftables', () => {
       true,
     );
     expect(a.stdout).toMatch(
-      /^add element ip portway service-ips \{ 10\.96\.0\.10 \. tcp \. 80 : goto svc-/m,
+      /^add element ip portway service-ips \{\n(\t.*\n)*\t10\.96\.0\.10 \. tcp \. 80 : goto svc-/m,
     );
     // No iptables or ipvs output.
     expect(a.stdout).not.toMatch(/KUBE-|^\*nat/m);
