@@ -18,20 +18,13 @@ import { renderNftables, serializeNftables } from '../../src/render/nftables/ind
 import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
 import { endpoint, stateOf, svcPort } from '../../test/fixtures/cluster-state.js';
 import { nftOptions } from '../../test/fixtures/nftables-options.js';
+import { benchFlag, median, ms } from './bench-util.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
+const flag = benchFlag;
 const SERVICES = Number(flag('services', '10000'));
 const ENDPOINTS = Number(flag('endpoints', '10'));
 const CHANGES = Number(flag('changes', '5'));
 const NETNS = `${BENCH_NETNS_PREFIX}${process.pid}-nft`;
-
-const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
-const median = (xs: number[]): number => sorted(xs)[Math.floor(xs.length / 2)] ?? NaN;
-const ms = (x: number): string => `${x.toFixed(1)} ms`;
 
 /** 10.<a>.<b>.<c> from an index (distinct addresses for up to 2^24). */
 const addr = (first: number, i: number): string => `${first}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
