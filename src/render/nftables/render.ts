@@ -381,6 +381,14 @@ function renderServicePort(svc: ServicePortPlan, cx: ServicePortContext): void {
     }
   }
 
+  // Each endpoint needs a slice of the numgen space of at least one value.
+  if (svc.allReachable.length > NUMGEN_MODULUS) {
+    throw new RenderInputError(
+      svc.object,
+      'endpoints',
+      `${svc.allReachable.length} endpoints: nftables mode shares ${NUMGEN_MODULUS} numgen slices among them (at most that many)`,
+    );
+  }
   const policyChain = (
     name: string,
     role: 'service' | 'local',

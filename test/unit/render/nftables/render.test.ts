@@ -191,6 +191,15 @@ describe('renderNftables', () => {
     expect(rules(rs, 'services')?.[1]).toContain('ip6 daddr != ::1');
   });
 
+  it('refuses more endpoints than numgen slices, naming the service port', () => {
+    const many = Array.from({ length: NUMGEN_MODULUS + 1 }, (_, i) =>
+      ep(`10.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, 8080),
+    );
+    expect(() => renderNftables(stateOf(web({ endpoints: many })), nftOptions())).toThrow(
+      `servicePort ns1/web:http/tcp: endpoints: ${NUMGEN_MODULUS + 1} endpoints: nftables mode shares`,
+    );
+  });
+
   it('turns the local-traffic detector into nft matches', () => {
     expect(detectorMatch(['!', '-s', '10.244.0.0/16'], 'ip')).toBe('ip saddr != 10.244.0.0/16');
     expect(detectorMatch(['-i', 'veth+'], 'ip6')).toBe('iifname "veth*"');
