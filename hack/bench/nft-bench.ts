@@ -1,8 +1,10 @@
 // nftables mode benchmark (issue 14): portway's table for a big cluster loaded by the real `nft -f` in
 // a fresh network namespace, then one-endpoint changes planned as element-only batches and applied by
 // `nft -f` too. For each it prints the wall time of the nft process and the kernel's share: the longest
-// `sendmsg()` of the run (`strace -T`), which carries the transaction and which machine load does not
-// inflate. The gap between the two is what an in-process netlink writer saves (ADR 0007).
+// `sendmsg()` of the run (`strace -T`), which carries the transaction (on a busy machine it includes time
+// the thread waited for a CPU, far less than the nft process's). The gap between the two is what an
+// in-process netlink writer saves (ADR 0007). The plan time is of a whole-ruleset comparison: the syncer
+// will plan only the service ports that changed.
 //
 //   node --import tsx hack/bench/nft-bench.ts [--services 10000] [--endpoints 10] [--changes 5]
 //
