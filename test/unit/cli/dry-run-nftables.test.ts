@@ -65,10 +65,7 @@ describe('portway render, mode nftables', () => {
 describe('portway diff, mode nftables', () => {
   it('exit 0 with no changes, exit 1 with the Service port’s elements when an endpoint goes', async () => {
     const same = await runPortway(['diff', '--before', examples, '--after', examples, '--config', nftConfig]);
-    expect([same.exitCode, same.stdout]).toEqual([
-      0,
-      'No changes: the nodes keep the same nftables table.',
-    ]);
+    expect([same.exitCode, same.stdout]).toEqual([0, 'No changes: the nodes keep the same nftables table.']);
     const dir = mkdtempSync(join(tmpdir(), 'pw-nft-diff-'));
     try {
       const after = join(dir, 'after.yaml');
