@@ -1,5 +1,7 @@
 // nftables mode's outcomes as kube-proxy decides them (which endpoints, drop or reject, masquerade),
 // read off the structured ruleset: the dispatch elements, the per-service chains and interval maps.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import type { ServicePort } from '../../../../src/model/cluster-state.js';
 import {
@@ -10,6 +12,7 @@ import {
   servicePortNameBase,
   type NftRuleSet,
 } from '../../../../src/render/nftables/index.js';
+import { GOLDEN_DIR, goldenCases, NFTABLES_FILES } from '../../../golden/golden-cases.js';
 import { nftOptions } from '../../../fixtures/nftables-options.js';
 import { ep, stateOf, svcPort } from '../fixtures.js';
 
@@ -205,5 +208,25 @@ describe('renderNftables', () => {
     expect(detectorMatch(['-i', 'veth+'], 'ip6')).toBe('iifname "veth*"');
     expect(detectorMatch(['!', '-i', 'cbr0'], 'ip')).toBe('iifname != "cbr0"');
     expect(detectorMatch(null, 'ip')).toBeNull();
+  });
+});
+
+describe('the golden rulesets', () => {
+  it('bind no anonymous set or map: every lookup names a set (anonymous ones are quadratic to load)', () => {
+    const anonymous: string[] = [];
+    for (const name of goldenCases()) {
+      for (const { file } of NFTABLES_FILES) {
+        for (const line of readFileSync(join(GOLDEN_DIR, name, file), 'utf8').split('\n')) {
+          // `update @set { ip saddr }` names the set; its braces hold the key expression.
+          if (
+            line.startsWith('add rule ') &&
+            line.replace(/update @\S+ \{ ip6? saddr \}/, '').includes('{')
+          ) {
+            anonymous.push(`${name}/${file}: ${line}`);
+          }
+        }
+      }
+    }
+    expect(anonymous).toEqual([]);
   });
 });
