@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # command → Debian package
 declare -A tools=(
   [iptables]=iptables [ip6tables]=iptables [ipset]=ipset [ipvsadm]=ipvsadm [ip]=iproute2
-  [arping]=arping [conntrack]=conntrack [curl]=curl [socat]=socat [openssl]=openssl
+  [arping]=arping [conntrack]=conntrack [curl]=curl [socat]=socat [openssl]=openssl [nft]=nftables
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -40,6 +40,14 @@ if [ -f native/arp/binding.gyp ] && { [ ! -f "$arp_node" ] ||
   [ -n "$(find native/arp/binding.gyp native/arp/src -newer "$arp_node" -print -quit)" ]; }; then
   echo "setup: building the native ARP/NDP addon"
   npx --no-install node-gyp rebuild -C native/arp --loglevel=warn </dev/null >/dev/null
+fi
+
+# The netlink socket of nftables mode's element writer (src/dataplane/nft-netlink.ts), same rule.
+netlink_node=native/netlink/build/Release/netlink.node
+if [ -f native/netlink/binding.gyp ] && { [ ! -f "$netlink_node" ] ||
+  [ -n "$(find native/netlink/binding.gyp native/netlink/src -newer "$netlink_node" -print -quit)" ]; }; then
+  echo "setup: building the native netlink addon"
+  npx --no-install node-gyp rebuild -C native/netlink --loglevel=warn </dev/null >/dev/null
 fi
 
 echo "setup: building portway"

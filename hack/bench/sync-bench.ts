@@ -41,13 +41,10 @@ import {
 import { SystemClock } from '../../src/sync/clock.js';
 import { IptablesSyncer } from '../../src/sync/iptables-syncer.js';
 import { BENCH_NETNS_PREFIX, sweepStaleTopologies } from '../../test/e2e/harness/topology.js';
+import { benchFlag, median, ms, p99 } from './bench-util.js';
 
 // ── arguments ──
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
+const flag = benchFlag;
 const SERVICES = Number(flag('services', '10000'));
 const ENDPOINTS = Number(flag('endpoints', '10'));
 const CHANGES = Number(flag('changes', '15'));
@@ -59,12 +56,6 @@ const NODE_IP = '10.98.0.2';
 const NETNS = `${BENCH_NETNS_PREFIX}${process.pid}-sync`;
 
 const now = (): number => performance.now();
-const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
-const median = (xs: number[]): number => sorted(xs)[Math.floor(xs.length / 2)] ?? NaN;
-/** Nearest-rank p99 (with few samples this is the maximum). */
-const p99 = (xs: number[]): number =>
-  sorted(xs)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.99) - 1)] ?? NaN;
-const ms = (x: number): string => `${x.toFixed(1)} ms`;
 const kb = (x: number): string => `${(x / 1024).toFixed(1)} KB`;
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 

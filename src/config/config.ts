@@ -329,7 +329,7 @@ export const ConfigSchema = z
     nodeName: z.string().default(''),
     /** Addresses this node owns: used for NodePorts and the LOCAL address type. Empty = read from interfaces. */
     nodeIPs: z.array(ipAddress).default([]),
-    mode: z.enum(['iptables', 'ipvs']).default('iptables'),
+    mode: z.enum(['iptables', 'ipvs', 'nftables']).default('iptables'),
     /** Pod CIDRs for the local-traffic detector; empty = no detector. */
     clusterCIDRs: z.array(cidr).default([]),
     /**

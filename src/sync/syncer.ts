@@ -72,6 +72,11 @@ export function proxyModeOf(config: Config): ProxyMode {
       throw new Error(
         `config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`,
       );
+    case 'nftables':
+      // render/diff show the nftables ruleset (src/render/nftables); nothing applies it yet (issue 14).
+      throw new Error(
+        'config mode: "nftables" is dry-run only for now (render, diff); `portway run` needs mode: iptables',
+      );
     default:
       throw new Error(`config mode: "${String(config.mode)}" is not a proxy mode`);
   }

@@ -27,7 +27,7 @@ export interface DoctorInputs {
    * The configured proxy mode (default iptables). doctor checks iptables mode's rules only: in ipvs
    * mode they would not apply, so the rule check is replaced by a warning saying so.
    */
-  mode?: 'iptables' | 'ipvs';
+  mode?: 'iptables' | 'ipvs' | 'nftables';
 }
 
 const DRIFT_WORDS: Record<DriftFinding['kind'], string> = {
@@ -39,7 +39,11 @@ const DRIFT_WORDS: Record<DriftFinding['kind'], string> = {
 
 function describeDrift(d: DriftFinding): string[] {
   const head = `${d.table} ${d.chain}: ${DRIFT_WORDS[d.kind]}`;
-  return [head, ...d.missingRules.map((r) => `  kernel lacks: ${r}`), ...d.extraRules.map((r) => `  kernel has extra: ${r}`)];
+  return [
+    head,
+    ...d.missingRules.map((r) => `  kernel lacks: ${r}`),
+    ...d.extraRules.map((r) => `  kernel has extra: ${r}`),
+  ];
 }
 
 export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
@@ -64,7 +68,9 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
       severity: 'warning',
       check: 'iptables-backend',
       message: `portway uses iptables-${inputs.backend.inUse}, but the other backend also holds KUBE-* chains: packets meet both rule sets`,
-      details: ['remove the stale ones (e.g. `portway cleanup` run with the other backend, or reboot after switching)'],
+      details: [
+        'remove the stale ones (e.g. `portway cleanup` run with the other backend, or reboot after switching)',
+      ],
     });
   }
 
@@ -78,11 +84,27 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
       details: ['`portway render --config FILE` (mode: ipvs) prints what this node should hold'],
     });
   }
-  for (const { family, desired, saved } of inputs.mode === 'ipvs' ? [] : inputs.families) {
+  if (inputs.mode === 'nftables') {
+    findings.push({
+      severity: 'warning',
+      check: 'mode',
+      message:
+        'the configuration says mode: nftables, and doctor checks iptables mode only: the portway nftables ' +
+        'tables are not compared with the kernel (issue 14)',
+      details: ['`portway render --config FILE` (mode: nftables) prints what this node should hold'],
+    });
+  }
+  const checksIptablesRules = inputs.mode === undefined || inputs.mode === 'iptables';
+  for (const { family, desired, saved } of checksIptablesRules ? inputs.families : []) {
     const drift = detectDrift(desired, saved);
     findings.push(
       drift.length === 0
-        ? { severity: 'ok', check: `rules/${family}`, message: `${family} rules match what the cluster asks for`, details: [] }
+        ? {
+            severity: 'ok',
+            check: `rules/${family}`,
+            message: `${family} rules match what the cluster asks for`,
+            details: [],
+          }
         : {
             severity: 'error',
             check: `rules/${family}`,
@@ -108,9 +130,14 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
 
 export function formatDoctor(findings: DoctorFinding[]): string {
   const mark: Record<Severity, string> = { ok: 'ok  ', warning: 'WARN', error: 'FAIL' };
-  const lines = findings.flatMap((f) => [`${mark[f.severity]} ${f.check}: ${f.message}`, ...f.details.map((d) => `       ${d}`)]);
+  const lines = findings.flatMap((f) => [
+    `${mark[f.severity]} ${f.check}: ${f.message}`,
+    ...f.details.map((d) => `       ${d}`),
+  ]);
   const errors = findings.filter((f) => f.severity === 'error').length;
   const warnings = findings.filter((f) => f.severity === 'warning').length;
-  lines.push(errors + warnings === 0 ? 'All checks passed.' : `${errors} problem(s), ${warnings} warning(s).`);
+  lines.push(
+    errors + warnings === 0 ? 'All checks passed.' : `${errors} problem(s), ${warnings} warning(s).`,
+  );
   return lines.join('\n') + '\n';
 }

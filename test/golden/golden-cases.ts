@@ -13,6 +13,11 @@ import {
   serializeRuleSet,
 } from '../../src/render/iptables/index.js';
 import {
+  nftablesRenderOptionsFromConfig,
+  renderNftables,
+  serializeNftables,
+} from '../../src/render/nftables/index.js';
+import {
   ipvsRenderOptionsFromConfig,
   renderIpvs,
   serializeIpsets,
@@ -45,6 +50,12 @@ export const IPVS_FILES: Array<{ family: IPFamily; part: IpvsPart; file: string 
     file: `ipvs-${family === 'IPv4' ? 'ipv4' : 'ipv6'}.${part}`,
   })),
 );
+
+/** nftables mode: the `nft -f` input of portway's table per family (test/e2e/golden-nft-load.test.ts loads them). */
+export const NFTABLES_FILES: Array<{ family: IPFamily; file: string }> = [
+  { family: 'IPv4', file: 'nftables-ipv4.nft' },
+  { family: 'IPv6', file: 'nftables-ipv6.nft' },
+];
 
 export function goldenCases(): string[] {
   return readdirSync(GOLDEN_DIR, { withFileTypes: true })
@@ -80,6 +91,9 @@ export async function renderCase(name: string): Promise<Record<string, string>> 
             ? serializeIpvs(ipvs)
             : serializeIpvsIptables(ipvs, { includeBuiltinJumps: true });
     }
+    // nftables mode of the same node and cluster.
+    const nft = renderNftables(state, nftablesRenderOptionsFromConfig(config, family, nodeIPs));
+    out[NFTABLES_FILES.find((f) => f.family === family)?.file ?? ''] = serializeNftables(nft);
   }
   return out;
 }

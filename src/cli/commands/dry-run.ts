@@ -31,6 +31,18 @@ import {
   serializeIpvsIptables,
   type IpvsRuleSet,
 } from '../../render/ipvs/index.js';
+import {
+  diffNftRuleSets,
+  formatNftDiffMarkdown,
+  formatNftDiffText,
+  nftDiffIsEmpty,
+} from '../../plan/nftables-diff.js';
+import {
+  nftablesRenderOptionsFromConfig,
+  renderNftables,
+  serializeNftables,
+  type NftRuleSet,
+} from '../../render/nftables/index.js';
 import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { CliExit } from '../exit.js';
 
@@ -62,12 +74,24 @@ export function renderIpvsFamily(state: ClusterState, config: Config, family: IP
   return renderIpvs(state, ipvsRenderOptionsFromConfig(config, family, nodeIPs));
 }
 
+/** nftables mode of one family: portway's own table (dry run only for now, issue 14). */
+export function renderNftablesFamily(state: ClusterState, config: Config, family: IPFamily): NftRuleSet {
+  const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
+  return renderNftables(state, nftablesRenderOptionsFromConfig(config, family, nodeIPs));
+}
+
 /** The rules of one family in the configured mode: what `trace` walks. */
 export function renderModeFamily(
   state: ClusterState,
   config: Config,
   family: IPFamily,
 ): IptablesRuleSet | IpvsRuleSet {
+  if (config.mode === 'nftables') {
+    throw new CliExit(
+      2,
+      'trace does not walk nftables rulesets yet (mode: nftables; `portway render` prints them)',
+    );
+  }
   return config.mode === 'ipvs'
     ? renderIpvsFamily(state, config, family)
     : renderFamily(state, config, family);
@@ -140,13 +164,16 @@ export function registerDryRunCommands(program: Command): void {
   program
     .command('render')
     .description(
-      'print what portway would program on a node (no kernel touched): the iptables-restore payload, or in ipvs mode its ipsets, IPVS virtual servers and iptables rules',
+      'print what portway would program on a node (no kernel touched): the iptables-restore payload, in ipvs mode its ipsets, IPVS virtual servers and iptables rules, in nftables mode the nft -f input of its table',
     )
     .requiredOption(
       '-f, --filename <paths...>',
       'manifest files or directories (YAML/JSON, kind: List), - for stdin',
     )
-    .option('--config <file>', 'agent configuration (YAML or JSON); its mode picks iptables or ipvs')
+    .option(
+      '--config <file>',
+      'agent configuration (YAML or JSON); its mode picks iptables, ipvs or nftables',
+    )
     .option('--family <family>', 'ipv4 or ipv6', 'ipv4')
     .option('-o, --output <format>', "rules (the tools' input text) or json", 'rules')
     .option(
@@ -186,7 +213,20 @@ export function registerDryRunCommands(program: Command): void {
             `--part ${part}: mode iptables has no ${part} part (only iptables; set mode: ipvs in --config)`,
           );
         }
+        if (config.mode === 'nftables' && part !== undefined) {
+          throw new CliExit(
+            2,
+            `--part ${part}: mode nftables has one part, the nft -f input (leave out --part)`,
+          );
+        }
         const state = await loadReported(opts.filename, config, opts.strict);
+        if (config.mode === 'nftables') {
+          const ruleSet = renderNftablesFamily(state, config, family);
+          process.stdout.write(
+            opts.output === 'json' ? JSON.stringify(ruleSet, null, 2) + '\n' : serializeNftables(ruleSet),
+          );
+          return;
+        }
         if (config.mode === 'ipvs') {
           const ruleSet = renderIpvsFamily(state, config, family);
           process.stdout.write(
@@ -234,6 +274,21 @@ export function registerDryRunCommands(program: Command): void {
           ...after.problems.map((p) => ({ side: 'after' as const, problem: formatProblem(p) })),
         ];
         const families: IPFamily[] = ['IPv4', 'IPv6'];
+        if (config.mode === 'nftables') {
+          const diff = diffNftRuleSets(
+            families.map((f) => renderNftablesFamily(before.state, config, f)),
+            families.map((f) => renderNftablesFamily(after.state, config, f)),
+          );
+          process.stdout.write(
+            opts.output === 'json'
+              ? JSON.stringify({ mode: 'nftables', ...diff, skipped }, null, 2) + '\n'
+              : opts.output === 'markdown'
+                ? formatNftDiffMarkdown(diff, skipped)
+                : formatNftDiffText(diff, skipped),
+          );
+          if (!nftDiffIsEmpty(diff)) throw new CliExit(1);
+          return;
+        }
         if (config.mode === 'ipvs') {
           const diff = diffIpvsRuleSets(
             families.map((f) => renderIpvsFamily(before.state, config, f)),

@@ -51,7 +51,7 @@ describe('parseConfig', () => {
         expect((e as Error).message).toMatch(re);
       }
     };
-    bad({ mode: 'nftables' }, /cfg\.yaml: .*mode:/);
+    bad({ mode: 'userspace' }, /cfg\.yaml: .*mode:/);
     bad({ clusterCIDRs: ['10.0.0.0/33'] }, /clusterCIDRs\.0: not a CIDR/);
     bad({ nodeIPs: ['10.0.0.256'] }, /nodeIPs\.0: not an IP address/);
     bad({ masqueradeBit: 32 }, /masqueradeBit/);
