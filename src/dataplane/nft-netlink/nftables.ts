@@ -39,7 +39,6 @@ const NFTA_SET_NAME = 2;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
 const NFTA_SET_ELEM_LIST_SET = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
-const NFTA_LIST_ELEM = 1;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
 const NFTA_SET_ELEM_FLAGS = 3;
@@ -102,16 +101,19 @@ function verdictAttr(v: Verdict): Attr {
   return { type: NFTA_DATA_VERDICT, value: inner };
 }
 
-function elementAttr(e: KernelElement): Attr {
-  const inner: Attr[] = [{ type: NFTA_SET_ELEM_KEY, value: [{ type: NFTA_DATA_VALUE, value: e.key }] }];
+// Attribute order and list numbering as libnftnl writes them (flags, key, data; list entries numbered
+// 1, 2, … where the kernel ignores the type), so a batch compares byte for byte with nft's.
+function elementAttr(e: KernelElement, index: number): Attr {
+  const inner: Attr[] = [];
+  if (e.flags) inner.push({ type: NFTA_SET_ELEM_FLAGS, value: u32be(e.flags) });
+  inner.push({ type: NFTA_SET_ELEM_KEY, value: [{ type: NFTA_DATA_VALUE, value: e.key }] });
   if (e.data !== undefined) {
     inner.push({
       type: NFTA_SET_ELEM_DATA,
       value: [Buffer.isBuffer(e.data) ? { type: NFTA_DATA_VALUE, value: e.data } : verdictAttr(e.data)],
     });
   }
-  if (e.flags) inner.push({ type: NFTA_SET_ELEM_FLAGS, value: u32be(e.flags) });
-  return { type: NFTA_LIST_ELEM, value: inner };
+  return { type: index + 1, value: inner };
 }
 
 /** NEWSETELEM / DELSETELEM for one operation, acked (NLM_F_ACK) so its error can be named. */
@@ -212,8 +214,7 @@ export function decodeElements(msg: ReceivedMessage): KernelElement[] {
   const list = attrs.get(NFTA_SET_ELEM_LIST_ELEMENTS);
   if (!list) return [];
   const out: KernelElement[] = [];
-  for (const [type, region] of attrList(list)) {
-    if (type !== NFTA_LIST_ELEM) continue;
+  for (const [, region] of attrList(list)) {
     const e = parseAttrs(region);
     const keyRegion = e.get(NFTA_SET_ELEM_KEY);
     const key = keyRegion ? parseAttrs(keyRegion).get(NFTA_DATA_VALUE) : undefined;

@@ -7,6 +7,7 @@ import { endianness } from 'node:os';
 export const NLMSG_HDRLEN = 16;
 export const NFGENMSG_LEN = 4;
 export const NLA_HDRLEN = 4;
+export const NLA_F_NESTED = 0x8000;
 
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
@@ -55,7 +56,7 @@ export function cstring(text: string): Buffer {
   return Buffer.concat([Buffer.from(text, 'utf8'), Buffer.alloc(1)]);
 }
 
-/** One attribute: a payload, or nested attributes (written without NLA_F_NESTED, as libnftnl does). */
+/** One attribute: a payload, or nested attributes (written with NLA_F_NESTED, as libnftnl does). */
 export interface Attr {
   type: number;
   value: Buffer | Attr[];
@@ -71,7 +72,7 @@ export function attrLength(attr: Attr): number {
 function writeAttr(buf: Buffer, offset: number, attr: Attr): number {
   const len = attrLength(attr);
   writeU16(buf, len, offset);
-  writeU16(buf, attr.type, offset + 2);
+  writeU16(buf, Array.isArray(attr.value) ? attr.type | NLA_F_NESTED : attr.type, offset + 2);
   let at = offset + NLA_HDRLEN;
   if (Array.isArray(attr.value)) {
     for (const child of attr.value) at = writeAttr(buf, at, child);
