@@ -3,7 +3,8 @@
 // Node has no AF_NETLINK sockets, so this addon opens one and moves bytes; every message is built and
 // parsed in TypeScript (src/dataplane/nft-netlink). It exposes:
 //   new NetlinkSocket(protocol: number, netnsPath?: string)
-//       socket(AF_NETLINK, SOCK_RAW) bound with a kernel-chosen port id. With netnsPath (e.g.
+//       socket(AF_NETLINK, SOCK_RAW) bound with a kernel-chosen port id, extended acks on
+//       (NETLINK_EXT_ACK: errors carry the offset of the offending attribute). With netnsPath (e.g.
 //       /var/run/netns/<name>) the socket is created inside that network namespace: the calling thread
 //       enters it for socket() only and returns, and the socket stays in the namespace it was made in.
 //   .send(buf: Buffer): number          one send() of the whole buffer (a batch is one sendmsg)
@@ -148,6 +149,11 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
       ErrnoError(env, "getsockname", err).ThrowAsJavaScriptException();
       return;
     }
+    // Extended acks: an error then names the attribute it is about (an offset into the message we
+    // sent), which is how a refused batch can say which element of a list failed. Best effort: an
+    // older kernel without it still reports the errno.
+    int on = 1;
+    setsockopt(fd_, SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof(on));
     portId_ = addr.nl_pid;
     buffer_.resize(kRecvBufferBytes);
   }

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import {
+  type ElementItem,
   type ElementOp,
   type KernelElement,
   type ListKind,
@@ -16,6 +17,7 @@ import {
   decodeElements,
   elementMessage,
   getSetElementsMessage,
+  itemAtOffset,
   listMessage,
   listedName,
 } from './nftables.js';
@@ -24,9 +26,14 @@ import {
   type ReceivedMessage,
   NLMSG_DONE,
   NLMSG_ERROR,
+  NLMSG_HDRLEN,
   NLM_F_DUMP_INTR,
+  align4,
   encodeMessages,
+  parseAttrs,
+  readCString,
   readI32,
+  readU32,
   splitMessages,
 } from './wire.js';
 
@@ -95,6 +102,8 @@ export function describeErrno(errno: number): string {
 
 export interface BatchFailure {
   errno: number;
+  /** The kernel's own words, when it gave any (extended ack). */
+  kernelMessage?: string;
   /** "add element 0-524287 : 10.244.1.2 . 8080 to map ip portway eps-…", or "commit of the batch". */
   what: string;
 }
@@ -103,7 +112,9 @@ export interface BatchFailure {
 export class NftBatchError extends Error {
   constructor(readonly failures: BatchFailure[]) {
     super(
-      `nftables batch refused, nothing applied: ${failures.map((f) => `${f.what}: ${describeErrno(f.errno)}`).join('; ')}`,
+      `nftables batch refused, nothing applied: ${failures
+        .map((f) => `${f.what}: ${describeErrno(f.errno)}${f.kernelMessage ? ` [${f.kernelMessage}]` : ''}`)
+        .join('; ')}`,
     );
     this.name = 'NftBatchError';
   }
@@ -120,11 +131,31 @@ export interface BatchTiming {
 
 const elapsedMs = (from: bigint): number => Number(process.hrtime.bigint() - from) / 1e6;
 
-function describeOp(op: ElementOp): string {
+/** "add element 0-9 : 10.0.0.1 . 80 to ip portway eps-…"; all the message's items when the kernel did not say which. */
+function describeOp(op: ElementOp, item?: ElementItem | null): string {
   const where = `${op.set.family} ${op.set.table} ${op.set.set}`;
-  return op.op === 'add'
-    ? `add element ${op.describe} to ${where}`
-    : `delete element ${op.describe} from ${where}`;
+  const what = item ? item.describe : op.items.map((i) => i.describe).join(', ');
+  const noun = item || op.items.length === 1 ? 'element' : 'one of the elements';
+  return op.op === 'add' ? `add ${noun} ${what} to ${where}` : `delete ${noun} ${what} from ${where}`;
+}
+
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+const NLMSGERR_ATTR_OFFS = 2;
+
+/** The extended-ack attributes of an NLMSG_ERROR: the kernel's text and the offending attribute's offset. */
+export function extendedAck(m: ReceivedMessage): { message?: string; offset?: number } {
+  if (!(m.flags & NLM_F_ACK_TLVS)) return {};
+  // error (4) + the original message: its header only when capped, else all of it.
+  const original = m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : readU32(m.payload, 4);
+  const tlvs = parseAttrs(m.payload.subarray(4 + align4(original)));
+  const text = tlvs.get(NLMSGERR_ATTR_MSG);
+  const offs = tlvs.get(NLMSGERR_ATTR_OFFS);
+  return {
+    ...(text ? { message: readCString(text) } : {}),
+    ...(offs && offs.length >= 4 ? { offset: readU32(offs, 0) } : {}),
+  };
 }
 
 /** Bounded waits: a dump part is produced as it is read, so each recv waits at most this long. */
@@ -194,7 +225,13 @@ export class NftNetlink {
           continue;
         }
         const op = bySeq.get(m.seq);
-        failures.push({ errno, what: op ? describeOp(op) : 'commit of the batch' });
+        const ext = extendedAck(m);
+        const item = op && ext.offset !== undefined ? itemAtOffset(op, ext.offset) : null;
+        failures.push({
+          errno,
+          what: op ? describeOp(op, item) : 'commit of the batch',
+          ...(ext.message ? { kernelMessage: ext.message } : {}),
+        });
       }
     }
     if (failures.length > 0) throw new NftBatchError(failures);

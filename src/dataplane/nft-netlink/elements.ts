@@ -11,6 +11,7 @@
 import { ipToBigInt, bigIntToIP } from '../../model/ip.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import {
+  type ElementOp,
   type KernelElement,
   type NftFamilyName,
   type Verdict,
@@ -168,4 +169,25 @@ export function endpointMapText(family: NftFamilyName, elements: readonly Kernel
     const key = first === last ? `${first}` : `${first}-${last}`;
     return iv.data === undefined ? { key } : { key, value: formatEndpointValue(family, iv.data) };
   });
+}
+
+/**
+ * One message's worth of an endpoints map change, from the renderer's text form: every added (or every
+ * deleted) element of one map in one operation (one set lookup in the kernel, see ElementOp).
+ */
+export function endpointMapOp(
+  op: 'add' | 'delete',
+  set: { family: NftFamilyName; table: string; set: string },
+  elements: readonly TextElement[],
+  options: { exclusive?: boolean } = {},
+): ElementOp {
+  return {
+    op,
+    set,
+    items: elements.map((el) => ({
+      describe: op === 'add' && el.value !== undefined ? `${el.key} : ${el.value}` : el.key,
+      elements: endpointMapElements(set.family, el, op === 'add'),
+    })),
+    ...(op === 'add' && options.exclusive ? { exclusive: true } : {}),
+  };
 }

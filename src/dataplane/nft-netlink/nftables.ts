@@ -11,6 +11,10 @@ import {
   NLM_F_EXCL,
   NLM_F_REQUEST,
   NFGENMSG_LEN,
+  NLA_HDRLEN,
+  NLMSG_HDRLEN,
+  align4,
+  attrLength,
   attrList,
   cstring,
   parseAttrs,
@@ -81,13 +85,22 @@ export interface SetRef {
   set: string;
 }
 
-/** What one element message is about, for error messages: "0-524287 : 10.244.1.2 . 8080". */
+/** One element as the caller knows it: its kernel elements (an interval is two) and its nft text. */
+export interface ElementItem {
+  /** "0-524287 : 10.244.1.2 . 8080" for an add, "0-524287" for a delete: used in error messages. */
+  describe: string;
+  elements: KernelElement[];
+}
+
+/**
+ * One message: elements added to or deleted from one set. Put every element of one set and one kind
+ * in one operation: the kernel finds the set by name with a linear walk of the table's sets for each
+ * message (nft_set_lookup), which at 10k sets is most of a change's kernel time (ADR 0008).
+ */
 export interface ElementOp {
   op: 'add' | 'delete';
   set: SetRef;
-  elements: KernelElement[];
-  /** Human form of the element(s), as nft would print them. */
-  describe: string;
+  items: ElementItem[];
   /** add only: fail with EEXIST if the key exists (NLM_F_EXCL); without it an identical element is a no-op. */
   exclusive?: boolean;
 }
@@ -130,7 +143,7 @@ export function elementMessage(op: ElementOp, seq: number): NfMessage {
     attrs: [
       { type: NFTA_SET_ELEM_LIST_TABLE, value: cstring(op.set.table) },
       { type: NFTA_SET_ELEM_LIST_SET, value: cstring(op.set.set) },
-      { type: NFTA_SET_ELEM_LIST_ELEMENTS, value: op.elements.map(elementAttr) },
+      { type: NFTA_SET_ELEM_LIST_ELEMENTS, value: op.items.flatMap((i) => i.elements).map(elementAttr) },
     ],
   };
 }
@@ -229,4 +242,27 @@ export function decodeElements(msg: ReceivedMessage): KernelElement[] {
     });
   }
   return out;
+}
+
+/**
+ * Which item of an element message an extended-ack offset (bytes from the start of the message's
+ * nlmsghdr, as the kernel reports it) points into, or null when it points at no element (the table or
+ * set name, e.g.). The layout is the one elementMessage writes.
+ */
+export function itemAtOffset(op: ElementOp, offset: number): ElementItem | null {
+  const prefix =
+    NLMSG_HDRLEN +
+    NFGENMSG_LEN +
+    align4(NLA_HDRLEN + op.set.table.length + 1) +
+    align4(NLA_HDRLEN + op.set.set.length + 1);
+  let at = prefix + NLA_HDRLEN;
+  let n = 0;
+  for (const item of op.items) {
+    for (const e of item.elements) {
+      const len = align4(attrLength(elementAttr(e, n++)));
+      if (offset >= at && offset < at + len) return item;
+      at += len;
+    }
+  }
+  return null;
 }

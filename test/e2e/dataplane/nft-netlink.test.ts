@@ -9,7 +9,7 @@ import {
   type NftFamilyName,
   NftBatchError,
   NftNetlink,
-  endpointMapElements,
+  endpointMapOp,
   endpointMapText,
 } from '../../../src/dataplane/nft-netlink/index.js';
 import { ECHO_SERVER, type NetnsProcess, echoRequest, startInNetns } from '../harness/topology.js';
@@ -29,21 +29,10 @@ async function nftListed(family: NftFamilyName, map: string): Promise<string[]> 
 }
 
 function add(family: NftFamilyName, map: string, key: string, value: string, exclusive = false): ElementOp {
-  return {
-    op: 'add',
-    set: { family, table: 'portway', set: map },
-    elements: endpointMapElements(family, { key, value }, true),
-    describe: `${key} : ${value}`,
-    ...(exclusive ? { exclusive } : {}),
-  };
+  return endpointMapOp('add', { family, table: 'portway', set: map }, [{ key, value }], { exclusive });
 }
 function del(family: NftFamilyName, map: string, key: string): ElementOp {
-  return {
-    op: 'delete',
-    set: { family, table: 'portway', set: map },
-    elements: endpointMapElements(family, { key }, false),
-    describe: key,
-  };
+  return endpointMapOp('delete', { family, table: 'portway', set: map }, [{ key }]);
 }
 
 const EPS = 'eps-ABCDEFGH-shop/web/tcp/http';
@@ -139,6 +128,19 @@ maybe('nf_tables element batches over netlink in a network namespace', () => {
     expect(() => client.applyElements([del('ip', EPS, '5-6')])).toThrow(
       `delete element 5-6 from ip portway ${EPS}: no such file or directory (ENOENT`,
     );
+  });
+
+  it('names the one element of a multi-element message the kernel refused (extended-ack offset)', async () => {
+    const before = await nftListed('ip', EPS);
+    const op = endpointMapOp('delete', { family: 'ip', table: 'portway', set: EPS }, [
+      { key: '0-349524' },
+      { key: '5-6' },
+      { key: '349525-699049' },
+    ]);
+    expect(() => client.applyElements([op])).toThrow(
+      `nftables batch refused, nothing applied: delete element 5-6 from ip portway ${EPS}: no such file or directory (ENOENT`,
+    );
+    expect(await nftListed('ip', EPS)).toEqual(before);
   });
 
   it('lists table, chain and set names of one table, and says which set a dump could not find', () => {

@@ -17,6 +17,8 @@ import {
   elementMessage,
   encodeMessages,
   endpointMapElements,
+  endpointMapOp,
+  itemAtOffset,
   endpointMapText,
   intervalElements,
   intervalsOf,
@@ -46,7 +48,7 @@ describe('element messages', () => {
   it('writes an interval of a data map exactly as nft 1.0.6 does: start with data, end one past flagged INTERVAL_END', () => {
     const elements = endpointMapElements('ip', { key: '0-524287', value: '10.244.1.2 . 8080' }, true);
     // nft add element ip portway eps-x { 0-524287 : 10.244.1.2 . 8080 }
-    expect(elementsAttr({ op: 'add', set, elements, describe: '' })).toBe(
+    expect(elementsAttr({ op: 'add', set, items: [{ elements, describe: '' }] })).toBe(
       hex(`3c000380
         20000180 0c000180 08000100 00000000 10000280 0c000100 0af40102 1f900000
         18000280 08000300 00000001 0c000180 08000100 00080000`),
@@ -56,7 +58,7 @@ describe('element messages', () => {
   it('writes a goto element of a verdict interval map exactly as nft 1.0.6 does', () => {
     const elements = endpointMapElements('ip', { key: '0-524287', value: 'goto c1' }, true);
     // nft add element ip portway vm { 0-524287 : goto c1 }
-    expect(elementsAttr({ op: 'add', set: { ...set, set: 'vm' }, elements, describe: '' })).toBe(
+    expect(elementsAttr({ op: 'add', set: { ...set, set: 'vm' }, items: [{ elements, describe: '' }] })).toBe(
       hex(`44000380
         28000180 0c000180 08000100 00000000 18000280 14000280 08000100 fffffffc 07000200 63310000
         18000280 08000300 00000001 0c000180 08000100 00080000`),
@@ -80,9 +82,9 @@ describe('element messages', () => {
     const add = endpointMapElements('ip', { key: '0-1', value: '10.0.0.1 . 80' }, true);
     const buf = encodeMessages([
       batchMessage('begin', 7),
-      elementMessage({ op: 'add', set, elements: add, describe: '' }, 8),
-      elementMessage({ op: 'add', set, elements: add, describe: '', exclusive: true }, 9),
-      elementMessage({ op: 'delete', set, elements: add, describe: '' }, 10),
+      elementMessage({ op: 'add', set, items: [{ elements: add, describe: '' }] }, 8),
+      elementMessage({ op: 'add', set, items: [{ elements: add, describe: '' }], exclusive: true }, 9),
+      elementMessage({ op: 'delete', set, items: [{ elements: add, describe: '' }] }, 10),
       batchMessage('end', 11),
     ]);
     const msgs = splitMessages(buf);
@@ -115,6 +117,31 @@ describe('element messages', () => {
   });
 });
 
+describe('extended-ack offsets', () => {
+  it('map an offset inside the message back to the item (interval) it belongs to', () => {
+    const op = endpointMapOp('add', set, [
+      { key: '0-9', value: '10.0.0.1 . 80' },
+      { key: '10-19', value: '10.0.0.2 . 80' },
+    ]);
+    const [msg] = splitMessages(encodeMessages([elementMessage(op, 1)]));
+    // Offsets as the kernel counts them: from the start of the nlmsghdr. Find the list entries.
+    const payload = msg?.payload as Buffer;
+    const attrsStart = NLMSG_HDRLEN + NFGENMSG_LEN;
+    let at = attrsStart;
+    let listAt = -1;
+    while (at - NLMSG_HDRLEN < payload.length) {
+      const len = payload.readUInt16LE(at - NLMSG_HDRLEN);
+      if ((payload.readUInt16LE(at - NLMSG_HDRLEN + 2) & 0x3fff) === 3) listAt = at + 4;
+      at += (len + 3) & ~3;
+    }
+    const entryLen = (i: number) => payload.readUInt16LE(listAt - NLMSG_HDRLEN + i);
+    const second = entryLen(0) + entryLen(entryLen(0)); // two entries (start, end) per interval
+    expect(itemAtOffset(op, listAt)?.describe).toBe('0-9 : 10.0.0.1 . 80');
+    expect(itemAtOffset(op, listAt + second)?.describe).toBe('10-19 : 10.0.0.2 . 80');
+    expect(itemAtOffset(op, attrsStart)).toBeNull(); // the table name
+  });
+});
+
 describe('reading elements back', () => {
   it('decodes what it encodes into the renderer text form (IPv4, IPv6, verdicts)', () => {
     for (const [family, value] of [
@@ -127,7 +154,7 @@ describe('reading elements back', () => {
         ...endpointMapElements(family, { key: '0-524287', value }, true),
       ];
       const [msg] = splitMessages(
-        encodeMessages([elementMessage({ op: 'add', set, elements, describe: '' }, 1)]),
+        encodeMessages([elementMessage({ op: 'add', set, items: [{ elements, describe: '' }] }, 1)]),
       );
       expect(endpointMapText(family, decodeElements(msg as never))).toEqual([
         { key: '0-524287', value },
