@@ -234,6 +234,7 @@ function main(): void {
       const start = process.hrtime.bigint();
       execFileSync('ip', ['netns', 'exec', NETNS, 'nft', '-f', '-'], { input: changeText(c) });
       viaNft.push(ms(start));
+      process.stdout.write(`    nft -f change ${k + 1}/${NFT_CHANGES}: ${viaNft.at(-1)!.toFixed(0)} ms\n`);
     }
     if (viaNft.length > 0) {
       process.stdout.write(`  the same change by nft -f:  ${stats(viaNft)}\n`);

@@ -218,7 +218,8 @@ export class NftNetlink {
     const failures: BatchFailure[] = [];
     for (const d of datagrams) {
       for (const m of splitMessages(d)) {
-        if (m.type !== NLMSG_ERROR || m.seq < firstSeq || m.seq > endSeq) continue;
+        // Replies of this batch only (matched by seq, which may wrap: no range test).
+        if (m.type !== NLMSG_ERROR || !(bySeq.has(m.seq) || m.seq === firstSeq || m.seq === endSeq)) continue;
         const errno = -readI32(m.payload, 0);
         if (errno === 0) {
           acked.add(m.seq);
