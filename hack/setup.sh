@@ -34,21 +34,16 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 # Built when missing, and rebuilt when a source is newer than the module (a checkout that changed the
-# addon, e.g. when NDP sockets were added, must not keep loading the old one).
-arp_node=native/arp/build/Release/arp.node
-if [ -f native/arp/binding.gyp ] && { [ ! -f "$arp_node" ] ||
-  [ -n "$(find native/arp/binding.gyp native/arp/src -newer "$arp_node" -print -quit)" ]; }; then
-  echo "setup: building the native ARP/NDP addon"
-  npx --no-install node-gyp rebuild -C native/arp --loglevel=warn </dev/null >/dev/null
-fi
-
-# The netlink socket of nftables mode's element writer (src/dataplane/nft-netlink.ts), same rule.
-netlink_node=native/netlink/build/Release/netlink.node
-if [ -f native/netlink/binding.gyp ] && { [ ! -f "$netlink_node" ] ||
-  [ -n "$(find native/netlink/binding.gyp native/netlink/src -newer "$netlink_node" -print -quit)" ]; }; then
-  echo "setup: building the native netlink addon"
-  npx --no-install node-gyp rebuild -C native/netlink --loglevel=warn </dev/null >/dev/null
-fi
+# addon, e.g. when NDP sockets were added, must not keep loading the old one). arp: ARP/NDP sockets;
+# netlink: the NETLINK_NETFILTER socket of nftables mode.
+for addon in arp netlink; do
+  addon_node=native/$addon/build/Release/$addon.node
+  if [ -f native/$addon/binding.gyp ] && { [ ! -f "$addon_node" ] ||
+    [ -n "$(find native/$addon/binding.gyp native/$addon/src -newer "$addon_node" -print -quit)" ]; }; then
+    echo "setup: building the native $addon addon"
+    npx --no-install node-gyp rebuild -C native/$addon --loglevel=warn </dev/null >/dev/null
+  fi
+done
 
 echo "setup: building portway"
 npm run --silent build
