@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { createDataplane, type Dataplane } from '../../dataplane/index.js';
-import type { InterfaceAddress, IpLinks } from '../../dataplane/interfaces.js';
+import type { IpLinks } from '../../dataplane/interfaces.js';
 import { RealIpLinks } from '../../dataplane/ip.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { cidrContains, ipFamilyOf } from '../../model/ip.js';
@@ -40,8 +40,10 @@ import { SyncFailedError, type FamilyDataplane, type SyncResult } from '../../sy
 import { proxyModeOf, type ProxyMode, type ProxySyncer } from '../../sync/syncer.js';
 import { AgentLock } from '../../sync/agent-lock.js';
 import { DEFAULT_STATE_DIR, NetnsState } from '../../sync/netns-state.js';
+import { chooseNodeName, nodeIPsFromInterfaces } from '../node-identity.js';
 
 export { DEFAULT_STATE_DIR };
+export { chooseNodeName, nodeIPsFromInterfaces };
 
 export interface RunAgentOptions {
   /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
@@ -90,10 +92,6 @@ export interface RunAgentOptions {
 }
 
 /**
- * The node's addresses when the configuration names none: global-scope addresses of every interface
- * but loopback, in the order `ip addr` lists them (the first of a family is its primary).
- */
-/**
  * Whether the sysctls include route_localnet: exactly when the IPv4 rules accept NodePorts on
  * 127.0.0.1 (localhostNodePorts and nodePortAddresses overlapping 127.0.0.0/8), as kube-proxy decides.
  */
@@ -108,15 +106,6 @@ export function localhostNodePortsWanted(
   );
 }
 
-export function nodeIPsFromInterfaces(addresses: readonly InterfaceAddress[]): string[] {
-  const out: string[] = [];
-  for (const a of addresses) {
-    if (a.ifname === 'lo' || a.scope !== 'global') continue;
-    if (a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80:')) continue;
-    if (!out.includes(a.address)) out.push(a.address);
-  }
-  return out;
-}
 
 interface AgentSetup {
   config: Config;
@@ -142,10 +131,6 @@ interface AgentSetup {
   lb: LoadBalancerAgent;
 }
 
-/** This node's name: the configuration's, else $NODE_NAME (the downward API's usual spelling), else the host name. */
-export function chooseNodeName(configured: string, env: NodeJS.ProcessEnv, host: string): string {
-  return configured || env.NODE_NAME?.trim() || host;
-}
 
 /**
  * Addresses the health-check node ports listen on: kube-proxy's nodePortAddresses applied to the node's
