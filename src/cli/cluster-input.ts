@@ -4,6 +4,7 @@
 // Kubernetes client is imported only here, and only when the cluster is asked for: commands on
 // manifests never load it.
 import { existsSync } from 'node:fs';
+import { Option, type Command } from 'commander';
 import type { ClusterState, InputProblem } from '../model/cluster-state.js';
 import { formatProblem, loadClusterState } from '../model/index.js';
 import { CliExit } from './exit.js';
@@ -16,6 +17,42 @@ export interface ClusterInputFlags {
   /** How long to wait for the initial lists, in seconds (--request-timeout). */
   requestTimeout?: string;
 }
+
+/**
+ * The input flags every command that reads objects shares: `-f, --filename PATH…` (kubectl's), the
+ * command's old spelling kept as an alias (`--manifests`), and with `cluster` the live cluster's
+ * `--kubeconfig`, `--master` and `--request-timeout`.
+ */
+export function addInputOptions(
+  cmd: Command,
+  opts: { cluster: boolean; alias?: string; description?: string },
+): Command {
+  cmd.option(
+    '-f, --filename <paths...>',
+    opts.description ?? 'manifest files or directories (YAML/JSON, kind: List), - for stdin',
+  );
+  if (opts.alias !== undefined) cmd.addOption(new Option(`${opts.alias} <paths...>`, 'the same as -f'));
+  if (opts.cluster) {
+    cmd
+      .option('--kubeconfig <file>', 'read the objects from this cluster instead of manifests')
+      .option('--master <url>', "API server URL (overrides the kubeconfig's server)")
+      .option('--request-timeout <seconds>', 'how long to wait for the API lists', '30');
+  }
+  return cmd;
+}
+
+/** -f and its alias together (both may be given; the paths add up). */
+export function inputPaths(flags: {
+  filename?: string[];
+  manifests?: string[] | string;
+}): string[] | undefined {
+  const alias = flags.manifests === undefined ? [] : ([] as string[]).concat(flags.manifests);
+  const all = [...(flags.filename ?? []), ...alias];
+  return all.length > 0 ? all : undefined;
+}
+
+/** Inside a pod (the service account's environment is there): status and doctor read the cluster by default. */
+export const inPod = (): boolean => process.env.KUBERNETES_SERVICE_HOST !== undefined;
 
 export const wantsCluster = (f: ClusterInputFlags): boolean =>
   f.kubeconfig !== undefined || f.master !== undefined;
@@ -77,7 +114,8 @@ export async function readClusterFromApi(
 /**
  * The command's input: the cluster when --kubeconfig/--master is given, else the manifest paths (objects
  * that fail to load are reported on stderr and skipped, as everywhere). `inCluster`: with neither given,
- * read the cluster through the in-cluster service account (a command run inside the agent's pod).
+ * read the cluster through the in-cluster service account (a command run inside the agent's pod);
+ * without it, neither given is a usage error.
  */
 export async function readClusterInput(
   flags: ClusterInputFlags,
@@ -86,8 +124,10 @@ export async function readClusterInput(
   const paths = flags.filename ?? [];
   if (wantsCluster(flags) && paths.length > 0)
     throw new CliExit(2, '-f PATH… cannot be combined with --kubeconfig/--master: give one input');
+  if (!wantsCluster(flags) && paths.length === 0 && !opts.inCluster)
+    throw new CliExit(2, 'give -f PATH… (manifests) or --kubeconfig FILE (a cluster)');
   let read: { state: ClusterState; problems: InputProblem[] };
-  if (wantsCluster(flags) || (paths.length === 0 && opts.inCluster)) read = await readClusterFromApi(flags);
+  if (wantsCluster(flags) || paths.length === 0) read = await readClusterFromApi(flags);
   else {
     for (const p of paths)
       if (p !== '-' && !existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);

@@ -106,7 +106,6 @@ export function localhostNodePortsWanted(
   );
 }
 
-
 interface AgentSetup {
   config: Config;
   nodeName: string;
@@ -130,7 +129,6 @@ interface AgentSetup {
   /** LoadBalancer allocation + layer2 (src/lb/lb-agent.ts): every state goes through lb.process(). */
   lb: LoadBalancerAgent;
 }
-
 
 /**
  * Addresses the health-check node ports listen on: kube-proxy's nodePortAddresses applied to the node's

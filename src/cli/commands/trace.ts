@@ -15,6 +15,7 @@ import { CliExit } from '../exit.js';
 import { renderModeFamily, withAllocatedAddresses } from './dry-run.js';
 import { formatUrlTrace, liveHopRules, traceUrl, type LiveNode } from './trace-url.js';
 import { readClusterInput } from '../cluster-input.js';
+import { formatStructured, isStructured, outputOption } from '../output.js';
 import { chooseNodeName, nodeIPsFromInterfaces } from '../node-identity.js';
 
 interface TraceFlags {
@@ -170,7 +171,9 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
     report = traceUrl(url, src, state, config, flags.down);
   }
   process.stdout.write(
-    flags.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : printableLines(formatUrlTrace(report)),
+    isStructured(flags.output)
+      ? await formatStructured(report, flags.output)
+      : printableLines(formatUrlTrace(report)),
   );
 }
 
@@ -210,15 +213,13 @@ export function registerTraceCommand(program: Command): void {
       'session-affinity lists (KUBE-SEP-… names) that already hold the source',
       [],
     )
-    .option('-o, --output <format>', 'text or json', 'text')
+    .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
     .action(async (flags: TraceFlags) => {
       if (flags.live === (flags.filename !== undefined))
         throw new CliExit(2, 'give exactly one of -f PATH… or --live');
       if (!['tcp', 'udp', 'sctp'].includes(flags.protocol.toLowerCase())) {
         throw new CliExit(2, `--protocol must be tcp, udp or sctp (got "${flags.protocol}")`);
       }
-      if (flags.output !== 'text' && flags.output !== 'json')
-        throw new CliExit(2, '--output must be text or json');
       const src = parseAddress('--src', flags.src);
       if (
         (flags.kubeconfig !== undefined || flags.master !== undefined) &&
@@ -259,8 +260,8 @@ export function registerTraceCommand(program: Command): void {
         },
       );
       process.stdout.write(
-        flags.output === 'json'
-          ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
+        isStructured(flags.output)
+          ? await formatStructured({ packet: result.packet, outcome: result.outcome }, flags.output)
           : // Live rules may carry any comment bytes: no control character reaches the terminal.
             printableLines(result.explanation),
       );
