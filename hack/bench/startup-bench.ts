@@ -1,7 +1,7 @@
 // Start-up benchmark (issue 13, "Start-up"): what a CLI call and an agent's one-shot sync cost beyond the
 // work itself.
 //
-//   npm run bench:startup [-- --runs 15] [--services 5000] [--endpoints 10] [--skip-run-once]
+//   npm run bench:startup [-- --runs 15] [--services 5000] [--endpoints 10] [--once-runs 3] [--skip-run-once]
 //
 // Figures printed:
 //  1. `portway version` (the built CLI, ./bin/portway) against a bare `node -e 0`: median of --runs
@@ -12,8 +12,8 @@
 //     same payloads into another fresh namespace [target ≤ 1.5×]. The payloads are the very ones the
 //     agent sent: a shim named iptables-nft-restore placed first in PATH records each call's arguments
 //     and input (and the real tool's time inside the run) before running the real tool. Needs root;
-//     skipped with a notice otherwise. Where the rest of the run's time goes is printed from the agent's
-//     own debug log (time to first sync start, render/plan/restore stages) and from the shim.
+//     skipped with a notice otherwise. Where the rest of the run's time goes is printed from the shim
+//     (the tool's own time inside the run) and from the agent's log (when each milestone came).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ const flag = (name: string, fallback: string): string => {
 const RUNS = Number(flag('runs', '15'));
 const SERVICES = Number(flag('services', '5000'));
 const ENDPOINTS = Number(flag('endpoints', '10'));
+const ONCE_RUNS = Number(flag('once-runs', '3'));
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin/portway');
 
@@ -103,6 +104,79 @@ function netns(name: string): void {
   execFileSync('ip', ['-n', name, 'link', 'set', 'eth0', 'up']);
 }
 
+/** One `run --once` in a fresh namespace through the shim: wall ms, the agent's log, the recorded calls. */
+function runOnceInFreshNetns(dir: string, bin: string, list: string, ns: string) {
+  const calls = join(dir, 'calls');
+  rmSync(calls, { recursive: true, force: true });
+  execFileSync('mkdir', ['-p', calls]);
+  netns(ns);
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+  const spawnedAt = Date.now();
+  const t = performance.now();
+  const agent = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      CLI,
+      'run',
+      '--once',
+      '--manifests',
+      list,
+      '--config',
+      join(dir, 'config.json'),
+      '--log-format',
+      'json',
+    ],
+    { env, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 30 },
+  );
+  const wallMs = performance.now() - t;
+  if (agent.status !== 0)
+    throw new Error(`run --once: exit ${agent.status}: ${String(agent.stderr).slice(-2000)}`);
+  const ids = readdirSync(calls)
+    .filter((f) => f.endsWith('.in'))
+    .sort()
+    .map((f) => f.slice(0, -3));
+  return {
+    wallMs,
+    spawnedAt,
+    log: String(agent.stderr),
+    calls: ids.map((id) => ({
+      args: readFileSync(join(calls, `${id}.args`), 'utf8')
+        .split('\n')
+        .filter((a) => a !== ''),
+      input: readFileSync(join(calls, `${id}.in`), 'utf8'),
+      toolMs: Number(readFileSync(join(calls, `${id}.ms`), 'utf8')),
+    })),
+  };
+}
+
+/** When each milestone of the agent's log came, in ms after the process was spawned. */
+function milestones(log: string, spawnedAt: number): string {
+  const wanted: Array<[RegExp, string]> = [
+    [/marked this network namespace/, 'first log line (modules loaded, state dir)'],
+    [/portway agent starting/, 'agent starting (config, backend detected)'],
+    [/LoadBalancer addresses allocated|initial/, 'manifests read and normalised, addresses allocated'],
+    [/iptables rules applied/, 'restore returned'],
+    [/synced once/, 'sync done'],
+  ];
+  const out: string[] = [];
+  for (const line of log.split('\n')) {
+    let rec: { time?: number; msg?: string };
+    try {
+      rec = JSON.parse(line) as { time?: number; msg?: string };
+    } catch {
+      continue;
+    }
+    const hit = wanted.find(([re]) => re.test(rec.msg ?? ''));
+    if (hit && rec.time !== undefined && !out.some((o) => o.includes(hit[1])))
+      out.push(`    +${ms(rec.time - spawnedAt)}  ${hit[1]}`);
+  }
+  return out.join('\n');
+}
+
 async function runOnceFigures(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.log('run --once vs iptables-nft-restore: SKIPPED (needs root for network namespaces)');
@@ -110,8 +184,7 @@ async function runOnceFigures(): Promise<void> {
   }
   const real = execFileSync('bash', ['-c', 'command -v iptables-nft-restore']).toString().trim();
   const dir = mkdtempSync(join(tmpdir(), 'portway-startup-bench-'));
-  const agentNs = `${BENCH_NETNS_PREFIX}${process.pid}-once`;
-  const aloneNs = `${BENCH_NETNS_PREFIX}${process.pid}-alone`;
+  const made: string[] = [];
   try {
     const list = join(dir, 'cluster.json');
     writeFileSync(list, bigListJson({ objects: SERVICES * 2 + 3, endpoints: ENDPOINTS }));
@@ -126,70 +199,49 @@ async function runOnceFigures(): Promise<void> {
       }),
     );
     const bin = restoreShim(dir, real);
-    netns(agentNs);
-    netns(aloneNs);
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
-    const logFile = join(dir, 'agent.log');
-    const t = performance.now();
-    const agent = spawnSync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        agentNs,
-        process.execPath,
-        CLI,
-        'run',
-        '--once',
-        '--manifests',
-        list,
-        '--config',
-        join(dir, 'config.json'),
-        '--log-level',
-        'debug',
-        '--log-format',
-        'json',
-      ],
-      { env, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 30 },
-    );
-    const runMs = performance.now() - t;
-    writeFileSync(logFile, agent.stderr);
-    if (agent.status !== 0)
-      throw new Error(`run --once: exit ${agent.status}: ${String(agent.stderr).slice(-2000)}`);
-    const calls = readdirSync(join(dir, 'calls'))
-      .filter((f) => f.endsWith('.in'))
-      .sort()
-      .map((f) => f.slice(0, -3));
-    const inRunMs = calls.map((c) => Number(readFileSync(join(dir, 'calls', `${c}.ms`), 'utf8')));
-    // Restore alone: the same calls, in order, with the same arguments, into a fresh namespace.
-    let aloneMs = 0;
-    for (const c of calls) {
-      const args = readFileSync(join(dir, 'calls', `${c}.args`), 'utf8')
-        .split('\n')
-        .filter((a) => a !== '');
-      aloneMs += timeProcess('ip', ['netns', 'exec', aloneNs, real, ...args], {
-        input: readFileSync(join(dir, 'calls', `${c}.in`), 'utf8'),
-      });
+    const runs: Array<ReturnType<typeof runOnceInFreshNetns>> = [];
+    const alone: number[] = [];
+    // Interleaved: an agent run, then the tool alone on that run's payloads, each in a fresh namespace.
+    for (let i = 0; i < ONCE_RUNS; i++) {
+      const agentNs = `${BENCH_NETNS_PREFIX}${process.pid}-once${i}`;
+      made.push(agentNs);
+      const run = runOnceInFreshNetns(dir, bin, list, agentNs);
+      runs.push(run);
+      const aloneNs = `${BENCH_NETNS_PREFIX}${process.pid}-alone${i}`;
+      made.push(aloneNs);
+      netns(aloneNs);
+      let total = 0;
+      for (const c of run.calls)
+        total += timeProcess('ip', ['netns', 'exec', aloneNs, real, ...c.args], { input: c.input });
+      alone.push(total);
+      for (const ns of [agentNs, aloneNs]) {
+        await removeAgentState(ns).catch(() => undefined);
+        spawnSync('ip', ['netns', 'del', ns]);
+      }
     }
-    const bytes = calls.reduce((n, c) => n + readFileSync(join(dir, 'calls', `${c}.in`)).length, 0);
-    console.log(`run --once, ${SERVICES} Services × ${ENDPOINTS} endpoints (nft):`);
-    console.log(`  portway run --once (process start to exit):   ${ms(runMs)}`);
+    const wall = median(runs.map((r) => r.wallMs));
+    const toolInRun = median(runs.map((r) => r.calls.reduce((n, c) => n + c.toolMs, 0)));
+    const typical = runs.find((r) => r.wallMs === wall) ?? runs[0]!;
+    const bytes = typical.calls.reduce((n, c) => n + Buffer.byteLength(c.input), 0);
+    console.log(`run --once, ${SERVICES} Services × ${ENDPOINTS} endpoints (nft), median of ${ONCE_RUNS}:`);
+    console.log(`  portway run --once (process start to exit):   ${ms(wall)}`);
     console.log(
-      `  iptables-nft-restore alone, same ${calls.length} payload(s) (${(bytes / 1048576).toFixed(1)} MB): ${ms(aloneMs)}`,
+      `  iptables-nft-restore alone, same ${typical.calls.length} payload(s) (${(bytes / 1048576).toFixed(1)} MB): ${ms(median(alone))}`,
     );
-    console.log(`  run --once / restore alone: ${(runMs / aloneMs).toFixed(2)}   [target: ≤ 1.5]`);
+    console.log(`  run --once / restore alone: ${(wall / median(alone)).toFixed(2)}   [target: ≤ 1.5]`);
     console.log(
-      `  where the run's time goes: the real tool inside the run ${ms(inRunMs.reduce((a, b) => a + b, 0))}; the rest ${ms(runMs - inRunMs.reduce((a, b) => a + b, 0))}`,
+      `  where the run's time goes: the real tool inside the run ${ms(toolInRun)}, the rest ${ms(wall - toolInRun)}; milestones of the median run:`,
     );
-    for (const line of String(agent.stderr).split('\n')) {
-      // The agent's own account of its first sync (stage timings), when it logs one.
-      if (/"msg":"(sync(ed)? |initial|first sync)/i.test(line) || /stageMs|durationMs/.test(line))
-        console.log(`    ${line.slice(0, 400)}`);
-    }
+    console.log(milestones(typical.log, typical.spawnedAt));
+    const once = typical.log.split('\n').find((l) => l.includes('"synced once"'));
+    if (once)
+      console.log(
+        `    sync stages (ms): ${JSON.stringify((JSON.parse(once) as { stageMs?: unknown }).stageMs)}`,
+      );
   } finally {
-    for (const ns of [agentNs, aloneNs]) {
+    for (const ns of made) {
       await removeAgentState(ns).catch(() => undefined);
-      spawnSync('ip', ['netns', 'del', ns]);
+      spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
     }
     rmSync(dir, { recursive: true, force: true });
   }
