@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { createLoneNodeNetns, execInNetns, startInNetns, type NetnsProcess } from '../harness/topology.js';
 import { lbManifests } from '../../unit/lb/manifest-fixtures.js';
-import { shopIngress } from '../../unit/ingress/ingress-fixture.js';
+import { shopBackend, shopTraceConfig } from '../../unit/ingress/ingress-fixture.js';
 import { rankNodes } from '../../../src/l2/election.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
@@ -20,30 +20,8 @@ const ns = `pw-trace-url-${process.pid}`;
 const cli = ['--import', 'tsx', join(root, 'src/cli/main.ts')];
 const [OWNER] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
 
-const backend = (endpoints: string[]) => `---
-apiVersion: v1
-kind: Service
-metadata: { name: shop, namespace: demo }
-spec:
-  clusterIP: 10.96.0.60
-  selector: { app: shop }
-  ports: [{ name: http, port: 80, targetPort: 9000, protocol: TCP }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: shop-1, namespace: demo, labels: { kubernetes.io/service-name: shop } }
-addressType: IPv4
-ports: [{ name: http, port: 9000, protocol: TCP }]
-endpoints:
-${endpoints.map((ip) => `  - { addresses: [${ip}], conditions: { ready: true }, nodeName: ${ip.startsWith('10.244.1.') ? 'node1' : 'node2'} }`).join('\n')}
-${shopIngress('shop')}`;
-
-const config = {
-  nodeName: 'node1',
-  nodeIPs: ['10.99.0.11'],
-  clusterCIDRs: ['10.244.0.0/16'],
-  ingress: { classes: [{ name: 'nginx', service: 'demo/web' }] },
-};
+const backend = (endpoints: string[]) => shopBackend('http', endpoints);
+const config = shopTraceConfig;
 
 interface Report {
   failedAt: number | null;

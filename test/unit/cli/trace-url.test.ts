@@ -16,37 +16,15 @@ import { serializeRuleSet } from '../../../src/render/iptables/index.js';
 import { parseConfig } from '../../../src/config/config.js';
 import { rankNodes } from '../../../src/l2/election.js';
 import { lbManifests, stateOf } from '../lb/manifest-fixtures.js';
-import { shopIngress } from '../ingress/ingress-fixture.js';
+import { shopBackend, shopTraceConfig } from '../ingress/ingress-fixture.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const [OWNER, STANDBY] = rankNodes('10.99.0.200', ['node1', 'node2']) as [string, string];
 
 // demo/web (LoadBalancer, gets 10.99.0.200, pods on node1 and node2) plays the ingress controller;
 // demo/shop (ClusterIP 10.96.0.60, port http 80 -> 9000) is the backend of myapp.example.com.
-const backend = (port = 'http') => `---
-apiVersion: v1
-kind: Service
-metadata: { name: shop, namespace: demo }
-spec:
-  clusterIP: 10.96.0.60
-  selector: { app: shop }
-  ports: [{ name: ${port}, port: 80, targetPort: 9000, protocol: TCP }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: shop-1, namespace: demo, labels: { kubernetes.io/service-name: shop } }
-addressType: IPv4
-ports: [{ name: ${port}, port: 9000, protocol: TCP }]
-endpoints:
-  - { addresses: [10.244.1.21], conditions: { ready: true }, nodeName: node1 }
-  - { addresses: [10.244.2.21], conditions: { ready: true }, nodeName: node2 }
-${shopIngress('shop')}`;
-const configObject = {
-  nodeName: 'node1',
-  nodeIPs: ['10.99.0.11'],
-  clusterCIDRs: ['10.244.0.0/16'],
-  ingress: { classes: [{ name: 'nginx', service: 'demo/web' }] },
-};
+const backend = (port = 'http') => shopBackend(port);
+const configObject = shopTraceConfig;
 const config = parseConfig(configObject);
 
 let dir = '';
