@@ -43,8 +43,7 @@ function commandSpecs(program: Command): CommandSpec[] {
     name: c.name(),
     description: c.description(),
     flags: [...c.options.filter((o) => !o.hidden).map(flagSpec), helpFlag],
-    argumentChoices:
-      c.registeredArguments[0]?.argChoices ?? (c.name() === 'completion' ? [...COMPLETION_SHELLS] : []),
+    argumentChoices: c.registeredArguments[0]?.argChoices ?? [],
   }));
 }
 

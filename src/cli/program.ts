@@ -6,7 +6,7 @@
 // the command line is imported; help, completion and an unknown command load them all. `version`
 // loads none.
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
 import { CliExit } from './exit.js';
 import { completionScript, COMPLETION_SHELLS, type CompletionShell } from './completion.js';
 
@@ -59,15 +59,10 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   program
     .command('completion')
     .description('print a shell completion script: source <(portway completion bash), or zsh')
-    .argument('<shell>', COMPLETION_SHELLS.join(' or '))
-    .action(async (shell: string) => {
-      if (!(COMPLETION_SHELLS as readonly string[]).includes(shell))
-        throw new CliExit(
-          2,
-          `completion: the shell must be ${COMPLETION_SHELLS.join(' or ')} (got "${shell}")`,
-        );
+    .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
+    .action(async (shell: CompletionShell) => {
       // Generated from the command definitions, so it cannot drift from them.
-      process.stdout.write(completionScript(await buildProgram(), shell as CompletionShell));
+      process.stdout.write(completionScript(await buildProgram(), shell));
     });
   const named = argv === undefined ? undefined : commandOf(argv);
   const own = named === 'version' || named === 'completion';

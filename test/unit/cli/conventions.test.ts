@@ -171,7 +171,9 @@ describe('portway completion', () => {
     expect(script).toContain("'1:completion:(bash zsh)'");
     const bad = await runPortway(['completion', 'fish']);
     expect(bad.exitCode).toBe(2);
-    expect(bad.stderr).toBe('portway: completion: the shell must be bash or zsh (got "fish")');
+    expect(bad.stderr).toContain(
+      "value 'fish' is invalid for argument 'shell'. Allowed choices are bash, zsh.",
+    );
   });
 });
 
