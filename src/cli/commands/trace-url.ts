@@ -35,9 +35,14 @@ export interface UrlRuleWalk {
 /** The rules a hop's packet is walked through. */
 export interface HopRules {
   walk(state: ClusterState, config: Config, packet: UrlHopPacket & { src: string }): UrlRuleWalk;
+  /**
+   * Live: the objects are the cluster's, so the Ingress's written status is compared with the address
+   * hop 1 decides (a dry run's manifests rarely carry a status: nothing to compare).
+   */
+  readonly live?: boolean;
 }
 
-export interface UrlTraceReport extends Omit<UrlTrace, 'packets' | 'hops'> {
+export interface UrlTraceReport extends Omit<UrlTrace, 'packets' | 'hops' | 'published'> {
   src: string;
   hops: Array<UrlHop & { rules?: UrlRuleWalk }>;
 }
@@ -105,6 +110,7 @@ export interface LiveNode {
  */
 export function liveHopRules(live: LiveNode): HopRules {
   return {
+    live: true,
     walk(state, config, packet) {
       const family = ipFamilyOf(packet.dst)!;
       const dump = live.dumps[family];
@@ -167,7 +173,8 @@ export function traceUrl(
     config.nodePortAddresses,
   );
   const hops: UrlTraceReport['hops'] = [];
-  for (const hop of trace.hops) {
+  for (const pure of trace.hops) {
+    const hop = pure.hop === 1 && hopRules.live ? withWrittenStatus(pure, trace.published) : pure;
     const packet =
       hop.hop === 2
         ? trace.packets.toController && { src, ...trace.packets.toController }
@@ -221,6 +228,24 @@ export function traceUrl(
   }
   const failed = hops.find((h) => !h.ok);
   return { url: trace.url, src, hops, failedAt: failed ? failed.hop : null };
+}
+
+/**
+ * Live hop 1: what the Ingress's status.loadBalancer.ingress says, where it differs from the address
+ * decided. A client that finds the name through DNS (external-dns and the like publish that status) goes
+ * where the status says, so a stale or missing status is named; the hop still passes (by address the
+ * path works).
+ */
+function withWrittenStatus(hop: UrlHop, published: UrlTrace['published']): UrlHop {
+  if (!published || !hop.ok) return hop;
+  const { ingress, decided, written } = published;
+  const same = written.length === decided.length && decided.every((ip) => written.includes(ip));
+  if (same) return hop;
+  const says =
+    written.length === 0
+      ? `the status of Ingress ${ingress} holds no address yet (written by the elected agent: is one running?)`
+      : `the status of Ingress ${ingress} says ${written.join(', ')}, not ${decided.join(', ')} (not rewritten yet?)`;
+  return { ...hop, detail: `${hop.detail}; ${says}` };
 }
 
 /** The kernel/cluster difference of a live walk as a clause ('' when they agree). */

@@ -215,10 +215,15 @@ describe('portway trace --url', () => {
 // --live: hops 2 and 4 walk this node's kernel (here: a dump as iptables-save prints it) and compare it
 // with what the cluster's objects ask for on this node.
 describe('trace --live --url: the kernel against the cluster', () => {
-  const full = stateOf(lbManifests() + backend());
+  /** The Ingress (the last object) with status.loadBalancer.ingress as the elected agent wrote it. */
+  const written = (ip: string) => `status: { loadBalancer: { ingress: [{ ip: ${ip} }] } }\n`;
+  const full = stateOf(lbManifests() + backend() + written('10.99.0.200'));
   /** The cluster after the endpoint 10.244.2.21 was removed from demo/shop's slice. */
   const removed = stateOf(
-    (lbManifests() + backend()).replace(/ {2}- \{ addresses: \[10\.244\.2\.21\].*\n/, ''),
+    (lbManifests() + backend() + written('10.99.0.200')).replace(
+      / {2}- \{ addresses: \[10\.244\.2\.21\].*\n/,
+      '',
+    ),
   );
   const kernelOf = (state: typeof full): LiveNode => ({
     name: 'node1',
@@ -249,6 +254,31 @@ describe('trace --live --url: the kernel against the cluster', () => {
     expect(t.hops[3]!.rules).not.toHaveProperty('differsFromCluster');
     // Hop 2 arrives at the ARP owner: when that is another node, the walk says it used this node's kernel.
     expect(t.hops[1]!.rules!.note === undefined).toBe(OWNER === 'node1');
+  });
+
+  it('hop 1 names an Ingress status that is missing or differs from the decided address (the request still passes)', () => {
+    const trace = (text: string) =>
+      traceUrl(
+        'http://myapp.example.com/',
+        '10.99.0.100',
+        stateOf(text),
+        config,
+        [],
+        liveHopRules(kernelOf(full)),
+      );
+    const missing = trace(lbManifests() + backend());
+    expect(missing.failedAt).toBeNull();
+    expect(missing.hops[0]!.detail).toBe(
+      `10.99.0.200 answered by ${OWNER}; the status of Ingress demo/shop holds no address yet (written by the elected agent: is one running?)`,
+    );
+    expect(trace(lbManifests() + backend() + written('10.99.0.201')).hops[0]!.detail).toBe(
+      `10.99.0.200 answered by ${OWNER}; the status of Ingress demo/shop says 10.99.0.201, not 10.99.0.200 (not rewritten yet?)`,
+    );
+    // A dry run compares nothing: manifests rarely carry a status.
+    expect(
+      traceUrl('http://myapp.example.com/', '10.99.0.100', stateOf(lbManifests() + backend()), config)
+        .hops[0]!.detail,
+    ).toBe(`10.99.0.200 answered by ${OWNER}`);
   });
 
   it('an endpoint removed in the cluster but still in the kernel: hop 4 shows the kernel and fails, naming it', () => {
