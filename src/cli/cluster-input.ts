@@ -136,3 +136,11 @@ export async function readClusterInput(
   for (const p of read.problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
   return read.state;
 }
+
+/**
+ * The input of a command declared with addInputOptions (status, doctor): -f and its alias together, or
+ * the cluster; with neither, inside a pod, the cluster through the in-cluster service account.
+ */
+export function readCommandInput(flags: ClusterInputFlags & { manifests?: string[] }): Promise<ClusterState> {
+  return readClusterInput({ ...flags, filename: inputPaths(flags) }, { inCluster: inPod() });
+}

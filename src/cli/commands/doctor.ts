@@ -19,13 +19,7 @@ import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
 import { evaluateIngresses, ingressDoctorFindings } from '../../ingress/index.js';
 import { CliExit } from '../exit.js';
-import {
-  addInputOptions,
-  inPod,
-  inputPaths,
-  readClusterInput,
-  type ClusterInputFlags,
-} from '../cluster-input.js';
+import { addInputOptions, readCommandInput, type ClusterInputFlags } from '../cluster-input.js';
 import { formatStructured, isStructured, outputOption } from '../output.js';
 import { withAllocatedAddresses } from './dry-run.js';
 import { localhostNodePortsWanted } from './run.js';
@@ -61,7 +55,7 @@ export function registerDoctorCommand(program: Command): void {
     .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
     .action(async (opts: ClusterInputFlags & { manifests?: string[]; config?: string; output: string }) => {
       const config = await loadConfigFile(opts.config);
-      const state = await readClusterInput({ ...opts, filename: inputPaths(opts) }, { inCluster: inPod() });
+      const state = await readCommandInput(opts);
       const desiredState = withAllocatedAddresses(state, config);
       const runner = createRunner({});
       const nodeIPs =

@@ -10,13 +10,7 @@ import { formatLbStatus } from '../../lb/status.js';
 import { collectAnnouncedAddresses, decideOwner, type OwnerDecision } from '../../l2/election.js';
 import type { ClusterState } from '../../model/index.js';
 import { evaluateIngresses, formatIngressStatus, ingressStatusRecords } from '../../ingress/index.js';
-import {
-  addInputOptions,
-  inPod,
-  inputPaths,
-  readClusterInput,
-  type ClusterInputFlags,
-} from '../cluster-input.js';
+import { addInputOptions, readCommandInput, type ClusterInputFlags } from '../cluster-input.js';
 import { formatStructured, isStructured, outputOption } from '../output.js';
 
 /**
@@ -159,7 +153,7 @@ export function registerStatusCommand(program: Command): void {
     .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
     .action(async (opts: ClusterInputFlags & { manifests?: string[]; config?: string; output: string }) => {
       const config = await loadConfigFile(opts.config);
-      const state = await readClusterInput({ ...opts, filename: inputPaths(opts) }, { inCluster: inPod() });
+      const state = await readCommandInput(opts);
       if (isStructured(opts.output))
         process.stdout.write(await formatStructured(statusReportJson(state, config), opts.output));
       else process.stdout.write(formatStatusReport(state, config));
