@@ -20,11 +20,14 @@ interface FlagSpec {
 }
 
 interface CommandSpec {
+  /** The words naming it: "status", or "config convert" for a subcommand. */
   name: string;
   description: string;
   flags: FlagSpec[];
-  /** Fixed values of the first positional argument (completion's shell). */
+  /** Fixed values of the first positional argument (completion's shell), or a group's subcommands. */
   argumentChoices: string[];
+  /** A group of subcommands (config): its words are followed by one of them. */
+  group: boolean;
 }
 
 function flagSpec(o: Option): FlagSpec {
@@ -38,13 +41,21 @@ function flagSpec(o: Option): FlagSpec {
   };
 }
 
-function commandSpecs(program: Command): CommandSpec[] {
-  return program.commands.map((c) => ({
-    name: c.name(),
-    description: c.description(),
-    flags: [...c.options.filter((o) => !o.hidden).map(flagSpec), helpFlag],
-    argumentChoices: c.registeredArguments[0]?.argChoices ?? [],
-  }));
+/** Every command, and one level of subcommands (`config convert`) after their group. */
+function commandSpecs(program: Command, prefix = ''): CommandSpec[] {
+  return program.commands.flatMap((c) => {
+    const group = c.commands.length > 0;
+    const spec: CommandSpec = {
+      name: `${prefix}${c.name()}`,
+      description: c.description(),
+      flags: [...c.options.filter((o) => !o.hidden).map(flagSpec), helpFlag],
+      argumentChoices: group
+        ? c.commands.map((sub) => sub.name())
+        : (c.registeredArguments[0]?.argChoices ?? []),
+      group,
+    };
+    return prefix === '' && group ? [spec, ...commandSpecs(c, `${c.name()} `)] : [spec];
+  });
 }
 
 const helpFlag: FlagSpec = {
@@ -61,7 +72,10 @@ const words = (list: string[]): string => list.join(' ');
 
 function bashScript(program: Command): string {
   const specs = commandSpecs(program);
-  const top = [...specs.map((s) => s.name), '--version', '--help'];
+  const top = [...specs.filter((s) => !s.name.includes(' ')).map((s) => s.name), '--version', '--help'];
+  const groups = specs.filter((s) => s.group).map((s) => s.name);
+  // After a group's word, the next word (its subcommand) belongs to the command's name.
+  const groupStep = groups.length > 0 ? ` case "$cmd" in ${groups.join('|')}) continue ;; esac;` : '';
   const cases = specs.map((s) => {
     const valueCases = s.flags
       .filter((f) => f.takesValue)
@@ -79,7 +93,7 @@ function bashScript(program: Command): string {
         ? `COMPREPLY=( $(compgen -W "${words(s.argumentChoices)}" -- "$cur") )`
         : 'COMPREPLY=()';
     return [
-      `    ${s.name})`,
+      `    "${s.name}")`,
       ...(valueCases.length > 0 ? ['      case "$prev" in', ...valueCases, '      esac'] : []),
       `      if [[ "$cur" == -* ]]; then COMPREPLY=( $(compgen -W "${words(s.flags.flatMap((f) => f.names))}" -- "$cur") ); else ${args}; fi`,
       '      return 0 ;;',
@@ -95,7 +109,7 @@ _portway() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "\${COMP_WORDS[i]}" in
       -*) ;;
-      *) cmd="\${COMP_WORDS[i]}"; break ;;
+      *) if [[ -z "$cmd" ]]; then cmd="\${COMP_WORDS[i]}";${groupStep} else cmd="$cmd \${COMP_WORDS[i]}"; fi; break ;;
     esac
   done
   if [[ -z "$cmd" ]]; then
@@ -129,10 +143,26 @@ function zshFlag(f: FlagSpec): string {
 
 function zshScript(program: Command): string {
   const specs = commandSpecs(program);
-  const commands = specs.map((s) => `    '${s.name}:${zshText(s.description)}'`);
-  const cases = specs.map((s) => {
+  const topLevel = specs.filter((s) => !s.name.includes(' '));
+  const commands = topLevel.map((s) => `    '${s.name}:${zshText(s.description)}'`);
+  const argumentsOf = (s: CommandSpec): string => {
     const args = s.argumentChoices.length > 0 ? ` '1:${s.name}:(${s.argumentChoices.join(' ')})'` : '';
-    return `    ${s.name}) _arguments ${s.flags.map(zshFlag).join(' ')}${args} ;;`;
+    return `_arguments ${s.flags.map(zshFlag).join(' ')}${args}`;
+  };
+  const cases = topLevel.map((s) => {
+    if (!s.group) return `    ${s.name}) ${argumentsOf(s)} ;;`;
+    // A group: its subcommand first, then that subcommand's flags (the words shifted once more).
+    const subs = specs.filter((sub) => sub.name.startsWith(`${s.name} `));
+    return [
+      `    ${s.name})`,
+      `      if (( CURRENT == 2 )); then _values 'subcommand' ${s.argumentChoices.join(' ')}; return; fi`,
+      '      local sub=$words[2]',
+      '      shift words',
+      '      (( CURRENT-- ))',
+      '      case $sub in',
+      ...subs.map((sub) => `        ${sub.name.slice(s.name.length + 1)}) ${argumentsOf(sub)} ;;`),
+      '      esac ;;',
+    ].join('\n');
   });
   return `#compdef portway
 # portway completion for zsh, generated from portway's command definitions.

@@ -29,6 +29,10 @@ const COMMAND_MODULES: ReadonlyArray<{ commands: readonly string[]; load: () => 
   { commands: ['trace'], load: async () => (await import('./commands/trace.js')).registerTraceCommand },
   { commands: ['doctor'], load: async () => (await import('./commands/doctor.js')).registerDoctorCommand },
   { commands: ['status'], load: async () => (await import('./commands/status.js')).registerStatusCommand },
+  {
+    commands: ['config'],
+    load: async () => (await import('./commands/config-convert.js')).registerConfigCommand,
+  },
 ];
 
 /** The command named on the command line: the first word that is not an option. */

@@ -4,21 +4,44 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { dns1035LabelProblem, dns1123LabelProblem, dns1123SubdomainProblem } from '../model/names.js';
 
-/** Go-style durations as kube-proxy writes them: "1s", "30s", "1m0s", "500ms", "1h2m3.5s". */
+/**
+ * Go-style durations as kube-proxy writes them: "1s", "30s", "1m0s", "500ms", "1h2m3.5s"; Go's "ns", "us"
+ * and "µs" units too (rounded to whole milliseconds, portway's unit). Negative durations are refused.
+ */
 export function parseDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
+  const re = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|h|m|s)/gy;
   let total = 0;
   let matched = 0;
   let m: RegExpExecArray | null;
   if (text === '0') return 0;
   while ((m = re.exec(text)) !== null) {
-    const n = Number(m[1]);
-    const unit = m[2];
-    total += unit === 'h' ? n * 3_600_000 : unit === 'm' ? n * 60_000 : unit === 's' ? n * 1000 : n;
+    total += Number(m[1]) * MS_PER_UNIT[m[2]!]!;
     matched = re.lastIndex;
   }
   if (matched !== text.length || text.length === 0) throw new Error(`invalid duration "${text}"`);
   return Math.round(total);
+}
+
+const MS_PER_UNIT: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 1e-3,
+  µs: 1e-3,
+  ns: 1e-6,
+};
+
+/** Milliseconds as Go prints a time.Duration: "0s", "250ms", "1.5s", "1m0s", "24h0m0s". Pure. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1000) return `${ms}ms`;
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.floor((ms % 3_600_000) / 60_000);
+  const seconds = (ms % 60_000) / 1000;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}s`;
+  if (minutes > 0) return `${minutes}m${seconds}s`;
+  return `${seconds}s`;
 }
 
 /**

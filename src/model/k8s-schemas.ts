@@ -521,3 +521,38 @@ export const KIND_VERSIONS: Record<KnownKind, { group: string; version: string; 
   IPAddressPool: { group: 'portway.io', version: 'v1alpha1', namespaced: false },
   L2Advertisement: { group: 'portway.io', version: 'v1alpha1', namespaced: false },
 };
+
+/** MetalLB's API group: its pools and advertisements are read as portway's own (see ALSO_READ_AS). */
+export const METALLB_GROUP = 'metallb.io';
+
+/**
+ * Further group/versions a kind is read at, with the same schema and meaning as portway's own:
+ * MetalLB's IPAddressPool and L2Advertisement (metallb.io/v1beta1, the only version MetalLB serves them
+ * at), so a cluster moves from MetalLB without rewriting them.
+ */
+export const ALSO_READ_AS: Partial<Record<KnownKind, ReadonlyArray<{ group: string; version: string }>>> = {
+  IPAddressPool: [{ group: METALLB_GROUP, version: 'v1beta1' }],
+  L2Advertisement: [{ group: METALLB_GROUP, version: 'v1beta1' }],
+};
+
+const BGP_UNSUPPORTED = 'BGP is not supported by portway; ignored';
+
+/**
+ * MetalLB kinds for features portway does not have, by API group and kind, with what portway says
+ * about each object: reported once by name, then ignored (never an error that stops anything).
+ * MetalLB's own status objects (ServiceL2Status, ServiceBGPStatus, ConfigurationState) are MetalLB's
+ * output, not configuration, and are ignored silently.
+ */
+export const UNSUPPORTED_METALLB_KINDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  [METALLB_GROUP]: {
+    BGPPeer: BGP_UNSUPPORTED,
+    BGPAdvertisement: BGP_UNSUPPORTED,
+    BFDProfile: 'BFD is not supported by portway (it serves BGP sessions, which portway does not have); ignored',
+    Community: 'BGP communities are not supported by portway; ignored',
+    AddressPool:
+      "MetalLB's deprecated AddressPool is not read by portway; ignored (write it as an IPAddressPool and an L2Advertisement)",
+  },
+  'frrk8s.metallb.io': {
+    FRRConfiguration: 'FRR (BGP) is not supported by portway; ignored',
+  },
+};

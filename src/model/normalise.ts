@@ -41,6 +41,8 @@ import {
   type IngressClassObject,
   ipAddressPoolSchema,
   KIND_VERSIONS,
+  ALSO_READ_AS,
+  UNSUPPORTED_METALLB_KINDS,
   l2AdvertisementSchema,
   namespaceSchema,
   nodeSchema,
@@ -155,18 +157,32 @@ export interface Parsed<T> {
   value: T;
 }
 
-/** Which kind portway reads this object as, or null when it is not one of ours. */
+/**
+ * Which kind portway reads this object as; `unsupported` for a MetalLB feature portway does not have
+ * (reported, then ignored); null when it is not one of ours.
+ */
 export function classify(
   raw: Record<string, unknown>,
-): { kind: KnownKind } | { versionMismatch: string; kind: KnownKind } | null {
+):
+  | { kind: KnownKind }
+  | { versionMismatch: string; kind: KnownKind }
+  | { unsupported: string; group: string; kind: string }
+  | null {
   const kind = raw.kind;
-  if (typeof kind !== 'string' || !(kind in KIND_VERSIONS)) return null;
-  const known = kind as KnownKind;
-  const want = KIND_VERSIONS[known];
   const apiVersion = typeof raw.apiVersion === 'string' ? raw.apiVersion : '';
   const slash = apiVersion.lastIndexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
   const version = slash < 0 ? apiVersion : apiVersion.slice(slash + 1);
+  if (typeof kind !== 'string') return null;
+  const unsupported = UNSUPPORTED_METALLB_KINDS[group]?.[kind];
+  if (unsupported !== undefined) return { unsupported, group, kind };
+  if (!(kind in KIND_VERSIONS)) return null;
+  const known = kind as KnownKind;
+  const want = KIND_VERSIONS[known];
+  const also = ALSO_READ_AS[known]?.find((v) => v.group === group);
+  if (also !== undefined) {
+    return version === also.version ? { kind: known } : { kind: known, versionMismatch: apiVersion };
+  }
   if (group !== want.group) {
     // Another API group's kind of the same name (knative's Service, MetalLB's IPAddressPool) is not ours,
     // but a core kind written without apiVersion is a mistake worth naming.
@@ -258,12 +274,28 @@ export function triageObject(sourced: SourcedObject): Triage {
   }
   const cls = classify(raw);
   if (cls === null) return { type: 'ignored' };
+  if ('unsupported' in cls) {
+    // Named as "metallb.io BGPPeer metallb-system/x"; the message says what portway does about it.
+    const meta = isRecord(raw.metadata) ? raw.metadata : {};
+    const name = typeof meta.name === 'string' && meta.name !== '' ? printableName(meta.name) : '';
+    const ns =
+      typeof meta.namespace === 'string' && meta.namespace !== '' ? `${printableName(meta.namespace)}/` : '';
+    problems.items.push({
+      source: sourced.source,
+      kind: `${cls.group} ${printableName(cls.kind)}`,
+      object: name === '' ? '' : `${ns}${name}`,
+      field: '',
+      message: cls.unsupported,
+    });
+    return { type: 'rejected', problems: problems.items };
+  }
   const { kind } = cls;
   const id: Identity = { source: sourced.source, kind, object: objectLabel(kind, raw.metadata) };
   if (sourced.document !== undefined) id.document = sourced.document;
   if ('versionMismatch' in cls) {
-    const want = KIND_VERSIONS[kind];
-    const wanted = want.group === '' ? want.version : `${want.group}/${want.version}`;
+    const wanted = [KIND_VERSIONS[kind], ...(ALSO_READ_AS[kind] ?? [])]
+      .map((v) => (v.group === '' ? v.version : `${v.group}/${v.version}`))
+      .join(' or ');
     problems.add(
       id,
       'apiVersion',

@@ -141,7 +141,27 @@ export interface StandInOptions {
    * negotiates no protocol at all (the handshake succeeds, h2 then fails).
    */
   http2?: boolean | 'no-alpn';
+  /** Custom resources served beside STAND_IN_RESOURCES, as if their CRDs were installed (e.g. MetalLB's). */
+  extraResources?: readonly ResourceType[];
 }
+
+/** MetalLB's layer2 resources (metallb.io/v1beta1), for a stand-in with MetalLB's CRDs installed. */
+export const METALLB_RESOURCES: readonly ResourceType[] = [
+  ...(
+    [
+      ['v1beta1', 'ipaddresspools', 'IPAddressPool'],
+      ['v1beta1', 'l2advertisements', 'L2Advertisement'],
+      ['v1beta2', 'bgppeers', 'BGPPeer'],
+    ] as const
+  ).map(([version, plural, kind]) => ({
+    group: 'metallb.io',
+    version,
+    plural,
+    kind,
+    namespaced: true,
+    hasStatus: true,
+  })),
+];
 
 export interface RequestRecord {
   method: string;
@@ -178,6 +198,8 @@ interface PendingPages {
 
 export class StandInApiServer {
   readonly token: string;
+  /** The resource types served: the built-in set and the options' extraResources. */
+  private readonly resources: readonly ResourceType[];
   private historyLimit: number;
   private readonly bookmarkIntervalMs: number;
   private readonly watchCache: boolean;
@@ -203,11 +225,12 @@ export class StandInApiServer {
 
   constructor(options: StandInOptions = {}) {
     this.token = options.token ?? randomBytes(16).toString('hex');
+    this.resources = [...STAND_IN_RESOURCES, ...(options.extraResources ?? [])];
     this.historyLimit = options.historyLimit ?? 10_000;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 0;
     this.watchCache = options.watchCache ?? true;
     this.http2 = options.http2 ?? true;
-    for (const t of STAND_IN_RESOURCES) this.objects.set(t, new Map());
+    for (const t of this.resources) this.objects.set(t, new Map());
   }
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────
@@ -388,7 +411,7 @@ export class StandInApiServer {
   // ── store internals ────────────────────────────────────────────────────────────────────────
 
   private resourceForKind(kind: string): ResourceType {
-    const t = STAND_IN_RESOURCES.find((r) => r.kind === kind);
+    const t = this.resources.find((r) => r.kind === kind);
     if (!t) throw new Error(`stand-in API server: unknown kind "${kind}"`);
     return t;
   }
@@ -396,7 +419,7 @@ export class StandInApiServer {
   private resourceForObject(object: Record<string, unknown>): ResourceType {
     const kind = object.kind;
     const apiVersion = object.apiVersion;
-    const t = STAND_IN_RESOURCES.find(
+    const t = this.resources.find(
       (r) => r.kind === kind && (apiVersion === undefined || apiVersionOf(r) === apiVersion),
     );
     if (!t)
@@ -482,7 +505,7 @@ export class StandInApiServer {
       send(200, { major: '1', minor: '31', gitVersion: 'v1.31.0-portway-stand-in' });
       return;
     }
-    const route = parseRoute(url.pathname);
+    const route = parseRoute(url.pathname, this.resources);
     if (!route) {
       send(
         404,
@@ -855,7 +878,7 @@ interface Route {
   subresource?: 'status';
 }
 
-function parseRoute(pathname: string): Route | null {
+function parseRoute(pathname: string, resources: readonly ResourceType[]): Route | null {
   const segs = pathname
     .split('/')
     .filter((s) => s !== '')
@@ -879,7 +902,7 @@ function parseRoute(pathname: string): Route | null {
   }
   const [plural, name, sub, ...extra] = rest;
   if (plural === undefined || extra.length > 0 || (sub !== undefined && sub !== 'status')) return null;
-  const resource = STAND_IN_RESOURCES.find(
+  const resource = resources.find(
     (r) => r.group === group && r.version === version && r.plural === plural,
   );
   if (!resource) return null;

@@ -4,6 +4,7 @@
 // the API is unreachable the last state is kept and the outage is visible in connection().
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterState, InputProblem } from '../../model/cluster-state.js';
+import { METALLB_GROUP } from '../../model/k8s-schemas.js';
 import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME } from '../../model/normalise.js';
 import { silentLogger, type Logger } from '../../observe/logger.js';
 import { apiServerUrl } from './kube-config.js';
@@ -97,8 +98,30 @@ export function watchedResources(opts: WatchedResourcesOptions = {}): WatchedRes
       path: '/apis/portway.io/v1alpha1/l2advertisements',
       optional: true,
     },
+    ...METALLB_RESOURCES,
   ];
 }
+
+/**
+ * MetalLB's objects, read where its CRDs are installed (asked once at start; a cluster without MetalLB
+ * costs one 404 per kind, never a poll): its pools and advertisements as portway's own, and the kinds of
+ * features portway lacks (BGP, BFD, communities), only so that each such object is reported by name.
+ */
+export const METALLB_RESOURCES: readonly WatchedResource[] = (
+  [
+    ['IPAddressPool', 'v1beta1', 'ipaddresspools'],
+    ['L2Advertisement', 'v1beta1', 'l2advertisements'],
+    ['BGPPeer', 'v1beta2', 'bgppeers'],
+    ['BGPAdvertisement', 'v1beta1', 'bgpadvertisements'],
+    ['BFDProfile', 'v1beta1', 'bfdprofiles'],
+    ['Community', 'v1beta1', 'communities'],
+  ] as const
+).map(([kind, version, plural]) => ({
+  kind,
+  apiVersion: `${METALLB_GROUP}/${version}`,
+  path: `/apis/${METALLB_GROUP}/${version}/${plural}`,
+  optional: 'not-retried' as const,
+}));
 
 /** Every kind, all Nodes. */
 export const WATCHED_RESOURCES: readonly WatchedResource[] = watchedResources();
@@ -330,7 +353,7 @@ export class ApiSource {
           error: p.message,
           ...(p.kept ? { kept: true } : {}),
         },
-        `${p.kept ? 'keeping the last good version of' : 'skipping'} invalid ${p.kind} ${p.object || '(unnamed)'}: ${p.field}: ${p.message}`,
+        `${p.kept ? 'keeping the last good version of' : 'skipping'} invalid ${p.kind} ${p.object || '(unnamed)'}: ${p.field === '' ? '' : `${p.field}: `}${p.message}`,
       );
     }
     this.knownProblems = now;

@@ -19,8 +19,12 @@ export interface WatchedResource {
   apiVersion: string;
   /** Cluster-wide collection path, e.g. /api/v1/services. */
   path: string;
-  /** A missing API (CRD not installed: 404) counts as an empty, synced list; retried in the background. */
-  optional?: boolean;
+  /**
+   * A missing API (CRD not installed: 404) counts as an empty, synced list; retried in the background —
+   * or, with 'not-retried', never asked again by this process (another product's CRDs, such as MetalLB's:
+   * most clusters never have them, and polling for them on every node would be a steady cost).
+   */
+  optional?: boolean | 'not-retried';
   labelSelector?: string;
   fieldSelector?: string;
 }
@@ -247,6 +251,10 @@ export class ResourceInformer {
         }
         if (err instanceof ApiRequestError && err.statusCode === 404 && this.resource.optional && needList) {
           this.markMissingApi();
+          if (this.resource.optional === 'not-retried') {
+            this.markConnected(); // the server answered: nothing is wrong with the connection
+            break;
+          }
         } else {
           this.markDisconnected(err);
         }
@@ -258,7 +266,12 @@ export class ResourceInformer {
 
   /** An optional API that is not served (CRD not installed) is an empty list, retried slowly. */
   private markMissingApi(): void {
-    if (!this.state.synced) {
+    if (this.resource.optional === 'not-retried') {
+      this.deps.logger.info(
+        { kind: this.resource.kind, path: this.resource.path },
+        'API not served (CRD not installed); not watched (restart the agent after installing it)',
+      );
+    } else if (!this.state.synced) {
       this.deps.logger.warn(
         { kind: this.resource.kind, path: this.resource.path },
         'API not served (CRD not installed?); treating as empty and retrying',

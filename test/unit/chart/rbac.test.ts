@@ -58,6 +58,11 @@ describe('chart RBAC (helm template)', () => {
         resources: ['ipaddresspools', 'l2advertisements'],
         verbs: ['list', 'watch'],
       },
+      {
+        apiGroups: ['metallb.io'],
+        resources: ['ipaddresspools', 'l2advertisements', 'bgppeers', 'bgpadvertisements', 'bfdprofiles', 'communities'],
+        verbs: ['list', 'watch'],
+      },
       { apiGroups: [''], resources: ['services/status'], verbs: ['patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);

@@ -157,6 +157,10 @@ describe('portway completion', () => {
     expect(await complete('render', '-o', 'y')).toEqual(['yaml']);
     expect(await complete('run', '--log-f')).toEqual(['--log-format']);
     expect(await complete('completion', '')).toEqual(['bash', 'zsh']);
+    // A group of subcommands: its subcommand, then that subcommand's flags and values.
+    expect(await complete('config', '')).toEqual(['convert']);
+    expect(await complete('config', 'convert', '--out')).toEqual(['--output']);
+    expect(await complete('config', 'convert', '-o', '')).toEqual(['yaml', 'json']);
     // A flag added to a command shows up without touching the generator.
     const r = await runPortway(['completion', 'bash']);
     expect(r.exitCode).toBe(0);
@@ -169,6 +173,7 @@ describe('portway completion', () => {
     expect(script).toContain("'status:show LoadBalancer address assignments");
     expect(script).toContain("'(-o --output)--output[output format]:value:(text json yaml)'");
     expect(script).toContain("'1:completion:(bash zsh)'");
+    expect(script).toContain("_values 'subcommand' convert");
     const bad = await runPortway(['completion', 'fish']);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain(

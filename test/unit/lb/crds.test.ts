@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { KIND_VERSIONS, ipAddressPoolSchema, l2AdvertisementSchema } from '../../../src/model/k8s-schemas.js';
 
-const crdDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../charts/portway/crds');
+const crdDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../charts/portway/charts/crds/files');
 interface Crd {
   apiVersion: string;
   kind: string;

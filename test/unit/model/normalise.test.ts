@@ -594,11 +594,22 @@ metadata: { name: a }
     ]);
   });
 
-  it('ignores MetalLB-group objects of the same kinds (they are not ours)', () => {
+  it("reads MetalLB's objects of the same kinds as its own (issue 13: migrate without rewriting them)", () => {
     const { state, problems } = build(`
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: { name: m, namespace: metallb-system }
+spec: { addresses: [10.0.0.0/24] }
+`);
+    expect(problems).toEqual([]);
+    expect(state.addressPools.map((p) => p.name)).toEqual(['m']);
+  });
+
+  it('ignores kinds of the same name in other groups (they are not ours)', () => {
+    const { state, problems } = build(`
+apiVersion: example.com/v1
+kind: IPAddressPool
+metadata: { name: m }
 spec: { addresses: [10.0.0.0/24] }
 `);
     expect(problems).toEqual([]);
