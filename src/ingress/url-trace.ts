@@ -37,6 +37,11 @@ export interface UrlTrace {
    * Set only when the hops before them passed.
    */
   packets: { toController?: UrlHopPacket; toBackend?: UrlHopPacket & { src: string } };
+  /**
+   * The address hop 1 decided and the Ingress whose rule routes the URL, with the addresses its
+   * status.loadBalancer.ingress holds as read (what DNS tools publish): a live trace compares them.
+   */
+  published?: { ingress: string; decided: string[]; written: string[] };
 }
 
 /** The URL's port: as written, else the scheme's (http 80, https 443). */
@@ -56,9 +61,10 @@ export function traceIngressUrl(
 ): UrlTrace {
   const hops: UrlHop[] = [];
   const packets: UrlTrace['packets'] = {};
+  const found: Pick<UrlTrace, 'published'> = {};
   const done = (): UrlTrace => {
     const failed = hops.find((h) => !h.ok);
-    return { url, hops, failedAt: failed ? failed.hop : null, packets };
+    return { url, hops, failedAt: failed ? failed.hop : null, packets, ...found };
   };
   let parsed: URL;
   try {
@@ -90,6 +96,14 @@ export function traceIngressUrl(
   }
   const index = indexServices(state);
   const address = decidePublishedAddress(chosen.cls.service, state, index.services, nodePortAddresses);
+  found.published = {
+    ingress: `${chosen.route.ingress.namespace}/${chosen.route.ingress.name}`,
+    decided: address.addresses.map((a) => a.ip),
+    written: (
+      state.ingresses.find((i) => i.namespace === chosen.route.ingress.namespace && i.name === chosen.route.ingress.name)
+        ?.statusIngress ?? []
+    ).map((a) => a.ip),
+  };
   if (address.addresses.length === 0) {
     hops.push({ hop: 1, what: 'published address', ok: false, detail: `no address published: ${address.reason}` });
     return done();

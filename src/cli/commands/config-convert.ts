@@ -11,6 +11,7 @@ import {
   type LoadedConfig,
 } from '../../config/load.js';
 import { CliExit } from '../exit.js';
+import { outputOption } from '../output.js';
 
 const OUTPUTS = ['yaml', 'json'] as const;
 
@@ -29,11 +30,8 @@ export function registerConfigCommand(program: Command): void {
         'ConfigMap); fields portway does not implement are listed on stderr',
     )
     .requiredOption('-f, --filename <file>', 'the configuration file ("-" for stdin)')
-    .option('-o, --output <format>', 'yaml or json', 'yaml')
+    .addOption(outputOption(OUTPUTS, 'yaml'))
     .action(async (opts: { filename: string; output: string }) => {
-      if (!(OUTPUTS as readonly string[]).includes(opts.output)) {
-        throw new CliExit(2, `--output must be yaml or json (got "${opts.output}")`);
-      }
       const { document, warnings } =
         opts.filename === '-' ? await readStdinConfig() : await readConfigFile(opts.filename);
       warnings.forEach((line) => warnOnStderr(line));

@@ -1,7 +1,6 @@
 // `portway doctor`: compare this network namespace's live state with what the manifests ask for.
 // Gathers inputs (iptables-save of both families, sysctls, running processes) and lets the pure
 // diagnose() judge them. Exit 0 when every check passes, 1 when something is wrong, 2 on error.
-import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -14,15 +13,17 @@ import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.
 import { createSysctl } from '../../dataplane/sysctl.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf } from '../../model/ip.js';
-import { formatProblem, loadClusterState } from '../../model/index.js';
 import { printableLines } from '../../model/names.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
 import { evaluateIngresses, ingressDoctorFindings } from '../../ingress/index.js';
 import { CliExit } from '../exit.js';
+import { addInputOptions, readCommandInput, type ClusterInputFlags } from '../cluster-input.js';
+import { formatStructured, isStructured, outputOption } from '../output.js';
 import { withAllocatedAddresses } from './dry-run.js';
-import { localhostNodePortsWanted, nodeIPsFromInterfaces } from './run.js';
+import { localhostNodePortsWanted } from './run.js';
+import { nodeIPsFromInterfaces } from '../node-identity.js';
 
 /** Command names of running processes, from /proc/PID/comm. */
 export async function runningProcesses(procRoot = '/proc'): Promise<string[]> {
@@ -39,22 +40,22 @@ export async function runningProcesses(procRoot = '/proc'): Promise<string[]> {
 }
 
 export function registerDoctorCommand(program: Command): void {
-  program
+  const cmd = program
     .command('doctor')
     .description(
-      "check this node's live rules, sysctls, a kube-proxy beside it and the other iptables backend against what the manifests ask for",
-    )
-    .requiredOption('--manifests <paths...>', 'manifests the node should be programmed from')
+      "check this node's live rules, sysctls, a kube-proxy beside it and the other iptables backend against what the manifests (or the cluster) ask for",
+    );
+  addInputOptions(cmd, {
+    cluster: true,
+    alias: '--manifests',
+    description: 'manifests the node should be programmed from',
+  });
+  cmd
     .option('--config <file>', 'agent configuration (YAML or JSON)')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (opts: { manifests: string[]; config?: string; output: string }) => {
-      if (opts.output !== 'text' && opts.output !== 'json')
-        throw new CliExit(2, '--output must be text or json');
-      for (const p of opts.manifests)
-        if (!existsSync(p)) throw new CliExit(2, `no such file or directory: ${p}`);
+    .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
+    .action(async (opts: ClusterInputFlags & { manifests?: string[]; config?: string; output: string }) => {
       const config = await loadConfigFile(opts.config);
-      const { state, problems } = await loadClusterState(opts.manifests);
-      for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
+      const state = await readCommandInput(opts);
       const desiredState = withAllocatedAddresses(state, config);
       const runner = createRunner({});
       const nodeIPs =
@@ -100,8 +101,8 @@ export function registerDoctorCommand(program: Command): void {
       const findings = diagnose(inputs);
       findings.push(...ingressDoctorFindings(evaluateIngresses(desiredState, config.ingress.classes, config.nodePortAddresses)));
       process.stdout.write(
-        opts.output === 'json'
-          ? JSON.stringify(findings, null, 2) + '\n'
+        isStructured(opts.output)
+          ? await formatStructured(findings, opts.output)
           : // Live rules may carry any comment bytes: no control character reaches the terminal.
             printableLines(formatDoctor(findings)),
       );

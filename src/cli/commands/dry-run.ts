@@ -45,6 +45,7 @@ import {
 } from '../../render/nftables/index.js';
 import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { CliExit } from '../exit.js';
+import { formatStructured, isStructured, outputOption } from '../output.js';
 
 const FAMILIES: Record<string, IPFamily> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
@@ -175,7 +176,7 @@ export function registerDryRunCommands(program: Command): void {
       'agent configuration (YAML or JSON); its mode picks iptables, ipvs or nftables',
     )
     .option('--family <family>', 'ipv4 or ipv6', 'ipv4')
-    .option('-o, --output <format>', "rules (the tools' input text) or json", 'rules')
+    .addOption(outputOption(['rules', 'text', 'json', 'yaml'], 'rules', "rules = text: the tools' input"))
     .option(
       '--part <part>',
       'ipvs mode: print only ipset (ipset restore), ipvs (ipvsadm-restore) or iptables (iptables-restore); iptables mode has only the iptables part',
@@ -192,17 +193,14 @@ export function registerDryRunCommands(program: Command): void {
       }) => {
         const family = FAMILIES[opts.family];
         if (!family) throw new CliExit(2, `--family must be ipv4 or ipv6 (got "${opts.family}")`);
-        if (opts.output !== 'rules' && opts.output !== 'json') {
-          throw new CliExit(2, `--output must be rules or json (got "${opts.output}")`);
-        }
         const part = opts.part as IpvsPart | undefined;
         if (part !== undefined && !IPVS_PARTS.includes(part)) {
           throw new CliExit(2, `--part must be ipset, ipvs or iptables (got "${opts.part}")`);
         }
-        if (part !== undefined && opts.output === 'json') {
+        if (part !== undefined && isStructured(opts.output)) {
           throw new CliExit(
             2,
-            '--part selects one text part; -o json prints the whole structure (leave out --part)',
+            `--part selects one text part; -o ${opts.output} prints the whole structure (leave out --part)`,
           );
         }
         const config = await loadConfigFile(opts.config);
@@ -230,16 +228,16 @@ export function registerDryRunCommands(program: Command): void {
         if (config.mode === 'ipvs') {
           const ruleSet = renderIpvsFamily(state, config, family);
           process.stdout.write(
-            opts.output === 'json'
-              ? JSON.stringify(ruleSet, null, 2) + '\n'
+            isStructured(opts.output)
+              ? await formatStructured(ruleSet, opts.output)
               : formatIpvsRender(ruleSet, part),
           );
           return;
         }
         const ruleSet = renderFamily(state, config, family);
         process.stdout.write(
-          opts.output === 'json'
-            ? JSON.stringify(ruleSet, null, 2) + '\n'
+          isStructured(opts.output)
+            ? await formatStructured(ruleSet, opts.output)
             : serializeRuleSet(ruleSet, { includeBuiltinJumps: true }),
         );
       },
@@ -251,24 +249,26 @@ export function registerDryRunCommands(program: Command): void {
       'show what would change on a node between two sets of manifests; exit 1 when something changes',
     )
     .requiredOption('--before <paths...>', 'manifests before the change')
-    .requiredOption('--after <paths...>', 'manifests after the change')
+    .option('-f, --filename <paths...>', 'manifests after the change')
+    .option('--after <paths...>', 'the same as -f')
     .option('--config <file>', 'agent configuration (YAML or JSON)')
-    .option('-o, --output <format>', 'text, json or markdown', 'text')
+    .addOption(outputOption(['text', 'json', 'yaml', 'markdown'], 'text'))
     .option('--strict', 'exit 2 when any object is invalid', false)
     .action(
       async (opts: {
         before: string[];
-        after: string[];
+        filename?: string[];
+        after?: string[];
         config?: string;
         output: string;
         strict: boolean;
       }) => {
-        if (!['text', 'json', 'markdown'].includes(opts.output)) {
-          throw new CliExit(2, `--output must be text, json or markdown (got "${opts.output}")`);
-        }
+        const afterPaths = [...(opts.filename ?? []), ...(opts.after ?? [])];
+        if (afterPaths.length === 0)
+          throw new CliExit(2, 'give the manifests after the change: -f PATH… (or --after)');
         const config = await loadConfigFile(opts.config);
         const before = await loadWithProblems(opts.before, config, opts.strict, 'before: ');
-        const after = await loadWithProblems(opts.after, config, opts.strict, 'after: ');
+        const after = await loadWithProblems(afterPaths, config, opts.strict, 'after: ');
         const skipped: SkippedObject[] = [
           ...before.problems.map((p) => ({ side: 'before' as const, problem: formatProblem(p) })),
           ...after.problems.map((p) => ({ side: 'after' as const, problem: formatProblem(p) })),
@@ -295,8 +295,8 @@ export function registerDryRunCommands(program: Command): void {
             families.map((f) => renderIpvsFamily(after.state, config, f)),
           );
           process.stdout.write(
-            opts.output === 'json'
-              ? JSON.stringify({ mode: 'ipvs', ...diff, skipped }, null, 2) + '\n'
+            isStructured(opts.output)
+              ? await formatStructured({ mode: 'ipvs', ...diff, skipped }, opts.output)
               : opts.output === 'markdown'
                 ? formatIpvsDiffMarkdown(diff, skipped)
                 : formatIpvsDiffText(diff, skipped),
@@ -308,12 +308,11 @@ export function registerDryRunCommands(program: Command): void {
           families.map((f) => renderFamily(before.state, config, f)),
           families.map((f) => renderFamily(after.state, config, f)),
         );
-        const text =
-          opts.output === 'json'
-            ? JSON.stringify({ ...diff, skipped }, null, 2) + '\n'
-            : opts.output === 'markdown'
-              ? formatDiffMarkdown(diff, skipped)
-              : formatDiffText(diff, skipped);
+        const text = isStructured(opts.output)
+          ? await formatStructured({ ...diff, skipped }, opts.output)
+          : opts.output === 'markdown'
+            ? formatDiffMarkdown(diff, skipped)
+            : formatDiffText(diff, skipped);
         process.stdout.write(text);
         if (!diffIsEmpty(diff)) throw new CliExit(1);
       },

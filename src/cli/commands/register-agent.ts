@@ -4,6 +4,7 @@ import { destination, pino } from 'pino';
 import { parseBindAddress } from '../../observe/http-server.js';
 import type { Logger } from '../../observe/logger.js';
 import { CliExit } from '../exit.js';
+import { defaultLogFormat, LOG_FORMATS, logFormatOption, textLogStream } from '../log-format.js';
 import { cleanup } from './cleanup.js';
 import { runAgent } from './run.js';
 
@@ -19,14 +20,23 @@ interface RunFlags {
   once: boolean;
   allowEmpty: boolean;
   logLevel: string;
+  logFormat?: string;
 }
 
-/** A pino logger writing JSON lines to stderr (stdout stays free for command output). */
-export function createAgentLogger(level: string): Logger {
+/**
+ * A pino logger writing to stderr (stdout stays free for command output): JSON lines, or with
+ * `format: 'text'` one readable line per record. Default: text on a terminal, JSON otherwise (a pod's
+ * log, a pipe), as kubectl users expect from components.
+ */
+export function createAgentLogger(level: string, format: string = defaultLogFormat()): Logger {
   if (!(LEVELS as readonly string[]).includes(level)) {
     throw new CliExit(2, `--log-level must be one of ${LEVELS.join(', ')} (got "${level}")`);
   }
-  return pino({ level, base: { app: 'portway' } }, destination({ fd: 2, sync: true }));
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new CliExit(2, `--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${format}")`);
+  }
+  const stderr = destination({ fd: 2, sync: true });
+  return pino({ level, base: { app: 'portway' } }, format === 'json' ? stderr : textLogStream(stderr));
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -38,11 +48,21 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--kubeconfig <file>', 'kubeconfig of the API server to watch (cluster mode)')
     .option('--master <url>', 'API server URL (overrides the kubeconfig’s server; alone: no credentials)')
-    .option('--manifests <path>', 'directory (or one file) of Service/EndpointSlice/Node manifests, YAML or JSON (manifest mode)')
+    .option(
+      '--manifests <path>',
+      'directory (or one file) of Service/EndpointSlice/Node manifests, YAML or JSON (manifest mode)',
+    )
     .option('--config <file>', 'agent configuration (YAML or JSON)')
     .option('--metrics-bind-address <host:port>', 'serve /metrics here (overrides metricsBindAddress)')
-    .option('--healthz-bind-address <host:port>', 'serve /healthz, /livez, /readyz here (overrides healthzBindAddress)')
-    .option('--once', 'sync once and exit (0 on success, 1 on failure, 2 when the source cannot be read or believed)', false)
+    .option(
+      '--healthz-bind-address <host:port>',
+      'serve /healthz, /livez, /readyz here (overrides healthzBindAddress)',
+    )
+    .option(
+      '--once',
+      'sync once and exit (0 on success, 1 on failure, 2 when the source cannot be read or believed)',
+      false,
+    )
     .option(
       '--allow-empty',
       'manifest mode: believe a directory or file with no Service at start (removes every Service rule); ' +
@@ -50,6 +70,7 @@ export function registerAgentCommands(program: Command): void {
       false,
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .addOption(logFormatOption())
     .addHelpText(
       'after',
       '\nExactly one source: --manifests, or --kubeconfig and/or --master. With none of them, inside a pod\n' +
@@ -71,9 +92,12 @@ export function registerAgentCommands(program: Command): void {
         }
       }
       if (opts.manifests !== undefined && (opts.kubeconfig !== undefined || opts.master !== undefined)) {
-        throw new CliExit(2, '--manifests cannot be combined with --kubeconfig/--master: give exactly one source');
+        throw new CliExit(
+          2,
+          '--manifests cannot be combined with --kubeconfig/--master: give exactly one source',
+        );
       }
-      const logger = createAgentLogger(opts.logLevel);
+      const logger = createAgentLogger(opts.logLevel, opts.logFormat);
       const code = await runAgent({
         ...(opts.manifests !== undefined ? { manifests: opts.manifests } : {}),
         ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
@@ -90,10 +114,13 @@ export function registerAgentCommands(program: Command): void {
 
   program
     .command('cleanup')
-    .description('remove every chain, built-in jump, ipset and sysctl change portway made in this network namespace')
+    .description(
+      'remove every chain, built-in jump, ipset and sysctl change portway made in this network namespace',
+    )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .action(async (opts: { logLevel: string }) => {
-      const report = await cleanup({ logger: createAgentLogger(opts.logLevel) });
+    .addOption(logFormatOption())
+    .action(async (opts: { logLevel: string; logFormat?: string }) => {
+      const report = await cleanup({ logger: createAgentLogger(opts.logLevel, opts.logFormat) });
       const chains = report.families.reduce((n, f) => n + f.chainsDeleted.length, 0);
       const jumps = report.families.reduce((n, f) => n + f.jumpsRemoved.length, 0);
       process.stdout.write(

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { createDataplane, type Dataplane } from '../../dataplane/index.js';
-import type { InterfaceAddress, IpLinks } from '../../dataplane/interfaces.js';
+import type { IpLinks } from '../../dataplane/interfaces.js';
 import { RealIpLinks } from '../../dataplane/ip.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { cidrContains, ipFamilyOf } from '../../model/ip.js';
@@ -23,8 +23,9 @@ import { HealthServer, healthTimeoutFor, ProxyHealth } from '../../observe/healt
 import { MetricsServer, ProxyMetrics } from '../../observe/metrics.js';
 import { ServiceHealthServer } from '../../observe/service-health.js';
 import { acceptsLocalhostNodePorts, renderOptionsFromConfig } from '../../render/iptables/index.js';
-import { createApiSource, type ApiSource, type CreateApiSourceOptions } from '../../sources/api/index.js';
-import { apiServerUrl, loadKubeConfig } from '../../sources/api/kube-config.js';
+// Type-only: the API source and the Kubernetes client behind it are imported in setUp, in cluster mode
+// only — a manifest-mode agent (run --once in CI, the demo) never loads the client (~1800 modules).
+import type { ApiSource, CreateApiSourceOptions } from '../../sources/api/index.js';
 import {
   ApiAgentSource,
   chooseSource,
@@ -40,8 +41,10 @@ import { SyncFailedError, type FamilyDataplane, type SyncResult } from '../../sy
 import { proxyModeOf, type ProxyMode, type ProxySyncer } from '../../sync/syncer.js';
 import { AgentLock } from '../../sync/agent-lock.js';
 import { DEFAULT_STATE_DIR, NetnsState } from '../../sync/netns-state.js';
+import { chooseNodeName, nodeIPsFromInterfaces } from '../node-identity.js';
 
 export { DEFAULT_STATE_DIR };
+export { chooseNodeName, nodeIPsFromInterfaces };
 
 export interface RunAgentOptions {
   /** Directory of manifests (Services, EndpointSlices, …): manifest mode. */
@@ -90,10 +93,6 @@ export interface RunAgentOptions {
 }
 
 /**
- * The node's addresses when the configuration names none: global-scope addresses of every interface
- * but loopback, in the order `ip addr` lists them (the first of a family is its primary).
- */
-/**
  * Whether the sysctls include route_localnet: exactly when the IPv4 rules accept NodePorts on
  * 127.0.0.1 (localhostNodePorts and nodePortAddresses overlapping 127.0.0.0/8), as kube-proxy decides.
  */
@@ -106,16 +105,6 @@ export function localhostNodePortsWanted(
     families.includes('IPv4') &&
     acceptsLocalhostNodePorts(renderOptionsFromConfig(config, 'IPv4', [...nodeIPs]))
   );
-}
-
-export function nodeIPsFromInterfaces(addresses: readonly InterfaceAddress[]): string[] {
-  const out: string[] = [];
-  for (const a of addresses) {
-    if (a.ifname === 'lo' || a.scope !== 'global') continue;
-    if (a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80:')) continue;
-    if (!out.includes(a.address)) out.push(a.address);
-  }
-  return out;
 }
 
 interface AgentSetup {
@@ -140,11 +129,6 @@ interface AgentSetup {
   healthzBindAddressKey: string;
   /** LoadBalancer allocation + layer2 (src/lb/lb-agent.ts): every state goes through lb.process(). */
   lb: LoadBalancerAgent;
-}
-
-/** This node's name: the configuration's, else $NODE_NAME (the downward API's usual spelling), else the host name. */
-export function chooseNodeName(configured: string, env: NodeJS.ProcessEnv, host: string): string {
-  return configured || env.NODE_NAME?.trim() || host;
 }
 
 /**
@@ -227,9 +211,16 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
   // Cluster mode: one client configuration for the informers and the status writer, so that they share
   // one connection to the API server. Loaded before anything starts, so that a bad kubeconfig is a
   // start-up error naming the flag.
+  const apiModules =
+    choice.kind === 'api'
+      ? {
+          kubeConfig: await import('../../sources/api/kube-config.js'),
+          source: await import('../../sources/api/index.js'),
+        }
+      : undefined;
   const apiKubeConfig =
     choice.kind === 'api'
-      ? loadKubeConfig({
+      ? apiModules!.kubeConfig.loadKubeConfig({
           ...(choice.kubeconfig !== undefined ? { kubeconfig: choice.kubeconfig } : {}),
           ...(choice.master !== undefined ? { master: choice.master } : {}),
           env,
@@ -296,10 +287,10 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
       serviceAccountRoot: saRoot,
     };
     // The start-up line names the server (credentials stripped).
-    const server = apiServerUrl(apiKubeConfig!);
+    const server = apiModules!.kubeConfig.apiServerUrl(apiKubeConfig!);
     // Layer2 owner election needs every Node; without it the agent reads only its own.
     const announces = config.loadBalancer.enabled && config.loadBalancer.layer2;
-    const api = (opts.createApiSource ?? createApiSource)({
+    const api = (opts.createApiSource ?? apiModules!.source.createApiSource)({
       ...connection,
       kubeConfig: apiKubeConfig!,
       logger: log,
@@ -486,7 +477,17 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     }
     try {
       const result = await syncAndRecord(true);
-      log.info({ durationMs: result.durationMs, sysctlsChanged: result.sysctlsChanged }, 'synced once');
+      // Stage times per family: where a one-shot sync (CI, `npm run bench:startup`) spends its time.
+      const stageMs = Object.fromEntries(
+        result.families.map((f) => [
+          f.family,
+          Object.fromEntries(Object.entries(f.stageMs).map(([k, v]) => [k, Math.round(v)])),
+        ]),
+      );
+      log.info(
+        { durationMs: result.durationMs, stageMs, sysctlsChanged: result.sysctlsChanged },
+        'synced once',
+      );
       return 0;
     } catch (err) {
       log.error({ err: (err as Error).message }, 'sync failed');

@@ -1,16 +1,17 @@
-// `portway status --manifests DIR [--config FILE]`: what every agent would decide from these manifests —
-// the address of each LoadBalancer Service (or why it has none) and, for the Node objects given, which
-// node announces each address. The same pure functions as the agent; no kernel, no network.
-import { existsSync } from 'node:fs';
+// `portway status (-f PATH… | --kubeconfig FILE) [--config FILE]`: what every agent would decide from these
+// manifests or from the live cluster's objects — the address of each LoadBalancer Service (or why it has
+// none) and, for the Node objects given, which node announces each address. The same pure functions as
+// the agent; no kernel.
 import type { Command } from 'commander';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { LoadBalancerController } from '../../lb/lb-controller.js';
 import { formatLbStatus } from '../../lb/status.js';
 import { collectAnnouncedAddresses, decideOwner, type OwnerDecision } from '../../l2/election.js';
-import { type ClusterState, formatProblem, loadClusterState } from '../../model/index.js';
+import type { ClusterState } from '../../model/index.js';
 import { evaluateIngresses, formatIngressStatus, ingressStatusRecords } from '../../ingress/index.js';
-import { CliExit } from '../exit.js';
+import { addInputOptions, readCommandInput, type ClusterInputFlags } from '../cluster-input.js';
+import { formatStructured, isStructured, outputOption } from '../output.js';
 
 /**
  * Owner of every allocated address with every given node alive (the steady state), or with the nodes in
@@ -34,7 +35,11 @@ export function decideAllOwners(
 }
 
 /** The LoadBalancer decision and the steady-state layer2 owners, shared by every view. */
-export function decideLoadBalancers(state: ClusterState, lb: Config['loadBalancer'], down: readonly string[] = []) {
+export function decideLoadBalancers(
+  state: ClusterState,
+  lb: Config['loadBalancer'],
+  down: readonly string[] = [],
+) {
   if (!lb.enabled) return { state, allocation: null, owners: [] as OwnerDecision[] };
   const decision = new LoadBalancerController({ loadBalancerClass: lb.loadBalancerClass }).process(state);
   const owners = decision.allocation === null ? [] : decideAllOwners(state, decision.allocation, down);
@@ -48,7 +53,10 @@ export function formatStatusReport(state: ClusterState, config: StatusConfig): s
   const lb = config.loadBalancer;
   const decided = decideLoadBalancers(state, lb);
   const ingress = formatIngressStatus(
-    ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
+    ingressStatusRecords(
+      evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses),
+      decided.owners,
+    ),
   );
   if (!lb.enabled)
     return `LoadBalancer allocation is disabled (loadBalancer.enabled: false): status.loadBalancer.ingress is used as written\n\n${ingress}`;
@@ -89,41 +97,65 @@ export function statusReportJson(state: ClusterState, config: StatusConfig): unk
     loadBalancer: {
       enabled: lb.enabled,
       allocating: allocation !== null,
-      services: allocation === null
-        ? []
-        : [
-            ...[...allocation.assignments].map(([service, a]) => ({ service, addresses: a.ips, pool: a.pool, reason: '' })),
-            ...[...allocation.reasons].map(([service, reason]) => ({ service, addresses: [], pool: null, reason })),
-          ].sort((x, y) => (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)),
+      services:
+        allocation === null
+          ? []
+          : [
+              ...[...allocation.assignments].map(([service, a]) => ({
+                service,
+                addresses: a.ips,
+                pool: a.pool,
+                reason: '',
+              })),
+              ...[...allocation.reasons].map(([service, reason]) => ({
+                service,
+                addresses: [],
+                pool: null,
+                reason,
+              })),
+            ].sort((x, y) => (x.service < y.service ? -1 : x.service > y.service ? 1 : 0)),
       problems: allocation?.problems ?? [],
     },
     layer2: {
-      nodes: state.nodes.map((n) => ({ name: n.name, ready: n.ready, networkUnavailable: n.networkUnavailable === true })),
-      addresses: decided.owners.map((d) => ({ ip: d.ip, owner: d.owner, reason: d.reason, electionOrder: d.eligible })),
+      nodes: state.nodes.map((n) => ({
+        name: n.name,
+        ready: n.ready,
+        networkUnavailable: n.networkUnavailable === true,
+      })),
+      addresses: decided.owners.map((d) => ({
+        ip: d.ip,
+        owner: d.owner,
+        reason: d.reason,
+        electionOrder: d.eligible,
+      })),
     },
-    ingresses: ingressStatusRecords(evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses), decided.owners),
+    ingresses: ingressStatusRecords(
+      evaluateIngresses(decided.state, config.ingress?.classes ?? [], config.nodePortAddresses),
+      decided.owners,
+    ),
   };
 }
 
 export function registerStatusCommand(program: Command): void {
-  program
+  const cmd = program
     .command('status')
-    .description('show LoadBalancer address assignments (or why none), which node announces each address, and Ingress addresses and backends')
-    .requiredOption(
-      '--manifests <dir>',
-      'directory (or file) of manifests: Services, Nodes, IPAddressPools, L2Advertisements, Ingresses, IngressClasses',
-    )
+    .description(
+      'show LoadBalancer address assignments (or why none), which node announces each address, and Ingress addresses and backends',
+    );
+  addInputOptions(cmd, {
+    cluster: true,
+    alias: '--manifests',
+    description:
+      'manifest files or directories: Services, Nodes, IPAddressPools, L2Advertisements, Ingresses, IngressClasses',
+  });
+  cmd
     .option('--config <file>', 'agent configuration (YAML or JSON)')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (opts: { manifests: string; config?: string; output: string }) => {
-      if (opts.output !== 'text' && opts.output !== 'json')
-        throw new CliExit(2, `--output: must be text or json (got ${JSON.stringify(opts.output)})`);
-      if (!existsSync(opts.manifests))
-        throw new CliExit(2, `--manifests: no such file or directory: ${opts.manifests}`);
+    .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
+    .action(async (opts: ClusterInputFlags & { manifests?: string[]; config?: string; output: string }) => {
       const config = await loadConfigFile(opts.config);
-      const { state, problems } = await loadClusterState([opts.manifests]);
-      for (const p of problems) process.stderr.write(`portway: skipped: ${formatProblem(p)}\n`);
-      if (opts.output === 'json') process.stdout.write(`${JSON.stringify(statusReportJson(state, config), null, 2)}\n`);
+      const state = await readCommandInput(opts);
+      if (isStructured(opts.output))
+        process.stdout.write(await formatStructured(statusReportJson(state, config), opts.output));
       else process.stdout.write(formatStatusReport(state, config));
     });
 }

@@ -1,23 +1,29 @@
 // `portway trace`: which rules a packet meets and where it ends up — either in the rules portway would
 // render from manifests (dry run) or in the rules live in this network namespace's kernel.
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import type { Config } from '../../config/config.js';
+import type { InterfaceAddress } from '../../dataplane/interfaces.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { canonicalIP, ipAddressHint, ipFamilyOf } from '../../model/ip.js';
 import { printableLines, quoteText } from '../../model/names.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
-import { createRunner } from '../../dataplane/exec.js';
-import { createIptables, detectIptablesBackend } from '../../dataplane/iptables.js';
-import { RealIpLinks } from '../../dataplane/ip.js';
 import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
 import { renderModeFamily, withAllocatedAddresses } from './dry-run.js';
-import { formatUrlTrace, traceUrl } from './trace-url.js';
+import { formatUrlTrace, liveHopRules, traceUrl, type LiveNode } from './trace-url.js';
+import { readClusterInput } from '../cluster-input.js';
+import { formatStructured, isStructured, outputOption } from '../output.js';
+import { chooseNodeName, nodeIPsFromInterfaces } from '../node-identity.js';
 
 interface TraceFlags {
   filename?: string[];
   live: boolean;
+  kubeconfig?: string;
+  master?: string;
+  requestTimeout?: string;
   config?: string;
   protocol: string;
   src: string;
@@ -48,6 +54,51 @@ export function parsePort(flag: string, text: string): number {
   return n;
 }
 
+/** Every address on this network namespace's interfaces. */
+async function liveInterfaceAddresses(): Promise<InterfaceAddress[]> {
+  const { createRunner } = await import('../../dataplane/exec.js');
+  const { RealIpLinks } = await import('../../dataplane/ip.js');
+  return new RealIpLinks({ runner: createRunner({}) }).listAddresses();
+}
+
+/** This network namespace's filter + nat rules per family, as iptables-save prints them. */
+async function liveRuleDumps(families: readonly IPFamily[]): Promise<Partial<Record<IPFamily, string>>> {
+  const { createRunner } = await import('../../dataplane/exec.js');
+  const { createIptables, detectIptablesBackend } = await import('../../dataplane/iptables.js');
+  const runner = createRunner({});
+  const backend = (await detectIptablesBackend(runner)).backend;
+  const dumps: Partial<Record<IPFamily, string>> = {};
+  for (const family of families) {
+    const iptables = await createIptables({ family, backend, runner });
+    dumps[family] = (await iptables.save('filter')) + (await iptables.save('nat'));
+  }
+  return dumps;
+}
+
+/**
+ * --live --url: the API objects from the cluster (--kubeconfig/--master, else in-cluster), the kernel
+ * side from this node. This node is the agent's: nodeName, else $NODE_NAME, else the host name; its
+ * addresses the configured nodeIPs, else its interfaces'.
+ */
+async function liveUrlInputs(flags: TraceFlags) {
+  const config = await loadConfigFile(flags.config);
+  refuseLiveIpvs(config);
+  const state = await readClusterInput(
+    { kubeconfig: flags.kubeconfig, master: flags.master, requestTimeout: flags.requestTimeout },
+    { inCluster: true },
+  );
+  const nodeName = chooseNodeName(config.nodeName, process.env, hostname());
+  const interfaces = await liveInterfaceAddresses();
+  const nodeIPs = config.nodeIPs.length > 0 ? config.nodeIPs : nodeIPsFromInterfaces(interfaces);
+  const families = (['IPv4', 'IPv6'] as const).filter((f) => nodeIPs.some((ip) => ipFamilyOf(ip) === f));
+  const live: LiveNode = {
+    name: nodeName,
+    dumps: await liveRuleDumps(families.length > 0 ? families : ['IPv4']),
+    addresses: interfaces.map((a) => a.address),
+  };
+  return { config: { ...config, nodeName, nodeIPs }, state, live };
+}
+
 /** The dry run's inputs: the config and the manifests (objects that fail to load are reported and skipped). */
 async function loadManifestsAndConfig(flags: TraceFlags) {
   const paths = flags.filename ?? [];
@@ -59,26 +110,26 @@ async function loadManifestsAndConfig(flags: TraceFlags) {
   return { config, state };
 }
 
+/** trace --live refuses ipvs mode: the walk reads iptables only, ipvs mode also needs sets and virtual servers. */
+function refuseLiveIpvs(config: Config): void {
+  if (config.mode === 'ipvs')
+    throw new CliExit(
+      2,
+      'trace --live does not read ipsets and IPVS virtual servers yet (ipvs mode live state is issue 11): ' +
+        'trace the rules portway would program with -f MANIFESTS --config FILE',
+    );
+}
+
 /** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
 async function loadRules(
   flags: TraceFlags,
   family: IPFamily,
 ): Promise<{ rules: TraceRules; localAddresses: string[] }> {
   if (flags.live) {
-    if (flags.config !== undefined && (await loadConfigFile(flags.config)).mode === 'ipvs') {
-      // The live walk reads iptables only; ipvs mode also needs the kernel's sets and virtual servers.
-      throw new CliExit(
-        2,
-        'trace --live does not read ipsets and IPVS virtual servers yet (ipvs mode live state is issue 11): ' +
-          'trace the rules portway would program with -f MANIFESTS --config FILE',
-      );
-    }
-    const runner = createRunner({});
-    const backend = (await detectIptablesBackend(runner)).backend;
-    const iptables = await createIptables({ family, backend, runner });
-    const text = (await iptables.save('filter')) + (await iptables.save('nat'));
-    const addresses = await new RealIpLinks({ runner }).listAddresses();
-    return { rules: text, localAddresses: addresses.map((a) => a.address) };
+    if (flags.config !== undefined) refuseLiveIpvs(await loadConfigFile(flags.config));
+    const dumps = await liveRuleDumps([family]);
+    const addresses = await liveInterfaceAddresses();
+    return { rules: dumps[family]!, localAddresses: addresses.map((a) => a.address) };
   }
   const { config, state } = await loadManifestsAndConfig(flags);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
@@ -101,14 +152,6 @@ function parseInterfaceName(text: string): string {
 }
 
 async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
-  if (flags.live) {
-    // The hops need the Ingresses, Services, EndpointSlices and Nodes: a live trace would list them from
-    // the API as well as read this kernel's rules. Not built yet; the dry run answers the same question.
-    throw new CliExit(
-      2,
-      'trace --url works on manifests only: give -f MANIFESTS --config FILE (with --live, trace one packet with --dst/--dport)',
-    );
-  }
   if (flags.dst !== undefined || flags.dport !== undefined)
     throw new CliExit(2, '--url replaces --dst and --dport: give one or the other');
   const url = flags.url!;
@@ -119,10 +162,18 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
   } catch {
     throw new CliExit(2, `--url must be an http:// or https:// URL (got ${quoteText(url)})`);
   }
-  const { config, state } = await loadManifestsAndConfig(flags);
-  const report = traceUrl(url, src, state, config, flags.down);
+  let report;
+  if (flags.live) {
+    const { config, state, live } = await liveUrlInputs(flags);
+    report = traceUrl(url, src, state, config, flags.down, liveHopRules(live));
+  } else {
+    const { config, state } = await loadManifestsAndConfig(flags);
+    report = traceUrl(url, src, state, config, flags.down);
+  }
   process.stdout.write(
-    flags.output === 'json' ? JSON.stringify(report, null, 2) + '\n' : printableLines(formatUrlTrace(report)),
+    isStructured(flags.output)
+      ? await formatStructured(report, flags.output)
+      : printableLines(formatUrlTrace(report)),
   );
 }
 
@@ -141,8 +192,14 @@ export function registerTraceCommand(program: Command): void {
     .option('--dport <port>', 'destination port')
     .option(
       '--url <url>',
-      'instead of --dst/--dport: the access path of this URL through its Ingress, hop by hop (dry run only)',
+      'instead of --dst/--dport: the access path of this URL through its Ingress, hop by hop',
     )
+    .option(
+      '--kubeconfig <file>',
+      'with --live --url: read the API objects from this cluster (default: in-cluster)',
+    )
+    .option('--master <url>', "with --live --url: API server URL (overrides the kubeconfig's server)")
+    .option('--request-timeout <seconds>', 'with --live --url: how long to wait for the API lists', '30')
     .option('--down <nodes...>', 'with --url: nodes whose agent is not running (they answer no ARP)', [])
     .option('--sport <port>', 'source port')
     .option('--from-node', 'the packet is generated on the node itself (nat OUTPUT path)', false)
@@ -156,16 +213,22 @@ export function registerTraceCommand(program: Command): void {
       'session-affinity lists (KUBE-SEP-… names) that already hold the source',
       [],
     )
-    .option('-o, --output <format>', 'text or json', 'text')
+    .addOption(outputOption(['text', 'json', 'yaml'], 'text'))
     .action(async (flags: TraceFlags) => {
       if (flags.live === (flags.filename !== undefined))
         throw new CliExit(2, 'give exactly one of -f PATH… or --live');
       if (!['tcp', 'udp', 'sctp'].includes(flags.protocol.toLowerCase())) {
         throw new CliExit(2, `--protocol must be tcp, udp or sctp (got "${flags.protocol}")`);
       }
-      if (flags.output !== 'text' && flags.output !== 'json')
-        throw new CliExit(2, '--output must be text or json');
       const src = parseAddress('--src', flags.src);
+      if (
+        (flags.kubeconfig !== undefined || flags.master !== undefined) &&
+        (!flags.live || flags.url === undefined)
+      )
+        throw new CliExit(
+          2,
+          '--kubeconfig/--master go with --live --url (a dry run reads -f PATH…, a packet trace only the kernel)',
+        );
       if (flags.url !== undefined) {
         await traceUrlCommand(flags, src);
         return;
@@ -197,8 +260,8 @@ export function registerTraceCommand(program: Command): void {
         },
       );
       process.stdout.write(
-        flags.output === 'json'
-          ? JSON.stringify({ packet: result.packet, outcome: result.outcome }, null, 2) + '\n'
+        isStructured(flags.output)
+          ? await formatStructured({ packet: result.packet, outcome: result.outcome }, flags.output)
           : // Live rules may carry any comment bytes: no control character reaches the terminal.
             printableLines(result.explanation),
       );

@@ -17,6 +17,7 @@ describe('registerAgentCommands', () => {
       '--once',
       '--allow-empty',
       '--log-level',
+      '--log-format',
     ]);
     expect(program.commands.map((c) => c.name())).toEqual(['run', 'cleanup']);
   });
