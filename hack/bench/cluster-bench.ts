@@ -149,9 +149,9 @@ async function agentChild(o: ReturnType<typeof parseArgs>): Promise<void> {
           backend: 'nft',
           save: async () => '',
           restore: async () => undefined,
-          restoreStreamed: async (head: Iterable<string>, rest: Promise<string>) => {
+          restoreStreamed: async (head: string | Iterable<string>, rest: Promise<string>) => {
             // Read as the real executor reads it (chunks are made on reading).
-            for (const chunk of head) void chunk;
+            if (typeof head !== 'string') for (const chunk of head) void chunk;
             await rest;
           },
           checkRule: async () => true,
