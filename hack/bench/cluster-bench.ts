@@ -426,7 +426,7 @@ interface MemoryFigures {
   peakHeapUsedMB: number;
   peakHeapTotalMB: number;
   peakExternalMB: number;
-  /** Live heap after the last forced full GC (--memory only). */
+  /** The largest live heap seen after a forced full GC (--memory only; one each second). */
   liveHeapMB?: number;
 }
 
@@ -443,13 +443,14 @@ async function memoryOf(traceFile: string, peakRssMB: number): Promise<MemoryFig
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, number | boolean>);
   const peak = (k: string) => Math.max(...samples.map((m) => Number(m[k] ?? 0)));
-  const afterGc = samples.filter((m) => m.afterGc === true).at(-1);
+  // The largest, not the last: the last may be taken while the agent shuts down and lets go of its state.
+  const afterGc = samples.filter((m) => m.afterGc === true);
   return {
     peakRssMB,
     peakHeapUsedMB: peak('heapUsed'),
     peakHeapTotalMB: peak('heapTotal'),
     peakExternalMB: peak('external'),
-    ...(afterGc ? { liveHeapMB: Number(afterGc.heapUsed) } : {}),
+    ...(afterGc.length > 0 ? { liveHeapMB: Math.max(...afterGc.map((m) => Number(m.heapUsed))) } : {}),
   };
 }
 
@@ -654,7 +655,7 @@ async function bench(o: Options): Promise<MemoryFigures | undefined> {
         `agent memory (first process): peak RSS ${memory.peakRssMB.toFixed(0)} MB, peak heap used ` +
           `${memory.peakHeapUsedMB} MB (heap total ${memory.peakHeapTotalMB} MB), peak external ${memory.peakExternalMB} MB` +
           (memory.liveHeapMB !== undefined
-            ? `, live heap after the last full GC ${memory.liveHeapMB} MB`
+            ? `, peak live heap (after a full GC) ${memory.liveHeapMB} MB`
             : '') +
           '\n',
       );
@@ -710,7 +711,7 @@ async function memoryBench(o: Options): Promise<void> {
   }
   process.stdout.write(
     `\nagent memory (${o.dataplane} dataplane${o.managedFields ? ', objects with managedFields' : ''}), MB:\n` +
-      '| Services | peak RSS | peak heap used | peak heap total | peak external | live heap after GC |\n' +
+      '| Services | peak RSS | peak heap used | peak heap total | peak external | peak live heap (after GC) |\n' +
       '|---|---|---|---|---|---|\n' +
       rows.join('\n') +
       '\n',
