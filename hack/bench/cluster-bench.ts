@@ -6,6 +6,10 @@
 //   options: --services N  --endpoints N  --rate CHANGES_PER_S  --seconds N  --min-sync-period DUR
 //            --backend nft|legacy (kernel dataplane; default: what the node uses)
 //            --tsx (run the agent under tsx instead of plain node on an esbuild bundle)
+//            --managed-fields (objects carry metadata.managedFields as an API server writes them)
+//   npm run bench:memory                                     the agent's memory at 1k and 10k Services × 10
+//                                                            (= --memory: null dataplane, a short stream,
+//                                                            a full GC each second; --sizes 1000,10000)
 //
 // Measured:
 //   - start → first sync: from spawning the agent process to its first applied sync (split into "initial
@@ -17,10 +21,13 @@
 //     (kubeproxy_network_programming_duration_seconds) and, at debug level, logs the exact values, which
 //     this bench collects for p50/p90/p99/max;
 //   - an agent restart (kernel dataplane): SIGTERM (the rules stay), a new process, start → first sync;
-//     the new process adopts the chains the kernel already holds instead of loading them again.
+//     the new process adopts the chains the kernel already holds instead of loading them again;
+//   - the agent's memory, sampled in the agent every 20 ms: peak RSS (VmHWM), peak V8 heap used and
+//     total, peak external (Buffers), and with --memory the live heap after a forced full GC.
 // The kernel dataplane runs the agent in a fresh network namespace; the stand-in stays in this process
 // (root namespace, 127.0.0.1) and two socat relays over a Unix socket carry the API connection.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -46,6 +53,10 @@ interface Options {
   backend?: 'nft' | 'legacy';
   /** Run the agent child under tsx instead of a bundle. */
   tsx: boolean;
+  managedFields: boolean;
+  /** bench:memory: one short run per size, memory figures only. */
+  memory: boolean;
+  sizes: number[];
 }
 
 function parseArgs(argv: string[]): Options & {
@@ -69,6 +80,9 @@ function parseArgs(argv: string[]): Options & {
     minSyncPeriod: '0s',
     dataplane: 'kernel',
     tsx: false,
+    managedFields: false,
+    memory: false,
+    sizes: [1000, 10_000],
     child: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -97,6 +111,9 @@ function parseArgs(argv: string[]): Options & {
     else if (a === '--state-dir') o.stateDir = next();
     else if (a === '--metrics-port') o.metricsPort = Number(next());
     else if (a === '--tsx') o.tsx = true;
+    else if (a === '--managed-fields') o.managedFields = true;
+    else if (a === '--memory') o.memory = true;
+    else if (a === '--sizes') o.sizes = next().split(',').map(Number);
     else throw new Error(`unknown argument "${a}"`);
   }
   for (const k of ['services', 'endpoints', 'rate', 'seconds'] as const) {
@@ -112,6 +129,7 @@ async function agentChild(o: ReturnType<typeof parseArgs>): Promise<void> {
   const { createAgentLogger } = await import('../../src/cli/commands/register-agent.js');
   const { createDataplane, createFakeDataplane } = await import('../../src/dataplane/index.js');
   const logger = createAgentLogger('debug');
+  if (process.env.BENCH_MEMORY_TRACE) traceMemory(process.env.BENCH_MEMORY_TRACE);
   const code = await runAgent({
     kubeconfig: o.kubeconfig!,
     configPath: o.config!,
@@ -131,7 +149,9 @@ async function agentChild(o: ReturnType<typeof parseArgs>): Promise<void> {
           backend: 'nft',
           save: async () => '',
           restore: async () => undefined,
-          restoreStreamed: async (_head: string, rest: Promise<string>) => {
+          restoreStreamed: async (head: string | Iterable<string>, rest: Promise<string>) => {
+            // Read as the real executor reads it (chunks are made on reading).
+            if (typeof head !== 'string') for (const chunk of head) void chunk;
             await rest;
           },
           checkRule: async () => true,
@@ -145,6 +165,36 @@ async function agentChild(o: ReturnType<typeof parseArgs>): Promise<void> {
   process.exit(code);
 }
 
+/**
+ * Samples the agent's memory every 20 ms into FILE (one JSON line each: time, rss, heapUsed,
+ * heapTotal, external, arrayBuffers in MB), so that phases can be told apart with the agent's log.
+ */
+function traceMemory(file: string): void {
+  const lines: string[] = [];
+  const mb = (n: number) => Math.round(n / 1048576);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  let tick = 0;
+  const timer = setInterval(() => {
+    // With --expose-gc in BENCH_AGENT_NODE_ARGS: a full GC every second, so heapUsed after it is what is live.
+    const collected = gc !== undefined && ++tick % 50 === 0;
+    if (collected) gc();
+    const m = process.memoryUsage();
+    lines.push(
+      JSON.stringify({
+        time: Date.now(),
+        rss: mb(m.rss),
+        heapUsed: mb(m.heapUsed),
+        heapTotal: mb(m.heapTotal),
+        external: mb(m.external),
+        arrayBuffers: mb(m.arrayBuffers),
+        ...(collected ? { afterGc: true } : {}),
+      }),
+    );
+  }, 20);
+  timer.unref();
+  process.on('exit', () => writeFileSync(`${file}.${process.pid}`, lines.join('\n') + '\n'));
+}
+
 // ── the bench ─────────────────────────────────────────────────────────────────────────────────────
 
 function ip(base: [number, number], offset: number): string {
@@ -152,12 +202,67 @@ function ip(base: [number, number], offset: number): string {
   return `${base[0]}.${base[1] + (v >> 16)}.${(v >> 8) & 255}.${v & 255}`;
 }
 
+/** With --managed-fields: what server-side apply records (about the size a real API server writes). */
+let withManagedFields = false;
+function managedFieldsOf(kind: 'Service' | 'EndpointSlice', endpoints = 0): Record<string, unknown> {
+  if (!withManagedFields) return {};
+  const fieldsV1 =
+    kind === 'Service'
+      ? {
+          'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } },
+          'f:spec': {
+            'f:internalTrafficPolicy': {},
+            'f:ports': {
+              '.': {},
+              'k:{"port":80,"protocol":"TCP"}': {
+                '.': {},
+                'f:name': {},
+                'f:port': {},
+                'f:protocol': {},
+                'f:targetPort': {},
+              },
+            },
+            'f:selector': {},
+            'f:sessionAffinity': {},
+            'f:type': {},
+          },
+        }
+      : {
+          'f:addressType': {},
+          'f:endpoints': {},
+          'f:metadata': {
+            'f:annotations': { '.': {}, 'f:endpoints.kubernetes.io/last-change-trigger-time': {} },
+            'f:generateName': {},
+            'f:labels': {
+              '.': {},
+              'f:endpointslice.kubernetes.io/managed-by': {},
+              'f:kubernetes.io/service-name': {},
+            },
+            'f:ownerReferences': { '.': {}, 'k:{"uid":"0b7c3a52-1d1e-4f5e-9a0b-3c2d1e0f9a8b"}': {} },
+          },
+          'f:ports': {},
+          ...Object.fromEntries(Array.from({ length: endpoints }, (_, k) => [`f:endpoint-${k}`, {}])),
+        };
+  return {
+    managedFields: [
+      {
+        manager: kind === 'Service' ? 'kubectl-client-side-apply' : 'kube-controller-manager',
+        operation: 'Update',
+        apiVersion: kind === 'Service' ? 'v1' : 'discovery.k8s.io/v1',
+        time: '2026-01-01T00:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1,
+      },
+    ],
+  };
+}
+
 function serviceObject(i: number): Record<string, unknown> {
   const clusterIP = ip([10, 96], i);
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: `svc-${i}`, namespace: 'bench', uid: `svc-uid-${i}` },
+    metadata: { name: `svc-${i}`, namespace: 'bench', uid: `svc-uid-${i}`, ...managedFieldsOf('Service') },
     spec: {
       type: i % 10 === 0 ? 'NodePort' : 'ClusterIP',
       clusterIP,
@@ -190,6 +295,7 @@ function sliceObject(
       namespace: 'bench',
       labels: { 'kubernetes.io/service-name': `svc-${i}` },
       ...(trigger ? { annotations: { [TRIGGER]: trigger } } : {}),
+      ...managedFieldsOf('EndpointSlice', endpoints),
     },
     addressType: 'IPv4',
     endpoints: Array.from({ length: endpoints }, (_, k) => ({
@@ -226,6 +332,7 @@ function followAgentLog(child: ChildProcess, onRecord: (rec: AgentLogRecord) => 
       const line = tail.slice(0, nl);
       tail = tail.slice(nl + 1);
       lastLines.push(line);
+      if (process.env.BENCH_AGENT_LOG) appendFileSync(process.env.BENCH_AGENT_LOG, line + '\n');
       if (lastLines.length > 20) lastLines.shift();
       let rec: AgentLogRecord;
       try {
@@ -314,7 +421,42 @@ async function scrapeMetrics(netns: string | undefined): Promise<Map<string, num
   return out;
 }
 
-async function bench(o: Options): Promise<void> {
+interface MemoryFigures {
+  peakRssMB: number;
+  peakHeapUsedMB: number;
+  peakHeapTotalMB: number;
+  peakExternalMB: number;
+  /** The largest live heap seen after a forced full GC (--memory only; one each second). */
+  liveHeapMB?: number;
+}
+
+/** Peaks of the agent's own samples (traceMemory), read once it has exited. */
+async function memoryOf(traceFile: string, peakRssMB: number): Promise<MemoryFigures | undefined> {
+  let text: string;
+  try {
+    text = await readFile(traceFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const samples = text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, number | boolean>);
+  const peak = (k: string) => Math.max(...samples.map((m) => Number(m[k] ?? 0)));
+  // The largest, not the last: the last may be taken while the agent shuts down and lets go of its state.
+  const afterGc = samples.filter((m) => m.afterGc === true);
+  return {
+    peakRssMB,
+    peakHeapUsedMB: peak('heapUsed'),
+    peakHeapTotalMB: peak('heapTotal'),
+    peakExternalMB: peak('external'),
+    ...(afterGc.length > 0 ? { liveHeapMB: Math.max(...afterGc.map((m) => Number(m.heapUsed))) } : {}),
+  };
+}
+
+async function bench(o: Options): Promise<MemoryFigures | undefined> {
+  withManagedFields = o.managedFields;
+  let memory: MemoryFigures | undefined;
   const dir = await mkdtemp(join(tmpdir(), 'portway-cluster-bench-'));
   const netns = `${BENCH_NETNS_PREFIX}${process.pid}-cluster`;
   const api = new StandInApiServer({ historyLimit: 100_000 });
@@ -355,6 +497,7 @@ async function bench(o: Options): Promise<void> {
     const childArgs = [
       // e.g. BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the agent.
       ...(process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      ...(o.memory ? ['--expose-gc'] : []),
       ...(await agentEntry(o.tsx)),
       '--agent-child',
       '--kubeconfig',
@@ -405,12 +548,17 @@ async function bench(o: Options): Promise<void> {
     }
 
     // ── start → first sync ──
+    const agentEnv = {
+      ...process.env,
+      BENCH_MEMORY_TRACE: process.env.BENCH_MEMORY_TRACE ?? join(dir, 'memory'),
+    };
     const spawnAgent = (): ChildProcess =>
       o.dataplane === 'kernel'
         ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...childArgs], {
             stdio: ['ignore', 'ignore', 'pipe'],
+            env: agentEnv,
           })
-        : spawn(process.execPath, childArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+        : spawn(process.execPath, childArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: agentEnv });
     const spawnedAt = Date.now();
     agent = spawnAgent();
     const child = agent;
@@ -500,10 +648,20 @@ async function bench(o: Options): Promise<void> {
     );
     const peak = await vmHWM(child.pid!);
     process.stdout.write(`agent peak RSS over the whole run: ${peak.peakMB.toFixed(0)} MB\n`);
+    await stopAgent(child);
+    memory = await memoryOf(`${agentEnv.BENCH_MEMORY_TRACE}.${child.pid}`, peak.peakMB);
+    if (memory)
+      process.stdout.write(
+        `agent memory (first process): peak RSS ${memory.peakRssMB.toFixed(0)} MB, peak heap used ` +
+          `${memory.peakHeapUsedMB} MB (heap total ${memory.peakHeapTotalMB} MB), peak external ${memory.peakExternalMB} MB` +
+          (memory.liveHeapMB !== undefined
+            ? `, peak live heap (after a full GC) ${memory.liveHeapMB} MB`
+            : '') +
+          '\n',
+      );
 
     // ── an agent restart (a rollout): SIGTERM leaves the rules, the new process adopts them ──
     if (o.dataplane === 'kernel') {
-      await stopAgent(child);
       const restartedAt = Date.now();
       const again = spawnAgent();
       agent = again;
@@ -537,8 +695,30 @@ async function bench(o: Options): Promise<void> {
     await api.stop();
     await rm(dir, { recursive: true, force: true });
   }
+  return memory;
+}
+
+/** bench:memory: the agent's memory per cluster size, one short null-dataplane run each. */
+async function memoryBench(o: Options): Promise<void> {
+  const rows: string[] = [];
+  for (const services of o.sizes) {
+    process.stdout.write(`\n── ${services} Services × ${o.endpoints} endpoints ──\n`);
+    const m = await bench({ ...o, services, memory: true });
+    if (m)
+      rows.push(
+        `| ${services} | ${m.peakRssMB.toFixed(0)} | ${m.peakHeapUsedMB} | ${m.peakHeapTotalMB} | ${m.peakExternalMB} | ${m.liveHeapMB ?? '-'} |`,
+      );
+  }
+  process.stdout.write(
+    `\nagent memory (${o.dataplane} dataplane${o.managedFields ? ', objects with managedFields' : ''}), MB:\n` +
+      '| Services | peak RSS | peak heap used | peak heap total | peak external | peak live heap (after GC) |\n' +
+      '|---|---|---|---|---|---|\n' +
+      rows.join('\n') +
+      '\n',
+  );
 }
 
 const opts = parseArgs(process.argv.slice(2));
 if (opts.child) await agentChild(opts);
+else if (opts.memory) await memoryBench(opts);
 else await bench(opts);

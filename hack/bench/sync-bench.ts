@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/config.js';
 import { createDataplane } from '../../src/dataplane/index.js';
-import type { Iptables, RestoreOptions } from '../../src/dataplane/interfaces.js';
+import { restoreTextOf, type Iptables, type RestoreOptions, type RestoreText } from '../../src/dataplane/interfaces.js';
 import type { IPFamily } from '../../src/model/cluster-state.js';
 import { silentLogger } from '../../src/observe/logger.js';
 import { renderIptables, renderOptionsFromConfig } from '../../src/render/iptables/index.js';
@@ -133,14 +133,14 @@ class TimedIptables implements Iptables {
       this.restoreMs.push(now() - t);
     }
   }
-  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+  async restoreStreamed(head: RestoreText, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
     this.lastOpts = opts;
     const t = now();
     try {
       await this.inner.restoreStreamed(
         head,
         rest.then((r) => {
-          this.lastPayload = head + r;
+          this.lastPayload = restoreTextOf(head) + r;
           return r;
         }),
         opts,

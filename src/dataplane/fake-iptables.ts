@@ -5,7 +5,7 @@
 import type { IPFamily } from '../model/cluster-state.js';
 import type { TableName } from '../render/types.js';
 import { CommandError, RestoreError } from './exec.js';
-import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
+import { restoreTextOf, type Iptables, type IptablesBackend, type RestoreOptions, type RestoreText } from './interfaces.js';
 import {
   BUILTIN_CHAINS,
   canonicalRuleSpec,
@@ -171,8 +171,8 @@ export class FakeIptables implements Iptables {
   }
 
   /** Recorded and applied as one restore of head + rest, once rest resolves (a rejection applies nothing). */
-  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
-    await this.restore(head + (await rest), opts);
+  async restoreStreamed(head: RestoreText, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+    await this.restore(restoreTextOf(head) + (await rest), opts);
   }
 
   async restore(payload: string, opts: RestoreOptions): Promise<void> {

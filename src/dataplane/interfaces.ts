@@ -12,6 +12,14 @@ export interface RestoreOptions {
 
 export type IptablesBackend = 'nft' | 'legacy';
 
+/** A restore payload part: one string, or chunks of it (re-iterable, each ending at a line end). */
+export type RestoreText = string | Iterable<string>;
+
+/** The whole text of a RestoreText. */
+export function restoreTextOf(text: RestoreText): string {
+  return typeof text === 'string' ? text : [...text].join('');
+}
+
 export interface Iptables {
   readonly family: IPFamily;
   readonly backend: IptablesBackend;
@@ -23,9 +31,10 @@ export interface Iptables {
    * The same restore fed in two parts: `head` at once, `rest` when it resolves. The tool parses the
    * head while the rest is being worked out; the rest holds the COMMIT lines, so nothing is committed
    * before it arrives. If `rest` rejects, the tool is stopped without committing anything and this
-   * rejects with the same error.
+   * rejects with the same error. A head given as chunks (each ending at a line end) is written chunk
+   * by chunk as they are made, and iterated again only to report a failed restore's payload.
    */
-  restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void>;
+  restoreStreamed(head: RestoreText, rest: Promise<string>, opts: RestoreOptions): Promise<void>;
   /** iptables -w -t TABLE -C CHAIN spec… ; true when the rule exists. */
   checkRule(table: TableName, chain: string, spec: string[]): Promise<boolean>;
   /** iptables -w -t TABLE -I|-A CHAIN spec… */

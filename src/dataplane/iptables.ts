@@ -11,7 +11,7 @@ import {
   runChecked,
   runnerFor,
 } from './exec.js';
-import type { Iptables, IptablesBackend, RestoreOptions } from './interfaces.js';
+import { restoreTextOf, type Iptables, type IptablesBackend, type RestoreOptions, type RestoreText } from './interfaces.js';
 import { addListFirst } from './iptables-text.js';
 
 /** Seconds to wait for the xtables lock (iptables -w); the legacy backend needs it, nft ignores it. */
@@ -70,32 +70,37 @@ export class RealIptables implements Iptables {
     await this.runRestore([payload], opts);
   }
 
-  async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+  async restoreStreamed(head: RestoreText, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
     // Not awaited until the head is written: a rejection before then must not count as unhandled.
     rest.catch(() => undefined);
     await this.runRestore([head, rest], opts);
   }
 
   /**
-   * One iptables-restore fed `parts` in order (a promise is written when it resolves).
+   * One iptables-restore fed `parts` in order (a promise is written when it resolves; chunks one by
+   * one, as they are made).
    *
    * With listFirst, "-S" goes after each table header of the FIRST part only. It is a list command: it
    * prints the table (ignored) and changes nothing, but makes iptables-nft-restore load its cache once
    * (see addListFirst). A streamed restore's first part is the big table; a "-S" in a table after it
    * would make the tool fetch its cache again, the big table just committed included (+2.6 s at 10k).
+   * Chunks end at line ends, so inserting after the headers of each chunk of the first part is
+   * inserting after those of the whole part.
    */
-  private async runRestore(parts: Array<string | Promise<string>>, opts: RestoreOptions): Promise<void> {
+  private async runRestore(
+    parts: Array<RestoreText | Promise<string>>,
+    opts: RestoreOptions,
+  ): Promise<void> {
     const args = [...this.wait, ...(opts.noflush ? ['--noflush'] : [])];
-    const written: string[] = [];
-    let first: ReturnType<typeof addListFirst> | null = null;
+    // The parts written (chunked ones are iterated again only when the restore fails).
+    const written: RestoreText[] = [];
     async function* chunks(): AsyncGenerator<string> {
       for (const part of parts) {
         const text = await part;
+        const first = written.length === 0;
         written.push(text);
-        if (written.length === 1 && opts.listFirst) {
-          first = addListFirst(text);
-          yield first.payload;
-        } else yield text;
+        for (const chunk of typeof text === 'string' ? [text] : text)
+          yield first && opts.listFirst ? addListFirst(chunk).payload : chunk;
       }
     }
     const res = await this.runner.run(this.commands.restore, args, {
@@ -103,19 +108,20 @@ export class RealIptables implements Iptables {
       timeoutMs: this.timeoutMs,
     });
     if (res.exitCode !== 0) {
-      const payload = written.join('');
-      const shaped = first as ReturnType<typeof addListFirst> | null;
+      const texts = written.map(restoreTextOf);
+      const payload = texts.join('');
+      const shaped = opts.listFirst && texts.length > 0 ? addListFirst(texts[0]!) : null;
       const probe = new RestoreError({
         command: this.commands.restore,
         args,
         exitCode: res.exitCode,
         stderr: res.stderr,
         durationMs: res.durationMs,
-        payload: shaped ? shaped.payload + payload.slice(written[0]!.length) : payload,
+        payload: shaped ? shaped.payload + payload.slice(texts[0]!.length) : payload,
       });
       // Report the line of the payload the caller wrote, not of the one with "-S" inserted: every
       // inserted line is in the first part.
-      const inserted = shaped ? lineCount(shaped.payload) - lineCount(written[0]!) : 0;
+      const inserted = shaped ? lineCount(shaped.payload) - lineCount(texts[0]!) : 0;
       const firstLines = shaped ? lineCount(shaped.payload) : 0;
       const originalLine = (n: number): number =>
         shaped === null ? n : n <= firstLines ? shaped.originalLine(n) : n - inserted;

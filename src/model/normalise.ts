@@ -529,6 +529,16 @@ function fastOneOf<T extends string>(
   return typeof value === 'string' && (values as readonly string[]).includes(value) ? (value as T) : DECLINED;
 }
 
+/**
+ * The list with a backing store of exactly its length. An array filled by push() keeps room for 17
+ * elements or more (V8 grows it by half plus 16), so a one-address list costs 184 bytes instead of
+ * 40: the parsed objects live as long as the objects do (the builder keeps them), and at 10k
+ * EndpointSlices × 10 endpoints that room came to ~19 MB.
+ */
+function exactSize<T>(list: T[]): T[] {
+  return list.slice();
+}
+
 function fastStringList(value: unknown, map?: (s: string) => string | null): string[] | Declined {
   if (!Array.isArray(value)) return DECLINED;
   const out: string[] = [];
@@ -538,7 +548,7 @@ function fastStringList(value: unknown, map?: (s: string) => string | null): str
     if (v === null) return DECLINED;
     out.push(v);
   }
-  return out;
+  return exactSize(out);
 }
 
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
@@ -652,7 +662,7 @@ function fastServiceSpec(value: unknown): ServiceSpec | Declined {
     }
     ports.push(port);
   }
-  out.ports = ports;
+  out.ports = exactSize(ports);
   return out as ServiceSpec;
 }
 
@@ -748,7 +758,7 @@ function fastHintList(value: unknown): Array<{ name: string }> | Declined {
     if (!isPlainObject(item) || typeof item.name !== 'string') return DECLINED;
     out.push({ name: item.name });
   }
-  return out;
+  return exactSize(out);
 }
 
 /** endpointSliceSchema's result for a well-formed EndpointSlice, or DECLINED. */
@@ -779,7 +789,7 @@ export function fastParseEndpointSlice(raw: Record<string, unknown>): EndpointSl
     }
     ports.push(port);
   }
-  return { metadata, addressType, endpoints, ports };
+  return { metadata, addressType, endpoints: exactSize(endpoints), ports: exactSize(ports) };
 }
 
 // ── Services ───────────────────────────────────────────────────────────────────────────────

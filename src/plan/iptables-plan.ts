@@ -126,7 +126,37 @@ export class LineBuffer {
   toString(): string {
     return this.pieces.join('');
   }
+
+  /**
+   * The payload as strings of about `chunkChars` characters (each a join of whole pieces, so every
+   * chunk ends at a line end), made as they are read and read again from the start by every
+   * iteration. Fed chunk by chunk to iptables-restore, a 10k-Service payload (~40 MB) never exists as
+   * one string, nor as its copy with "-S" inserted, nor as one 40 MB buffer on the pipe: only the
+   * chain texts the rule set holds anyway, and a chunk at a time.
+   */
+  chunks(chunkChars = RESTORE_CHUNK_CHARS): Iterable<string> {
+    const pieces = this.pieces;
+    return {
+      *[Symbol.iterator]() {
+        let group: string[] = [];
+        let chars = 0;
+        for (const piece of pieces) {
+          group.push(piece);
+          chars += piece.length;
+          if (chars >= chunkChars) {
+            yield group.join('');
+            group = [];
+            chars = 0;
+          }
+        }
+        if (group.length > 0) yield group.join('');
+      },
+    };
+  }
 }
+
+/** Size of the chunks a streamed payload is written in: big enough that the pipe, not the chunking, sets the pace. */
+export const RESTORE_CHUNK_CHARS = 1 << 20;
 
 const NEWLINE = 10;
 
@@ -456,7 +486,9 @@ export function planIptablesRestore(
 /** A full plan written in two parts: see planFullRestoreStreamed. */
 export interface StreamedFullPlan {
   /** The nat table whole except its -X lines and COMMIT: all that needs no kernel observation. */
-  head: string;
+  readonly head: string;
+  /** `head` in chunks of about RESTORE_CHUNK_CHARS, made as they are read (what a sync writes: see LineBuffer.chunks). */
+  readonly headChunks: Iterable<string>;
   changedChains: ChainRef[];
   listFirst: boolean;
   /** The rest, once the kernel's chains are known: the same plan planIptablesRestore makes, in two parts. */
@@ -500,7 +532,11 @@ export function planFullRestoreStreamed(
     ),
   );
   return {
-    head: headOut.toString(),
+    // Joined only when read (tests, tools): a sync writes headChunks.
+    get head() {
+      return headOut.toString();
+    },
+    headChunks: headOut.chunks(),
     changedChains,
     // nat is where a big payload is: its size decides (counting filter's would read every rule).
     listFirst: headOut.lineCount >= (opts.listFirstMinLines ?? DEFAULT_LIST_FIRST_MIN_LINES),

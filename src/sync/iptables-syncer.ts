@@ -352,7 +352,8 @@ export class IptablesSyncer {
           }
         })();
         try {
-          await iptables.restoreStreamed(streamed.head, rest, {
+          // Chunks made as the tool reads them: the ~40 MB nat table at 10k Services never exists as one string.
+          await iptables.restoreStreamed(streamed.headChunks, rest, {
             noflush: true,
             listFirst: streamed.listFirst,
           });

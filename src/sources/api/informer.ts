@@ -300,7 +300,7 @@ export class ResourceInformer {
   }
 
   private stamp(obj: KubeObject): KubeObject {
-    return { ...obj, kind: this.resource.kind, apiVersion: this.resource.apiVersion };
+    return { ...withoutManagedFields(obj), kind: this.resource.kind, apiVersion: this.resource.apiVersion };
   }
 
   /**
@@ -493,6 +493,20 @@ export class ResourceInformer {
         .catch(finish);
     });
   }
+}
+
+/**
+ * The object without metadata.managedFields, as it is stored on arrival. The server-side-apply
+ * bookkeeping is often the largest part of an object (a controller-managed EndpointSlice carries one
+ * entry per manager, listing every field it owns) and nothing in portway reads it: kept, it would
+ * be held for every object of the cluster for the life of the agent. Nothing else is dropped (any
+ * other field may be read: annotations, labels, status).
+ */
+export function withoutManagedFields(obj: KubeObject): KubeObject {
+  const metadata = obj.metadata as (Record<string, unknown> & { managedFields?: unknown }) | undefined;
+  if (metadata === undefined || metadata === null || !('managedFields' in metadata)) return obj;
+  const { managedFields: _dropped, ...rest } = metadata;
+  return { ...obj, metadata: rest as KubeObject['metadata'] };
 }
 
 /** The message of a Kubernetes Status body, else the HTTP reason phrase. */

@@ -117,3 +117,63 @@ describe('ResourceInformer object events (client-go handler semantics, for chang
     }
   });
 });
+
+describe('ResourceInformer store: metadata.managedFields dropped on arrival', () => {
+  it('keeps listed and watched objects without managedFields, every other field as sent', async () => {
+    const server = new StandInApiServer();
+    await server.start();
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig());
+    const managedFields = [
+      {
+        manager: 'endpointslice-controller',
+        operation: 'Update',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:endpoints': {} },
+      },
+    ];
+    const slice = (name: string, ip: string) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name,
+        namespace: 'default',
+        labels: { 'kubernetes.io/service-name': 'web' },
+        annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-01-01T00:00:00Z' },
+        managedFields,
+      },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: [ip] }],
+    });
+    server.put(slice('listed', '10.0.0.1'));
+    const informer = new ResourceInformer(
+      {
+        kind: 'EndpointSlice',
+        apiVersion: 'discovery.k8s.io/v1',
+        path: '/apis/discovery.k8s.io/v1/endpointslices',
+      },
+      { kubeConfig: kc, logger: silentLogger, backoff: { initialMs: 20, maxMs: 100 } },
+    );
+    const events: Array<{ previous?: unknown; current?: unknown }> = [];
+    informer.onObjectEvent((e) => events.push(e));
+    try {
+      informer.start();
+      await eventually('the watch open', () => server.openWatchCount >= 1);
+      server.put(slice('watched', '10.0.0.2'));
+      await eventually('the watched slice seen', () => informer.objects().length === 2);
+      for (const o of informer.objects()) {
+        expect(o.metadata).not.toHaveProperty('managedFields');
+        expect(o.metadata).toMatchObject({
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'web' },
+          annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-01-01T00:00:00Z' },
+        });
+        expect(o.endpoints).toEqual([{ addresses: [expect.stringMatching(/^10\.0\.0\./)] }]);
+      }
+      for (const e of events) expect(JSON.stringify(e)).not.toContain('managedFields');
+    } finally {
+      await informer.stop();
+      await server.stop();
+    }
+  });
+});

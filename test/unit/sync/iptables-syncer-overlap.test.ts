@@ -3,7 +3,7 @@
 // reported, and the save's own failure is not left unhandled.
 import { describe, expect, it } from '@jest/globals';
 import { FakeIptables } from '../../../src/dataplane/fake-iptables.js';
-import type { RestoreOptions } from '../../../src/dataplane/interfaces.js';
+import type { RestoreOptions, RestoreText } from '../../../src/dataplane/interfaces.js';
 import type { TableName } from '../../../src/render/types.js';
 import { defaultConfig } from '../../../src/config/config.js';
 import { emptyClusterState } from '../../../src/model/cluster-state.js';
@@ -25,7 +25,7 @@ class GatedIptables extends FakeIptables {
     if (this.failSave) throw new Error('save failed');
     return super.save(table);
   }
-  override async restoreStreamed(head: string, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
+  override async restoreStreamed(head: RestoreText, rest: Promise<string>, opts: RestoreOptions): Promise<void> {
     this.events.push('restore reading head');
     await super.restoreStreamed(
       head,
