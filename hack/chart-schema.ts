@@ -109,6 +109,11 @@ export function chartValuesSchema(): JsonSchema {
         { required: ['host', 'port'] },
       ),
       logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'] },
+      logFormat: {
+        type: 'string',
+        enum: ['json', 'text'],
+        description: 'json: one object a line, for log collectors; text: for people',
+      },
       resources: closed({
         requests: quantities,
         limits: quantities,

@@ -19,6 +19,7 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { buildProgram } from '../../../src/cli/program.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/config.js';
 import {
@@ -172,6 +173,15 @@ describe.each(VALUES_FILES)('chart with ci/%s', (file) => {
     expect(mounts['/lib/modules'].readOnly).toBe(true);
     const hostPaths = spec.volumes.filter((v: any) => v.hostPath).map((v: any) => v.hostPath.path);
     expect(hostPaths).toEqual(expect.arrayContaining(['/run/xtables.lock', '/lib/modules']));
+  });
+
+  it('passes the agent only flags `portway run` defines, JSON logs unless asked otherwise', async () => {
+    const args = containerOf(objects).args as string[];
+    expect(args[0]).toBe('run');
+    const run = (await buildProgram(['run'])).commands.find((c) => c.name() === 'run')!;
+    const known = new Set(run.options.map((o) => o.long));
+    for (const arg of args.slice(1)) expect(known).toContain(arg.replace(/=.*$/, ''));
+    expect(args).toContain(`--log-format=${values.logFormat ?? 'json'}`);
   });
 });
 
