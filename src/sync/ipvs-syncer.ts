@@ -259,6 +259,11 @@ export class IpvsSyncer {
           report.counts[k] += plan.counts[k];
         planned.push({ f, desired, observed, draining });
       }
+      // Connection timeouts (ipvsadm --set) are node-wide and cannot be read back: set on full syncs.
+      const timeouts = full ? [...rendered.values()].find((rs) => rs.timeouts !== null)?.timeouts : undefined;
+      if (timeouts)
+        ipvsPayload =
+          `--set ${timeouts.tcpSeconds} ${timeouts.tcpFinSeconds} ${timeouts.udpSeconds}\n` + ipvsPayload;
       for (const k of [...this.drainingSince.keys()]) if (!stillDraining.has(k)) this.drainingSince.delete(k);
       report.draining = stillDraining.size;
       if (report.drift.length > 0) {

@@ -44,7 +44,9 @@ function stateOf(...docs: string[]): ClusterState {
   return built.state;
 }
 
-function setup(opts: { gracefulTerminationTimeoutMs?: number; excludeCIDRs?: string[] } = {}): {
+function setup(
+  opts: { gracefulTerminationTimeoutMs?: number; excludeCIDRs?: string[]; config?: typeof CONFIG } = {},
+): {
   dp: FakeDataplane;
   clock: ManualClock;
   syncer: IpvsSyncer;
@@ -64,7 +66,8 @@ function setup(opts: { gracefulTerminationTimeoutMs?: number; excludeCIDRs?: str
   const syncer = new IpvsSyncer({
     families: [{ family: 'IPv4', iptables: dp.iptables.IPv4!, conntrack: dp.conntrack }],
     executors: { ipvs: dp.ipvs, ipset: dp.ipset, links: dp.ip },
-    render: (state, family) => renderIpvs(state, ipvsRenderOptionsFromConfig(CONFIG, family, [NODE_IP])),
+    render: (state, family) =>
+      renderIpvs(state, ipvsRenderOptionsFromConfig(opts.config ?? CONFIG, family, [NODE_IP])),
     clock,
     logger: new RecordingLogger(),
     sysctl: dp.sysctl,
@@ -306,5 +309,21 @@ describe('IpvsSyncer', () => {
     const r = await syncer.sync();
     expect(r.ipvs?.full).toBe(true);
     expect(dp.ipvs.dump()['TCP 10.96.0.10:80']).toEqual(['10.244.1.11:8080 w1', '10.244.1.12:8080 w1']);
+  });
+
+  it('connection timeouts (ipvsadm --set) go with every full sync, not with partial ones', async () => {
+    const config = parseConfig(
+      { mode: 'ipvs', nodeName: 'node-a', nodeIPs: [NODE_IP], ipvs: { tcpTimeout: '15m', udpTimeout: '5m' } },
+      'test',
+    );
+    const { dp, syncer } = setup({ config });
+    syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.11'])));
+    await syncer.sync();
+    expect(restoresOf(dp)[0]).toMatch(/^--set 900 0 300\n-A -t 10\.96\.0\.10:80 -s rr\n/);
+    syncer.setState(stateOf(service('web', '10.96.0.10', ['10.244.1.11', '10.244.1.12'])));
+    await syncer.sync();
+    expect(restoresOf(dp).at(-1)).not.toMatch(/--set/);
+    await syncer.sync({ full: true });
+    expect(restoresOf(dp).at(-1)).toBe('--set 900 0 300\n');
   });
 });
