@@ -377,6 +377,14 @@ function canonicalGroup(group: string[], family: IPFamily): string[] {
     );
   }
   if (group[0] === '-m' && group[1] === 'recent') return canonicalRecent(group, family);
+  if (group[0] === '-m' && group[1] === 'mark') {
+    // save prints mark values in plain hex: kube-proxy's ipvs mode writes "0x004000/0x004000".
+    return group.map((t, idx) => (group[idx - 1] === '--mark' ? plainHexMark(t) : t));
+  }
+  if (group[0] === '-j' && group[1] === 'REJECT' && !group.includes('--reject-with')) {
+    // REJECT's default reply, which save prints.
+    return [...group, '--reject-with', family === 'IPv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'];
+  }
   if (group[0] === '-j' && group[1] === 'MARK') {
     const out: string[] = ['-j', 'MARK'];
     for (let i = 2; i < group.length; i++) {
@@ -396,6 +404,14 @@ function canonicalGroup(group: string[], family: IPFamily): string[] {
     return out;
   }
   return group;
+}
+
+/** "0x004000/0x004000" → "0x4000/0x4000" (values that are not hex are left alone). */
+function plainHexMark(value: string): string {
+  return value
+    .split('/')
+    .map((v) => (/^0x[0-9a-f]+$/i.test(v) ? `0x${BigInt(v).toString(16)}` : v))
+    .join('/');
 }
 
 /** "-m recent" as save prints it: command, --seconds, --reap, --name, --mask, --rsource/--rdest. */

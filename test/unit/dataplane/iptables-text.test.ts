@@ -89,6 +89,17 @@ COMMIT
 
 describe('canonicalRuleSpec', () => {
   const canon = (s: string) => formatSavedRule('C', canonicalRuleSpec(splitRuleSpec(s), 'IPv4'));
+  it("prints ipvs mode's rules as iptables-save does (seen in the IPVS test VM): plain hex marks, REJECT's default reply", () => {
+    expect(canon('-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x004000/0x004000 -j ACCEPT')).toBe(
+      '-A C -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    );
+    expect(canon('-m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT')).toBe(
+      '-A C -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable',
+    );
+    expect(formatSavedRule('C', canonicalRuleSpec(splitRuleSpec('-j REJECT'), 'IPv6'))).toBe(
+      '-A C -j REJECT --reject-with icmp6-port-unreachable',
+    );
+  });
   it('writes rules the way iptables-save prints them', () => {
     expect(canon('-m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-ABC')).toBe(
       '-A C -d 10.96.0.10/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-ABC',
