@@ -59,17 +59,18 @@ function setFamily(set: Ipset): 'inet' | 'inet6' {
   return set.family ?? 'inet';
 }
 
+function realServersByKey(servers: readonly NodeRealServer[]): Map<string, NodeRealServer> {
+  const out = new Map<string, NodeRealServer>();
+  for (const r of servers)
+    out.set(ipvsHostPort(r.address, r.port), { address: r.address, port: r.port, weight: r.weight });
+  return out;
+}
+
 /** The desired rule set as node state (set entries in ipset's printed form). */
 export function nodeStateOfRuleSet(rs: IpvsRuleSet): IpvsNodeState {
   const virtualServers = new Map<string, NodeVirtualServer>();
   for (const vs of rs.virtualServers) {
-    const realServers = new Map<string, NodeRealServer>();
-    for (const r of vs.realServers)
-      realServers.set(ipvsHostPort(r.address, r.port), {
-        address: r.address,
-        port: r.port,
-        weight: r.weight,
-      });
+    const realServers = realServersByKey(vs.realServers);
     virtualServers.set(virtualServerKey(vs), {
       protocol: vs.protocol,
       address: vs.address,
@@ -103,13 +104,7 @@ export function nodeStateOfKernel(
   const virtualServers = new Map<string, NodeVirtualServer>();
   for (const vs of table.virtualServers) {
     if (vs.address.includes(':') !== v6) continue;
-    const realServers = new Map<string, NodeRealServer>();
-    for (const r of vs.realServers)
-      realServers.set(ipvsHostPort(r.address, r.port), {
-        address: r.address,
-        port: r.port,
-        weight: r.weight,
-      });
+    const realServers = realServersByKey(vs.realServers);
     virtualServers.set(virtualServerKey(vs), { ...vs, realServers });
   }
   const wanted = new Map(desired.ipsets.map((s) => [s.name, s]));
@@ -186,6 +181,21 @@ export interface IpvsPlanCounts {
   addressesUnbound: number;
 }
 
+export const emptyIpvsPlanCounts = (): IpvsPlanCounts => ({
+  virtualServersAdded: 0,
+  virtualServersEdited: 0,
+  virtualServersDeleted: 0,
+  realServersAdded: 0,
+  realServersEdited: 0,
+  realServersDeleted: 0,
+  setEntriesAdded: 0,
+  setEntriesDeleted: 0,
+  setsCreated: 0,
+  setsSwapped: 0,
+  addressesBound: 0,
+  addressesUnbound: 0,
+});
+
 export interface IpvsPlan {
   /** `ipset restore -exist` input; '' when no set changes. */
   ipsetPayload: string;
@@ -214,20 +224,7 @@ export function planIpvsSync(
   observed: IpvsNodeState,
   opts: IpvsPlanOptions = {},
 ): IpvsPlan {
-  const counts: IpvsPlanCounts = {
-    virtualServersAdded: 0,
-    virtualServersEdited: 0,
-    virtualServersDeleted: 0,
-    realServersAdded: 0,
-    realServersEdited: 0,
-    realServersDeleted: 0,
-    setEntriesAdded: 0,
-    setEntriesDeleted: 0,
-    setsCreated: 0,
-    setsSwapped: 0,
-    addressesBound: 0,
-    addressesUnbound: 0,
-  };
+  const counts = emptyIpvsPlanCounts();
   const draining = opts.draining ?? new Set<string>();
 
   // ── ipsets: creates, then per set either its additions (and later its deletions) or a swap ──

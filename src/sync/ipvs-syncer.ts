@@ -17,6 +17,7 @@ import type { ClusterState, IPFamily } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
 import {
   drainKey,
+  emptyIpvsPlanCounts,
   leftoverRealServers,
   nodeStateAfterPlan,
   nodeStateDifferences,
@@ -92,21 +93,6 @@ interface FamilyState {
   last: IpvsNodeState | null;
 }
 
-const emptyCounts = (): IpvsPlanCounts => ({
-  virtualServersAdded: 0,
-  virtualServersEdited: 0,
-  virtualServersDeleted: 0,
-  realServersAdded: 0,
-  realServersEdited: 0,
-  realServersDeleted: 0,
-  setEntriesAdded: 0,
-  setEntriesDeleted: 0,
-  setsCreated: 0,
-  setsSwapped: 0,
-  addressesBound: 0,
-  addressesUnbound: 0,
-});
-
 export class IpvsSyncer {
   private state: ClusterState | null = null;
   private readonly families: FamilyState[];
@@ -167,7 +153,7 @@ export class IpvsSyncer {
     const full = opts.full === true || this.needFull || this.families.some((f) => f.last === null);
     const report: IpvsSyncReport = {
       full,
-      counts: emptyCounts(),
+      counts: emptyIpvsPlanCounts(),
       drift: [],
       draining: 0,
       drained: 0,
