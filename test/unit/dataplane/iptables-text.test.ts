@@ -96,6 +96,11 @@ describe('canonicalRuleSpec', () => {
     expect(canon('-m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT')).toBe(
       '-A C -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable',
     );
+    expect(canon('-j MARK --xor-mark 0x004000')).toBe('-A C -j MARK --set-xmark 0x4000/0x0');
+    expect(canon('-j MARK --or-mark 0x004000')).toBe('-A C -j MARK --set-xmark 0x4000/0x4000');
+    expect(canon('-s 10.98.0.60 -m ipvs --vaddr 10.98.0.60 --vproto tcp --vport 80 -j DROP')).toBe(
+      '-A C -s 10.98.0.60/32 -m ipvs --vproto 6 --vaddr 10.98.0.60/32 --vport 80 -j DROP',
+    );
     expect(formatSavedRule('C', canonicalRuleSpec(splitRuleSpec('-j REJECT'), 'IPv6'))).toBe(
       '-A C -j REJECT --reject-with icmp6-port-unreachable',
     );
