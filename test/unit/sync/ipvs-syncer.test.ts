@@ -326,4 +326,32 @@ describe('IpvsSyncer', () => {
     await syncer.sync({ full: true });
     expect(restoresOf(dp).at(-1)).toBe('--set 900 0 300\n');
   });
+
+  it('a removed UDP endpoint: its real server and its stale conntrack entries go in the same sync', async () => {
+    const { dp, syncer } = setup();
+    syncer.setState(stateOf(service('dns', '10.96.0.53', ['10.244.1.11', '10.244.1.12'], 'UDP')));
+    await syncer.sync();
+    dp.conntrack.flows.push(
+      {
+        family: 'IPv4',
+        protocol: 'udp',
+        origDst: '10.96.0.53',
+        origDstPort: 80,
+        replySrc: '10.244.1.12',
+        replySrcPort: 8080,
+      },
+      {
+        family: 'IPv4',
+        protocol: 'udp',
+        origDst: '10.96.0.53',
+        origDstPort: 80,
+        replySrc: '10.244.1.11',
+        replySrcPort: 8080,
+      },
+    );
+    syncer.setState(stateOf(service('dns', '10.96.0.53', ['10.244.1.11'], 'UDP')));
+    await syncer.sync();
+    expect(dp.conntrack.flows.map((f) => f.replySrc)).toEqual(['10.244.1.11']);
+    expect(dp.ipvs.dump()).toEqual({ 'UDP 10.96.0.53:80': ['10.244.1.11:8080 w1'] });
+  });
 });
