@@ -256,6 +256,10 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
     expect(run.output).toMatch(/^DRAINED yes after \d+ s$/m);
   });
 
+  test('the agent logged no failed sync and no drift (its own constant rules read back as written)', () => {
+    expect(run.output).not.toMatch(/sync failed|behind portway/);
+  });
+
   test('agent restart under traffic: no request fails', () => {
     expect(run.output).toMatch(/^AGENT-STOPPED exit 0$/m);
     const results = sequence.restart ?? [];
