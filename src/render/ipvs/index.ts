@@ -25,6 +25,7 @@ export {
 export {
   IpvsadmParseError,
   parseIpvsadmRules,
+  splitHostPort,
   type ParsedIpvsTable,
   type ParsedRealServer,
   type ParsedVirtualServer,
