@@ -25,6 +25,8 @@ export interface IpvsVmRunOptions {
   script: string;
   /** Files put in /payload beside the script: relative path in the guest → content. */
   files?: Record<string, string>;
+  /** Host files or directories copied into /payload as is (binaries too): relative path in the guest → host path. */
+  paths?: Record<string, string>;
   /** The whole run: build check, boot, script (default 300 s; emulation on a loaded machine is slow). */
   timeoutMs?: number;
 }
@@ -65,6 +67,11 @@ export async function runInIpvsVm(opts: IpvsVmRunOptions): Promise<IpvsVmRun> {
       const path = join(dir, 'files', name);
       await mkdir(dirname(path), { recursive: true });
       await writeFile(path, content);
+      fileArgs.push(`${name}=${path}`);
+    }
+    for (const [name, path] of Object.entries(opts.paths ?? {})) {
+      if (name.startsWith('/') || name.split('/').includes('..') || name.includes('='))
+        throw new Error(`runInIpvsVm: path name ${name} must be relative, without ".." or "="`);
       fileArgs.push(`${name}=${path}`);
     }
     const started = performance.now();
