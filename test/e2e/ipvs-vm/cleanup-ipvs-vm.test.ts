@@ -4,17 +4,7 @@
 // server on an address neither bound nor in a KUBE-* set, its own ipset and iptables chain. Then the
 // real CLI (bundled, see portway-in-guest.ts) runs `portway cleanup` there. Afterwards only the other
 // tool's virtual server, set and chain are left: no KUBE-* chain, set or virtual server, no kube-ipvs0.
-import { join } from 'node:path';
-import { formatProblem, loadClusterState } from '../../../src/model/index.js';
-import { ipFamilyOf } from '../../../src/model/ip.js';
-import {
-  ipvsRenderOptionsFromConfig,
-  renderIpvs,
-  serializeIpsets,
-  serializeIpvs,
-  serializeIpvsIptables,
-} from '../../../src/render/ipvs/index.js';
-import { caseConfig, GOLDEN_DIR } from '../../golden/golden-cases.js';
+import { IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
@@ -22,48 +12,13 @@ const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('cleanup-ipvs-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const CASE = 'loadbalancer';
-
-async function nodeFiles(): Promise<Record<string, string>> {
-  const { state, problems } = await loadClusterState([join(GOLDEN_DIR, CASE, 'input.yaml')]);
-  if (problems.length > 0) throw new Error(problems.map(formatProblem).join('\n'));
-  const config = caseConfig(CASE);
-  const files: Record<string, string> = {};
-  for (const [family, tag] of [
-    ['IPv4', 'ipv4'],
-    ['IPv6', 'ipv6'],
-  ] as const) {
-    const rs = renderIpvs(
-      state,
-      ipvsRenderOptionsFromConfig(
-        config,
-        family,
-        config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family),
-      ),
-    );
-    files[`${tag}.ipset`] = serializeIpsets(rs);
-    files[`${tag}.ipvs`] = serializeIpvs(rs);
-    files[`${tag}.rules`] = serializeIpvsIptables(rs, { includeBuiltinJumps: true });
-    files[`${tag}.bound`] = rs.boundAddresses.map((a) => `${a}\n`).join('');
-  }
-  return files;
-}
-
 const GUEST_SCRIPT =
   PORTWAY_GUEST_PRELUDE +
+  IPVS_NODE_PRELUDE +
   String.raw`
 set -eu
-ip netns add node
+load_ipvs_node node
 x() { ip netns exec node "$@"; }
-x ip link set lo up
-x ip link add kube-ipvs0 type dummy
-for f in ipv4 ipv6; do
-  while read -r a; do x ip addr add "$a" dev kube-ipvs0 nodad 2>/dev/null || x ip addr add "$a" dev kube-ipvs0; done <$f.bound
-  x ipset restore <$f.ipset
-  x ipvsadm -R <$f.ipvs
-done
-x iptables-restore -w --noflush <ipv4.rules
-x ip6tables-restore -w --noflush <ipv6.rules
 # Another tool's state: a virtual server, a set, a chain with a built-in jump.
 x ipvsadm -A -t 192.0.2.50:443 -s wlc
 x ipvsadm -a -t 192.0.2.50:443 -r 10.1.0.1:443 -m -w 1
@@ -94,7 +49,7 @@ maybe('portway cleanup on an ipvs-mode node (IPVS test VM)', () => {
   beforeAll(async () => {
     run = await runInIpvsVm({
       script: GUEST_SCRIPT,
-      files: await nodeFiles(),
+      files: await ipvsNodeFiles('loadbalancer'),
       paths: await portwayGuestPaths(),
       timeoutMs: 600_000,
     });
