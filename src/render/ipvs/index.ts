@@ -16,6 +16,7 @@ export {
   type IpsetKey,
 } from './ipsets.js';
 export {
+  ipsetCreateLine,
   ipvsHostPort,
   ipvsServiceArgs,
   serializeIpsets,
