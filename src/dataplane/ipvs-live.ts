@@ -348,7 +348,7 @@ export class RealIpvsLiveReader implements IpvsLiveReader {
   }
 
   async readDummyLink(name: string = KUBE_IPVS_DUMMY_DEVICE): Promise<DummyLinkState> {
-    return readDummyLinkFrom(this.ip, name);
+    return readDummyLink(this.ip, name);
   }
 
   async checkIpvsAvailable(): Promise<IpvsAvailability> {
@@ -368,7 +368,8 @@ export class RealIpvsLiveReader implements IpvsLiveReader {
   }
 }
 
-async function readDummyLinkFrom(ip: IpLinks, name: string): Promise<DummyLinkState> {
+/** A dummy link's addresses through the link executor; a missing link is `exists: false`, not an error. */
+export async function readDummyLink(ip: IpLinks, name: string = KUBE_IPVS_DUMMY_DEVICE): Promise<DummyLinkState> {
   try {
     return { exists: true, addresses: await ip.listAddresses(name) };
   } catch (err) {
@@ -428,7 +429,7 @@ export class FakeIpvsLiveReader implements IpvsLiveReader {
   }
 
   readDummyLink(name: string = KUBE_IPVS_DUMMY_DEVICE): Promise<DummyLinkState> {
-    return readDummyLinkFrom(this.ip, name);
+    return readDummyLink(this.ip, name);
   }
 
   async checkIpvsAvailable(): Promise<IpvsAvailability> {

@@ -12,16 +12,22 @@
 //   is bound on kube-ipvs0 or listed in a KUBE-* set: another tool's virtual servers stay), then the sets
 //   (no rule refers to them any more), then kube-ipvs0.
 // `portway cleanup` removes the same ipvs-mode state through removeIpvsModeState.
-import type { IpvsLiveReader, IpvsListing, ListedVirtualServer } from '../dataplane/ipvs-live.js';
-import { isIpvsUnavailable, virtualServerKey } from '../dataplane/ipvs-live.js';
 import {
-  isCommandMissing,
-  runnerFor,
-  RestoreError,
-  type CommandRunner,
-  type ExecutorRunOptions,
-} from '../dataplane/exec.js';
-import type { InterfaceAddress, Iptables, IpLinks, Ipset, IpsetEntrySet } from '../dataplane/interfaces.js';
+  isIpvsUnavailable,
+  parseLiveIpvsadmSave,
+  readDummyLink,
+  virtualServerKey,
+} from '../dataplane/ipvs-live.js';
+import { isCommandMissing } from '../dataplane/exec.js';
+import type {
+  InterfaceAddress,
+  Iptables,
+  IpLinks,
+  Ipset,
+  IpsetEntrySet,
+  Ipvs,
+  IpvsServiceRef,
+} from '../dataplane/interfaces.js';
 import type { IPFamily } from '../model/cluster-state.js';
 import { canonicalIP } from '../model/ip.js';
 import type { Logger } from '../observe/logger.js';
@@ -115,11 +121,11 @@ function ipPortEntry(entry: string): { protocol: string; address: string; port: 
  * NodePort bitmap sets (NodePort virtual servers are on node addresses). Anything else is another
  * tool's and is left alone. Pure.
  */
-export function ownedVirtualServers(
-  listing: IpvsListing,
+export function ownedVirtualServers<T extends IpvsServiceRef>(
+  virtualServers: readonly T[],
   ipsets: readonly IpsetEntrySet[],
   dummyAddresses: readonly InterfaceAddress[],
-): { owned: ListedVirtualServer[]; foreign: ListedVirtualServer[] } {
+): { owned: T[]; foreign: T[] } {
   const bound = new Set(dummyAddresses.map((a) => canonicalIP(a.address) ?? a.address));
   const listed = new Set<string>();
   const nodePorts = new Set<string>();
@@ -130,7 +136,7 @@ export function ownedVirtualServers(
       if (e)
         listed.add(
           virtualServerKey({
-            protocol: e.protocol as ListedVirtualServer['protocol'],
+            protocol: e.protocol as IpvsServiceRef['protocol'],
             address: e.address,
             port: e.port,
           }),
@@ -141,9 +147,9 @@ export function ownedVirtualServers(
       }
     }
   }
-  const owned: ListedVirtualServer[] = [];
-  const foreign: ListedVirtualServer[] = [];
-  for (const vs of listing.virtualServers) {
+  const owned: T[] = [];
+  const foreign: T[] = [];
+  for (const vs of virtualServers) {
     const ours =
       bound.has(canonicalIP(vs.address) ?? vs.address) ||
       listed.has(virtualServerKey(vs)) ||
@@ -155,33 +161,25 @@ export function ownedVirtualServers(
 
 // ── executors ──────────────────────────────────────────────────────────────────────────────────────
 
-/** What removing virtual servers needs of IPVS: the ipvs executor's `ipvsadm -R` with -D lines. */
-export interface IpvsRestorer {
-  restore(payload: string): Promise<void>;
-}
-
-/** `ipvsadm -R` (never the ipvsadm-restore wrapper, which clears the whole table first). */
-export class IpvsadmRestorer implements IpvsRestorer {
-  private readonly runner: CommandRunner;
-  constructor(opts: ExecutorRunOptions = {}) {
-    this.runner = runnerFor(opts);
-  }
-  async restore(payload: string): Promise<void> {
-    if (payload.trim() === '') return;
-    const res = await this.runner.run('ipvsadm', ['-R'], { input: payload });
-    // ipvsadm -R may go on past a failing line and exit 0: anything on stderr is a failure.
-    if (res.exitCode !== 0 || res.stderr.trim() !== '')
-      throw new RestoreError({ command: 'ipvsadm', args: ['-R'], ...res, payload, line: null });
-  }
-}
-
 export interface ModeTakeoverExecutors {
   iptables: Partial<Record<IPFamily, Iptables>>;
   ipset: Ipset;
   ip: IpLinks;
-  ipvsReader: IpvsLiveReader;
-  ipvs: IpvsRestorer;
+  /** The IPVS executor: its table (ipvsadm -S -n) and `ipvsadm -R` for the -D lines. */
+  ipvs: Pick<Ipvs, 'save' | 'restore'>;
   logger?: Logger;
+}
+
+/** The services of `-A` lines kept apart as foreign (an unknown scheduler): still deletable by address. */
+function foreignServices(lines: readonly string[]): IpvsServiceRef[] {
+  return lines.flatMap((line) => {
+    const m = /^-A\s+(-t|--tcp-service|-u|--udp-service|--sctp-service)\s+(\S+)/.exec(line);
+    const hp = m ? /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(m[2]!) : null;
+    if (!m || !hp) return []; // firewall-mark services have no address
+    const protocol: IpvsServiceRef['protocol'] =
+      m[1] === '-u' || m[1] === '--udp-service' ? 'UDP' : m[1] === '--sctp-service' ? 'SCTP' : 'TCP';
+    return [{ protocol, address: hp[1] ?? hp[2]!, port: Number(hp[3]) }];
+  });
 }
 
 export interface IpvsStateRemoval {
@@ -211,22 +209,23 @@ export async function removeIpvsModeState(
   };
   let ipsets: IpsetEntrySet[] = [];
   try {
-    ipsets = await ex.ipvsReader.readIpsets();
+    ipsets = await ex.ipset.list();
   } catch (err) {
     out.errors.push(`ipset: ${(err as Error).message}`);
   }
   let dummy: InterfaceAddress[] = [];
   let linkExists = false;
   try {
-    const link = await ex.ipvsReader.readDummyLink(KUBE_IPVS_DUMMY_DEVICE);
+    const link = await readDummyLink(ex.ip, KUBE_IPVS_DUMMY_DEVICE);
     dummy = link.addresses;
     linkExists = link.exists;
   } catch (err) {
     out.errors.push(`${KUBE_IPVS_DUMMY_DEVICE}: ${(err as Error).message}`);
   }
   try {
-    const listing = await ex.ipvsReader.readListing();
-    const { owned, foreign } = ownedVirtualServers(listing, ipsets, dummy);
+    const table = parseLiveIpvsadmSave(await ex.ipvs.save());
+    const services: IpvsServiceRef[] = [...table.virtualServers, ...foreignServices(table.foreign)];
+    const { owned, foreign } = ownedVirtualServers(services, ipsets, dummy);
     if (owned.length > 0) {
       await ex.ipvs.restore(owned.map((vs) => `-D ${ipvsServiceArgs(vs)}\n`).join(''));
       out.virtualServersDeleted = owned.map(virtualServerKey);
@@ -379,4 +378,15 @@ export async function removeOtherModeLeftovers(
   for (const e of report.errors)
     ex.logger?.warn({ err: e }, `could not remove a ${mode === 'ipvs' ? 'iptables' : 'ipvs'}-mode leftover`);
   return report;
+}
+
+/**
+ * The syncers' hook: removeOtherModeLeftovers as a function that rejects when something was left (the
+ * syncer logs it and calls again after its next sync).
+ */
+export function otherModeLeftoversHook(mode: ProxyMode, ex: ModeTakeoverExecutors): () => Promise<void> {
+  return async () => {
+    const report = await removeOtherModeLeftovers(mode, ex);
+    if (report.errors.length > 0) throw new Error(report.errors.join('; '));
+  };
 }

@@ -11,7 +11,6 @@ import {
   type IpvsAvailability,
   type IpvsLiveReader,
   type IpvsLiveState,
-  type ListedVirtualServer,
 } from '../dataplane/ipvs-live.js';
 import { readIpvsLiveState } from '../dataplane/ipvs-live.js';
 import { ARP_ANNOUNCE, ARP_IGNORE, strictArpWanted } from '../l2/strict-arp.js';
@@ -153,11 +152,7 @@ function compareVirtualServers(desired: readonly IpvsRuleSet[], live: IpvsLiveSt
       for (const k of gotReal.keys()) problems.push(`extra real server ${key} -> ${k} (${vs.owner})`);
     }
   }
-  const listing = {
-    virtualServers: live.ipvs.virtualServers.map((vs): ListedVirtualServer => ({ ...vs, realServers: [] })),
-    firewallMarks: [],
-  };
-  const { owned } = ownedVirtualServers(listing, live.ipsets, live.dummy.addresses);
+  const { owned } = ownedVirtualServers(live.ipvs.virtualServers, live.ipsets, live.dummy.addresses);
   for (const vs of owned) {
     const key = virtualServerKey(vs);
     if (!wanted.has(key))

@@ -8,17 +8,10 @@
 import type { Dataplane } from '../../dataplane/index.js';
 import { createDataplane } from '../../dataplane/index.js';
 import type { Iptables } from '../../dataplane/interfaces.js';
-import { RealIpvsLiveReader, type IpvsLiveReader } from '../../dataplane/ipvs-live.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import type { Logger } from '../../observe/logger.js';
 import { AgentLock } from '../../sync/agent-lock.js';
-import {
-  IpvsadmRestorer,
-  isProxyChainName,
-  removeChains,
-  removeIpvsModeState,
-  type IpvsRestorer,
-} from '../../sync/mode-takeover.js';
+import { isProxyChainName, removeChains, removeIpvsModeState } from '../../sync/mode-takeover.js';
 import { NetnsState } from '../../sync/netns-state.js';
 import {
   revertSysctls,
@@ -55,8 +48,6 @@ export interface CleanupOptions {
   stateDir?: string;
   // Injection points for tests.
   dataplane?: Dataplane;
-  /** IPVS of the same namespace (default: ipvsadm beside the dataplane's executors). */
-  ipvs?: { reader: IpvsLiveReader; restorer: IpvsRestorer };
   sysctlJournal?: SysctlJournal;
   sharedChainsJournal?: SharedChainsJournal;
 }
@@ -168,8 +159,7 @@ async function cleanupUnlocked(
   const ipvs = await removeIpvsModeState({
     ipset: dataplane.ipset,
     ip: dataplane.ip,
-    ipvsReader: opts.ipvs?.reader ?? new RealIpvsLiveReader({ ipset: dataplane.ipset, ip: dataplane.ip }),
-    ipvs: opts.ipvs?.restorer ?? new IpvsadmRestorer(),
+    ipvs: dataplane.ipvs,
   });
   report.virtualServersDeleted = ipvs.virtualServersDeleted;
   report.virtualServersKept = ipvs.virtualServersKept;

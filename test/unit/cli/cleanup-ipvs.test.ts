@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanup } from '../../../src/cli/commands/cleanup.js';
 import { createFakeDataplane } from '../../../src/dataplane/index.js';
-import { FakeIpvsLiveReader, parseLiveIpvsadmSave } from '../../../src/dataplane/ipvs-live.js';
 import { ARP_ANNOUNCE, ARP_IGNORE, ensureStrictArp } from '../../../src/l2/strict-arp.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { MemorySysctlJournal } from '../../../src/sync/sysctls.js';
@@ -41,9 +40,7 @@ describe('cleanup of an ipvs-mode node', () => {
       await dp.ip.addAddress('kube-ipvs0', '10.96.0.11/32');
       const journal = new MemorySysctlJournal();
       await ensureStrictArp(dp.sysctl, journal);
-      const reader = new FakeIpvsLiveReader(dp.ipset, dp.ip);
-      reader.virtualServers = parseLiveIpvsadmSave(fixture('ipvsadm-save-n.txt')).virtualServers;
-      const payloads: string[] = [];
+      await dp.ipvs.restore(fixture('ipvsadm-save-n.txt').replace(/^-A -f .*\n/m, ''));
       // The sets are in use until the rules go: the fake ipset refuses to destroy them before.
       const iptables = dp.iptables.IPv4!;
       const restore = iptables.restore.bind(iptables);
@@ -58,14 +55,17 @@ describe('cleanup of an ipvs-mode node', () => {
         dataplane: dp,
         stateDir,
         sysctlJournal: journal,
-        ipvs: { reader, restorer: { restore: async (p) => void payloads.push(p) } },
       });
       expect(report.errors).toEqual([]);
       expect(iptables.dump()).not.toMatch(/KUBE-/);
       expect(iptables.dump()).toContain('-A FORWARD -j DOCKER');
-      expect(payloads.join('')).toBe(
-        '-D -t 10.96.0.10:80\n-D -t 10.96.0.11:90\n-D -u 10.96.0.10:53\n-D --sctp-service 10.96.0.11:7777\n',
-      );
+      expect(report.virtualServersDeleted).toEqual([
+        'TCP 10.96.0.10:80',
+        'TCP 10.96.0.11:90',
+        'UDP 10.96.0.10:53',
+        'SCTP 10.96.0.11:7777',
+      ]);
+      expect(Object.keys(dp.ipvs.dump()).sort()).toEqual(['TCP 192.0.2.50:443', 'TCP [fd00:96::a]:80']);
       expect(report.virtualServersKept).toEqual(['TCP 192.0.2.50:443', 'TCP [fd00:96::a]:80']);
       expect(dp.ipset.setNames()).toEqual(['my-set']);
       expect(report.ipsetsDestroyed).toContain('KUBE-6-CLUSTER-IP');

@@ -1,16 +1,20 @@
 // Mode switches and takeover (src/sync/mode-takeover.ts) over the validating fakes; the ipvs state is the
 // one captured in the IPVS test VM (test/fixtures/ipvs-live).
-import { describe, expect, test } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFakeDataplane } from '../../../src/dataplane/index.js';
+import { runAgent } from '../../../src/cli/commands/run.js';
+import {
+  CommandError,
+  createFakeDataplane,
+  FakeIpLinks,
+  type FakeDataplane,
+} from '../../../src/dataplane/index.js';
 import { parseIpAddrJson } from '../../../src/dataplane/ip.js';
 import { parseIpsetSave } from '../../../src/dataplane/ipset.js';
-import {
-  FakeIpvsLiveReader,
-  parseIpvsadmList,
-  parseLiveIpvsadmSave,
-} from '../../../src/dataplane/ipvs-live.js';
+import { parseIpvsadmList } from '../../../src/dataplane/ipvs-live.js';
 import { parseIptablesSave } from '../../../src/dataplane/iptables-text.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { isServiceChainName } from '../../../src/plan/iptables-plan.js';
@@ -19,19 +23,14 @@ import {
   MODE_CHAINS,
   ownedVirtualServers,
   removeOtherModeLeftovers,
-  type IpvsRestorer,
 } from '../../../src/sync/mode-takeover.js';
 import { GOLDEN_DIR, goldenCases } from '../../golden/golden-cases.js';
 
 const FIXTURES = join(GOLDEN_DIR, '../fixtures/ipvs-live');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 
-class RecordingRestorer implements IpvsRestorer {
-  readonly payloads: string[] = [];
-  async restore(payload: string): Promise<void> {
-    this.payloads.push(payload);
-  }
-}
+/** The captured table without its firewall-mark service (the fake IPVS executor takes address services only). */
+const CAPTURED_TABLE = fixture('ipvsadm-save-n.txt').replace(/^-A -f .*\n/m, '');
 
 describe('which chains belong to which mode', () => {
   /** Declared chains per table, read straight from the payload (goldens also hold -I lines). */
@@ -90,7 +89,7 @@ describe('ownedVirtualServers', () => {
   });
 
   test("bound on kube-ipvs0: portway's/kube-proxy's; the 192.0.2.50 virtual server is another tool's", () => {
-    expect(keys(ownedVirtualServers(listing, ipsets, dummy))).toEqual({
+    expect(keys(ownedVirtualServers(listing.virtualServers, ipsets, dummy))).toEqual({
       owned: [
         'TCP 10.96.0.10:80',
         'TCP 10.96.0.11:90',
@@ -107,13 +106,7 @@ describe('ownedVirtualServers', () => {
       'TCP  10.99.0.2:30080 rr\nUDP  10.99.0.2:30080 rr\nTCP  10.99.0.2:30081 rr\n',
     );
     expect(
-      keys(
-        ownedVirtualServers(
-          { ...nodePort, virtualServers: [...listing.virtualServers, ...nodePort.virtualServers] },
-          ipsets,
-          [],
-        ),
-      ),
+      keys(ownedVirtualServers([...listing.virtualServers, ...nodePort.virtualServers], ipsets, [])),
     ).toEqual({
       owned: ['TCP 10.96.0.10:80', 'UDP 10.96.0.10:53', 'TCP fd00:96::a:80', 'TCP 10.99.0.2:30080'],
       foreign: [
@@ -130,7 +123,7 @@ describe('ownedVirtualServers', () => {
     const other = [
       { name: 'my-lb', type: 'hash:ip,port', family: 'inet' as const, entries: ['192.0.2.50,tcp:443'] },
     ];
-    expect(keys(ownedVirtualServers(listing, other, [])).owned).toEqual([]);
+    expect(keys(ownedVirtualServers(listing.virtualServers, other, [])).owned).toEqual([]);
   });
 });
 
@@ -242,13 +235,11 @@ describe('removeOtherModeLeftovers', () => {
     const dp = createFakeDataplane({ families: ['IPv4'] });
     dp.iptables.IPv4!.load(IPTABLES_THEN_IPVS);
     await dp.ipset.restore('create KUBE-CLUSTER-IP hash:ip,port family inet\n');
-    const restorer = new RecordingRestorer();
     const report = await removeOtherModeLeftovers('ipvs', {
       iptables: dp.iptables,
       ipset: dp.ipset,
       ip: dp.ip,
-      ipvsReader: new FakeIpvsLiveReader(dp.ipset, dp.ip),
-      ipvs: restorer,
+      ipvs: dp.ipvs,
       logger: new RecordingLogger(),
     });
     expect(report.errors).toEqual([]);
@@ -267,7 +258,7 @@ describe('removeOtherModeLeftovers', () => {
     expect(dump).toContain('-A INPUT -j KUBE-IPVS-FILTER');
     expect(dump).toContain('-A PREROUTING -j KUBE-SERVICES');
     expect(dp.ipset.setNames()).toEqual(['KUBE-CLUSTER-IP']);
-    expect(restorer.payloads).toEqual([]);
+    expect(dp.ipvs.calls).toEqual([]);
     expect(report.ipvs).toBeNull();
   });
 
@@ -281,15 +272,13 @@ describe('removeOtherModeLeftovers', () => {
     await dp.ip.ensureDummyInterface('kube-ipvs0');
     for (const a of ['10.96.0.10/32', '10.96.0.11/32', 'fd00:96::a/128'])
       await dp.ip.addAddress('kube-ipvs0', a);
-    const reader = new FakeIpvsLiveReader(dp.ipset, dp.ip);
-    reader.virtualServers = parseLiveIpvsadmSave(fixture('ipvsadm-save-n.txt')).virtualServers;
-    const restorer = new RecordingRestorer();
+    await dp.ipvs.restore(CAPTURED_TABLE + '-A -t 10.96.0.10:8080 -s fo\n');
+    dp.ipvs.calls.length = 0;
     const report = await removeOtherModeLeftovers('iptables', {
       iptables: dp.iptables,
       ipset: dp.ipset,
       ip: dp.ip,
-      ipvsReader: reader,
-      ipvs: restorer,
+      ipvs: dp.ipvs,
     });
     expect(report.errors).toEqual([]);
     const dump = dp.iptables.IPv4!.dump();
@@ -309,9 +298,17 @@ describe('removeOtherModeLeftovers', () => {
     ]);
     expect(dump).not.toMatch(/-A (INPUT|OUTPUT) -j KUBE-(IPVS|NODE-PORT)/);
     expect(dump).toContain('-A INPUT -m conntrack --ctstate NEW -j KUBE-EXTERNAL-SERVICES');
-    expect(restorer.payloads).toEqual([
-      '-D -t 10.96.0.10:80\n-D -t 10.96.0.11:90\n-D -u 10.96.0.10:53\n-D --sctp-service 10.96.0.11:7777\n-D -t [fd00:96::a]:80\n',
+    // A virtual server with a scheduler portway does not use, bound on kube-ipvs0, goes too.
+    expect(dp.ipvs.calls.filter((c) => c.op === 'restore')).toEqual([
+      {
+        op: 'restore',
+        payload:
+          '-D -t 10.96.0.10:80\n-D -t 10.96.0.11:90\n-D -u 10.96.0.10:53\n-D --sctp-service 10.96.0.11:7777\n-D -t [fd00:96::a]:80\n-D -t 10.96.0.10:8080\n',
+      },
     ]);
+    expect(await dp.ipvs.save()).toBe(
+      '-A -t 192.0.2.50:443 -s wlc\n-a -t 192.0.2.50:443 -r 10.244.1.11:443 -g -w 2\n',
+    );
     expect(report.ipvs?.virtualServersKept).toEqual(['TCP 192.0.2.50:443']);
     expect(dp.ipset.setNames()).toEqual(['my-set']);
     expect(report.ipvs?.ipsetsDestroyed.sort()).toEqual([
@@ -330,25 +327,101 @@ describe('removeOtherModeLeftovers', () => {
       'create KUBE-CLUSTER-IP hash:ip,port family inet\ncreate KUBE-LOOP-BACK hash:ip,port,ip family inet\n',
     );
     dp.ipset.markInUse('KUBE-LOOP-BACK');
-    const reader = new FakeIpvsLiveReader(dp.ipset, dp.ip);
-    reader.readListing = async () => {
-      const { CommandError } = await import('../../../src/dataplane/exec.js');
-      throw new CommandError({
-        command: 'ipvsadm',
-        args: ['-L', '-n'],
-        exitCode: 2,
-        stderr: "Can't initialize ipvs: Protocol not available\n",
-        durationMs: 0,
-      });
+    const noIpvs = {
+      save: async (): Promise<string> => {
+        throw new CommandError({
+          command: 'ipvsadm',
+          args: ['-S', '-n'],
+          exitCode: 2,
+          stderr: "Can't initialize ipvs: Protocol not available\n",
+          durationMs: 0,
+        });
+      },
+      restore: async (): Promise<void> => undefined,
     };
     const report = await removeOtherModeLeftovers('iptables', {
       iptables: dp.iptables,
       ipset: dp.ipset,
       ip: dp.ip,
-      ipvsReader: reader,
-      ipvs: new RecordingRestorer(),
+      ipvs: noIpvs,
     });
     expect(report.ipvs?.ipsetsDestroyed).toEqual(['KUBE-CLUSTER-IP']);
     expect(report.errors).toEqual([expect.stringMatching(/^ipset KUBE-LOOP-BACK: .*in use/)]);
+  });
+});
+
+describe('mode switches through runAgent (fake dataplane)', () => {
+  const WEB = `
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: demo }
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.10
+  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080, protocol: TCP }]
+endpoints: [{ addresses: [10.244.1.5], conditions: { ready: true } }]
+`;
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pw-mode-switch-'));
+    await writeFile(join(dir, 'web.yaml'), WEB);
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const once = async (dp: FakeDataplane, mode: 'iptables' | 'ipvs'): Promise<number> => {
+    const config = join(dir, `${mode}.config.yaml`);
+    await writeFile(config, `mode: ${mode}\n`);
+    return runAgent({
+      manifests: join(dir, 'web.yaml'),
+      configPath: config,
+      logger: new RecordingLogger(),
+      stateDir: join(dir, 'state'),
+      handleSignals: false,
+      hostname: 'node-a',
+      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
+      createDataplane: async () => dp,
+      once: true,
+    });
+  };
+  const ipvsSysctls = {
+    'net/ipv4/ip_forward': '0',
+    'net/ipv4/conf/all/route_localnet': '0',
+    'net/ipv4/vs/conntrack': '0',
+    'net/ipv4/vs/conn_reuse_mode': '1',
+    'net/ipv4/vs/expire_nodest_conn': '0',
+    'net/ipv4/vs/expire_quiescent_template': '0',
+    'net/ipv4/conf/all/arp_ignore': '0',
+    'net/ipv4/conf/all/arp_announce': '0',
+  };
+
+  test('ipvs → iptables: once iptables mode has synced, IPVS virtual servers, sets and kube-ipvs0 are gone', async () => {
+    const dp = createFakeDataplane({ families: ['IPv4'], sysctls: ipvsSysctls });
+    expect(await once(dp, 'ipvs')).toBe(0);
+    expect(Object.keys(dp.ipvs.dump())).toEqual(['TCP 10.96.0.10:80', 'TCP 192.168.50.2:30080']);
+    expect(await once(dp, 'iptables')).toBe(0);
+    expect(dp.ipvs.dump()).toEqual({});
+    expect(dp.ipset.setNames()).toEqual([]);
+    expect(dp.ip.links.has('kube-ipvs0')).toBe(false);
+    const dump = dp.iptables.IPv4!.dump();
+    expect(dump).toMatch(/-A KUBE-SVC-/);
+    expect(dump).not.toMatch(/KUBE-IPVS-FILTER|KUBE-NODE-PORT |--match-set/);
+  });
+
+  test("iptables → ipvs: once ipvs mode has synced, iptables mode's chains are gone", async () => {
+    const dp = createFakeDataplane({ families: ['IPv4'], sysctls: ipvsSysctls });
+    expect(await once(dp, 'iptables')).toBe(0);
+    expect(dp.iptables.IPv4!.dump()).toMatch(/KUBE-SVC-/);
+    expect(await once(dp, 'ipvs')).toBe(0);
+    const dump = dp.iptables.IPv4!.dump();
+    expect(dump).not.toMatch(/KUBE-(SVC|SEP|EXT)-|KUBE-NODEPORTS|KUBE-EXTERNAL-SERVICES/);
+    expect(dump).toMatch(/--match-set KUBE-CLUSTER-IP/);
+    expect(Object.keys(dp.ipvs.dump())).toEqual(['TCP 10.96.0.10:80', 'TCP 192.168.50.2:30080']);
   });
 });
