@@ -87,3 +87,4 @@ export * from './sysctl.js';
 export * from './conntrack.js';
 export * from './ip.js';
 export * from './netns-identity.js';
+export * from './ipvs-live.js';

@@ -367,7 +367,16 @@ export function canonicalRuleSpec(spec: readonly string[], family: IPFamily): st
   return out;
 }
 
+/** "0x004000/0x004000" → "0x4000/0x4000": a mark as save prints it (kube-proxy's ipvs mode writes Go's %#08x). */
+function canonicalMark(value: string): string {
+  return value
+    .split('/')
+    .map((part) => (/^0x[0-9a-f]+$/i.test(part) ? `0x${BigInt(part).toString(16)}` : part))
+    .join('/');
+}
+
 function canonicalGroup(group: string[], family: IPFamily): string[] {
+  if (group[0] === '-m' && group[1] === 'mark') return group.map((t, idx) => (group[idx - 1] === '--mark' ? canonicalMark(t) : t));
   if (group[0] === '-m' && group[1] === 'statistic') {
     // The kernel keeps the probability as a 31-bit fraction; save prints that fraction.
     return group.map((t, idx) =>
@@ -377,10 +386,6 @@ function canonicalGroup(group: string[], family: IPFamily): string[] {
     );
   }
   if (group[0] === '-m' && group[1] === 'recent') return canonicalRecent(group, family);
-  if (group[0] === '-m' && group[1] === 'mark') {
-    // save prints mark values in plain hex: kube-proxy's ipvs mode writes "0x004000/0x004000".
-    return group.map((t, idx) => (group[idx - 1] === '--mark' ? plainHexMark(t) : t));
-  }
   if (group[0] === '-m' && group[1] === 'ipvs') return canonicalIpvsMatch(group, family);
   if (group[0] === '-j' && group[1] === 'REJECT' && !group.includes('--reject-with')) {
     // REJECT's default reply, which save prints.
@@ -392,13 +397,16 @@ function canonicalGroup(group: string[], family: IPFamily): string[] {
       const t = group[i] as string;
       const v = group[i + 1] ?? '';
       if (t === '--or-mark') {
-        out.push('--set-xmark', plainHexMark(`${v}/${v}`));
+        out.push('--set-xmark', canonicalMark(`${v}/${v}`));
         i++;
       } else if (t === '--xor-mark') {
-        out.push('--set-xmark', plainHexMark(`${v}/0x0`));
+        out.push('--set-xmark', canonicalMark(`${v}/0x0`));
         i++;
-      } else if (t === '--set-mark' || t === '--set-xmark') {
-        out.push('--set-xmark', plainHexMark(v.includes('/') ? v : `${v}/0xffffffff`));
+      } else if (t === '--set-mark') {
+        out.push('--set-xmark', canonicalMark(v.includes('/') ? v : `${v}/0xffffffff`));
+        i++;
+      } else if (t === '--set-xmark') {
+        out.push(t, canonicalMark(v));
         i++;
       } else out.push(t);
     }
@@ -430,14 +438,6 @@ function canonicalIpvsMatch(group: string[], family: IPFamily): string[] {
     options.set(name, negated ? ['!', name, value] : [name, value]);
   }
   return ['-m', 'ipvs', ...ORDER.flatMap((name) => options.get(name) ?? [])];
-}
-
-/** "0x004000/0x004000" → "0x4000/0x4000" (values that are not hex are left alone). */
-function plainHexMark(value: string): string {
-  return value
-    .split('/')
-    .map((v) => (/^0x[0-9a-f]+$/i.test(v) ? `0x${BigInt(v).toString(16)}` : v))
-    .join('/');
 }
 
 /** "-m recent" as save prints it: command, --seconds, --reap, --name, --mask, --rsource/--rdest. */

@@ -12,6 +12,7 @@ import {
   runnerFor,
 } from './exec.js';
 import type { Ipvs, IpvsRealServerConnections, IpvsServiceRef } from './interfaces.js';
+import { parseIpvsadmList } from './ipvs-live.js';
 
 export interface IpvsOptions extends ExecutorRunOptions {
   timeoutMs?: number;
@@ -68,32 +69,21 @@ export class RealIpvs implements Ipvs {
       if (/No such service/.test(res.stderr)) return null;
       throw new CommandError({ command: 'ipvsadm', args, ...res });
     }
-    return parseIpvsadmList(res.stdout);
+    // One virtual server listed: its real servers (the listing parser is ipvs-live's, shared).
+    return parseIpvsadmList(res.stdout).virtualServers.flatMap((vs) =>
+      vs.realServers.map(({ address, port, weight, activeConnections, inactiveConnections }) => ({
+        address,
+        port,
+        weight,
+        activeConnections,
+        inactiveConnections,
+      })),
+    );
   }
 }
 
 export function createIpvs(opts: IpvsOptions = {}): Ipvs {
   return new RealIpvs(opts);
-}
-
-/**
- * The real servers of `ipvsadm -Ln` output ("  -> 10.244.1.11:8080  Masq  1  0  0"), of every
- * virtual server listed (call it for one virtual server to get that one's).
- */
-export function parseIpvsadmList(text: string): IpvsRealServerConnections[] {
-  const out: IpvsRealServerConnections[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*->\s+(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
-    if (!m) continue;
-    out.push({
-      address: m[1]!.replace(/^\[|\]$/g, ''),
-      port: Number(m[2]),
-      weight: Number(m[3]),
-      activeConnections: Number(m[4]),
-      inactiveConnections: Number(m[5]),
-    });
-  }
-  return out;
 }
 
 // ── fake ────────────────────────────────────────────────────────────────────────────────────────

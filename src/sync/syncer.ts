@@ -12,6 +12,7 @@ import { ipvsRenderOptionsFromConfig, renderIpvs } from '../render/ipvs/index.js
 import { IptablesSyncer, type FamilyDataplane, type SyncResult, type SyncStats } from './iptables-syncer.js';
 import { IpvsSyncer, type IpvsExecutors } from './ipvs-syncer.js';
 import type { SharedChainsJournal, SysctlJournal } from './sysctls.js';
+import { otherModeLeftoversHook, type ProxyMode as ProxyModeName } from './mode-takeover.js';
 
 /** What the agent loop needs from a mode's syncer. */
 export interface ProxySyncer {
@@ -71,6 +72,7 @@ export function proxyModeOf(config: Config): ProxyMode {
             ...(deps.sharedChainsJournal !== undefined
               ? { sharedChainsJournal: deps.sharedChainsJournal }
               : {}),
+            ...(deps.ipvs ? { removeOtherModeLeftovers: leftoversHook('iptables', deps, deps.ipvs) } : {}),
           }),
       };
     case 'ipvs':
@@ -95,13 +97,22 @@ export function proxyModeOf(config: Config): ProxyMode {
             ...(deps.sharedChainsJournal !== undefined
               ? { sharedChainsJournal: deps.sharedChainsJournal }
               : {}),
-            // Mode takeover (src/sync/mode-takeover.ts, branch ipvs-ops): pass
-            // `removeOtherModeLeftovers` here once it is merged; the syncer calls it once, after its first
-            // fully successful sync.
+            removeOtherModeLeftovers: leftoversHook('ipvs', deps, deps.ipvs),
           });
         },
       };
     default:
       throw new Error(`config mode: "${String(config.mode)}" is not a proxy mode`);
   }
+}
+
+/** The other mode's leftovers, removed once after this mode's first successful sync (mode-takeover.ts). */
+function leftoversHook(mode: ProxyModeName, deps: SyncerDeps, ipvs: IpvsExecutors): () => Promise<void> {
+  return otherModeLeftoversHook(mode, {
+    iptables: Object.fromEntries(deps.families.map((f) => [f.family, f.iptables])),
+    ipset: ipvs.ipset,
+    ip: ipvs.links,
+    ipvs: ipvs.ipvs,
+    logger: deps.logger,
+  });
 }

@@ -248,6 +248,7 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     nodeIPs,
     logger: log,
     sysctl: dataplane.sysctl,
+    sysctlJournal: netnsState.sysctlJournal, // strictARP's previous values, for cleanup
     ...(opts.ipLinks ? { listLinks: () => (opts.ipLinks as IpLinks).listLinks() } : {}),
     // ── LB status writer hook (src/lb/status-writer.ts): cluster mode only; one writer, elected by a Lease
     // in $POD_NAMESPACE (default kube-system). Manifest mode writes nothing. ──

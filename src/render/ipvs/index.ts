@@ -26,6 +26,7 @@ export {
 export {
   IpvsadmParseError,
   parseIpvsadmRules,
+  splitHostPort,
   type ParsedIpvsTable,
   type ParsedRealServer,
   type ParsedVirtualServer,

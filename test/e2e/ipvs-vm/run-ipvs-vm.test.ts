@@ -14,18 +14,16 @@
 //                                          kube-ipvs0: service addresses        └─ pod2 10.244.1.12
 // The external and LoadBalancer IPs (10.98.0.50, .60) reach the node by the client's route, as through a
 // router: in ipvs mode strictARP is on, so the node answers no ARP for kube-ipvs0's addresses.
-import { execa } from 'execa';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
 const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('run-ipvs-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const GUEST = join(dirname(fileURLToPath(import.meta.url)), 'guest');
 
 const slice = (
@@ -143,44 +141,13 @@ const PHASE_A_CLIENT = [
 const PHASE_A_NODE = [tcp('node-clusterip', '10.96.0.10', 80), udp('node-udp-clusterip', '10.96.0.10', 53)];
 const PHASE_A_POD1 = [tcp('pod1-clusterip', '10.96.0.10', 80)];
 
-async function nodeLibraries(): Promise<Record<string, string>> {
-  const { stdout } = await execa('ldd', [process.execPath]);
-  const out: Record<string, string> = { 'node/node': process.execPath };
-  for (const m of stdout.matchAll(/=>\s+(\/\S+)/g)) {
-    const path = m[1]!;
-    // The real file: run-in-vm copies a symlink as a symlink.
-    out[`node/lib/${path.split('/').pop()!}`] = await realpath(path);
-  }
-  return out;
-}
-
 maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful termination, restart', () => {
   let run: IpvsVmRun;
   const answers: Record<string, Record<string, number>> = {};
   const sequence: Record<string, string[]> = {};
-  let bundleDir: string;
 
   beforeAll(async () => {
-    bundleDir = await mkdtemp(join(tmpdir(), 'pw-ipvs-run-'));
-    // One file: the guest gets no node_modules. The CLI reads package.json two and three levels up.
-    await execa(
-      join(ROOT, 'node_modules/.bin/esbuild'),
-      [
-        join(ROOT, 'src/cli/main.ts'),
-        '--bundle',
-        '--platform=node',
-        '--format=esm',
-        '--target=node20',
-        `--outfile=${join(bundleDir, 'x/y/z/portway.mjs')}`,
-        "--banner:js=import { createRequire as __pwRequire } from 'node:module'; const require = __pwRequire(import.meta.url);",
-        '--log-level=warning',
-      ],
-      { cwd: ROOT },
-    );
-    const pkg = await readFile(join(ROOT, 'package.json'), 'utf8');
     const files: Record<string, string> = {
-      'pw/package.json': pkg,
-      'pw/x/package.json': pkg,
       'config.yaml': CONFIG,
       'a-client.json': JSON.stringify(PHASE_A_CLIENT),
       'a-node.json': JSON.stringify(PHASE_A_NODE),
@@ -190,9 +157,9 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
     };
     for (const [name, text] of Object.entries(MANIFESTS)) files[`manifests/${name}`] = text;
     run = await runInIpvsVm({
-      script: await readFile(join(GUEST, 'run-agent.sh'), 'utf8'),
+      script: PORTWAY_GUEST_PRELUDE + (await readFile(join(GUEST, 'run-agent.sh'), 'utf8')),
       files,
-      hostFiles: { ...(await nodeLibraries()), 'pw/x/y/z/portway.mjs': join(bundleDir, 'x/y/z/portway.mjs') },
+      paths: await portwayGuestPaths(),
       timeoutMs: 600_000,
       memoryMb: 1024,
     });
@@ -207,10 +174,6 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
     }
     console.log(`run-ipvs-vm: guest run ${run.durationMs} ms\n${run.output}`);
   }, 900_000);
-
-  afterAll(async () => {
-    if (bundleDir) await rm(bundleDir, { recursive: true, force: true });
-  });
 
   test('the guest script completes and the agent programmed the node', () => {
     expect(run.exitCode).toBe(0);

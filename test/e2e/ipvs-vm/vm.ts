@@ -25,8 +25,8 @@ export interface IpvsVmRunOptions {
   script: string;
   /** Files put in /payload beside the script: relative path in the guest → content. */
   files?: Record<string, string>;
-  /** Host files or directories copied into /payload: relative path in the guest → host path (binaries). */
-  hostFiles?: Record<string, string>;
+  /** Host files or directories copied into /payload as is (binaries too): relative path in the guest → host path. */
+  paths?: Record<string, string>;
   /** The guest's memory in MiB (default 512). */
   memoryMb?: number;
   /** The whole run: build check, boot, script (default 300 s; emulation on a loaded machine is slow). */
@@ -71,9 +71,9 @@ export async function runInIpvsVm(opts: IpvsVmRunOptions): Promise<IpvsVmRun> {
       await writeFile(path, content);
       fileArgs.push(`${name}=${path}`);
     }
-    for (const [name, path] of Object.entries(opts.hostFiles ?? {})) {
-      if (name.startsWith('/') || name.split('/').includes('..'))
-        throw new Error(`runInIpvsVm: file name ${name} must be relative, without ".."`);
+    for (const [name, path] of Object.entries(opts.paths ?? {})) {
+      if (name.startsWith('/') || name.split('/').includes('..') || name.includes('='))
+        throw new Error(`runInIpvsVm: path name ${name} must be relative, without ".." or "="`);
       fileArgs.push(`${name}=${path}`);
     }
     const started = performance.now();

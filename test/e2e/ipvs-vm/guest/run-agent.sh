@@ -2,8 +2,8 @@
 # The guest side of run-ipvs-vm.test.ts (read its header): the topology, the agent, phases A, B and C.
 # Lines the test reads: "R <label> <answer>", "H held …", "HELD-BY", "WEIGHT-0", "DRAINED", "AGENT-STOPPED".
 set -u
-export LD_LIBRARY_PATH=/payload/node/lib
-NODE=/payload/node/node
+# The test puts PORTWAY_GUEST_PRELUDE (portway-in-guest.ts) in front: node and the bundle under /payload/portway.
+NODE=/payload/portway/node
 x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 for ns in client node pod1 pod2; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add eth0 netns client type veth peer name eth0 netns node
@@ -29,7 +29,7 @@ x node sysctl -qw net.bridge.bridge-nf-call-iptables=1
 mkdir -p /tmp/m && cp /payload/manifests/*.yaml /tmp/m/
 start_agent() {
   # Not through x: $! must be the agent itself (ip netns exec execs it), for the SIGTERM below.
-  ip netns exec node $NODE /payload/pw/x/y/z/portway.mjs run --manifests /tmp/m --config /payload/config.yaml >>/tmp/pw.log 2>&1 &
+  ip netns exec node $NODE /payload/portway/app/dist/cli/portway.mjs run --manifests /tmp/m --config /payload/config.yaml >>/tmp/pw.log 2>&1 &
   echo $! >/tmp/pw.pid
 }
 wait_for() { # SECONDS COMMAND…: poll until it succeeds
