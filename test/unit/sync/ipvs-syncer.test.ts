@@ -4,13 +4,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseConfig } from '../../../src/config/config.js';
 import { createFakeDataplane, type FakeDataplane } from '../../../src/dataplane/index.js';
-import { buildClusterState, parseManifestText, type ClusterState } from '../../../src/model/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { ipvsRenderOptionsFromConfig, renderIpvs } from '../../../src/render/ipvs/index.js';
 import { ManualClock } from '../../../src/sync/clock.js';
 import { SyncFailedError } from '../../../src/sync/iptables-syncer.js';
 import { IpvsSyncer } from '../../../src/sync/ipvs-syncer.js';
 import { MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+import { service, stateOf } from './fixtures.js';
 
 const NODE_IP = '192.168.50.2';
 const CONFIG = parseConfig(
@@ -18,31 +18,6 @@ const CONFIG = parseConfig(
   'test',
 );
 const WEB = { protocol: 'TCP', address: '10.96.0.10', port: 80 } as const;
-
-function service(name: string, ip: string, endpoints: string[], protocol = 'TCP'): string {
-  return `
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: demo }
-spec:
-  clusterIP: ${ip}
-  ports: [{ name: p, port: 80, targetPort: 8080, protocol: ${protocol} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: ${name}-1, namespace: demo, labels: { kubernetes.io/service-name: ${name} } }
-addressType: IPv4
-ports: [{ name: p, port: 8080, protocol: ${protocol} }]
-endpoints: [${endpoints.map((e) => `{ addresses: [${e}], conditions: { ready: true }, nodeName: node-a }`).join(', ')}]
-`;
-}
-
-function stateOf(...docs: string[]): ClusterState {
-  const loaded = parseManifestText(docs.join('\n---\n'), 'test.yaml');
-  const built = buildClusterState(loaded.objects);
-  expect([...loaded.problems, ...built.problems]).toEqual([]);
-  return built.state;
-}
 
 function setup(
   opts: { gracefulTerminationTimeoutMs?: number; excludeCIDRs?: string[]; config?: typeof CONFIG } = {},
