@@ -93,6 +93,9 @@ start_agent
 wait "$loop"
 cat /tmp/loop.out
 echo "@@@ agent log"
+tail -c 6000 /tmp/pw.log
+x node ipvsadm -Ln
+x node iptables-save -t nat | grep -v '^#'
 grep -c '"ipvs state applied"' /tmp/pw.log | sed 's/^/IPVS-APPLIED-LINES /'
 grep -E '"level":(40|50)|error|failed' /tmp/pw.log | head -20
 kill -TERM "$(cat /tmp/pw.pid)" 2>/dev/null
