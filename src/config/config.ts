@@ -180,6 +180,12 @@ export const IpvsConfigSchema = z
     udpTimeout: duration.default('0s'),
     /** Virtual servers in these CIDRs are not portway's: never deleted (kube-proxy's excludeCIDRs). */
     excludeCIDRs: z.array(cidr).default([]),
+    /**
+     * The longest a removed TCP real server drains at weight 0 before it is deleted with connections
+     * left (portway's addition: kube-proxy waits for them without a bound). 15 minutes = IPVS's own
+     * idle timeout of an established TCP connection.
+     */
+    gracefulTerminationTimeout: duration.default('15m'),
   })
   .strict()
   .superRefine((ipvs, ctx) => {

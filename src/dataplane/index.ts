@@ -3,10 +3,11 @@ import type { IPFamily } from '../model/cluster-state.js';
 import { FakeConntrack, RealConntrack } from './conntrack.js';
 import { runnerFor, type CommandRunner } from './exec.js';
 import { FakeIptables } from './fake-iptables.js';
-import type { Conntrack, Iptables, IptablesBackend, IpLinks, Ipset, Sysctl } from './interfaces.js';
+import type { Conntrack, Iptables, IptablesBackend, IpLinks, Ipset, Ipvs, Sysctl } from './interfaces.js';
 import { FakeIpLinks, RealIpLinks } from './ip.js';
 import { createIptables, detectIptablesBackend } from './iptables.js';
 import { FakeIpset, RealIpset } from './ipset.js';
+import { FakeIpvs, RealIpvs } from './ipvs.js';
 import { FakeSysctl, createSysctl } from './sysctl.js';
 import { FakeNetnsIdentity, RealNetnsIdentity, type NetnsIdentity } from './netns-identity.js';
 
@@ -14,6 +15,8 @@ export interface Dataplane {
   /** One executor per configured family. */
   iptables: Partial<Record<IPFamily, Iptables>>;
   ipset: Ipset;
+  /** ipvs mode's virtual-server table (ipvsadm). */
+  ipvs: Ipvs;
   sysctl: Sysctl;
   conntrack: Conntrack;
   ip: IpLinks;
@@ -40,6 +43,7 @@ export async function createDataplane(opts: DataplaneOptions): Promise<Dataplane
   return {
     iptables,
     ipset: new RealIpset({ runner }),
+    ipvs: new RealIpvs({ runner }),
     sysctl: opts.netns !== undefined || opts.runner ? createSysctl({ runner }) : createSysctl({ ...(opts.procSysRoot ? { root: opts.procSysRoot } : {}) }),
     conntrack: new RealConntrack({ runner }),
     ip: new RealIpLinks({ runner }),
@@ -50,6 +54,7 @@ export async function createDataplane(opts: DataplaneOptions): Promise<Dataplane
 export interface FakeDataplane extends Dataplane {
   iptables: Partial<Record<IPFamily, FakeIptables>>;
   ipset: FakeIpset;
+  ipvs: FakeIpvs;
   sysctl: FakeSysctl;
   conntrack: FakeConntrack;
   ip: FakeIpLinks;
@@ -63,6 +68,7 @@ export function createFakeDataplane(opts: { families?: IPFamily[]; sysctls?: Rec
   return {
     iptables,
     ipset: new FakeIpset(),
+    ipvs: new FakeIpvs(),
     sysctl: new FakeSysctl(opts.sysctls ?? { 'net/ipv4/ip_forward': '0', 'net/ipv4/conf/all/route_localnet': '0' }),
     conntrack: new FakeConntrack(),
     ip: new FakeIpLinks(opts.links ?? { lo: ['127.0.0.1/8'] }),
@@ -76,7 +82,9 @@ export * from './iptables.js';
 export * from './iptables-text.js';
 export * from './fake-iptables.js';
 export * from './ipset.js';
+export * from './ipvs.js';
 export * from './sysctl.js';
 export * from './conntrack.js';
 export * from './ip.js';
 export * from './netns-identity.js';
+export * from './ipvs-live.js';

@@ -118,6 +118,11 @@ export interface IpLinks {
   ensureDummyInterface(name: string, opts?: { up?: boolean }): Promise<void>;
   /** ip link del NAME; false when there was no such link. */
   deleteInterface(name: string): Promise<boolean>;
+  /**
+   * Bind and unbind many addresses of one interface in one `ip -batch` (a bare address is /32 or
+   * /128): adding one already there or deleting one not there is not an error, anything else is.
+   */
+  applyAddressChanges(ifname: string, changes: { add: readonly string[]; del: readonly string[] }): Promise<void>;
   /** ip -j -d link show: every interface with its flags, master and kind. */
   listLinks(): Promise<NetworkLink[]>;
 }
@@ -138,4 +143,36 @@ export interface NetworkLink {
   slaveKind: string | null;
   /** link_type: "ether", "loopback", "none" … */
   linkType: string;
+}
+
+// ── additions (ipvs mode executor) ───────────────────────────────────────────────────────────────
+
+/** Which virtual server: ipvsadm's -t/-u/--sctp-service ADDRESS:PORT. */
+export interface IpvsServiceRef {
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  address: string;
+  port: number;
+}
+
+/** One real server of a virtual server with its connection counts, as `ipvsadm -Ln` lists it. */
+export interface IpvsRealServerConnections {
+  address: string;
+  port: number;
+  weight: number;
+  activeConnections: number;
+  inactiveConnections: number;
+}
+
+/** The kernel's IPVS table through ipvsadm (see docs/adr/0006-ipvs-executor.md). */
+export interface Ipvs {
+  /** `ipvsadm-save -n`: the table as restore lines (read with parseIpvsadmRules). */
+  save(): Promise<string>;
+  /**
+   * `ipvsadm -R` with these lines (-A/-E/-D/-a/-e/-d/--set), in order, keeping everything they do not
+   * name — never the `ipvsadm-restore` wrapper, which clears the whole table first. Not atomic: the
+   * lines before a failing one stay applied; any line the tool complains about rejects (RestoreError).
+   */
+  restore(payload: string): Promise<void>;
+  /** `ipvsadm -Ln` of one virtual server: its real servers and their connections; null when it does not exist. */
+  realServerConnections(service: IpvsServiceRef): Promise<IpvsRealServerConnections[] | null>;
 }

@@ -1,7 +1,7 @@
 // Interfaces and addresses through iproute2 (`ip -j addr`, `ip addr add/del`, dummy links).
 import type { IPFamily } from '../model/cluster-state.js';
 import { canonicalIP, parseCIDR } from '../model/ip.js';
-import { CommandError, type CommandRunner, type ExecutorRunOptions, runChecked, runnerFor } from './exec.js';
+import { CommandError, type CommandRunner, type ExecutorRunOptions, RestoreError, runChecked, runnerFor } from './exec.js';
 import type { InterfaceAddress, IpLinks, NetworkLink } from './interfaces.js';
 
 interface IpJsonLink {
@@ -71,6 +71,46 @@ export function interfaceCidr(cidr: string): { text: string; family: IPFamily } 
   return { text: `${ip}/${prefix ?? bits}`, family: parsed.family };
 }
 
+/** A bare address as a host prefix (/32, /128): what kube-proxy binds on its dummy link, never a subnet route. */
+function hostCidr(address: string): string {
+  return address.includes('/') ? address : `${address}/${address.includes(':') ? 128 : 32}`;
+}
+
+/** `ip -batch` lines: the additions first, then the deletions. */
+function addressBatchLines(ifname: string, changes: { add: readonly string[]; del: readonly string[] }): string[] {
+  const line = (verb: 'add' | 'del', address: string): string => {
+    const { text, family } = interfaceCidr(hostCidr(address));
+    return `addr ${verb} ${text} dev ${ifname}${verb === 'add' && family === 'IPv6' ? ' nodad' : ''}`;
+  };
+  return [...changes.add.map((a) => line('add', a)), ...changes.del.map((a) => line('del', a))];
+}
+
+/**
+ * The batch lines (1-based) that failed for a reason other than "already there" (an add) or "not
+ * there" (a del). `ip -force -batch` prints the kernel's answer, then "Command failed -:N".
+ */
+export function fatalBatchFailures(stderr: string, lines: readonly string[]): number[] {
+  const fatal: number[] = [];
+  let said: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const m = /^Command failed (?:-|\S+):(\d+)/.exec(raw.trim());
+    if (!m) {
+      if (raw.trim() !== '') said.push(raw);
+      continue;
+    }
+    const n = Number(m[1]);
+    const text = said.join(' ');
+    said = [];
+    const verb = lines[n - 1]?.split(' ')[1];
+    if (verb === 'add' && /File exists/.test(text)) continue;
+    if (verb === 'del' && /Cannot assign requested address|Address not found/.test(text)) continue;
+    fatal.push(n);
+  }
+  // A failure without a "Command failed" line (the tool itself could not run the batch).
+  if (fatal.length === 0 && said.length > 0) fatal.push(1);
+  return fatal;
+}
+
 function checkIfname(name: string): void {
   if (!/^[A-Za-z0-9_.\-@]{1,15}$/.test(name)) throw new Error(`interface name "${name}" is not valid (1-15 of [A-Za-z0-9_.-@])`);
 }
@@ -124,6 +164,28 @@ export class RealIpLinks implements IpLinks {
     }
     if (res.exitCode !== 0 && !/File exists/.test(res.stderr)) throw new CommandError({ command: 'ip', args, ...res });
     if (opts.up) await runChecked(this.runner, 'ip', ['link', 'set', name, 'up']);
+  }
+
+  async applyAddressChanges(ifname: string, changes: { add: readonly string[]; del: readonly string[] }): Promise<void> {
+    checkIfname(ifname);
+    const lines = addressBatchLines(ifname, changes);
+    if (lines.length === 0) return;
+    // -force: go on past a failing line, so one address already there does not stop the others; each
+    // failure is then reported as "Command failed -:N" after the kernel's answer.
+    const args = ['-force', '-batch', '-'];
+    const payload = lines.join('\n') + '\n';
+    const res = await this.runner.run('ip', args, { input: payload });
+    if (res.exitCode === 0) return;
+    const fatal = fatalBatchFailures(res.stderr, lines);
+    if (fatal.length === 0) return;
+    throw new RestoreError({
+      command: 'ip',
+      args,
+      ...res,
+      payload,
+      line: fatal[0]!,
+      context: `binding addresses on ${ifname}`,
+    });
   }
 
   async deleteInterface(name: string): Promise<boolean> {
@@ -187,6 +249,22 @@ export class FakeIpLinks implements IpLinks {
   async deleteInterface(name: string): Promise<boolean> {
     checkIfname(name);
     return this.links.delete(name);
+  }
+
+  /** Counts batches, so tests can see that a sync binds its addresses in one command. */
+  addressBatches = 0;
+
+  async applyAddressChanges(ifname: string, changes: { add: readonly string[]; del: readonly string[] }): Promise<void> {
+    checkIfname(ifname);
+    const lines = addressBatchLines(ifname, changes);
+    if (lines.length === 0) return;
+    this.addressBatches++;
+    if (!this.links.has(ifname)) {
+      const payload = lines.join('\n') + '\n';
+      throw new RestoreError({ command: 'ip', args: ['-force', '-batch', '-'], exitCode: 1, stderr: `Cannot find device "${ifname}"\nCommand failed -:1\n`, durationMs: 0, payload, line: 1 });
+    }
+    for (const c of changes.add) this.addSync(ifname, hostCidr(c));
+    for (const c of changes.del) await this.deleteAddress(ifname, hostCidr(c));
   }
 
   /**

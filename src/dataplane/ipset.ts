@@ -87,6 +87,8 @@ export class FakeIpset implements Ipset {
   readonly calls: Array<{ op: 'list' } | { op: 'restore'; payload: string } | { op: 'destroy'; name: string }> = [];
   private readonly sets = new Map<string, FakeSet>();
   private readonly inUse = new Set<string>();
+  /** Called after every line a restore applied: tests watch what the kernel would show in between. */
+  afterEachLine: ((fake: FakeIpset) => void) | undefined = undefined;
 
   /** Pretend a kernel rule (iptables -m set) references the set, so destroy fails like the real one. */
   markInUse(name: string, used = true): void {
@@ -125,6 +127,7 @@ export class FakeIpset implements Ipset {
       if (!line || line.startsWith('#')) continue;
       try {
         this.applyLine(splitRuleSpec(line));
+        this.afterEachLine?.(this);
       } catch (err) {
         throw new RestoreError({
           command: 'ipset',

@@ -367,7 +367,16 @@ export function canonicalRuleSpec(spec: readonly string[], family: IPFamily): st
   return out;
 }
 
+/** "0x004000/0x004000" → "0x4000/0x4000": a mark as save prints it (kube-proxy's ipvs mode writes Go's %#08x). */
+function canonicalMark(value: string): string {
+  return value
+    .split('/')
+    .map((part) => (/^0x[0-9a-f]+$/i.test(part) ? `0x${BigInt(part).toString(16)}` : part))
+    .join('/');
+}
+
 function canonicalGroup(group: string[], family: IPFamily): string[] {
+  if (group[0] === '-m' && group[1] === 'mark') return group.map((t, idx) => (group[idx - 1] === '--mark' ? canonicalMark(t) : t));
   if (group[0] === '-m' && group[1] === 'statistic') {
     // The kernel keeps the probability as a 31-bit fraction; save prints that fraction.
     return group.map((t, idx) =>
@@ -377,25 +386,58 @@ function canonicalGroup(group: string[], family: IPFamily): string[] {
     );
   }
   if (group[0] === '-m' && group[1] === 'recent') return canonicalRecent(group, family);
+  if (group[0] === '-m' && group[1] === 'ipvs') return canonicalIpvsMatch(group, family);
+  if (group[0] === '-j' && group[1] === 'REJECT' && !group.includes('--reject-with')) {
+    // REJECT's default reply, which save prints.
+    return [...group, '--reject-with', family === 'IPv4' ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'];
+  }
   if (group[0] === '-j' && group[1] === 'MARK') {
     const out: string[] = ['-j', 'MARK'];
     for (let i = 2; i < group.length; i++) {
       const t = group[i] as string;
       const v = group[i + 1] ?? '';
       if (t === '--or-mark') {
-        out.push('--set-xmark', `${v}/${v}`);
+        out.push('--set-xmark', canonicalMark(`${v}/${v}`));
         i++;
       } else if (t === '--xor-mark') {
-        out.push('--set-xmark', `${v}/0x0`);
+        out.push('--set-xmark', canonicalMark(`${v}/0x0`));
         i++;
       } else if (t === '--set-mark') {
-        out.push('--set-xmark', v.includes('/') ? v : `${v}/0xffffffff`);
+        out.push('--set-xmark', canonicalMark(v.includes('/') ? v : `${v}/0xffffffff`));
+        i++;
+      } else if (t === '--set-xmark') {
+        out.push(t, canonicalMark(v));
         i++;
       } else out.push(t);
     }
     return out;
   }
   return group;
+}
+
+const IPVS_PROTOCOL_NUMBERS: Record<string, string> = { tcp: '6', udp: '17', sctp: '132' };
+
+/**
+ * "-m ipvs" as save prints it (libxt_ipvs): --ipvs, --vproto as a number, --vaddr with its prefix
+ * length, --vport, --vdir, --vmethod, --vportctl, in that order, each with its "!" in front.
+ */
+function canonicalIpvsMatch(group: string[], family: IPFamily): string[] {
+  const ORDER = ['--ipvs', '--vproto', '--vaddr', '--vport', '--vdir', '--vmethod', '--vportctl'];
+  const options = new Map<string, string[]>();
+  for (let i = 2; i < group.length; i++) {
+    const negated = group[i] === '!';
+    const name = group[negated ? ++i : i] as string;
+    if (!ORDER.includes(name)) return group; // something we do not model: leave it as written
+    if (name === '--ipvs') {
+      options.set(name, negated ? ['!', name] : [name]);
+      continue;
+    }
+    let value = group[++i] ?? '';
+    if (name === '--vproto') value = IPVS_PROTOCOL_NUMBERS[value.toLowerCase()] ?? value;
+    if (name === '--vaddr') value = withPrefix(value, family);
+    options.set(name, negated ? ['!', name, value] : [name, value]);
+  }
+  return ['-m', 'ipvs', ...ORDER.flatMap((name) => options.get(name) ?? [])];
 }
 
 /** "-m recent" as save prints it: command, --seconds, --reap, --name, --mask, --rsource/--rdest. */

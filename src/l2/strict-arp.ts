@@ -4,6 +4,7 @@
 // interface; arp_announce=2 picks the best local source address for ARP requests.
 import type { Config } from '../config/config.js';
 import type { Sysctl } from '../dataplane/interfaces.js';
+import { recordSysctlOriginals, type SysctlJournal } from '../sync/sysctls.js';
 
 export const ARP_IGNORE = 'net/ipv4/conf/all/arp_ignore';
 export const ARP_ANNOUNCE = 'net/ipv4/conf/all/arp_announce';
@@ -24,18 +25,34 @@ export interface StrictArpResult {
   problems: string[];
 }
 
-/** Set arp_ignore=1 and arp_announce=2 where they differ, then read them back. Never throws. */
-export async function ensureStrictArp(sysctl: Sysctl): Promise<StrictArpResult> {
+/**
+ * Set arp_ignore=1 and arp_announce=2 where they differ, then read them back. Never throws. With a
+ * journal, the values found are recorded before anything is set (so `portway cleanup` puts them back);
+ * when they cannot be recorded nothing is set and that is the problem reported.
+ */
+export async function ensureStrictArp(sysctl: Sysctl, journal?: SysctlJournal): Promise<StrictArpResult> {
   const result: StrictArpResult = { changed: [], problems: [] };
+  const toSet: Array<{ key: string; before: string | null; want: string }> = [];
   for (const [key, want] of WANTED) {
-    let before: string | null;
     try {
-      before = await sysctl.get(key);
+      const before = await sysctl.get(key);
+      if (before?.trim() !== want) toSet.push({ key, before: before?.trim() ?? null, want });
     } catch (e) {
       result.problems.push(`${key}: cannot read: ${(e as Error).message}`);
-      continue;
     }
-    if (before === want) continue;
+  }
+  const recordable = toSet.flatMap(({ key, before, want }) =>
+    before === null ? [] : [{ key, from: before, to: want }],
+  );
+  if (journal && recordable.length > 0) {
+    try {
+      await recordSysctlOriginals(journal, recordable);
+    } catch (e) {
+      result.problems.push((e as Error).message);
+      return result;
+    }
+  }
+  for (const { key, before, want } of toSet) {
     let writeError = '';
     try {
       await sysctl.set(key, want);
@@ -45,7 +62,7 @@ export async function ensureStrictArp(sysctl: Sysctl): Promise<StrictArpResult> 
     }
     let after: string | null = null;
     try {
-      after = await sysctl.get(key);
+      after = (await sysctl.get(key))?.trim() ?? null;
     } catch {
       // reported below as still wrong
     }

@@ -8,6 +8,7 @@ import type { ClusterState } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
 import { L2Speaker, type L2SpeakerOptions } from '../l2/speaker.js';
 import { ensureStrictArp, strictArpWanted } from '../l2/strict-arp.js';
+import type { SysctlJournal } from '../sync/sysctls.js';
 import type { AllocationResult } from './allocator.js';
 import { LoadBalancerController } from './lb-controller.js';
 
@@ -18,6 +19,8 @@ export interface LoadBalancerAgentOptions {
   logger: Logger;
   // Injection points for tests (habit 12).
   sysctl?: Sysctl;
+  /** Where the strictARP sysctls' values before portway are recorded, so `portway cleanup` restores them. */
+  sysctlJournal?: SysctlJournal;
   /** This namespace's links for the layer2 interface choice. Default: `ip -j -d link show`. */
   listLinks?: () => Promise<NetworkLink[]>;
   /** Overrides for the layer2 speaker (fake sockets, timers, probes). */
@@ -84,7 +87,7 @@ export class LoadBalancerAgent {
     this.opts.statusWriter?.start(); // status hook: Lease election begins
     this.opts.ingressWriter?.start();
     if (strictArpWanted(config)) {
-      const result = await ensureStrictArp(this.opts.sysctl ?? createSysctl());
+      const result = await ensureStrictArp(this.opts.sysctl ?? createSysctl(), this.opts.sysctlJournal);
       for (const c of result.changed) logger.info(c, 'strictARP: sysctl set');
       for (const p of result.problems)
         logger.warn({}, `strictARP: ${p}; more than one node may answer ARP for service addresses`);

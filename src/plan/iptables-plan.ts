@@ -7,7 +7,7 @@ import { trustedRuleText } from '../render/iptables/chain-record.js';
 import type { IptablesRuleSet, RenderedChain, TableName } from '../render/types.js';
 import { appendAll } from '../model/arrays.js';
 
-/** Fixed-name chains kube-proxy's iptables mode creates (and therefore portway owns). */
+/** Fixed-name chains kube-proxy's iptables and ipvs modes create (and therefore portway owns). */
 export const STATIC_CHAIN_NAMES: ReadonlySet<string> = new Set([
   'KUBE-SERVICES',
   'KUBE-EXTERNAL-SERVICES',
@@ -16,6 +16,13 @@ export const STATIC_CHAIN_NAMES: ReadonlySet<string> = new Set([
   'KUBE-MARK-MASQ',
   'KUBE-FORWARD',
   'KUBE-PROXY-FIREWALL',
+  // kube-proxy's ipvs mode: its constant chains (src/render/ipvs). Owned in both modes, so that either
+  // mode's full sync empties the other's fixed chains after a mode switch.
+  'KUBE-NODE-PORT',
+  'KUBE-LOAD-BALANCER',
+  'KUBE-SOURCE-RANGES-FIREWALL',
+  'KUBE-IPVS-FILTER',
+  'KUBE-IPVS-OUT-FILTER',
 ]);
 
 /**

@@ -145,6 +145,12 @@ export interface IptablesSyncerOptions {
    * cleanup. Written before the restore that changes them; when it cannot be, that restore is not made.
    */
   sharedChainsJournal?: SharedChainsJournal;
+  /**
+   * Called once, after the first sync that succeeded in full: ipvs mode's leftovers (virtual servers,
+   * sets, kube-ipvs0, its chains) go only once iptables mode's rules serve (src/sync/mode-takeover.ts).
+   * A failure is logged; it is tried again after the next sync.
+   */
+  removeOtherModeLeftovers?: () => Promise<void>;
 }
 
 interface FamilyState {
@@ -164,6 +170,7 @@ export class IptablesSyncer {
   private state: ClusterState | null = null;
   private readonly families: FamilyState[];
   private sysctlsDone = false;
+  private leftoversRemoved = false;
 
   constructor(private readonly opts: IptablesSyncerOptions) {
     if (opts.families.length === 0)
@@ -250,6 +257,17 @@ export class IptablesSyncer {
         result.families.find((f) => !f.ok)?.error ?? `sysctls: ${result.sysctlError ?? 'change failed'}`;
       this.stats.lastError = firstError;
       throw new SyncFailedError(firstError, result);
+    }
+    if (!this.leftoversRemoved && this.opts.removeOtherModeLeftovers) {
+      try {
+        await this.opts.removeOtherModeLeftovers();
+        this.leftoversRemoved = true;
+      } catch (err) {
+        this.opts.logger.error(
+          { err: errorText(err) },
+          'removing the other proxy mode’s leftovers failed; tried again after the next sync',
+        );
+      }
     }
     return result;
   }
@@ -531,7 +549,9 @@ export class IptablesSyncer {
     const journal = this.opts.sharedChainsJournal;
     if (!journal) return;
     const seen = desired.tables.flatMap((t) =>
-      t.chains.filter((c) => SHARED_CHAIN_NAMES.has(c.name)).map((c) => sharedChainAsSaved(family, t.name, c.name, saved)),
+      t.chains
+        .filter((c) => SHARED_CHAIN_NAMES.has(c.name))
+        .map((c) => sharedChainAsSaved(family, t.name, c.name, saved)),
     );
     if (seen.length === 0) return;
     const known = await journal.load();

@@ -1,6 +1,6 @@
 // The one seam between the agent loop and a proxy mode: `run` asks proxyModeOf(config) once for the
 // mode's sync periods and its syncer, and drives every mode through the same ProxySyncer interface.
-// A mode that cannot run yet is refused here, before anything is touched.
+// A mode that is not a proxy mode is refused here, before anything is touched.
 import type { Config } from '../config/config.js';
 import type { ClusterState, IPFamily } from '../model/cluster-state.js';
 import type { Logger } from '../observe/logger.js';
@@ -8,8 +8,11 @@ import { renderIptables, renderOptionsFromConfig } from '../render/iptables/inde
 import type { IptablesRuleSet } from '../render/types.js';
 import type { Sysctl } from '../dataplane/interfaces.js';
 import type { Clock } from './clock.js';
+import { ipvsRenderOptionsFromConfig, renderIpvs } from '../render/ipvs/index.js';
 import { IptablesSyncer, type FamilyDataplane, type SyncResult, type SyncStats } from './iptables-syncer.js';
+import { IpvsSyncer, type IpvsExecutors } from './ipvs-syncer.js';
 import type { SharedChainsJournal, SysctlJournal } from './sysctls.js';
+import { otherModeLeftoversHook, type ProxyMode as ProxyModeName } from './mode-takeover.js';
 
 /** What the agent loop needs from a mode's syncer. */
 export interface ProxySyncer {
@@ -34,6 +37,10 @@ export interface SyncerDeps {
   sysctlJournal?: SysctlJournal;
   localhostNodePorts?: boolean;
   sharedChainsJournal?: SharedChainsJournal;
+  /** ipvs mode's node-wide executors (IPVS, ipsets, kube-ipvs0); required for mode: ipvs. */
+  ipvs?: IpvsExecutors;
+  /** The running kernel's release (uname -r): decides conn_reuse_mode in ipvs mode as kube-proxy does. */
+  kernelVersion?: string;
 }
 
 export interface ProxyMode {
@@ -44,7 +51,7 @@ export interface ProxyMode {
   createSyncer(deps: SyncerDeps): ProxySyncer;
 }
 
-/** The proxy mode the configuration asks for; throws a clear error for a mode `run` cannot program yet. */
+/** The proxy mode the configuration asks for. */
 export function proxyModeOf(config: Config): ProxyMode {
   switch (config.mode) {
     case 'iptables':
@@ -65,19 +72,52 @@ export function proxyModeOf(config: Config): ProxyMode {
             ...(deps.sharedChainsJournal !== undefined
               ? { sharedChainsJournal: deps.sharedChainsJournal }
               : {}),
+            ...(deps.ipvs ? { removeOtherModeLeftovers: leftoversHook('iptables', deps, deps.ipvs) } : {}),
           }),
       };
     case 'ipvs':
-      // The ipvs rules render (src/render/ipvs) but nothing applies them yet: refuse before touching the node.
-      throw new Error(
-        `config mode: "${config.mode}" is not supported by \`portway run\` yet (use mode: iptables)`,
-      );
+      return {
+        name: 'ipvs',
+        minSyncPeriodMs: config.ipvs.minSyncPeriod,
+        syncPeriodMs: config.ipvs.syncPeriod,
+        createSyncer: (deps) => {
+          if (!deps.ipvs) throw new Error('ipvs mode: no IPVS, ipset and link executors given');
+          const capabilities = deps.kernelVersion !== undefined ? { kernelVersion: deps.kernelVersion } : {};
+          return new IpvsSyncer({
+            families: deps.families,
+            executors: deps.ipvs,
+            render: (state, family) =>
+              renderIpvs(state, ipvsRenderOptionsFromConfig(deps.config, family, deps.nodeIPs, capabilities)),
+            clock: deps.clock,
+            logger: deps.logger,
+            excludeCIDRs: deps.config.ipvs.excludeCIDRs,
+            gracefulTerminationTimeoutMs: deps.config.ipvs.gracefulTerminationTimeout,
+            ...(deps.sysctl !== undefined ? { sysctl: deps.sysctl } : {}),
+            ...(deps.sysctlJournal !== undefined ? { sysctlJournal: deps.sysctlJournal } : {}),
+            ...(deps.sharedChainsJournal !== undefined
+              ? { sharedChainsJournal: deps.sharedChainsJournal }
+              : {}),
+            removeOtherModeLeftovers: leftoversHook('ipvs', deps, deps.ipvs),
+          });
+        },
+      };
     case 'nftables':
       // render/diff show the nftables ruleset (src/render/nftables); nothing applies it yet (issue 14).
       throw new Error(
-        'config mode: "nftables" is dry-run only for now (render, diff); `portway run` needs mode: iptables',
+        'config mode: "nftables" is dry-run only for now (render, diff); `portway run` needs mode: iptables or ipvs',
       );
     default:
       throw new Error(`config mode: "${String(config.mode)}" is not a proxy mode`);
   }
+}
+
+/** The other mode's leftovers, removed once after this mode's first successful sync (mode-takeover.ts). */
+function leftoversHook(mode: ProxyModeName, deps: SyncerDeps, ipvs: IpvsExecutors): () => Promise<void> {
+  return otherModeLeftoversHook(mode, {
+    iptables: Object.fromEntries(deps.families.map((f) => [f.family, f.iptables])),
+    ipset: ipvs.ipset,
+    ip: ipvs.links,
+    ipvs: ipvs.ipvs,
+    logger: deps.logger,
+  });
 }

@@ -70,21 +70,40 @@ export async function applySysctls(sysctl: Sysctl, wanted: readonly WantedSysctl
     if (current.trim() !== w.value) toChange.push({ key: w.key, from: current.trim(), to: w.value });
   }
   if (toChange.length === 0) return [];
-  const recorded = await journal.load();
-  const fresh = toChange.filter((c) => !recorded.some((r) => r.key === c.key));
-  if (fresh.length > 0) {
-    try {
-      await journal.save([...recorded, ...fresh]);
-    } catch (err) {
-      throw new Error(
-        `not changing ${toChange.map((c) => `${c.key} (${c.from} → ${c.to})`).join(', ')}: ` +
-          `cannot record the current values first, so cleanup could not restore them: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-  }
+  await recordSysctlOriginals(journal, toChange);
   for (const c of toChange) await sysctl.set(c.key, c.to);
   return toChange;
+}
+
+/** Journal writes in flight, per journal: two writers (the syncer's sysctls, strictARP) must not interleave. */
+const journalWrites = new WeakMap<SysctlJournal, Promise<unknown>>();
+
+/**
+ * Record the original value of each key about to change, unless the journal already holds one (the
+ * first original is kept across restarts). Throws — and the caller must then change nothing — when the
+ * journal cannot be written. Writes to one journal are serialised: a load-then-save of the syncer and
+ * one of strictARP running at once would otherwise lose one side's keys.
+ */
+export function recordSysctlOriginals(journal: SysctlJournal, changes: readonly SysctlChange[]): Promise<void> {
+  const previous = journalWrites.get(journal) ?? Promise.resolve();
+  const write = previous
+    .catch(() => undefined)
+    .then(async () => {
+      const recorded = await journal.load();
+      const fresh = changes.filter((c) => !recorded.some((r) => r.key === c.key));
+      if (fresh.length === 0) return;
+      try {
+        await journal.save([...recorded, ...fresh]);
+      } catch (err) {
+        throw new Error(
+          `not changing ${changes.map((c) => `${c.key} (${c.from} → ${c.to})`).join(', ')}: ` +
+            `cannot record the current values first, so cleanup could not restore them: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    });
+  journalWrites.set(journal, write);
+  return write;
 }
 
 /** Put back what the journal says portway changed, when the value is still the one portway set. */

@@ -6,6 +6,7 @@ import type { IPFamily } from '../model/cluster-state.js';
 import type { IptablesRuleSet } from '../render/types.js';
 import { detectDrift, type DriftFinding } from '../sync/drift.js';
 import type { WantedSysctl } from '../sync/sysctls.js';
+import { diagnoseIpvs, type IpvsDoctorInputs } from './ipvs-doctor.js';
 
 export type Severity = 'ok' | 'warning' | 'error';
 
@@ -24,10 +25,13 @@ export interface DoctorInputs {
   processes: string[];
   backend: { inUse: IptablesBackend; otherBackendHasKubeChains: boolean };
   /**
-   * The configured proxy mode (default iptables). doctor checks iptables mode's rules only: in ipvs
-   * mode they would not apply, so the rule check is replaced by a warning saying so.
+   * The configured proxy mode (default iptables). In ipvs mode `families[].desired` are ipvs mode's
+   * constant rules and `ipvs` holds the rest to compare; without `ipvs` the rule check is skipped with a
+   * warning (the kernel is not judged by iptables mode's rules).
    */
   mode?: 'iptables' | 'ipvs' | 'nftables';
+  /** ipvs mode: IPVS availability, the rendered state per family and what the kernel holds. */
+  ipvs?: IpvsDoctorInputs;
 }
 
 const DRIFT_WORDS: Record<DriftFinding['kind'], string> = {
@@ -74,13 +78,14 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
     });
   }
 
-  if (inputs.mode === 'ipvs') {
+  const ipvsUnchecked = inputs.mode === 'ipvs' && inputs.ipvs === undefined;
+  if (ipvsUnchecked) {
     findings.push({
       severity: 'warning',
       check: 'mode',
       message:
-        'the configuration says mode: ipvs, and doctor checks iptables mode only: the IPVS virtual servers, ipsets, ' +
-        'kube-ipvs0 addresses and the rules of ipvs mode are not compared with the kernel (issue 11)',
+        'the configuration says mode: ipvs, and the IPVS state was not read: the virtual servers, ipsets, ' +
+        'kube-ipvs0 addresses and the rules of ipvs mode are not compared with the kernel',
       details: ['`portway render --config FILE` (mode: ipvs) prints what this node should hold'],
     });
   }
@@ -94,8 +99,9 @@ export function diagnose(inputs: DoctorInputs): DoctorFinding[] {
       details: ['`portway render --config FILE` (mode: nftables) prints what this node should hold'],
     });
   }
-  const checksIptablesRules = inputs.mode === undefined || inputs.mode === 'iptables';
-  for (const { family, desired, saved } of checksIptablesRules ? inputs.families : []) {
+  if (inputs.ipvs) findings.push(...diagnoseIpvs(inputs.ipvs));
+  const rulesUnchecked = ipvsUnchecked || inputs.mode === 'nftables';
+  for (const { family, desired, saved } of rulesUnchecked ? [] : inputs.families) {
     const drift = detectDrift(desired, saved);
     findings.push(
       drift.length === 0

@@ -1,17 +1,17 @@
 // `portway cleanup`: remove what portway (or kube-proxy, whose chain names it shares) put into the
-// network namespace it runs in — built-in jumps into portway's chains, the chains themselves, the
-// ipsets of ipvs mode, and the sysctls portway changed (restored to their journalled values) — and
-// nothing else: kubelet's KUBE-MARK-DROP / canaries, Docker's chains, other rules in the built-in
-// chains are left alone, and kubelet's KUBE-FIREWALL gets back the rules it had before portway.
+// network namespace it runs in — built-in jumps into portway's chains, the chains themselves (of both
+// modes), ipvs mode's virtual servers (those bound on kube-ipvs0 or listed in a KUBE-* set), its ipsets
+// and kube-ipvs0, and the sysctls portway changed (restored to their journalled values, strictARP's
+// included) — and nothing else: kubelet's KUBE-MARK-DROP / canaries, Docker's chains, other rules in the
+// built-in chains and other tools' virtual servers are left alone, and kubelet's KUBE-FIREWALL gets back
+// the rules it had before portway.
 import type { Dataplane } from '../../dataplane/index.js';
 import { createDataplane } from '../../dataplane/index.js';
-import type { Iptables, Ipset } from '../../dataplane/interfaces.js';
-import { parseIptablesSave } from '../../dataplane/iptables-text.js';
+import type { Iptables } from '../../dataplane/interfaces.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import type { Logger } from '../../observe/logger.js';
-import { isOwnedChainName, LineBuffer } from '../../plan/iptables-plan.js';
-import type { TableName } from '../../render/types.js';
 import { AgentLock } from '../../sync/agent-lock.js';
+import { isProxyChainName, removeChains, removeIpvsModeState } from '../../sync/mode-takeover.js';
 import { NetnsState } from '../../sync/netns-state.js';
 import {
   revertSysctls,
@@ -21,29 +21,6 @@ import {
   type SysctlJournal,
 } from '../../sync/sysctls.js';
 import { DEFAULT_STATE_DIR } from './run.js';
-
-/** The ipsets kube-proxy's ipvs mode creates (DESIGN §3); only these names are destroyed. */
-export const PORTWAY_IPSET_NAMES: ReadonlySet<string> = new Set([
-  'KUBE-CLUSTER-IP',
-  'KUBE-LOOP-BACK',
-  'KUBE-EXTERNAL-IP',
-  'KUBE-EXTERNAL-IP-LOCAL',
-  'KUBE-LOAD-BALANCER',
-  'KUBE-LOAD-BALANCER-LOCAL',
-  'KUBE-LOAD-BALANCER-FW',
-  'KUBE-LOAD-BALANCER-SOURCE-IP',
-  'KUBE-LOAD-BALANCER-SOURCE-CIDR',
-  'KUBE-NODE-PORT-TCP',
-  'KUBE-NODE-PORT-UDP',
-  'KUBE-NODE-PORT-SCTP-HASH',
-  'KUBE-NODE-PORT-LOCAL-TCP',
-  'KUBE-NODE-PORT-LOCAL-UDP',
-  'KUBE-NODE-PORT-LOCAL-SCTP-HASH',
-  'KUBE-HEALTH-CHECK-NODE-PORT',
-  'KUBE-IPVS-IPS',
-]);
-
-const BUILTIN = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 
 export interface FamilyCleanup {
   family: IPFamily;
@@ -55,6 +32,11 @@ export interface FamilyCleanup {
 
 export interface CleanupReport {
   families: FamilyCleanup[];
+  /** ipvs mode's virtual servers removed ("TCP 10.96.0.10:80"): bound on kube-ipvs0 or in a KUBE-* set. */
+  virtualServersDeleted: string[];
+  /** Virtual servers left alone: another tool's. */
+  virtualServersKept: string[];
+  kubeIpvs0Deleted: boolean;
   ipsetsDestroyed: string[];
   sysctlsReverted: SysctlChange[];
   errors: string[];
@@ -71,62 +53,28 @@ export interface CleanupOptions {
 }
 
 /**
- * Remove portway's rules from one family. Jumps first (a referenced chain cannot be deleted).
- * `shared` says how the shared chains (kubelet's KUBE-FIREWALL) were before portway wrote them: one
- * portway created goes like its own chains; one that existed gets back its rules, and loses only the
- * built-in jumps to it that portway added.
+ * Remove portway's rules from one family: the chains of both modes (the names are kube-proxy's) and the
+ * built-in jumps into them. `shared` says how the shared chains (kubelet's KUBE-FIREWALL) were before
+ * portway wrote them (see removeChains).
  */
-export async function cleanupIptables(iptables: Iptables, shared: readonly SharedChainRecord[] = []): Promise<FamilyCleanup> {
-  const res: FamilyCleanup = { family: iptables.family, jumpsRemoved: [], chainsDeleted: [], chainsRestored: [] };
-  const tables: TableName[] = ['filter', 'nat'];
-  const payload = new LineBuffer();
-  for (const table of tables) {
-    const saved = parseIptablesSave(await iptables.save(table)).get(table);
-    if (!saved) continue;
-    const records = shared.filter((c) => c.table === table);
-    const ours = (name: string): boolean => isOwnedChainName(name) || records.some((c) => c.chain === name && !c.existedBefore);
-    for (const rule of saved.rules) {
-      if (!BUILTIN.has(rule.chain)) continue;
-      const target = targetOf(rule.spec);
-      if (target === null) continue;
-      const before = records.find((c) => c.chain === target && c.existedBefore);
-      const added = before !== undefined && !before.jumps.includes(`-A ${rule.chain} ${rule.text}`);
-      if (!ours(target) && !added) continue;
-      if (await iptables.deleteRule(table, rule.chain, rule.spec)) res.jumpsRemoved.push(`${table} ${rule.chain} ${rule.text}`);
-    }
-    const owned = saved.chains.map((c) => c.name).filter(ours);
-    // A shared chain someone removed since is not brought back.
-    const restored = records.filter((c) => c.existedBefore && saved.chains.some((s) => s.name === c.chain));
-    if (owned.length === 0 && restored.length === 0) continue;
-    // Declaring flushes every owned chain (dropping jumps between them); then they can all go.
-    payload.write(`*${table}`);
-    for (const name of owned) payload.write(`:${name}`, '-', '[0:0]');
-    for (const c of restored) {
-      payload.write(`:${c.chain}`, '-', '[0:0]');
-      for (const line of c.rules) payload.write(line);
-    }
-    for (const name of owned) payload.write('-X', name);
-    payload.write('COMMIT');
-    for (const name of owned) res.chainsDeleted.push(`${table} ${name}`);
-    for (const c of restored) res.chainsRestored.push(`${table} ${c.chain}`);
-  }
-  if (payload.lineCount > 0) await iptables.restore(payload.toString(), { noflush: true });
-  return res;
+export async function cleanupIptables(
+  iptables: Iptables,
+  shared: readonly SharedChainRecord[] = [],
+): Promise<FamilyCleanup> {
+  const r = await removeChains(iptables, (_table, name) => isProxyChainName(name), shared);
+  return { family: iptables.family, ...r };
 }
 
-function targetOf(spec: readonly string[]): string | null {
-  for (let i = 0; i < spec.length - 1; i++) if (spec[i] === '-j' || spec[i] === '-g') return spec[i + 1] ?? null;
-  return null;
-}
-
-export async function cleanupIpsets(ipset: Ipset): Promise<string[]> {
-  const destroyed: string[] = [];
-  for (const set of await ipset.list()) {
-    if (!PORTWAY_IPSET_NAMES.has(set.name)) continue;
-    await ipset.destroy(set.name);
-    destroyed.push(set.name);
-  }
-  return destroyed;
+function emptyReport(): CleanupReport {
+  return {
+    families: [],
+    virtualServersDeleted: [],
+    virtualServersKept: [],
+    kubeIpvs0Deleted: false,
+    ipsetsDestroyed: [],
+    sysctlsReverted: [],
+    errors: [],
+  };
 }
 
 /** Clean the current network namespace; every step runs even when an earlier one failed. */
@@ -138,7 +86,8 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
   try {
     lock = await AgentLock.acquire(await dataplane.netns.inode());
   } catch (err) {
-    const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [(err as Error).message] };
+    const report = emptyReport();
+    report.errors.push((err as Error).message);
     opts.logger.error({ err: (err as Error).message }, 'cleanup refused; nothing changed');
     return report;
   }
@@ -149,20 +98,31 @@ export async function cleanup(opts: CleanupOptions): Promise<CleanupReport> {
   }
 }
 
-async function cleanupUnlocked(opts: CleanupOptions & { families: IPFamily[]; dataplane: Dataplane }): Promise<CleanupReport> {
+async function cleanupUnlocked(
+  opts: CleanupOptions & { families: IPFamily[]; dataplane: Dataplane },
+): Promise<CleanupReport> {
   const log = opts.logger;
   const { families, dataplane } = opts;
-  const report: CleanupReport = { families: [], ipsetsDestroyed: [], sysctlsReverted: [], errors: [] };
+  const report = emptyReport();
   // Only this namespace's own record (src/sync/netns-state.ts): without one, no sysctl is restored and
   // no shared chain removed — a namespace portway never recorded anything in keeps them as they are.
   let state: NetnsState | null = null;
   try {
-    state = await NetnsState.find({ stateDir: opts.stateDir ?? DEFAULT_STATE_DIR, identity: dataplane.netns, logger: log });
-    if (state === null) log.info({}, 'portway recorded nothing in this network namespace: sysctls and shared chains stay as they are');
+    state = await NetnsState.find({
+      stateDir: opts.stateDir ?? DEFAULT_STATE_DIR,
+      identity: dataplane.netns,
+      logger: log,
+    });
+    if (state === null)
+      log.info(
+        {},
+        'portway recorded nothing in this network namespace: sysctls and shared chains stay as they are',
+      );
   } catch (err) {
     report.errors.push(`state: ${(err as Error).message}`);
   }
-  const sharedJournal: SharedChainsJournal | null = opts.sharedChainsJournal ?? state?.sharedChainsJournal ?? null;
+  const sharedJournal: SharedChainsJournal | null =
+    opts.sharedChainsJournal ?? state?.sharedChainsJournal ?? null;
   let shared: SharedChainRecord[] = [];
   try {
     shared = (await sharedJournal?.load()) ?? [];
@@ -174,10 +134,18 @@ async function cleanupUnlocked(opts: CleanupOptions & { families: IPFamily[]; da
     const iptables = dataplane.iptables[family];
     if (!iptables) continue;
     try {
-      const r = await cleanupIptables(iptables, shared.filter((c) => c.family === family));
+      const r = await cleanupIptables(
+        iptables,
+        shared.filter((c) => c.family === family),
+      );
       report.families.push(r);
       log.info(
-        { family, jumpsRemoved: r.jumpsRemoved.length, chainsDeleted: r.chainsDeleted.length, chainsRestored: r.chainsRestored },
+        {
+          family,
+          jumpsRemoved: r.jumpsRemoved.length,
+          chainsDeleted: r.chainsDeleted.length,
+          chainsRestored: r.chainsRestored,
+        },
         'removed iptables rules',
       );
     } catch (err) {
@@ -186,16 +154,37 @@ async function cleanupUnlocked(opts: CleanupOptions & { families: IPFamily[]; da
     }
   }
   if (iptablesOk) await sharedJournal?.clear();
-  try {
-    report.ipsetsDestroyed = await cleanupIpsets(dataplane.ipset);
-    if (report.ipsetsDestroyed.length > 0) log.info({ ipsets: report.ipsetsDestroyed }, 'destroyed ipsets');
-  } catch (err) {
-    report.errors.push(`ipset: ${(err as Error).message}`);
-  }
+  // ipvs mode: virtual servers, then the sets (no rule refers to them once the chains are gone: after a
+  // failed iptables step a set may still be in use, and its destroy fails and is reported), then kube-ipvs0.
+  const ipvs = await removeIpvsModeState({
+    ipset: dataplane.ipset,
+    ip: dataplane.ip,
+    ipvs: dataplane.ipvs,
+  });
+  report.virtualServersDeleted = ipvs.virtualServersDeleted;
+  report.virtualServersKept = ipvs.virtualServersKept;
+  report.ipsetsDestroyed = ipvs.ipsetsDestroyed;
+  report.kubeIpvs0Deleted = ipvs.linkDeleted;
+  report.errors.push(...ipvs.errors);
+  if (ipvs.virtualServersDeleted.length > 0 || ipvs.ipsetsDestroyed.length > 0 || ipvs.linkDeleted)
+    log.info(
+      {
+        virtualServers: ipvs.virtualServersDeleted.length,
+        ipsets: ipvs.ipsetsDestroyed,
+        kubeIpvs0: ipvs.linkDeleted,
+      },
+      'removed ipvs-mode state',
+    );
+  if (ipvs.virtualServersKept.length > 0)
+    log.info(
+      { virtualServers: ipvs.virtualServersKept },
+      'left alone: virtual servers neither on kube-ipvs0 nor in a KUBE-* set',
+    );
   try {
     const journal = opts.sysctlJournal ?? state?.sysctlJournal;
     if (journal) report.sysctlsReverted = await revertSysctls(dataplane.sysctl, journal);
-    for (const c of report.sysctlsReverted) log.info({ sysctl: c.key, from: c.from, to: c.to }, 'restored sysctl');
+    for (const c of report.sysctlsReverted)
+      log.info({ sysctl: c.key, from: c.from, to: c.to }, 'restored sysctl');
   } catch (err) {
     report.errors.push(`sysctl: ${(err as Error).message}`);
   }

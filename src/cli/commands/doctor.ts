@@ -17,6 +17,8 @@ import { printableLines } from '../../model/names.js';
 import { renderIptables, renderOptionsFromConfig } from '../../render/iptables/index.js';
 import { planSysctls } from '../../sync/sysctls.js';
 import { diagnose, formatDoctor, type DoctorInputs } from '../../troubleshoot/doctor.js';
+import { RealIpvsLiveReader } from '../../dataplane/ipvs-live.js';
+import { ipvsWantedSysctls, readIpvsForDoctor, renderIpvsFamilies } from '../../troubleshoot/ipvs-doctor.js';
 import { evaluateIngresses, ingressDoctorFindings } from '../../ingress/index.js';
 import { CliExit } from '../exit.js';
 import { addInputOptions, readCommandInput, type ClusterInputFlags } from '../cluster-input.js';
@@ -66,6 +68,8 @@ export function registerDoctorCommand(program: Command): void {
         nodeIPs.some((ip) => ipFamilyOf(ip) === f),
       );
       const effective = { ...config, nodeName: config.nodeName || hostname() };
+      // ipvs mode: its constant rules replace iptables mode's in the rule check; IPVS, sets, addresses below.
+      const ipvsRuleSets = config.mode === 'ipvs' ? renderIpvsFamilies(desiredState, effective, families, nodeIPs) : null;
       const choice = await detectIptablesBackend(runner);
       const other = choice.backend === 'nft' ? 'legacy' : 'nft';
 
@@ -82,7 +86,9 @@ export function registerDoctorCommand(program: Command): void {
         const ips = nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
         inputs.families.push({
           family,
-          desired: renderIptables(desiredState, renderOptionsFromConfig(effective, family, ips)),
+          desired:
+            ipvsRuleSets?.find((rs) => rs.family === family)?.iptables ??
+            renderIptables(desiredState, renderOptionsFromConfig(effective, family, ips)),
           saved,
         });
         // Whole-dump save without -t: asking the legacy backend for one table would create it.
@@ -95,7 +101,12 @@ export function registerDoctorCommand(program: Command): void {
           inputs.backend.otherBackendHasKubeChains = true;
       }
       const sysctl = createSysctl();
-      for (const wanted of planSysctls(families, localhostNodePortsWanted(effective, families, nodeIPs))) {
+      const wantedSysctls = ipvsRuleSets
+        ? ipvsWantedSysctls(ipvsRuleSets, effective)
+        : planSysctls(families, localhostNodePortsWanted(effective, families, nodeIPs));
+      if (ipvsRuleSets)
+        inputs.ipvs = { desired: ipvsRuleSets, ...(await readIpvsForDoctor(new RealIpvsLiveReader({ runner }))) };
+      for (const wanted of wantedSysctls) {
         inputs.sysctls.push({ wanted, actual: await sysctl.get(wanted.key) });
       }
       const findings = diagnose(inputs);

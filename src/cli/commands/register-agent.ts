@@ -115,7 +115,7 @@ export function registerAgentCommands(program: Command): void {
   program
     .command('cleanup')
     .description(
-      'remove every chain, built-in jump, ipset and sysctl change portway made in this network namespace',
+      'remove every chain, built-in jump, ipset, IPVS virtual server, kube-ipvs0 and sysctl change portway made in this network namespace',
     )
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .addOption(logFormatOption())
@@ -124,7 +124,8 @@ export function registerAgentCommands(program: Command): void {
       const chains = report.families.reduce((n, f) => n + f.chainsDeleted.length, 0);
       const jumps = report.families.reduce((n, f) => n + f.jumpsRemoved.length, 0);
       process.stdout.write(
-        `removed ${chains} chain(s), ${jumps} built-in jump(s), ${report.ipsetsDestroyed.length} ipset(s); ` +
+        `removed ${chains} chain(s), ${jumps} built-in jump(s), ${report.ipsetsDestroyed.length} ipset(s), ` +
+          `${report.virtualServersDeleted.length} IPVS virtual server(s)${report.kubeIpvs0Deleted ? ', kube-ipvs0' : ''}; ` +
           `restored ${report.sysctlsReverted.length} sysctl(s)\n`,
       );
       if (report.errors.length > 0) throw new CliExit(1, report.errors.join('; '));

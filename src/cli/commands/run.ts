@@ -6,7 +6,7 @@
 // health-check node ports, and on SIGTERM/SIGINT stops watches and servers cleanly, leaving the rules
 // in place (traffic keeps flowing while the agent restarts; `portway cleanup` removes them). While
 // the API is unreachable the last good rules stay and portway_api_connected says 0.
-import { hostname } from 'node:os';
+import { hostname, release } from 'node:os';
 import type { Config } from '../../config/config.js';
 import { loadConfigFile } from '../../config/load.js';
 import { createDataplane, type Dataplane } from '../../dataplane/index.js';
@@ -207,6 +207,9 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     sysctlJournal: netnsState.sysctlJournal,
     localhostNodePorts: localhostNodePortsWanted(effective, families, nodeIPs),
     sharedChainsJournal: netnsState.sharedChainsJournal,
+    // ipvs mode's executors (unused in iptables mode).
+    ipvs: { ipvs: dataplane.ipvs, ipset: dataplane.ipset, links: dataplane.ip },
+    kernelVersion: release(),
   });
   // Cluster mode: one client configuration for the informers and the status writer, so that they share
   // one connection to the API server. Loaded before anything starts, so that a bad kubeconfig is a
@@ -236,6 +239,7 @@ async function setUp(opts: RunAgentOptions, held: Held): Promise<AgentSetup> {
     nodeIPs,
     logger: log,
     sysctl: dataplane.sysctl,
+    sysctlJournal: netnsState.sysctlJournal, // strictARP's previous values, for cleanup
     ...(opts.ipLinks ? { listLinks: () => (opts.ipLinks as IpLinks).listLinks() } : {}),
     // ── LB status writer hook (src/lb/status-writer.ts): cluster mode only; one writer, elected by a Lease
     // in $POD_NAMESPACE (default kube-system). Manifest mode writes nothing. ──

@@ -16,6 +16,7 @@ export {
   type IpsetKey,
 } from './ipsets.js';
 export {
+  ipsetCreateLine,
   ipvsHostPort,
   ipvsServiceArgs,
   serializeIpsets,
@@ -25,6 +26,7 @@ export {
 export {
   IpvsadmParseError,
   parseIpvsadmRules,
+  splitHostPort,
   type ParsedIpvsTable,
   type ParsedRealServer,
   type ParsedVirtualServer,

@@ -48,8 +48,8 @@ const PROTOCOLS: Record<string, IpvsProtocol> = {
   '--sctp-service': 'SCTP',
 };
 
-/** "10.0.0.1:80" or "[fd00::1]:80" → address and port; null when malformed. */
-function splitHostPort(text: string): { address: string; port: number } | null {
+/** "10.0.0.1:80" or "[fd00::1]:80" → address and port; null when malformed. Also reads `ipvsadm -Ln` (src/dataplane/ipvs-live.ts). */
+export function splitHostPort(text: string): { address: string; port: number } | null {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text);
   if (m === null) return null;
   const address = m[1] ?? m[2] ?? '';

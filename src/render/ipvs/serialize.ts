@@ -2,22 +2,25 @@
 // `ipvsadm-restore` (the lines `ipvsadm-save -n` prints) and `iptables-restore` (the iptables mode's
 // serializer: the same format, the same built-in jump lines).
 import { serializeRuleSet, type SerializeOptions } from '../iptables/serialize.js';
-import type { IpvsProtocol, IpvsRealServer, IpvsRuleSet, IpvsVirtualServer } from './types.js';
+import type { Ipset, IpvsProtocol, IpvsRealServer, IpvsRuleSet, IpvsVirtualServer } from './types.js';
 
 /** `ipset restore` input: every set created (-exist: an existing set is kept), then its members. */
 export function serializeIpsets(rs: IpvsRuleSet): string {
   const lines: string[] = [];
-  for (const set of rs.ipsets) {
-    const create = ['create', set.name, set.type];
-    if (set.family !== null)
-      create.push('family', set.family, 'hashsize', String(set.hashSize), 'maxelem', String(set.maxElem));
-    if (set.range !== null) create.push('range', set.range);
-    // kube-proxy creates every set with the comment extension.
-    create.push('comment', '-exist');
-    lines.push(create.join(' '));
-  }
+  for (const set of rs.ipsets) lines.push(ipsetCreateLine(set));
   for (const set of rs.ipsets) for (const entry of set.entries) lines.push(`add ${set.name} ${entry.value}`);
   return lines.join('\n') + '\n';
+}
+
+/** The `create … -exist` line of a set, under its own name or another one (a temporary set of its kind). */
+export function ipsetCreateLine(set: Ipset, name: string = set.name): string {
+  const create = ['create', name, set.type];
+  if (set.family !== null)
+    create.push('family', set.family, 'hashsize', String(set.hashSize), 'maxelem', String(set.maxElem));
+  if (set.range !== null) create.push('range', set.range);
+  // kube-proxy creates every set with the comment extension.
+  create.push('comment', '-exist');
+  return create.join(' ');
 }
 
 const SERVICE_FLAG: Record<IpvsProtocol, string> = { TCP: '-t', UDP: '-u', SCTP: '--sctp-service' };

@@ -25,6 +25,10 @@ export interface IpvsVmRunOptions {
   script: string;
   /** Files put in /payload beside the script: relative path in the guest → content. */
   files?: Record<string, string>;
+  /** Host files or directories copied into /payload as is (binaries too): relative path in the guest → host path. */
+  paths?: Record<string, string>;
+  /** The guest's memory in MiB (default 512). */
+  memoryMb?: number;
   /** The whole run: build check, boot, script (default 300 s; emulation on a loaded machine is slow). */
   timeoutMs?: number;
 }
@@ -67,11 +71,21 @@ export async function runInIpvsVm(opts: IpvsVmRunOptions): Promise<IpvsVmRun> {
       await writeFile(path, content);
       fileArgs.push(`${name}=${path}`);
     }
+    for (const [name, path] of Object.entries(opts.paths ?? {})) {
+      if (name.startsWith('/') || name.split('/').includes('..') || name.includes('='))
+        throw new Error(`runInIpvsVm: path name ${name} must be relative, without ".." or "="`);
+      fileArgs.push(`${name}=${path}`);
+    }
     const started = performance.now();
     const result = await execa(
       RUN_IN_VM,
       ['--timeout', String(Math.ceil(timeoutMs / 1000)), scriptPath, ...fileArgs],
-      { reject: false, stdin: 'ignore', stripFinalNewline: false },
+      {
+        reject: false,
+        stdin: 'ignore',
+        stripFinalNewline: false,
+        ...(opts.memoryMb !== undefined ? { env: { PORTWAY_IPVS_VM_MEMORY_MB: String(opts.memoryMb) } } : {}),
+      },
     );
     const durationMs = Math.round(performance.now() - started);
     if (result.exitCode === EXIT_TIMEOUT || result.exitCode === EXIT_NO_REPORT) {

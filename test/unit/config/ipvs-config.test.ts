@@ -14,7 +14,13 @@ describe('ipvs configuration', () => {
       tcpFinTimeout: 0,
       udpTimeout: 0,
       excludeCIDRs: [],
+      gracefulTerminationTimeout: 900_000,
     });
+  });
+
+  it('gracefulTerminationTimeout: a duration; a bad one is named', () => {
+    expect(parseConfig({ ipvs: { gracefulTerminationTimeout: '30s' } }).ipvs.gracefulTerminationTimeout).toBe(30_000);
+    expect(() => parseConfig({ ipvs: { gracefulTerminationTimeout: 'soon' } })).toThrow(/ipvs\.gracefulTerminationTimeout/);
   });
 
   it('turns the keys into render options (timeouts in seconds, no localhost NodePorts in ipvs mode)', () => {

@@ -89,6 +89,26 @@ COMMIT
 
 describe('canonicalRuleSpec', () => {
   const canon = (s: string) => formatSavedRule('C', canonicalRuleSpec(splitRuleSpec(s), 'IPv4'));
+  it('prints marks as save does: kube-proxy ipvs mode\'s zero-padded 0x004000 is the kernel\'s 0x4000', () => {
+    // Seen in the IPVS test VM: doctor reported ipvs mode's KUBE-MARK-MASQ, KUBE-POSTROUTING and
+    // KUBE-FORWARD as drifted on a node exactly as rendered.
+    expect(canon('-j MARK --set-xmark 0x004000/0x004000')).toBe('-A C -j MARK --set-xmark 0x4000/0x4000');
+    expect(canon('-m mark ! --mark 0x004000/0x004000 -j RETURN')).toBe('-A C -m mark ! --mark 0x4000/0x4000 -j RETURN');
+    expect(canon('-m mark --mark 0x004000/0x004000 -j ACCEPT')).toBe('-A C -m mark --mark 0x4000/0x4000 -j ACCEPT');
+    expect(canon('-j MARK --xor-mark 0x004000')).toBe('-A C -j MARK --set-xmark 0x4000/0x0');
+    expect(canon('-j MARK --or-mark 0x4000')).toBe('-A C -j MARK --set-xmark 0x4000/0x4000');
+  });
+  it("prints ipvs mode's other rules as iptables-save does (seen in the IPVS test VM): REJECT's default reply, -m ipvs", () => {
+    expect(canon('-m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT')).toBe(
+      '-A C -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable',
+    );
+    expect(canon('-s 10.98.0.60 -m ipvs --vaddr 10.98.0.60 --vproto tcp --vport 80 -j DROP')).toBe(
+      '-A C -s 10.98.0.60/32 -m ipvs --vproto 6 --vaddr 10.98.0.60/32 --vport 80 -j DROP',
+    );
+    expect(formatSavedRule('C', canonicalRuleSpec(splitRuleSpec('-j REJECT'), 'IPv6'))).toBe(
+      '-A C -j REJECT --reject-with icmp6-port-unreachable',
+    );
+  });
   it('writes rules the way iptables-save prints them', () => {
     expect(canon('-m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-ABC')).toBe(
       '-A C -d 10.96.0.10/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-ABC',

@@ -2,40 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { defaultConfig } from '../../../src/config/config.js';
 import { FakeIptables } from '../../../src/dataplane/fake-iptables.js';
 import type { Conntrack, ConntrackFilter, Sysctl } from '../../../src/dataplane/interfaces.js';
-import { buildClusterState, parseManifestText, type ClusterState } from '../../../src/model/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { renderIptables, renderOptionsFromConfig } from '../../../src/render/iptables/index.js';
 import { ManualClock } from '../../../src/sync/clock.js';
 import { IptablesSyncer, SyncFailedError } from '../../../src/sync/iptables-syncer.js';
 import { MemorySharedChainsJournal, MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+import { service, stateOf } from './fixtures.js';
 
 const NODE_IP = '192.168.50.2';
-
-function service(name: string, ip: string, endpoints: string[], protocol = 'TCP', nodePort = 0): string {
-  return `
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: demo }
-spec:
-  type: ${nodePort ? 'NodePort' : 'ClusterIP'}
-  clusterIP: ${ip}
-  ports: [{ name: p, port: 80, targetPort: 8080, protocol: ${protocol}${nodePort ? `, nodePort: ${nodePort}` : ''} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: ${name}-1, namespace: demo, labels: { kubernetes.io/service-name: ${name} } }
-addressType: IPv4
-ports: [{ name: p, port: 8080, protocol: ${protocol} }]
-endpoints: [${endpoints.map((e) => `{ addresses: [${e}], conditions: { ready: true }, nodeName: node-a }`).join(', ')}]
-`;
-}
-
-function stateOf(...docs: string[]): ClusterState {
-  const loaded = parseManifestText(docs.join('\n---\n'), 'test.yaml');
-  const built = buildClusterState(loaded.objects);
-  expect([...loaded.problems, ...built.problems]).toEqual([]);
-  return built.state;
-}
 
 class FakeConntrack implements Conntrack {
   readonly deleted: ConntrackFilter[] = [];

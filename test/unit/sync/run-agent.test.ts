@@ -82,6 +82,32 @@ describe('runAgent', () => {
     expect(await dp.sysctl.get('net/ipv4/ip_forward')).toBe('1');
   });
 
+  it('--once in ipvs mode programs IPVS, the sets, kube-ipvs0 and the constant iptables rules', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const config = join(stateDir, 'config.yaml');
+    await writeFile(config, 'mode: ipvs\n');
+    dp = createFakeDataplane({
+      families: ['IPv4'],
+      sysctls: {
+        'net/ipv4/ip_forward': '0',
+        'net/ipv4/vs/conntrack': '0',
+        'net/ipv4/vs/conn_reuse_mode': '1',
+        'net/ipv4/vs/expire_nodest_conn': '0',
+        'net/ipv4/vs/expire_quiescent_template': '0',
+      },
+    });
+    expect(await runAgent({ ...common(new RecordingLogger()), configPath: config, once: true })).toBe(0);
+    expect(dp.ipvs.dump()).toEqual({
+      'TCP 10.96.0.10:80': ['10.244.1.5:8080 w1'],
+      'TCP 192.168.50.2:30080': ['10.244.1.5:8080 w1'],
+    });
+    expect(dp.ipset.entriesOf('KUBE-NODE-PORT-TCP')).toEqual(['30080']);
+    expect((await dp.ip.listAddresses('kube-ipvs0')).map((a) => a.address)).toEqual(['10.96.0.10']);
+    expect(dp.iptables.IPv4!.dump()).toMatch(/-A KUBE-SERVICES .*--match-set KUBE-CLUSTER-IP dst,dst/);
+    expect(dp.iptables.IPv4!.dump()).not.toMatch(/KUBE-SVC-/);
+    expect(await dp.sysctl.get('net/ipv4/vs/conntrack')).toBe('1');
+  });
+
   it('--once returns 1 when the sync fails, and 2 when it cannot start', async () => {
     await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
     dp.iptables.IPv4!.injectFailure('restore', new Error('iptables-restore: line 1 failed'));

@@ -44,7 +44,7 @@ describe('diagnose', () => {
     expect(formatDoctor(findings)).toMatch(/All checks passed/);
   });
 
-  it('mode ipvs: says that it checks iptables mode only, and does not judge the kernel by iptables mode\'s rules', () => {
+  it('mode ipvs without the IPVS state read: says so, and does not judge the kernel by iptables mode\'s rules', () => {
     const flushed = goodSave.replace(/^-A KUBE-SERVICES .*\n/m, '');
     const findings = diagnose(
       inputs({ mode: 'ipvs', families: [{ family: 'IPv4', desired, saved: parseIptablesSave(flushed) }] }),
@@ -53,7 +53,7 @@ describe('diagnose', () => {
     const mode = findings.find((f) => f.check === 'mode');
     expect(mode?.severity).toBe('warning');
     expect(formatDoctor(findings)).toContain(
-      'WARN mode: the configuration says mode: ipvs, and doctor checks iptables mode only',
+      'WARN mode: the configuration says mode: ipvs, and the IPVS state was not read',
     );
   });
 

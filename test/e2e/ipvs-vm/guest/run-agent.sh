@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The guest side of run-ipvs-vm.test.ts (read its header): the topology, the agent, phases A, B and C.
+# Lines the test reads: "R <label> <answer>", "H held …", "HELD-BY", "WEIGHT-0", "DRAINED", "AGENT-STOPPED".
+set -u
+# The test puts PORTWAY_GUEST_PRELUDE (portway-in-guest.ts) in front: node and the bundle under /payload/portway.
+NODE=/payload/portway/node
+x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+for ns in client node pod1 pod2; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add eth0 netns client type veth peer name eth0 netns node
+ip -n client addr add 10.99.0.100/24 dev eth0
+ip -n client addr add 10.99.0.101/24 dev eth0
+ip -n client link set eth0 up
+ip -n client route add default via 10.99.0.2
+ip -n node addr add 10.99.0.2/24 dev eth0
+ip -n node link set eth0 up
+ip -n node link add cbr0 type bridge
+ip -n node addr add 10.244.1.1/24 dev cbr0
+ip -n node link set cbr0 up
+for i in 1 2; do
+  ip link add eth0 netns pod$i type veth peer name veth$i netns node
+  ip -n pod$i addr add 10.244.1.1$i/24 dev eth0
+  ip -n pod$i link set eth0 up
+  ip -n pod$i route add default via 10.244.1.1
+  ip -n node link set veth$i master cbr0 up
+  ip -n node link set veth$i type bridge_slave hairpin on
+  x pod$i $NODE /payload/pod-server.mjs pod$i 8080 8081 >/tmp/pod$i.out 2>&1 &
+done
+x node sysctl -qw net.bridge.bridge-nf-call-iptables=1
+mkdir -p /tmp/m && cp /payload/manifests/*.yaml /tmp/m/
+start_agent() {
+  # Not through x: $! must be the agent itself (ip netns exec execs it), for the SIGTERM below.
+  ip netns exec node $NODE /payload/portway/app/dist/cli/portway.mjs run --manifests /tmp/m --config /payload/config.yaml >>/tmp/pw.log 2>&1 &
+  echo $! >/tmp/pw.pid
+}
+wait_for() { # SECONDS COMMAND…: poll until it succeeds
+  local n=$(( $1 * 5 )); shift
+  for _ in $(seq $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+start_agent
+wait_for 60 grep -q ready /tmp/pod1.out || echo "pod1 server not ready"
+wait_for 60 grep -q ready /tmp/pod2.out || echo "pod2 server not ready"
+wait_for 90 x node sh -c 'iptables-save -t nat | grep -q KUBE-LOAD-BALANCER && ipvsadm -Ln | grep -q 10.96.0.40:80' || { echo "agent did not program the node"; cat /tmp/pw.log; exit 1; }
+echo "@@@ phase A"
+x client $NODE /payload/probe.mjs "$(cat /payload/a-client.json)"
+x node $NODE /payload/probe.mjs "$(cat /payload/a-node.json)"
+x pod1 $NODE /payload/probe.mjs "$(cat /payload/a-pod1.json)"
+x node ipvsadm -Ln
+echo "@@@ phase B"
+x client $NODE /payload/probe.mjs '[{"hold":"held","host":"10.99.0.2","port":30080,"stopFile":"/tmp/hold-stop"}]' >/tmp/hold.out 2>&1 &
+wait_for 30 grep -q '^H held pod' /tmp/hold.out || echo "no held connection"
+held=$(awk '/^H held pod/ { print $3; exit }' /tmp/hold.out)
+echo "HELD-BY $held"
+other=pod1; [ "$held" = pod1 ] && other=pod2
+other_ip=10.244.1.1${other#pod}
+held_ip=10.244.1.1${held#pod}
+cat >/tmp/slice.yaml <<YAML
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080, protocol: TCP }, { name: dns, port: 8081, protocol: UDP }]
+endpoints: [{ addresses: [$other_ip], conditions: { ready: true }, nodeName: node-a }]
+YAML
+mv /tmp/slice.yaml /tmp/m/web-slice.yaml
+removed_at=$(date +%s)
+wait_for 30 x node sh -c "ipvsadm -Ln -t 10.96.0.10:80 | grep -E '$held_ip:8080 +Masq +0 '" && echo "WEIGHT-0 yes" || echo "WEIGHT-0 no"
+x client $NODE /payload/probe.mjs '[{"label":"after-removal","proto":"tcp","host":"10.99.0.2","port":30080,"count":6}]'
+sleep 3
+x node ipvsadm -Ln -t 10.99.0.2:30080
+touch /tmp/hold-stop
+wait_for 10 grep -q '^H held \(closed\|lost\)' /tmp/hold.out
+cat /tmp/hold.out
+# Gone from the virtual server the held connection went through, which is still there.
+drained() {
+  local out
+  out=$(ip netns exec node ipvsadm -Ln -t 10.99.0.2:30080) || return 1
+  ! grep -q "$held_ip:8080" <<<"$out"
+}
+if wait_for 40 drained; then
+  echo "DRAINED yes after $(( $(date +%s) - removed_at )) s"
+else
+  echo "DRAINED no"; x node ipvsadm -Ln
+fi
+echo "@@@ phase C"
+x client $NODE /payload/probe.mjs '[{"loop":"restart","host":"10.99.0.2","port":30080,"durationMs":14000,"intervalMs":200}]' >/tmp/loop.out 2>&1 &
+loop=$!
+sleep 3
+kill -TERM "$(cat /tmp/pw.pid)"
+wait "$(cat /tmp/pw.pid)"
+echo "AGENT-STOPPED exit $?"
+start_agent
+wait "$loop"
+cat /tmp/loop.out
+echo "@@@ agent log"
+tail -c 6000 /tmp/pw.log
+x node ipvsadm -Ln
+x node iptables-save -t nat | grep -v '^#'
+grep -c '"ipvs state applied"' /tmp/pw.log | sed 's/^/IPVS-APPLIED-LINES /'
+grep -E '"level":(40|50)|error|failed' /tmp/pw.log | head -20
+kill -TERM "$(cat /tmp/pw.pid)" 2>/dev/null
+true
