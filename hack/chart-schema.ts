@@ -17,13 +17,13 @@ import { ConfigSchema } from '../src/config/config.js';
 export const SCHEMA_PATH = fileURLToPath(new URL('../charts/portway/values.schema.json', import.meta.url));
 
 /**
- * The proxy modes `portway run` applies. The zod schema knows more modes than `run` can apply (ipvs rules
- * render, but src/sync/syncer.ts's syncerForMode refuses them), and a chart value the agent refuses
- * crash-loops every node — so the chart offers only these. ADD 'ipvs' HERE (and to portway.runnableModes in
- * charts/portway/templates/_helpers.tpl, for kubeProxyConfig; then run `npm run chart:schema`)
- * WHEN `run` APPLIES IPVS RULES.
+ * The proxy modes `portway run` applies. The zod schema knows more modes than `run` can apply (nftables
+ * rules render, but src/sync/syncer.ts's proxyModeOf refuses them), and a chart value the agent refuses
+ * crash-loops every node — so the chart offers only these. ADD 'nftables' HERE (and to portway.runnableModes
+ * in charts/portway/templates/_helpers.tpl, for kubeProxyConfig; then run `npm run chart:schema`) WHEN `run`
+ * APPLIES NFTABLES RULES.
  */
-export const CHART_MODES = ['iptables'] as const;
+export const CHART_MODES = ['iptables', 'ipvs'] as const;
 
 type JsonSchema = Record<string, unknown>;
 

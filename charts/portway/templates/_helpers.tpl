@@ -8,7 +8,7 @@ ports and probes follow a kube-proxy configuration too.
 {{- if .Values.kubeProxyConfig }}{{ .Values.kubeProxyConfig }}{{ else }}{{ toYaml .Values.config }}{{ end -}}
 {{- end -}}
 {{- /* The modes `portway run` programs; kept equal to CHART_MODES in hack/chart-schema.ts by the schema test. */ -}}
-{{- define "portway.runnableModes" -}}iptables{{- end -}}
+{{- define "portway.runnableModes" -}}iptables,ipvs{{- end -}}
 {{- /*
 kubeProxyConfig is one string, which values.schema.json cannot look into: refuse here what the agent would
 refuse at start (not a KubeProxyConfiguration, or a mode it does not run), so it fails `helm install`

@@ -60,8 +60,8 @@ describe('helm refuses values the agent would refuse', () => {
       /config\.iptables: Additional property syncPeriodd is not allowed/,
     ],
     [
-      'ipvs mode (run refuses it)',
-      { 'config.mode': 'ipvs' },
+      'nftables mode (run refuses it)',
+      { 'config.mode': 'nftables' },
       /config\.mode must be one of the following: "iptables"/,
     ],
     ['a wrong type', { 'config.masqueradeAll': 'yes' }, /config\.masqueradeAll: Invalid type/],
@@ -88,7 +88,11 @@ describe('helm refuses values the agent would refuse', () => {
   const kubeProxyConfig = (fields: string): string =>
     `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n${fields}`;
   const refusedKubeProxyConfig: Array<[string, string, RegExp]> = [
-    ['a mode run refuses', kubeProxyConfig('mode: ipvs\n'), /kubeProxyConfig: mode "ipvs": portway runs iptables/],
+    [
+      'a mode run refuses',
+      kubeProxyConfig('mode: nftables\n'),
+      /kubeProxyConfig: mode "nftables": portway runs iptables,ipvs/,
+    ],
     [
       'a portway configuration pasted into it',
       'mode: iptables\nclusterCIDRs: [10.244.0.0/16]\n',
