@@ -21,6 +21,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Bash lines that define `portway` in the guest (put them first in the script). */
 export const PORTWAY_GUEST_PRELUDE = String.raw`
 export LD_LIBRARY_PATH=/payload/portway/lib
+# For a process whose pid matters (kill it later): "$PORTWAY_NODE" "$PORTWAY_CLI" run … &
+export PORTWAY_NODE=/payload/portway/node PORTWAY_CLI=/payload/portway/app/dist/cli/portway.mjs
 portway() { /payload/portway/node /payload/portway/app/dist/cli/portway.mjs "$@"; }
 l2_announcer() { /payload/portway/node /payload/portway/app/dist/cli/l2-announcer.mjs "$@"; }
 export -f portway l2_announcer
