@@ -9,7 +9,7 @@
 // bundle; its `../../package.json` and `../../../package.json` reads both find package.json),
 // app/native/arp/build/Release/arp.node (found by nativeAddonPath's second candidate).
 import { execFileSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,6 +34,7 @@ let bundled: Promise<Record<string, string>> | undefined;
 export function portwayGuestPaths(): Promise<Record<string, string>> {
   bundled ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pw-guest-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     await build({
       entryPoints: {
         portway: join(ROOT, 'src/cli/main.ts'),
