@@ -4,7 +4,7 @@
 // server on an address neither bound nor in a KUBE-* set, its own ipset and iptables chain. Then the
 // real CLI (bundled, see portway-in-guest.ts) runs `portway cleanup` there. Afterwards only the other
 // tool's virtual server, set and chain are left: no KUBE-* chain, set or virtual server, no kube-ipvs0.
-import { IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
+import { guestSection, IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
@@ -35,14 +35,6 @@ echo "@@@ iptables"; x iptables-save; x ip6tables-save
 echo "@@@ end"
 `;
 
-function section(output: string, name: string): string {
-  const start = output.indexOf(`@@@ ${name}\n`);
-  if (start < 0) return '';
-  const rest = output.slice(start + name.length + 5);
-  const end = rest.indexOf('@@@ ');
-  return end < 0 ? rest : rest.slice(0, end);
-}
-
 maybe('portway cleanup on an ipvs-mode node (IPVS test VM)', () => {
   let run: IpvsVmRun;
 
@@ -57,31 +49,31 @@ maybe('portway cleanup on an ipvs-mode node (IPVS test VM)', () => {
   }, 900_000);
 
   test('the node was programmed and cleanup exited 0', () => {
-    const before = Number(section(run.output, 'before').trim());
+    const before = Number(guestSection(run.output, 'before').trim());
     // The case's ClusterIP, NodePort and LoadBalancer virtual servers, and the other tool's.
     expect({ exitCode: run.exitCode, before: before === 4 ? 'programmed' : run.output }).toEqual({
       exitCode: 0,
       before: 'programmed',
     });
-    expect(section(run.output, 'cleanup')).toMatch(
+    expect(guestSection(run.output, 'cleanup')).toMatch(
       /removed \d+ chain\(s\), \d+ built-in jump\(s\), \d+ ipset\(s\), 3 IPVS virtual server\(s\), kube-ipvs0;.*\nexit 0\n/,
     );
   });
 
   test('only the other tool’s virtual server is left', () => {
-    expect(section(run.output, 'ipvs').trim().split('\n')).toEqual([
+    expect(guestSection(run.output, 'ipvs').trim().split('\n')).toEqual([
       '-A -t 192.0.2.50:443 -s wlc',
       '-a -t 192.0.2.50:443 -r 10.1.0.1:443 -m -w 1',
     ]);
   });
 
   test('only the other tool’s set is left, and kube-ipvs0 is gone', () => {
-    expect(section(run.output, 'ipset').trim().split('\n')).toEqual(['other-tool']);
-    expect(section(run.output, 'link')).toMatch(/does not exist/);
+    expect(guestSection(run.output, 'ipset').trim().split('\n')).toEqual(['other-tool']);
+    expect(guestSection(run.output, 'link')).toMatch(/does not exist/);
   });
 
   test('no KUBE-* chain or jump is left; the other tool’s chain and jump are', () => {
-    const rules = section(run.output, 'iptables');
+    const rules = guestSection(run.output, 'iptables');
     expect(rules).not.toMatch(/KUBE-/);
     expect(rules).toContain('-A INPUT -j OTHER-TOOL');
     expect(rules).toContain(':OTHER-TOOL - [0:0]');

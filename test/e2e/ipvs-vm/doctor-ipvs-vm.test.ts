@@ -4,7 +4,7 @@
 // hand and doctor run again: each difference is named (a real server deleted, a virtual server and an
 // address added, a set entry deleted, an address removed, a chain of the constant rules flushed,
 // arp_ignore put back to 0), and it exits 1.
-import { IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
+import { guestSection, IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
@@ -33,14 +33,6 @@ echo "@@@ drifted"; doctor
 echo "@@@ end"
 `;
 
-function section(output: string, name: string): string {
-  const start = output.indexOf(`@@@ ${name}\n`);
-  if (start < 0) return '';
-  const rest = output.slice(start + name.length + 5);
-  const end = rest.indexOf('@@@ ');
-  return end < 0 ? rest : rest.slice(0, end);
-}
-
 maybe('portway doctor in ipvs mode (IPVS test VM)', () => {
   let run: IpvsVmRun;
 
@@ -55,7 +47,7 @@ maybe('portway doctor in ipvs mode (IPVS test VM)', () => {
   }, 900_000);
 
   test('a node as the agent programs it: every check passes, IPVS is available', () => {
-    const clean = section(run.output, 'clean');
+    const clean = guestSection(run.output, 'clean');
     expect({
       exitCode: run.exitCode,
       clean: /All checks passed\.\nexit 0\n/.test(clean) ? 'passed' : clean,
@@ -67,7 +59,7 @@ maybe('portway doctor in ipvs mode (IPVS test VM)', () => {
   });
 
   test('a drifted kernel: every difference named, exit 1', () => {
-    const drifted = section(run.output, 'drifted');
+    const drifted = guestSection(run.output, 'drifted');
     const expected = [
       /FAIL ipvs\/virtual-servers: .*\n(.*\n)*\s+missing real server TCP 10\.96\.0\.40:443 -> 10\.244\.2\.42:8443 /,
       /\s+extra virtual server TCP 10\.96\.0\.99:80 /,

@@ -70,3 +70,12 @@ load_ipvs_node() {
   '
 }
 `;
+
+/** The lines a guest script printed between "@@@ NAME" and the next "@@@ " line. */
+export function guestSection(output: string, name: string): string {
+  const start = output.indexOf(`@@@ ${name}\n`);
+  if (start < 0) return '';
+  const rest = output.slice(start + name.length + 5);
+  const end = rest.indexOf('@@@ ');
+  return end < 0 ? rest : rest.slice(0, end);
+}

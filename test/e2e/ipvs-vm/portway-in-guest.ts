@@ -9,7 +9,7 @@
 // bundle; its `../../package.json` and `../../../package.json` reads both find package.json),
 // app/native/arp/build/Release/arp.node (found by nativeAddonPath's second candidate).
 import { execFileSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Bash lines that define `portway` in the guest (put them first in the script). */
 export const PORTWAY_GUEST_PRELUDE = String.raw`
 export LD_LIBRARY_PATH=/payload/portway/lib
+# For a process whose pid matters (kill it later): "$PORTWAY_NODE" "$PORTWAY_CLI" run … &
+export PORTWAY_NODE=/payload/portway/node PORTWAY_CLI=/payload/portway/app/dist/cli/portway.mjs
 portway() { /payload/portway/node /payload/portway/app/dist/cli/portway.mjs "$@"; }
 l2_announcer() { /payload/portway/node /payload/portway/app/dist/cli/l2-announcer.mjs "$@"; }
 export -f portway l2_announcer
@@ -32,6 +34,7 @@ let bundled: Promise<Record<string, string>> | undefined;
 export function portwayGuestPaths(): Promise<Record<string, string>> {
   bundled ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pw-guest-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     await build({
       entryPoints: {
         portway: join(ROOT, 'src/cli/main.ts'),
