@@ -2,9 +2,10 @@
 // a fresh network namespace, then one-endpoint changes planned as element-only batches and applied by
 // `nft -f` too. For each it prints the wall time of the nft process and the kernel's share: the longest
 // `sendmsg()` of the run (`strace -T`), which carries the transaction (on a busy machine it includes time
-// the thread waited for a CPU, far less than the nft process's). The gap between the two is what an
-// in-process netlink writer saves (ADR 0007). The plan time is of a whole-ruleset comparison: the syncer
-// will plan only the service ports that changed.
+// the thread waited for a CPU, far less than the nft process's). The gap between the two is what the
+// in-process netlink client saves (ADR 0007, 0008): each change is then undone and applied again, the
+// same planned element commands, through that client (src/dataplane/nft-netlink), and timed too. The
+// plan time is of a whole-ruleset comparison: the syncer will plan only the service ports that changed.
 //
 //   node --import tsx hack/bench/nft-bench.ts [--services 10000] [--endpoints 10] [--changes 5]
 //
@@ -14,6 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { elementCommandOps, NftNetlink } from '../../src/dataplane/nft-netlink/index.js';
 import type { ServicePort } from '../../src/model/cluster-state.js';
 import { planNftablesUpdate } from '../../src/plan/nftables-plan.js';
 import { renderNftables, serializeNftables } from '../../src/render/nftables/index.js';
@@ -84,8 +86,11 @@ try {
     `  render ${ms(renderMs)}; full load (${(full.length / 1e6).toFixed(1)} MB): nft -f ${ms(load.wallMs)}, kernel (longest sendmsg) ${ms(load.kernelMs)}, all sendmsg ${ms(load.sendmsgTotalMs)}`,
   );
 
+  const client = NftNetlink.open({ netns: NETNS });
   const wall: number[] = [];
   const kernel: number[] = [];
+  const netlinkTotal: number[] = [];
+  const netlinkKernel: number[] = [];
   const planMs: number[] = [];
   for (let c = 0; c < CHANGES; c++) {
     const s = (c * 7919 + 13) % SERVICES;
@@ -104,16 +109,28 @@ try {
     const applied = timedNft(join(dir, `change-${c}.nft`));
     wall.push(applied.wallMs);
     kernel.push(applied.kernelMs);
+    // The same change over netlink: undo it (the reverse plan), then send the planned commands again.
+    const ops = (u: typeof update): ReturnType<typeof elementCommandOps> =>
+      elementCommandOps(next.nftFamily, next.table, u.elementCommands);
+    client.applyElements(ops(planNftablesUpdate(next, rs)));
+    const viaNetlink = client.applyElements(ops(update));
+    netlinkTotal.push(viaNetlink.totalMs);
+    netlinkKernel.push(viaNetlink.kernelMs);
     rs = next;
     console.log(
       `  change ${c + 1} (${ips.length} endpoints, ${update.text.split('\n').length - 1} element commands, ${update.text.length} bytes): ` +
-        `nft -f ${ms(applied.wallMs)}, kernel ${ms(applied.kernelMs)} (full re-render ${ms(renderAll)})`,
+        `nft -f ${ms(applied.wallMs)}, kernel ${ms(applied.kernelMs)}; netlink client ${ms(viaNetlink.totalMs)}, ` +
+        `kernel ${ms(viaNetlink.kernelMs)} (full re-render ${ms(renderAll)})`,
     );
   }
   console.log(
     `  one-endpoint change, element-only: median nft -f ${ms(median(wall))}, median kernel ${ms(median(kernel))}, ` +
       `median plan ${ms(median(planMs))}; nft's own share ${(median(wall) / Math.max(median(kernel), 0.001)).toFixed(0)}× the kernel's`,
   );
+  console.log(
+    `  the same changes through the netlink client: median ${ms(median(netlinkTotal))}, kernel ${ms(median(netlinkKernel))}`,
+  );
+  client.close();
 } finally {
   execFileSync('ip', ['netns', 'delete', NETNS]);
   rmSync(dir, { recursive: true, force: true });

@@ -12,8 +12,7 @@ import {
   serializeNftables,
   setDeclaration,
 } from '../render/nftables/serialize.js';
-import type { ElementCommand } from '../render/nftables/netlink.js';
-import type { NftChain, NftElement, NftRuleSet, NftSet } from '../render/nftables/types.js';
+import type { ElementCommand, NftChain, NftElement, NftRuleSet, NftSet } from '../render/nftables/types.js';
 
 export interface NftablesUpdate {
   /** `nft -f` input; '' when nothing changes. */
@@ -27,7 +26,7 @@ export interface NftablesUpdate {
   changedChains: string[];
   /**
    * The element commands of an element-only update, structured (deletes first, then adds, as in
-   * `text`): what an in-process netlink writer sends (src/render/nftables/netlink.ts). Empty otherwise.
+   * `text`): what the netlink client sends (elementCommandOps in src/dataplane/nft-netlink/elements.ts). Empty otherwise.
    */
   elementCommands: ElementCommand[];
 }

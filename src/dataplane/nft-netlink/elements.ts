@@ -10,6 +10,8 @@
 // kernel's rbtree orders them by memcmp); each field of a concatenation is padded to 4 bytes.
 import { ipToBigInt, bigIntToIP } from '../../model/ip.js';
 import { isIPv4, isIPv6 } from 'node:net';
+import { NFT_HAIRPIN_ENDPOINTS } from '../../render/nftables/render.js';
+import type { ElementCommand } from '../../render/nftables/types.js';
 import {
   type ElementOp,
   type KernelElement,
@@ -190,4 +192,48 @@ export function endpointMapOp(
     })),
     ...(op === 'add' && options.exclusive ? { exclusive: true } : {}),
   };
+}
+
+/** An address of the family: 4 bytes (ip) or 16 (ip6), network order. */
+function addressBytes(family: NftFamilyName, ip: string): Buffer {
+  return family === 'ip' ? ipv4Bytes(ip) : ipv6Bytes(ip);
+}
+
+/** The kernel element of `hairpin-endpoints` (`address . address`, no interval, no data). */
+export function addressPairElements(family: NftFamilyName, el: TextElement): KernelElement[] {
+  const m = /^(\S+)\s+\.\s+(\S+)$/.exec(el.key.trim());
+  if (!m) throw new Error(`element key "${el.key}" is not "address . address"`);
+  return [{ key: concatBytes([addressBytes(family, m[1] as string), addressBytes(family, m[2] as string)]) }];
+}
+
+/**
+ * The planner's element commands (planNftablesUpdate().elementCommands, in its order: deletes, then
+ * adds) as netlink operations, one message per command. Covers the sets an endpoint change touches:
+ * the endpoints maps (`eps-…`/`epl-…`, endpoint data or verdicts) and `hairpin-endpoints`; any other
+ * set is refused naming it, so the caller falls back to `nft -f` rather than send a wrong layout.
+ */
+export function elementCommandOps(
+  family: NftFamilyName,
+  table: string,
+  commands: readonly ElementCommand[],
+): ElementOp[] {
+  return commands.map((c) => {
+    const set = { family, table, set: c.set };
+    const where = `${family} ${table} ${c.set}`;
+    try {
+      if (c.role === 'endpoints') return endpointMapOp(c.op, set, c.elements);
+      if (c.set === NFT_HAIRPIN_ENDPOINTS) {
+        return {
+          op: c.op,
+          set,
+          items: c.elements.map((el) => ({ describe: el.key, elements: addressPairElements(family, el) })),
+        };
+      }
+    } catch (err) {
+      throw new Error(`nftables netlink: set ${where}: ${(err as Error).message}`);
+    }
+    throw new Error(
+      `nftables netlink: set ${where}: element updates of this set are not encoded in TypeScript (use nft -f)`,
+    );
+  });
 }

@@ -47,6 +47,19 @@ export interface NftElement {
   owner?: string;
 }
 
+/**
+ * One element command of an element-only update, structured: what the planner emits next to its
+ * `nft -f` text, and what the netlink client sends (src/dataplane/nft-netlink/elements.ts turns it
+ * into kernel elements). The role and whether the set maps to verdicts decide the element layout.
+ */
+export interface ElementCommand {
+  op: 'add' | 'delete';
+  set: string;
+  role: NftRole;
+  verdicts: boolean;
+  elements: readonly NftElement[];
+}
+
 export interface NftSet {
   name: string;
   kind: 'set' | 'map';

@@ -5,14 +5,14 @@
 // its Service (hairpin: masqueraded, or the reply would bypass the DNAT), a node port, and endpoint
 // changes — one removed, then added back (the count changes both times) — applied as element-only
 // batches: the planned batch holds no chain, rule or set command, and traffic follows it; last, one such
-// change sent over netlink by a process of ours (native/netlink), without nft.
+// change sent over netlink from this process (src/dataplane/nft-netlink, native/netlink), without nft.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import { parseConfig } from '../../../src/config/config.js';
+import { elementCommandOps, NftNetlink } from '../../../src/dataplane/nft-netlink/index.js';
 import type { ClusterState, IPFamily } from '../../../src/model/cluster-state.js';
 import { loadClusterState } from '../../../src/model/index.js';
 import { ipFamilyOf } from '../../../src/model/ip.js';
@@ -40,7 +40,6 @@ if (!isRoot || !hasNft) console.warn('\n*** nftables-traffic: SKIPPED — needs 
 const maybe = isRoot && hasNft ? describe : describe.skip;
 
 const TRIES = 30;
-const NETLINK_APPLY = fileURLToPath(new URL('./nft-netlink-apply.ts', import.meta.url));
 const web: ServiceSpec = {
   name: 'web',
   type: 'NodePort',
@@ -213,32 +212,32 @@ maybe('nftables mode: real traffic through the nft-loaded table', () => {
     expect([...six.pods].sort()).toEqual(['node1-pod1', 'node1-pod2', 'node2-pod1']);
   }, 120_000);
 
-  it('an element-only change sent over netlink from a process (no nft) is what the kernel then holds, and traffic follows', async () => {
+  it('an element-only change sent over netlink from this process (no nft) is what the kernel then holds, and traffic follows', async () => {
     const state = await stateOf(['node1-pod2', 'node2-pod1']);
-    for (const family of ['IPv4', 'IPv6'] as const) {
-      const desired = renderNode1(state, family);
-      const update = planNftablesUpdate(applied.get(family)!, desired);
-      expect(update.elementOnly).toBe(true);
-      const input = JSON.stringify({
-        family: desired.nftFamily,
-        table: desired.table,
-        commands: update.elementCommands,
-      });
-      const r = await execInNetns(node1.netns, process.execPath, ['--import', 'tsx', NETLINK_APPLY], {
-        input,
-      });
-      expect([r.exitCode, r.stderr]).toEqual([0, '']);
-      applied.set(family, desired);
-      // The kernel's elements of the service's map are exactly the rendered ones.
-      const eps = desired.sets.find((s) => s.role === 'endpoints')!;
-      const text = await execInNetns(node1.netns, 'nft', [
-        'list',
-        'map',
-        desired.nftFamily,
-        'portway',
-        eps.name,
-      ]);
-      for (const e of eps.elements) expect(text.stdout).toContain(`${e.key} : ${e.value}`);
+    const client = NftNetlink.open({ netns: node1.netns });
+    try {
+      for (const family of ['IPv4', 'IPv6'] as const) {
+        const desired = renderNode1(state, family);
+        const update = planNftablesUpdate(applied.get(family)!, desired);
+        expect(update.elementOnly).toBe(true);
+        const timing = client.applyElements(
+          elementCommandOps(desired.nftFamily, desired.table, update.elementCommands),
+        );
+        expect(timing.messages).toBe(update.elementCommands.length + 2);
+        applied.set(family, desired);
+        // The kernel's elements of the service's map are exactly the rendered ones.
+        const eps = desired.sets.find((s) => s.role === 'endpoints')!;
+        const text = await execInNetns(node1.netns, 'nft', [
+          'list',
+          'map',
+          desired.nftFamily,
+          'portway',
+          eps.name,
+        ]);
+        for (const e of eps.elements) expect(text.stdout).toContain(`${e.key} : ${e.value}`);
+      }
+    } finally {
+      client.close();
     }
     const v4 = await hits(topo.client.netns, web.clusterIP, 80);
     expect([...v4.pods].sort()).toEqual(['node1-pod2', 'node2-pod1']);

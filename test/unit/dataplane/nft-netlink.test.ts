@@ -14,6 +14,7 @@ import {
   batchMessage,
   decodeElements,
   describeErrno,
+  elementCommandOps,
   elementMessage,
   encodeMessages,
   endpointMapElements,
@@ -114,6 +115,89 @@ describe('element messages', () => {
     expect(() => endpointMapElements('ip', { key: '0-1', value: '10.0.0.1:80' }, true)).toThrow(
       'neither "address . port" nor a verdict',
     );
+  });
+});
+
+// The planner's element commands (planNftablesUpdate().elementCommands) through elementCommandOps.
+describe('element commands of the planner', () => {
+  // NFTA_SET_ELEM_LIST_ELEMENTS as nft 1.0.6 sent it (`strace -xx -e sendmsg nft -f` on `add element ip
+  // t eps { 0-524287 : 10.244.1.2 . 8080, 524288-1048575 : 10.244.2.3 . 8080 }`): two intervals in one
+  // message, list entries numbered 1-4 across them.
+  const NFT_TWO_INTERVALS = hex(`7400 0380
+    2000 0180 0c00 0180 0800 0100 00000000 1000 0280 0c00 0100 0af40102 1f900000
+    1800 0280 0800 0300 00000001 0c00 0180 0800 0100 00080000
+    2000 0380 0c00 0180 0800 0100 00080000 1000 0280 0c00 0100 0af40203 1f900000
+    1800 0480 0800 0300 00000001 0c00 0180 0800 0100 00100000`);
+  const eps = { set: 'eps', role: 'endpoints', verdicts: false } as const;
+
+  it('an add of two intervals is, after the header, the bytes nft sends', () => {
+    const [op] = elementCommandOps('ip', 't', [
+      {
+        op: 'add',
+        ...eps,
+        elements: [
+          { key: '0-524287', value: '10.244.1.2 . 8080' },
+          { key: '524288-1048575', value: '10.244.2.3 . 8080' },
+        ],
+      },
+    ]);
+    const buf = encodeMessages([elementMessage(op as ElementOp, 1)]);
+    // nlmsghdr: NFNL_SUBSYS_NFTABLES<<8 | NEWSETELEM, REQUEST|ACK|CREATE; nfgenmsg AF_INET, v0, res_id 0;
+    // table "t", set "eps" (nft also sends a set id: the kernel does not need it), then the elements.
+    expect([buf.readUInt32LE(0), buf.readUInt16LE(4), buf.readUInt16LE(6)]).toEqual([
+      buf.length,
+      0x0a0c,
+      0x405,
+    ]);
+    expect(buf.subarray(16).toString('hex')).toBe(
+      hex(`02000000 0600 0100 74000000 0800 0200 65707300`) + NFT_TWO_INTERVALS,
+    );
+  });
+
+  it('keeps the planner order (deletes first) and encodes hairpin address pairs', () => {
+    const ops = elementCommandOps('ip6', 'portway', [
+      { op: 'delete', ...eps, elements: [{ key: '0-1048575' }] },
+      {
+        op: 'add',
+        set: 'hairpin-endpoints',
+        role: 'static',
+        verdicts: false,
+        elements: [{ key: 'fd00::1 . fd00::1' }],
+      },
+    ]);
+    expect(ops.map((o) => [o.op, o.set.set, o.items.flatMap((i) => i.elements).length])).toEqual([
+      ['delete', 'eps', 2],
+      ['add', 'hairpin-endpoints', 1],
+    ]);
+    expect(ops[1]?.items[0]?.elements[0]?.key.toString('hex')).toBe(
+      'fd000000000000000000000000000001'.repeat(2),
+    );
+    const [v4] = elementCommandOps('ip', 'portway', [
+      {
+        op: 'add',
+        set: 'hairpin-endpoints',
+        role: 'static',
+        verdicts: false,
+        elements: [{ key: '10.0.0.1 . 10.0.0.1' }],
+      },
+    ]);
+    expect(v4?.items[0]?.elements).toEqual([{ key: Buffer.from('0a0000010a000001', 'hex') }]);
+  });
+
+  it('refuses a set it has no layout for, and a bad element, naming the set', () => {
+    const command = (set: string, role: 'static' | 'endpoints', key: string, value?: string) => ({
+      op: 'add' as const,
+      set,
+      role,
+      verdicts: true,
+      elements: [value === undefined ? { key } : { key, value }],
+    });
+    expect(() =>
+      elementCommandOps('ip', 'portway', [command('service-ips', 'static', '10.96.0.1', 'goto svc-x')]),
+    ).toThrow('nftables netlink: set ip portway service-ips: element updates of this set are not encoded');
+    expect(() =>
+      elementCommandOps('ip', 'portway', [command('eps-x', 'endpoints', '0-9', 'fd00::1 . 80')]),
+    ).toThrow('nftables netlink: set ip portway eps-x: not an IPv4 address: "fd00::1"');
   });
 });
 

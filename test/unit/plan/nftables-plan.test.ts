@@ -1,6 +1,7 @@
 // The nftables update planner: an endpoint change (count included) is element commands only; a new or
 // removed service port adds or deletes just its own objects; a declaration change replaces the table.
 import { describe, expect, it } from '@jest/globals';
+import { elementCommandOps } from '../../../src/dataplane/nft-netlink/index.js';
 import type { ServicePort } from '../../../src/model/cluster-state.js';
 import { planNftablesUpdate } from '../../../src/plan/nftables-plan.js';
 import { renderNftables, servicePortNameBase } from '../../../src/render/nftables/index.js';
@@ -23,6 +24,19 @@ describe('planNftablesUpdate', () => {
     const u = planNftablesUpdate(render(web(['10.244.1.2']), other), render(web(['10.244.1.2']), other));
     expect(u.text).toBe('');
     expect(u.elementOnly).toBe(false);
+  });
+
+  it('the element commands are the text batch, in its order, and the netlink client encodes every one', () => {
+    const u = planNftablesUpdate(
+      render(web(['10.244.1.2', '10.244.2.3']), other),
+      render(web(['10.244.1.2', '10.244.2.3', '10.244.2.4']), other),
+    );
+    const ops = elementCommandOps('ip', 'portway', u.elementCommands);
+    // One netlink message per line of the text, naming the same set and elements.
+    expect(
+      ops.map((o) => `${o.op} element ${t} ${o.set.set} { ${o.items.map((i) => i.describe).join(', ')} }`),
+    ).toEqual(u.text.split('\n').filter(Boolean));
+    expect(ops.map((o) => o.items.flatMap((i) => i.elements).length)).toEqual([4, 1, 6]);
   });
 
   it('an endpoint added (2 → 3) rewrites the interval map and the hairpin set only', () => {
