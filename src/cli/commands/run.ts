@@ -544,7 +544,11 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
         const h = (): void => resolve(sig);
         handlers.push([sig, h]);
-        process.once(sig, h);
+        // `on`, not `once`, and removed only after the stop below: while a child process runs, execa's
+        // signal-exit also listens, and when it sees no listener but its own it re-raises the signal —
+        // a `once` listener is already gone at that moment, so the agent died of SIGTERM (exit 143)
+        // mid-sync instead of stopping cleanly whenever a stop met a running ipvsadm/ipset/conntrack.
+        process.on(sig, h);
       }
     }
     if (opts.signal) {

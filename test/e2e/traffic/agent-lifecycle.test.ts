@@ -4,7 +4,8 @@
 // rules in force and is retried as a full sync.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pollFor } from '../../fixtures/polling.js';
 import { ECHO_TCP_PORT, type NodeInfo, type PodInfo } from '../harness/topology.js';
 import {
@@ -83,6 +84,31 @@ describe('restarting the agent', () => {
     expect(results.filter((r) => !r.ok)).toEqual([]);
     expect(agent.records().find((r) => RULES_APPLIED.test(r.msg))).toMatchObject({ full: true });
   });
+});
+
+describe('SIGTERM while a tool the agent started is still running', () => {
+  it('stops the agent cleanly (exit 0, "stopping" logged), not by the signal', async () => {
+    // ipvsadm, ipset and conntrack (what an iptables-mode agent runs after its first sync: the other
+    // mode's leftovers, the UDP conntrack cleanup) take 1 s each here, so the stop meets one running.
+    // While a child runs, execa's signal-exit listens for SIGTERM too and re-raises it when it finds no
+    // other listener: the agent's own listener must still be there when it looks.
+    const slowDir = join(env.dir, 'slow-bin');
+    await mkdir(slowDir, { recursive: true });
+    for (const tool of ['ipvsadm', 'ipset', 'conntrack']) {
+      const real = (await execa('sh', ['-c', `command -v ${tool}`])).stdout.trim();
+      await writeFile(join(slowDir, tool), `#!/bin/sh\nsleep 1\nexec ${real} "$@"\n`);
+      await chmod(join(slowDir, tool), 0o755);
+    }
+    expect(await agent.stop()).toBe(0);
+    agent = await env.startAgentAndSync(node, configPath, {
+      PATH: `${slowDir}:${faultEnv.PATH ?? ''}`,
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const code = await agent.stop();
+    expect({ code, signal: agent.child.signalCode }).toEqual({ code: 0, signal: null });
+    expect(agent.count('stopping; rules stay in place')).toBe(1);
+    agent = await env.startAgentAndSync(node, configPath, faultEnv);
+  }, 60_000);
 });
 
 describe('a malformed manifest', () => {
