@@ -21,6 +21,7 @@ export {
   type IpvsRealServerChoice,
   type TracedPacket,
   type WalkOptions,
+  type WalkVirtualServer,
   type PacketOutcome,
   type WalkBranch,
   type PathStep,
@@ -33,5 +34,7 @@ export {
   serviceOfComment,
   type TraceResult,
   type TraceRules,
+  type LiveIpvsRules,
+  type LiveIpvsState,
   type FormatTraceContext,
 } from './trace.js';

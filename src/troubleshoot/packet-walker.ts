@@ -61,8 +61,20 @@ export interface WalkOptions {
   /** Initial packet mark (default 0). */
   mark?: number;
   /** ipvs mode: the IPVS virtual servers of the node (their addresses must be local addresses too). */
-  ipvs?: { virtualServers: readonly IpvsVirtualServer[] };
+  ipvs?: { virtualServers: readonly WalkVirtualServer[] };
 }
+
+/**
+ * A virtual server as the walk needs it: a rendered one, or one read back from the kernel (which knows
+ * no Service: owner is absent there).
+ */
+export type WalkVirtualServer = Pick<
+  IpvsVirtualServer,
+  'address' | 'port' | 'protocol' | 'scheduler' | 'flags' | 'persistenceTimeoutSeconds'
+> & {
+  owner?: string;
+  realServers: ReadonlyArray<{ address: string; port: number; weight: number }>;
+};
 
 export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT';
 
@@ -96,8 +108,8 @@ export interface IpvsRealServerChoice {
 export interface IpvsDecision {
   /** "TCP 10.96.0.10:80" as ipvsadm -L -n names it. */
   virtualServer: string;
-  /** The service port it belongs to ("ns/name:port/tcp"). */
-  owner: string;
+  /** The service port it belongs to ("ns/name:port/tcp"); absent for a virtual server read from the kernel. */
+  owner?: string;
   scheduler: IpvsScheduler;
   flags: string[];
   /** sessionAffinity ClientIP: later connections of the client stick to its real server this long. */
@@ -197,7 +209,7 @@ interface BranchState {
   /** Set entries matched while evaluating the current rule. */
   setEntries: Array<{ set: string; entry: string }>;
   /** IPVS processed the packet (what `-m ipvs` matches), and for which virtual server. */
-  ipvs?: { decision: IpvsDecision; realServer: IpvsRealServerChoice | null; vs: IpvsVirtualServer };
+  ipvs?: { decision: IpvsDecision; realServer: IpvsRealServerChoice | null; vs: WalkVirtualServer };
 }
 
 const MAX_CALL_DEPTH = 64;
@@ -666,8 +678,8 @@ function matchingSetEntry(
   const entries = ctx.opts.ipsets?.[name];
   if (entries === undefined)
     throw new PacketWalkError(
-      `rule matches ipset ${name}, but its contents were not given (a live trace reads no ipsets yet: ` +
-        'tracing ipvs mode live is issue 11; trace the rendered rules with -f MANIFESTS --config FILE)',
+      `rule matches ipset ${name}, but its contents were not given (rules of ipvs mode: ` +
+        'give trace --config with mode: ipvs, so the sets are read too)',
     );
   return entries.find((entry) => {
     const parts = entry.trim().split(/\s+/)[0]?.split(',') ?? [];
@@ -801,7 +813,7 @@ const SCHEDULER_NOTES: Record<IpvsScheduler, string> = {
 };
 
 /** The virtual server a packet is for, and the share of each real server under its scheduler. */
-export function ipvsDecision(vs: IpvsVirtualServer): IpvsDecision {
+export function ipvsDecision(vs: WalkVirtualServer): IpvsDecision {
   const sharesKnown = vs.scheduler === 'rr' || vs.scheduler === 'wrr';
   const live = vs.realServers.filter((r) => r.weight > 0);
   // rr ignores weights but skips weight 0; wrr shares by weight.
@@ -813,7 +825,7 @@ export function ipvsDecision(vs: IpvsVirtualServer): IpvsDecision {
   }));
   const decision: IpvsDecision = {
     virtualServer: `${vs.protocol} ${joinHostPort(vs.address, vs.port)}`,
-    owner: vs.owner,
+    ...(vs.owner !== undefined ? { owner: vs.owner } : {}),
     scheduler: vs.scheduler,
     flags: [...vs.flags],
     persistenceTimeoutSeconds: vs.persistenceTimeoutSeconds,

@@ -1,7 +1,8 @@
 // What `portway trace` calls: take rules (restore text, a parsed dump, or a rendered rule set),
 // walk a packet through them and explain the result, naming the Service behind each chain from
-// kube-proxy-style rule comments ("ns/name:port …"). Pure. In ipvs mode (an IpvsRuleSet) the walk
-// also goes through IPVS: the sets the rules match and the virtual servers come from the rule set.
+// kube-proxy-style rule comments ("ns/name:port …"). Pure. In ipvs mode (an IpvsRuleSet, or a
+// LiveIpvsRules read from a kernel) the walk also goes through IPVS: the sets the rules match and the
+// virtual servers come from the rule set or the kernel.
 import { joinHostPort } from '../model/ip.js';
 import { serializeRuleSet } from '../render/iptables/index.js';
 import { serializeIpvsIptables, type IpvsRuleSet } from '../render/ipvs/index.js';
@@ -14,9 +15,26 @@ import {
   type PathStep,
   type TracedPacket,
   type WalkOptions,
+  type WalkVirtualServer,
 } from './packet-walker.js';
 
-export type TraceRules = string | IptablesDump | IptablesRuleSet | IpvsRuleSet;
+/** ipvs mode's state besides iptables, as read back from a node's kernel. */
+export interface LiveIpvsState {
+  /** Every set of the namespace: name → entries as `ipset save` prints them. */
+  ipsets: Record<string, string[]>;
+  /** IPVS's virtual servers with the kernel's real servers and weights. */
+  virtualServers: WalkVirtualServer[];
+  /** The addresses bound on kube-ipvs0 (the node accepts packets for them). */
+  boundAddresses: string[];
+}
+
+/** ipvs mode live: the kernel's iptables rules (iptables-save text or parsed) and its IPVS side. */
+export interface LiveIpvsRules extends LiveIpvsState {
+  kind: 'live-ipvs';
+  iptables: string | IptablesDump;
+}
+
+export type TraceRules = string | IptablesDump | IptablesRuleSet | IpvsRuleSet | LiveIpvsRules;
 
 export interface TraceResult {
   packet: TracedPacket;
@@ -28,12 +46,25 @@ export interface TraceResult {
 
 /** Walk `packet` through `rules` as this node would; see walkPacket for the options. */
 export function traceServicePacket(rules: TraceRules, packet: TracedPacket, node: WalkOptions): TraceResult {
-  const ipvs = isIpvsRuleSet(rules) ? rules : null;
-  const dump =
-    ipvs !== null
-      ? parseIptablesDump(serializeIpvsIptables(ipvs, { includeBuiltinJumps: true }))
-      : toDump(rules as Exclude<TraceRules, IpvsRuleSet>);
-  const outcome = walkPacket(dump, packet, ipvs !== null ? ipvsWalkOptions(ipvs, node) : node);
+  let dump: IptablesDump;
+  let opts = node;
+  if (isLiveIpvsRules(rules)) {
+    dump = toDump(rules.iptables);
+    opts = ipvsWalkOptions(rules, node);
+  } else if (isIpvsRuleSet(rules)) {
+    dump = parseIptablesDump(serializeIpvsIptables(rules, { includeBuiltinJumps: true }));
+    opts = ipvsWalkOptions(
+      {
+        boundAddresses: rules.boundAddresses,
+        ipsets: Object.fromEntries(rules.ipsets.map((set) => [set.name, set.entries.map((e) => e.value)])),
+        virtualServers: rules.virtualServers,
+      },
+      node,
+    );
+  } else {
+    dump = toDump(rules);
+  }
+  const outcome = walkPacket(dump, packet, opts);
   const services = chainServices(dump);
   return {
     packet,
@@ -47,24 +78,29 @@ export function traceServicePacket(rules: TraceRules, packet: TracedPacket, node
   };
 }
 
+function isLiveIpvsRules(rules: TraceRules): rules is LiveIpvsRules {
+  return typeof rules !== 'string' && 'kind' in rules && rules.kind === 'live-ipvs';
+}
+
 function isIpvsRuleSet(rules: TraceRules): rules is IpvsRuleSet {
   return typeof rules !== 'string' && 'virtualServers' in rules;
 }
 
 /**
  * ipvs mode's walk: the node also owns the addresses bound on kube-ipvs0 (so they are LOCAL and
- * delivered to IPVS), the sets hold the rendered entries, and IPVS has the rendered virtual servers.
+ * delivered to IPVS), the sets hold their entries, and IPVS has its virtual servers — rendered or the
+ * kernel's.
  */
-function ipvsWalkOptions(rs: IpvsRuleSet, node: WalkOptions): WalkOptions {
+function ipvsWalkOptions(ipvs: LiveIpvsState, node: WalkOptions): WalkOptions {
   return {
     ...node,
-    localAddresses: [...node.localAddresses, ...rs.boundAddresses],
-    ipsets: Object.fromEntries(rs.ipsets.map((set) => [set.name, set.entries.map((e) => e.value)])),
-    ipvs: { virtualServers: rs.virtualServers },
+    localAddresses: [...node.localAddresses, ...ipvs.boundAddresses],
+    ipsets: ipvs.ipsets,
+    ipvs: { virtualServers: ipvs.virtualServers },
   };
 }
 
-function toDump(rules: Exclude<TraceRules, IpvsRuleSet>): IptablesDump {
+function toDump(rules: string | IptablesDump | IptablesRuleSet): IptablesDump {
   if (typeof rules === 'string') return parseIptablesDump(rules);
   if ('tables' in rules && rules.tables instanceof Map) return rules as IptablesDump;
   // The renderer's own serialiser, built-in jumps included: trace walks exactly what would be applied.
@@ -220,7 +256,7 @@ export function formatTrace(outcome: PacketOutcome, context: FormatTraceContext 
 function formatIpvsDecision(d: IpvsDecision, packet: TracedPacket | undefined): string[] {
   const flags = d.flags.length > 0 ? ` (flags ${d.flags.join(',')})` : '';
   const lines = [
-    `ipvs virtual server: ${d.virtualServer} [Service ${d.owner}], scheduler ${d.scheduler}${flags}: ${d.schedulerNote}`,
+    `ipvs virtual server: ${d.virtualServer}${d.owner !== undefined ? ` [Service ${d.owner}]` : ''}, scheduler ${d.scheduler}${flags}: ${d.schedulerNote}`,
   ];
   if (d.persistenceTimeoutSeconds !== null) {
     const client = packet !== undefined ? packet.sourceIP : 'the client';

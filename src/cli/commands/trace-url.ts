@@ -8,7 +8,7 @@ import type { Config } from '../../config/config.js';
 import { traceIngressUrl, type UrlHop, type UrlHopPacket, type UrlTrace } from '../../ingress/url-trace.js';
 import type { ClusterState, IPFamily } from '../../model/cluster-state.js';
 import { ipFamilyOf, joinHostPort } from '../../model/ip.js';
-import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
+import { traceServicePacket, type LiveIpvsState, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
 import { renderModeFamily } from './dry-run.js';
 import { decideLoadBalancers } from './status.js';
@@ -97,6 +97,8 @@ export interface LiveNode {
   dumps: Partial<Record<IPFamily, string>>;
   /** The addresses on this network namespace's interfaces. */
   addresses: string[];
+  /** ipvs mode: the kernel's IPVS table, sets and kube-ipvs0 addresses (walked with the dumps). */
+  ipvs?: LiveIpvsState;
 }
 
 /**
@@ -121,7 +123,11 @@ export function liveHopRules(live: LiveNode): HopRules {
         ...live.addresses.filter((ip) => ipFamilyOf(ip) === family),
         ...(elsewhere && !live.addresses.includes(packet.dst) ? [packet.dst] : []),
       ];
-      const kernel = walkRules(dump, packet, local);
+      const kernel = walkRules(
+        live.ipvs !== undefined ? { kind: 'live-ipvs', iptables: dump, ...live.ipvs } : dump,
+        packet,
+        local,
+      );
       const thisNodeConfig = nodeConfigOf(state, { ...config, nodeName: live.name }, null, family);
       const desired = walkRules(renderModeFamily(state, thisNodeConfig, family), packet, [
         ...new Set([...thisNodeConfig.nodeIPs, ...local]),
@@ -134,6 +140,7 @@ export function liveHopRules(live: LiveNode): HopRules {
         verdict: kernel.verdict,
         endpoints: kernel.endpoints,
         endpointProbabilities: kernel.endpointProbabilities,
+        ...(kernel.ipvs ? { ipvsVirtualServer: kernel.ipvs.virtualServer } : {}),
         ...(kernelOnly.length + clusterOnly.length > 0
           ? { differsFromCluster: { kernelOnly, clusterOnly } }
           : {}),

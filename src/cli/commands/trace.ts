@@ -5,12 +5,14 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { Config } from '../../config/config.js';
 import type { InterfaceAddress } from '../../dataplane/interfaces.js';
+import type { IpvsLiveReader } from '../../dataplane/ipvs-live.js';
+import type { createRunner } from '../../dataplane/exec.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { IPFamily } from '../../model/cluster-state.js';
 import { canonicalIP, ipAddressHint, ipFamilyOf } from '../../model/ip.js';
 import { printableLines, quoteText } from '../../model/names.js';
 import { formatProblem, loadClusterState } from '../../model/index.js';
-import { traceServicePacket, type TraceRules } from '../../troubleshoot/index.js';
+import { traceServicePacket, type LiveIpvsState, type TraceRules } from '../../troubleshoot/index.js';
 import { CliExit } from '../exit.js';
 import { renderModeFamily, withAllocatedAddresses } from './dry-run.js';
 import { formatUrlTrace, liveHopRules, traceUrl, type LiveNode } from './trace-url.js';
@@ -54,25 +56,73 @@ export function parsePort(flag: string, text: string): number {
   return n;
 }
 
-/** Every address on this network namespace's interfaces. */
-async function liveInterfaceAddresses(): Promise<InterfaceAddress[]> {
-  const { createRunner } = await import('../../dataplane/exec.js');
-  const { RealIpLinks } = await import('../../dataplane/ip.js');
-  return new RealIpLinks({ runner: createRunner({}) }).listAddresses();
+/** What --live reads from this network namespace (an interface: tests give a kernel of their own). */
+export interface LiveKernel {
+  /** filter + nat tables of one family, as iptables-save prints them. */
+  ruleDump(family: IPFamily): Promise<string>;
+  /** Every address on the namespace's interfaces. */
+  interfaceAddresses(): Promise<InterfaceAddress[]>;
+  /** ipvs mode's other half: IPVS's virtual servers, the ipsets and kube-ipvs0's addresses. */
+  ipvs(): Promise<IpvsLiveReader>;
 }
 
-/** This network namespace's filter + nat rules per family, as iptables-save prints them. */
-async function liveRuleDumps(families: readonly IPFamily[]): Promise<Partial<Record<IPFamily, string>>> {
-  const { createRunner } = await import('../../dataplane/exec.js');
-  const { createIptables, detectIptablesBackend } = await import('../../dataplane/iptables.js');
-  const runner = createRunner({});
-  const backend = (await detectIptablesBackend(runner)).backend;
-  const dumps: Partial<Record<IPFamily, string>> = {};
-  for (const family of families) {
-    const iptables = await createIptables({ family, backend, runner });
-    dumps[family] = (await iptables.save('filter')) + (await iptables.save('nat'));
-  }
-  return dumps;
+/** This network namespace's kernel through the real tools (imported on first use: a dry run needs none). */
+function realLiveKernel(): LiveKernel {
+  let shared: ReturnType<typeof createRunner> | undefined;
+  const getRunner = async () => (shared ??= (await import('../../dataplane/exec.js')).createRunner({}));
+  return {
+    async ruleDump(family) {
+      const { createIptables, detectIptablesBackend } = await import('../../dataplane/iptables.js');
+      const backend = (await detectIptablesBackend(await getRunner())).backend;
+      const iptables = await createIptables({ family, backend, runner: await getRunner() });
+      return (await iptables.save('filter')) + (await iptables.save('nat'));
+    },
+    async interfaceAddresses() {
+      const { RealIpLinks } = await import('../../dataplane/ip.js');
+      return new RealIpLinks({ runner: await getRunner() }).listAddresses();
+    },
+    async ipvs() {
+      const { RealIpvsLiveReader } = await import('../../dataplane/ipvs-live.js');
+      return new RealIpvsLiveReader({ runner: await getRunner() });
+    },
+  };
+}
+
+/**
+ * ipvs mode's kernel state besides iptables, shaped as the walk takes it: the kernel's virtual and
+ * real servers (not the ones the manifests ask for), every set by name, kube-ipvs0's addresses.
+ * Firewall-mark services and unknown schedulers (another tool's) are left out: no packet the walk
+ * follows reaches them through portway's rules.
+ */
+export async function readLiveIpvs(reader: IpvsLiveReader): Promise<LiveIpvsState> {
+  const availability = await reader.checkIpvsAvailable();
+  if (!availability.available)
+    throw new CliExit(1, `trace --live (mode ipvs): cannot read IPVS: ${availability.reason}`);
+  const { readIpvsLiveState } = await import('../../dataplane/ipvs-live.js');
+  const state = await readIpvsLiveState(reader);
+  return {
+    ipsets: Object.fromEntries(state.ipsets.map((set) => [set.name, set.entries])),
+    virtualServers: state.ipvs.virtualServers,
+    boundAddresses: state.dummy.addresses.map((a) => a.address),
+  };
+}
+
+/**
+ * The rules --live walks for one family: the kernel's iptables rules, and in ipvs mode also its sets,
+ * IPVS table and kube-ipvs0 addresses; with the node's own addresses (what `--dst-type LOCAL` means).
+ */
+export async function liveTraceRules(
+  mode: Config['mode'],
+  family: IPFamily,
+  kernel: LiveKernel,
+): Promise<{ rules: TraceRules; localAddresses: string[] }> {
+  const dump = await kernel.ruleDump(family);
+  const localAddresses = (await kernel.interfaceAddresses()).map((a) => a.address);
+  if (mode !== 'ipvs') return { rules: dump, localAddresses };
+  return {
+    rules: { kind: 'live-ipvs', iptables: dump, ...(await readLiveIpvs(await kernel.ipvs())) },
+    localAddresses,
+  };
 }
 
 /**
@@ -80,21 +130,24 @@ async function liveRuleDumps(families: readonly IPFamily[]): Promise<Partial<Rec
  * side from this node. This node is the agent's: nodeName, else $NODE_NAME, else the host name; its
  * addresses the configured nodeIPs, else its interfaces'.
  */
-async function liveUrlInputs(flags: TraceFlags) {
+async function liveUrlInputs(flags: TraceFlags, kernel: LiveKernel) {
   const config = await loadConfigFile(flags.config);
-  refuseLiveIpvs(config);
   const state = await readClusterInput(
     { kubeconfig: flags.kubeconfig, master: flags.master, requestTimeout: flags.requestTimeout },
     { inCluster: true },
   );
   const nodeName = chooseNodeName(config.nodeName, process.env, hostname());
-  const interfaces = await liveInterfaceAddresses();
+  const interfaces = await kernel.interfaceAddresses();
   const nodeIPs = config.nodeIPs.length > 0 ? config.nodeIPs : nodeIPsFromInterfaces(interfaces);
   const families = (['IPv4', 'IPv6'] as const).filter((f) => nodeIPs.some((ip) => ipFamilyOf(ip) === f));
+  const dumps: LiveNode['dumps'] = {};
+  for (const family of families.length > 0 ? families : (['IPv4'] as const))
+    dumps[family] = await kernel.ruleDump(family);
   const live: LiveNode = {
     name: nodeName,
-    dumps: await liveRuleDumps(families.length > 0 ? families : ['IPv4']),
+    dumps,
     addresses: interfaces.map((a) => a.address),
+    ...(config.mode === 'ipvs' ? { ipvs: await readLiveIpvs(await kernel.ipvs()) } : {}),
   };
   return { config: { ...config, nodeName, nodeIPs }, state, live };
 }
@@ -110,26 +163,15 @@ async function loadManifestsAndConfig(flags: TraceFlags) {
   return { config, state };
 }
 
-/** trace --live refuses ipvs mode: the walk reads iptables only, ipvs mode also needs sets and virtual servers. */
-function refuseLiveIpvs(config: Config): void {
-  if (config.mode === 'ipvs')
-    throw new CliExit(
-      2,
-      'trace --live does not read ipsets and IPVS virtual servers yet (ipvs mode live state is issue 11): ' +
-        'trace the rules portway would program with -f MANIFESTS --config FILE',
-    );
-}
-
 /** The rules to walk and the node's own addresses (what `--dst-type LOCAL` means). */
 async function loadRules(
   flags: TraceFlags,
   family: IPFamily,
 ): Promise<{ rules: TraceRules; localAddresses: string[] }> {
   if (flags.live) {
-    if (flags.config !== undefined) refuseLiveIpvs(await loadConfigFile(flags.config));
-    const dumps = await liveRuleDumps([family]);
-    const addresses = await liveInterfaceAddresses();
-    return { rules: dumps[family]!, localAddresses: addresses.map((a) => a.address) };
+    // The mode says what the kernel holds: without --config, iptables mode (the agent's default).
+    const mode = flags.config !== undefined ? (await loadConfigFile(flags.config)).mode : 'iptables';
+    return liveTraceRules(mode, family, realLiveKernel());
   }
   const { config, state } = await loadManifestsAndConfig(flags);
   const nodeIPs = config.nodeIPs.filter((ip) => ipFamilyOf(ip) === family);
@@ -164,7 +206,7 @@ async function traceUrlCommand(flags: TraceFlags, src: string): Promise<void> {
   }
   let report;
   if (flags.live) {
-    const { config, state, live } = await liveUrlInputs(flags);
+    const { config, state, live } = await liveUrlInputs(flags, realLiveKernel());
     report = traceUrl(url, src, state, config, flags.down, liveHopRules(live));
   } else {
     const { config, state } = await loadManifestsAndConfig(flags);

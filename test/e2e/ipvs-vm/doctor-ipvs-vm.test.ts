@@ -3,7 +3,8 @@
 // real CLI (bundled, see portway-in-guest.ts) run there — every check passes — then the kernel drifted by
 // hand and doctor run again: each difference is named (a real server deleted, a virtual server and an
 // address added, a set entry deleted, an address removed, a chain of the constant rules flushed,
-// arp_ignore put back to 0), and it exits 1.
+// arp_ignore put back to 0), and it exits 1. In between, `trace --live` walks a packet through that kernel
+// after a real server the manifests do not have was added to a virtual server: the trace names it.
 import { guestSection, IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
@@ -22,6 +23,9 @@ x() { ip netns exec node "$@"; }
 x sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 doctor() { x bash -c 'portway doctor --manifests input.yaml --config config.yaml; echo "exit $?"' 2>&1; }
 echo "@@@ clean"; doctor
+x ipvsadm -a -t 10.96.0.40:443 -r 10.244.9.9:8443 -m -w 1
+echo "@@@ trace"
+x bash -c 'portway trace --live --config config.yaml --src 10.244.1.5 --dst 10.96.0.40 --dport 443; echo "exit $?"' 2>&1
 x ipvsadm -d -t 10.96.0.40:443 -r 10.244.2.42:8443
 x ipvsadm -A -t 10.96.0.99:80 -s rr
 x ip addr add 10.96.0.99/32 dev kube-ipvs0
@@ -58,10 +62,19 @@ maybe('portway doctor in ipvs mode (IPVS test VM)', () => {
     expect(clean).toContain('ok   ipvs/kernel: IPVS is available');
   });
 
+  test("trace --live walks the kernel's IPVS table: the real server only the kernel has is reached", () => {
+    const trace = guestSection(run.output, 'trace');
+    expect(trace).toContain('verdict: ACCEPT');
+    expect(trace).toContain('ipvs virtual server: TCP 10.96.0.40:443, scheduler rr');
+    expect(trace).toContain('10.244.9.9:8443 weight 1: 25.0% of new connections');
+    expect(trace).toContain('exit 0\n');
+  });
+
   test('a drifted kernel: every difference named, exit 1', () => {
     const drifted = guestSection(run.output, 'drifted');
     const expected = [
       /FAIL ipvs\/virtual-servers: .*\n(.*\n)*\s+missing real server TCP 10\.96\.0\.40:443 -> 10\.244\.2\.42:8443 /,
+      /\s+extra real server TCP 10\.96\.0\.40:443 -> 10\.244\.9\.9:8443 /,
       /\s+extra virtual server TCP 10\.96\.0\.99:80 /,
       /FAIL ipvs\/ipsets: .*\n(.*\n)*\s+missing set entry KUBE-CLUSTER-IP 10\.96\.0\.40,tcp:443 /,
       /FAIL ipvs\/addresses: .*\n(.*\n)*\s+missing address 192\.0\.2\.40 on kube-ipvs0/,

@@ -1,6 +1,6 @@
 // `portway trace -f` in ipvs mode (mode: ipvs in --config): the packet goes through the mode's
 // iptables rules (set matches with the entry that matched), IPVS's virtual server and its real
-// servers with their shares; `--live` in ipvs mode is refused with a pointer to the dry run.
+// servers with their shares. `--live` in ipvs mode: test/unit/cli/trace-live-ipvs.test.ts.
 import { describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
 import { repoRoot, runPortway } from '../../fixtures/cli-process.js';
@@ -45,24 +45,6 @@ describe('portway trace, mode ipvs', () => {
     expect(out.outcome.branches.filter((b) => b.masquerade).map((b) => b.endpoint)).toEqual([
       '10.244.1.11:8080',
     ]);
-  });
-
-  it('--live in ipvs mode says it needs the kernel state of issue 11, exit 2', async () => {
-    const r = await portway([
-      'trace',
-      '--live',
-      '--config',
-      ipvsConfig,
-      '--src',
-      '192.0.2.7',
-      '--dst',
-      '10.99.0.2',
-      '--dport',
-      '30080',
-    ]);
-    expect(r.exitCode).toBe(2);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('trace --live does not read ipsets and IPVS virtual servers yet');
   });
 });
 
