@@ -25,15 +25,11 @@ import {
 import { SystemClock } from '../../src/sync/clock.js';
 import { IpvsSyncer } from '../../src/sync/ipvs-syncer.js';
 import { endpoint, svcPort } from '../../test/fixtures/cluster-state.js';
+import { benchFlag } from './bench-util.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
-const SERVICES = Number(flag('services', '1000'));
-const ENDPOINTS = Number(flag('endpoints', '10'));
-const CHANGES = Number(flag('changes', '5'));
+const SERVICES = Number(benchFlag('services', '1000'));
+const ENDPOINTS = Number(benchFlag('endpoints', '10'));
+const CHANGES = Number(benchFlag('changes', '5'));
 const NODE_IP = '10.98.0.2';
 
 const ms = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;

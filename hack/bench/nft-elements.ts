@@ -28,18 +28,14 @@ import {
   ipv4Bytes,
 } from '../../src/dataplane/nft-netlink/index.js';
 import { BENCH_NETNS_PREFIX } from '../../test/e2e/harness/topology.js';
+import { benchFlag } from './bench-util.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
-const SERVICES = Number(flag('services', '10000'));
-const ENDPOINTS = Number(flag('endpoints', '10'));
-const CHANGES = Number(flag('changes', '200'));
-const NFT_CHANGES = Number(flag('nft-changes', '10'));
+const SERVICES = Number(benchFlag('services', '10000'));
+const ENDPOINTS = Number(benchFlag('endpoints', '10'));
+const CHANGES = Number(benchFlag('changes', '200'));
+const NFT_CHANGES = Number(benchFlag('nft-changes', '10'));
 /** Which parts of a change to send: both (the planner's change), or the eps map or the hairpin set alone. */
-const PARTS = flag('parts', 'both') as 'both' | 'eps' | 'hairpin';
+const PARTS = benchFlag('parts', 'both') as 'both' | 'eps' | 'hairpin';
 const NETNS = `${BENCH_NETNS_PREFIX}${process.pid}-nftel`;
 const SLOTS = 1 << 20;
 

@@ -20,16 +20,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bigListJson } from '../../test/fixtures/large-list.js';
 import { BENCH_NETNS_PREFIX, removeAgentState } from '../../test/e2e/harness/topology.js';
+import { benchFlag } from './bench-util.js';
 
-const argv = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
-};
-const RUNS = Number(flag('runs', '15'));
-const SERVICES = Number(flag('services', '5000'));
-const ENDPOINTS = Number(flag('endpoints', '10'));
-const ONCE_RUNS = Number(flag('once-runs', '3'));
+const RUNS = Number(benchFlag('runs', '15'));
+const SERVICES = Number(benchFlag('services', '5000'));
+const ENDPOINTS = Number(benchFlag('endpoints', '10'));
+const ONCE_RUNS = Number(benchFlag('once-runs', '3'));
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin/portway');
 
@@ -248,4 +244,4 @@ async function runOnceFigures(): Promise<void> {
 }
 
 startupFigures();
-if (!argv.includes('--skip-run-once')) await runOnceFigures();
+if (!process.argv.slice(2).includes('--skip-run-once')) await runOnceFigures();
