@@ -196,6 +196,62 @@ describe('runAgent', () => {
     expect(ipt.dump()).toContain('10.244.1.6');
   });
 
+  it('SIGTERM during a sync: the agent keeps listening until it has stopped, so a later listener (signal-exit, loaded by execa while a command runs) never finds itself alone and kills the process', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const configPath = join(stateDir, 'config.yaml');
+    await writeFile(configPath, 'iptables: { minSyncPeriod: 10ms, syncPeriod: 100ms }\n');
+    const ipt = dp.iptables.IPv4 as FakeIptables;
+    // The next full sync's iptables-save waits here: a sync in flight when the signal comes.
+    let holding = false;
+    let inFlight = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const save = ipt.save.bind(ipt);
+    ipt.save = async (table) => {
+      if (holding) {
+        inFlight = true;
+        await released;
+      }
+      return save(table);
+    };
+    const before = process.listeners('SIGTERM');
+    let syncs = 0;
+    const logger = new RecordingLogger();
+    const running = runAgent({
+      ...common(logger),
+      handleSignals: true,
+      metricsBindAddress: '127.0.0.1:0',
+      healthzBindAddress: '127.0.0.1:0',
+      configPath,
+      once: false,
+      onSync: () => syncs++,
+    });
+    // signal-exit's rule: when it is the only listener left (besides those that were there before),
+    // it re-raises the signal, which then kills the process (exit 143).
+    const agentListening: boolean[] = [];
+    const late = (): void => {
+      const others = process.listeners('SIGTERM').filter((l) => l !== late && !before.includes(l));
+      agentListening.push(others.length > 0);
+    };
+    try {
+      await eventually('first sync', () => syncs >= 1);
+      holding = true;
+      await eventually('a full sync in flight', () => inFlight);
+      process.on('SIGTERM', late);
+      process.emit('SIGTERM');
+      await eventually('stopping', () => logger.records.some((r) => r.message.startsWith('stopping')));
+      process.emit('SIGTERM'); // again, while the stop waits for the sync in flight
+      release();
+      expect(await running).toBe(0);
+      expect(agentListening).toEqual([true, true]);
+      // Gone once stopped: nothing is left behind.
+      expect(process.listeners('SIGTERM').filter((l) => l !== late)).toEqual(before);
+    } finally {
+      release();
+      process.off('SIGTERM', late);
+    }
+  });
+
   describe('a listen address that cannot be bound (issue 9)', () => {
     let occupier: Server;
     let busyPort: number;
