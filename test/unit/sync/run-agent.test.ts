@@ -14,24 +14,11 @@ import {
 } from '../../../src/dataplane/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+import { fakeNodeAgentOptions } from '../../fixtures/fake-agent.js';
 import { eventually } from '../../fixtures/polling.js';
+import { webNodePortYaml } from '../../fixtures/web-nodeport.js';
 
-const web = (endpoints: string[]) => `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: demo }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints: [${endpoints.map((e) => `{ addresses: [${e}], conditions: { ready: true } }`).join(', ')}]
-`;
+const web = (endpoints: string[]): string => webNodePortYaml(endpoints);
 
 describe('runAgent', () => {
   let dir: string;
@@ -47,15 +34,7 @@ describe('runAgent', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  const common = (logger: RecordingLogger) => ({
-    manifests: dir,
-    logger,
-    stateDir,
-    handleSignals: false,
-    hostname: 'node-a',
-    ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-    createDataplane: async () => dp,
-  });
+  const common = (logger: RecordingLogger) => fakeNodeAgentOptions({ dp, manifests: dir, stateDir, logger });
 
   it('sets route_localnet only when the rules accept NodePorts on 127.0.0.1', async () => {
     await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
