@@ -8,7 +8,8 @@
 //      the client's address preserved), session affinity (every request to one pod);
 //   B. an endpoint removed while a client holds a connection to it: the connection keeps working, new
 //      connections avoid it (weight 0), and once it is closed the real server goes;
-//   C. the agent restarted (SIGTERM, start again) while a client sends a request every 200 ms: none fails.
+//   C. the agent restarted (SIGTERM, start again) while a client sends a request every 200 ms, until the
+//      new agent's first sync is done: none fails, and the stopped agent exits 0.
 //
 //   client 10.99.0.100 (+ .101) ── eth0 ─ node 10.99.0.2, cbr0 10.244.1.1/24 ─┬─ pod1 10.244.1.11
 //                                          kube-ipvs0: service addresses        └─ pod2 10.244.1.12
@@ -225,6 +226,7 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
 
   test('agent restart under traffic: no request fails', () => {
     expect(run.output).toMatch(/^AGENT-STOPPED exit 0$/m);
+    expect(run.output).toMatch(/^RESTARTED-SYNCED yes$/m);
     const results = sequence.restart ?? [];
     expect(results.length).toBeGreaterThan(10);
     expect(results.filter((r) => r === 'failed')).toEqual([]);

@@ -83,13 +83,20 @@ else
   echo "DRAINED no"; x node ipvsadm -Ln
 fi
 echo "@@@ phase C"
-x client $NODE /payload/probe.mjs '[{"loop":"restart","host":"10.99.0.2","port":30080,"durationMs":14000,"intervalMs":200}]' >/tmp/loop.out 2>&1 &
+# The requests go on until the new agent's first sync is done and 2 s after it (what a restart must
+# not break is that sync as much as the gap): a fixed duration ended, under load, before it.
+x client $NODE /payload/probe.mjs '[{"loop":"restart","host":"10.99.0.2","port":30080,"durationMs":90000,"intervalMs":200,"stopFile":"/tmp/loop-stop"}]' >/tmp/loop.out 2>&1 &
 loop=$!
-sleep 3
+wait_for 30 grep -q '^R restart' /tmp/loop.out
+sleep 2
 kill -TERM "$(cat /tmp/pw.pid)"
 wait "$(cat /tmp/pw.pid)"
 echo "AGENT-STOPPED exit $?"
+synced_before=$(grep -c '"ipvs state' /tmp/pw.log)
 start_agent
+wait_for 60 sh -c "[ \$(grep -c '\"ipvs state' /tmp/pw.log) -gt $synced_before ]" && echo "RESTARTED-SYNCED yes" || echo "RESTARTED-SYNCED no"
+sleep 2
+touch /tmp/loop-stop
 wait "$loop"
 cat /tmp/loop.out
 echo "@@@ agent log"
