@@ -18,6 +18,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endpointSliceYaml } from '../../fixtures/web-nodeport.js';
+import { TWO_POD_NODE_PRELUDE } from './guest-topology.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
@@ -27,19 +29,9 @@ const maybe = vm.ok ? describe : describe.skip;
 
 const GUEST = join(dirname(fileURLToPath(import.meta.url)), 'guest');
 
-const slice = (
-  name: string,
-  service: string,
-  endpoints: Array<[string, string]>,
-  ports = '[{ name: http, port: 8080, protocol: TCP }, { name: dns, port: 8081, protocol: UDP }]',
-): string => `
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: ${name}, namespace: demo, labels: { kubernetes.io/service-name: ${service} } }
-addressType: IPv4
-ports: ${ports}
-endpoints: [${endpoints.map(([ip, node]) => `{ addresses: [${ip}], conditions: { ready: true }, nodeName: ${node} }`).join(', ')}]
-`;
+// web's slice has its UDP port too; the others only endpointSliceYaml's default, http 8080/TCP.
+const slice = endpointSliceYaml;
+const WEB_PORTS = '[{ name: http, port: 8080, protocol: TCP }, { name: dns, port: 8081, protocol: UDP }]';
 
 const BOTH: Array<[string, string]> = [
   ['10.244.1.11', 'node-a'],
@@ -59,7 +51,7 @@ spec:
     - { name: http, port: 80, targetPort: 8080, nodePort: 30080 }
     - { name: dns, port: 53, targetPort: 8081, protocol: UDP }
 `,
-  'web-slice.yaml': slice('web-1', 'web', BOTH),
+  'web-slice.yaml': slice('web-1', 'web', BOTH, WEB_PORTS),
   'lb.yaml': `
 apiVersion: v1
 kind: Service
@@ -71,7 +63,7 @@ spec:
   ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30040 }]
 status: { loadBalancer: { ingress: [{ ip: 10.98.0.60 }] } }
 ---
-${slice('lb-1', 'lb', BOTH, '[{ name: http, port: 8080, protocol: TCP }]')}
+${slice('lb-1', 'lb', BOTH)}
 ---
 apiVersion: v1
 kind: Service
@@ -81,7 +73,7 @@ spec:
   sessionAffinity: ClientIP
   ports: [{ name: http, port: 80, targetPort: 8080 }]
 ---
-${slice('sticky-1', 'sticky', BOTH, '[{ name: http, port: 8080, protocol: TCP }]')}
+${slice('sticky-1', 'sticky', BOTH)}
 ---
 apiVersion: v1
 kind: Service
@@ -92,15 +84,10 @@ spec:
   externalTrafficPolicy: Local
   ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30090 }]
 ---
-${slice(
-  'local-1',
-  'local',
-  [
-    ['10.244.1.11', 'node-a'],
-    ['10.244.1.12', 'node-b'],
-  ],
-  '[{ name: http, port: 8080, protocol: TCP }]',
-)}
+${slice('local-1', 'local', [
+  ['10.244.1.11', 'node-a'],
+  ['10.244.1.12', 'node-b'],
+])}
 `,
 };
 
@@ -158,7 +145,8 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
     };
     for (const [name, text] of Object.entries(MANIFESTS)) files[`manifests/${name}`] = text;
     run = await runInIpvsVm({
-      script: PORTWAY_GUEST_PRELUDE + (await readFile(join(GUEST, 'run-agent.sh'), 'utf8')),
+      script:
+        PORTWAY_GUEST_PRELUDE + TWO_POD_NODE_PRELUDE + (await readFile(join(GUEST, 'run-agent.sh'), 'utf8')),
       files,
       paths: await portwayGuestPaths(),
       timeoutMs: 600_000,
