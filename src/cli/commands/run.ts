@@ -538,16 +538,16 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     },
   });
 
+  // `on`, not `once`, and removed only when the agent has stopped: execa loads signal-exit while a
+  // command runs (a sync is in flight most of the time), and signal-exit, finding itself the only
+  // SIGTERM listener left, kills that command and re-raises the signal — the agent then died with 143
+  // in the middle of a sync instead of finishing it and exiting 0. A repeated signal is a no-op.
   const handlers: Array<[NodeJS.Signals, () => void]> = [];
   const stopped = new Promise<string>((resolve) => {
     if (opts.handleSignals !== false) {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) {
         const h = (): void => resolve(sig);
         handlers.push([sig, h]);
-        // `on`, not `once`, and removed only after the stop below: while a child process runs, execa's
-        // signal-exit also listens, and when it sees no listener but its own it re-raises the signal —
-        // a `once` listener is already gone at that moment, so the agent died of SIGTERM (exit 143)
-        // mid-sync instead of stopping cleanly whenever a stop met a running ipvsadm/ipset/conntrack.
         process.on(sig, h);
       }
     }
@@ -588,12 +588,15 @@ async function runAgentHolding(opts: RunAgentOptions, held: Held): Promise<numbe
     why = await stopped;
   }
   clearInterval(keepAlive);
-  for (const [sig, h] of handlers) process.off(sig, h);
   log.info({ signal: why }, 'stopping; rules stay in place');
-  await source.stop();
-  await starting;
-  await runner.stop();
-  await lb.stop(); // LoadBalancer hook
-  await Promise.all([setup.serviceHealth.stop(), metricsServer.stop(), healthServer.stop()]);
+  try {
+    await source.stop();
+    await starting;
+    await runner.stop(); // waits for the sync in flight
+    await lb.stop(); // LoadBalancer hook
+    await Promise.all([setup.serviceHealth.stop(), metricsServer.stop(), healthServer.stop()]);
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
   return exitCode;
 }

@@ -4,21 +4,15 @@
 // server on an address neither bound nor in a KUBE-* set, its own ipset and iptables chain. Then the
 // real CLI (bundled, see portway-in-guest.ts) runs `portway cleanup` there. Afterwards only the other
 // tool's virtual server, set and chain are left: no KUBE-* chain, set or virtual server, no kube-ipvs0.
-import { guestSection, IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
-import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
-import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
+import { guestSection, runOnIpvsNode } from './ipvs-node.js';
+import { prepareIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
 const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('cleanup-ipvs-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const GUEST_SCRIPT =
-  PORTWAY_GUEST_PRELUDE +
-  IPVS_NODE_PRELUDE +
-  String.raw`
-set -eu
-load_ipvs_node node
-x() { ip netns exec node "$@"; }
+/** Run on namespace "node" programmed with the golden case (runOnIpvsNode: set -eu, x CMD… runs in node). */
+const GUEST_SCRIPT = String.raw`
 # Another tool's state: a virtual server, a set, a chain with a built-in jump.
 x ipvsadm -A -t 192.0.2.50:443 -s wlc
 x ipvsadm -a -t 192.0.2.50:443 -r 10.1.0.1:443 -m -w 1
@@ -39,12 +33,7 @@ maybe('portway cleanup on an ipvs-mode node (IPVS test VM)', () => {
   let run: IpvsVmRun;
 
   beforeAll(async () => {
-    run = await runInIpvsVm({
-      script: GUEST_SCRIPT,
-      files: await ipvsNodeFiles('loadbalancer'),
-      paths: await portwayGuestPaths(),
-      timeoutMs: 600_000,
-    });
+    run = await runOnIpvsNode('loadbalancer', GUEST_SCRIPT);
     console.log(`cleanup-ipvs-vm: guest run ${run.durationMs} ms`);
   }, 900_000);
 

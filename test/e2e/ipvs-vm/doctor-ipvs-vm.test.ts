@@ -5,21 +5,15 @@
 // address added, a set entry deleted, an address removed, a chain of the constant rules flushed,
 // arp_ignore put back to 0), and it exits 1. In between, `trace --live` walks a packet through that kernel
 // after a real server the manifests do not have was added to a virtual server: the trace names it.
-import { guestSection, IPVS_NODE_PRELUDE, ipvsNodeFiles } from './ipvs-node.js';
-import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
-import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
+import { guestSection, runOnIpvsNode } from './ipvs-node.js';
+import { prepareIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
 const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('doctor-ipvs-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const GUEST_SCRIPT =
-  PORTWAY_GUEST_PRELUDE +
-  IPVS_NODE_PRELUDE +
-  String.raw`
-set -eu
-load_ipvs_node node
-x() { ip netns exec node "$@"; }
+/** Run on namespace "node" programmed with the golden case (runOnIpvsNode: set -eu, x CMD… runs in node). */
+const GUEST_SCRIPT = String.raw`
 x sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 doctor() { x bash -c 'portway doctor --manifests input.yaml --config config.yaml; echo "exit $?"' 2>&1; }
 echo "@@@ clean"; doctor
@@ -41,12 +35,7 @@ maybe('portway doctor in ipvs mode (IPVS test VM)', () => {
   let run: IpvsVmRun;
 
   beforeAll(async () => {
-    run = await runInIpvsVm({
-      script: GUEST_SCRIPT,
-      files: await ipvsNodeFiles('loadbalancer'),
-      paths: await portwayGuestPaths(),
-      timeoutMs: 600_000,
-    });
+    run = await runOnIpvsNode('loadbalancer', GUEST_SCRIPT);
     console.log(`doctor-ipvs-vm: guest run ${run.durationMs} ms`);
   }, 900_000);
 

@@ -10,6 +10,8 @@ import { ipFamilyOf } from '../../../src/model/ip.js';
 import { serializeIpsets, serializeIpvs, serializeIpvsIptables } from '../../../src/render/ipvs/index.js';
 import { renderIpvsFamilies } from '../../../src/troubleshoot/ipvs-doctor.js';
 import { caseConfig, DEFAULT_GOLDEN_CONFIG, GOLDEN_DIR } from '../../golden/golden-cases.js';
+import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
+import { runInIpvsVm, type IpvsVmRun } from './vm.js';
 
 /**
  * The case's input, an ipvs-mode configuration of its node (config.yaml), and per family the three parts,
@@ -70,6 +72,23 @@ load_ipvs_node() {
   '
 }
 `;
+
+/**
+ * One guest boot: namespace "node" programmed with the golden case's ipvs mode (load_ipvs_node), then
+ * the bash `body` (set -eu) with `portway` (PORTWAY_GUEST_PRELUDE) and `x CMD…` (CMD in node) defined.
+ */
+export async function runOnIpvsNode(caseName: string, body: string): Promise<IpvsVmRun> {
+  return runInIpvsVm({
+    script: `${PORTWAY_GUEST_PRELUDE}${IPVS_NODE_PRELUDE}
+set -eu
+load_ipvs_node node
+x() { ip netns exec node "$@"; }
+${body}`,
+    files: await ipvsNodeFiles(caseName),
+    paths: await portwayGuestPaths(),
+    timeoutMs: 600_000,
+  });
+}
 
 /** The lines a guest script printed between "@@@ NAME" and the next "@@@ " line. */
 export function guestSection(output: string, name: string): string {

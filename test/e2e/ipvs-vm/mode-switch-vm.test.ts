@@ -6,6 +6,8 @@
 //
 //   client 10.99.0.100 ── eth0 ─ node 10.99.0.2, cbr0 10.244.1.1/24 ─┬─ pod1 10.244.1.11 (httpd :8080)
 //                                                                    └─ pod2 10.244.1.12 (httpd :8080)
+import { webNodePortYaml } from '../../fixtures/web-nodeport.js';
+import { TWO_POD_NODE_PRELUDE } from './guest-topology.js';
 import { guestSection } from './ipvs-node.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
@@ -14,24 +16,10 @@ const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('mode-switch-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const MANIFEST = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: demo }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints:
-  - { addresses: [10.244.1.11], conditions: { ready: true }, nodeName: node-a }
-  - { addresses: [10.244.1.12], conditions: { ready: true }, nodeName: node-a }
-`;
+const MANIFEST = webNodePortYaml([
+  ['10.244.1.11', 'node-a'],
+  ['10.244.1.12', 'node-a'],
+]);
 
 const config = (mode: string): string => `
 mode: ${mode}
@@ -43,38 +31,16 @@ loadBalancer: { layer2: false }
 
 const GUEST_SCRIPT =
   PORTWAY_GUEST_PRELUDE +
+  TWO_POD_NODE_PRELUDE +
   String.raw`
 set -eu
-x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-for ns in client node pod1 pod2; do ip netns add $ns; ip -n $ns link set lo up; done
-ip link add eth0 netns client type veth peer name eth0 netns node
-ip -n client addr add 10.99.0.100/24 dev eth0
-ip -n client link set eth0 up
-ip -n node addr add 10.99.0.2/24 dev eth0
-ip -n node link set eth0 up
-ip -n node link add cbr0 type bridge
-ip -n node addr add 10.244.1.1/24 dev cbr0
-ip -n node link set cbr0 up
-for i in 1 2; do
-  ip link add eth0 netns pod$i type veth peer name veth$i netns node
-  ip -n pod$i addr add 10.244.1.1$i/24 dev eth0
-  ip -n pod$i link set eth0 up
-  ip -n pod$i route add default via 10.244.1.1
-  ip -n node link set veth$i master cbr0 up
-  mkdir -p /tmp/www$i && echo pod$i >/tmp/www$i/index.html
-  x pod$i httpd -p 8080 -h /tmp/www$i
-done
-x node sysctl -qw net.bridge.bridge-nf-call-iptables=1
+make_two_pod_node
+httpd_pods
 mkdir -p /tmp/manifests && cp web.yaml /tmp/manifests/
 get() { x client timeout 3 wget -q -O - http://10.99.0.2:30080/ 2>/dev/null || echo failed; }
 agent() { # MODE LOG: start the agent in the node namespace, print its pid
   ip netns exec node "$PORTWAY_NODE" "$PORTWAY_CLI" run --manifests /tmp/manifests --config "$1.yaml" --log-level info >"$2" 2>&1 &
   echo $!
-}
-wait_for() { # SECONDS COMMAND…: poll every 0.2 s
-  local n=$(($1 * 5)); shift
-  for _ in $(seq $n); do if "$@" >/dev/null 2>&1; then return 0; fi; sleep 0.2; done
-  return 1
 }
 first=$(agent iptables /tmp/agent-iptables.log)
 served_by_iptables() { ip netns exec node iptables-save -t nat | grep -q '^:KUBE-SVC-' && [ "$(get)" != failed ]; }

@@ -8,7 +8,8 @@
 //      the client's address preserved), session affinity (every request to one pod);
 //   B. an endpoint removed while a client holds a connection to it: the connection keeps working, new
 //      connections avoid it (weight 0), and once it is closed the real server goes;
-//   C. the agent restarted (SIGTERM, start again) while a client sends a request every 200 ms: none fails.
+//   C. the agent restarted (SIGTERM, start again) while a client sends a request every 200 ms, until the
+//      new agent's first sync is done: none fails, and the stopped agent exits 0.
 //
 //   client 10.99.0.100 (+ .101) ── eth0 ─ node 10.99.0.2, cbr0 10.244.1.1/24 ─┬─ pod1 10.244.1.11
 //                                          kube-ipvs0: service addresses        └─ pod2 10.244.1.12
@@ -17,6 +18,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { endpointSliceYaml } from '../../fixtures/web-nodeport.js';
+import { TWO_POD_NODE_PRELUDE } from './guest-topology.js';
 import { PORTWAY_GUEST_PRELUDE, portwayGuestPaths } from './portway-in-guest.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
@@ -26,19 +29,9 @@ const maybe = vm.ok ? describe : describe.skip;
 
 const GUEST = join(dirname(fileURLToPath(import.meta.url)), 'guest');
 
-const slice = (
-  name: string,
-  service: string,
-  endpoints: Array<[string, string]>,
-  ports = '[{ name: http, port: 8080, protocol: TCP }, { name: dns, port: 8081, protocol: UDP }]',
-): string => `
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: ${name}, namespace: demo, labels: { kubernetes.io/service-name: ${service} } }
-addressType: IPv4
-ports: ${ports}
-endpoints: [${endpoints.map(([ip, node]) => `{ addresses: [${ip}], conditions: { ready: true }, nodeName: ${node} }`).join(', ')}]
-`;
+// web's slice has its UDP port too; the others only endpointSliceYaml's default, http 8080/TCP.
+const slice = endpointSliceYaml;
+const WEB_PORTS = '[{ name: http, port: 8080, protocol: TCP }, { name: dns, port: 8081, protocol: UDP }]';
 
 const BOTH: Array<[string, string]> = [
   ['10.244.1.11', 'node-a'],
@@ -58,7 +51,7 @@ spec:
     - { name: http, port: 80, targetPort: 8080, nodePort: 30080 }
     - { name: dns, port: 53, targetPort: 8081, protocol: UDP }
 `,
-  'web-slice.yaml': slice('web-1', 'web', BOTH),
+  'web-slice.yaml': slice('web-1', 'web', BOTH, WEB_PORTS),
   'lb.yaml': `
 apiVersion: v1
 kind: Service
@@ -70,7 +63,7 @@ spec:
   ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30040 }]
 status: { loadBalancer: { ingress: [{ ip: 10.98.0.60 }] } }
 ---
-${slice('lb-1', 'lb', BOTH, '[{ name: http, port: 8080, protocol: TCP }]')}
+${slice('lb-1', 'lb', BOTH)}
 ---
 apiVersion: v1
 kind: Service
@@ -80,7 +73,7 @@ spec:
   sessionAffinity: ClientIP
   ports: [{ name: http, port: 80, targetPort: 8080 }]
 ---
-${slice('sticky-1', 'sticky', BOTH, '[{ name: http, port: 8080, protocol: TCP }]')}
+${slice('sticky-1', 'sticky', BOTH)}
 ---
 apiVersion: v1
 kind: Service
@@ -91,15 +84,10 @@ spec:
   externalTrafficPolicy: Local
   ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30090 }]
 ---
-${slice(
-  'local-1',
-  'local',
-  [
-    ['10.244.1.11', 'node-a'],
-    ['10.244.1.12', 'node-b'],
-  ],
-  '[{ name: http, port: 8080, protocol: TCP }]',
-)}
+${slice('local-1', 'local', [
+  ['10.244.1.11', 'node-a'],
+  ['10.244.1.12', 'node-b'],
+])}
 `,
 };
 
@@ -157,7 +145,8 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
     };
     for (const [name, text] of Object.entries(MANIFESTS)) files[`manifests/${name}`] = text;
     run = await runInIpvsVm({
-      script: PORTWAY_GUEST_PRELUDE + (await readFile(join(GUEST, 'run-agent.sh'), 'utf8')),
+      script:
+        PORTWAY_GUEST_PRELUDE + TWO_POD_NODE_PRELUDE + (await readFile(join(GUEST, 'run-agent.sh'), 'utf8')),
       files,
       paths: await portwayGuestPaths(),
       timeoutMs: 600_000,
@@ -225,6 +214,7 @@ maybe('portway run in ipvs mode in the IPVS test VM: real traffic, graceful term
 
   test('agent restart under traffic: no request fails', () => {
     expect(run.output).toMatch(/^AGENT-STOPPED exit 0$/m);
+    expect(run.output).toMatch(/^RESTARTED-SYNCED yes$/m);
     const results = sequence.restart ?? [];
     expect(results.length).toBeGreaterThan(10);
     expect(results.filter((r) => r === 'failed')).toEqual([]);

@@ -22,31 +22,18 @@ import {
   serializeIpvsIptables,
   type IpvsRuleSet,
 } from '../../../src/render/ipvs/index.js';
+import { webNodePortYaml } from '../../fixtures/web-nodeport.js';
+import { TWO_POD_NODE_PRELUDE } from './guest-topology.js';
 import { prepareIpvsVm, runInIpvsVm, warnIpvsVmSkipped, type IpvsVmRun } from './vm.js';
 
 const vm = await prepareIpvsVm();
 if (!vm.ok) warnIpvsVmSkipped('traffic-ipvs-vm', vm.reason);
 const maybe = vm.ok ? describe : describe.skip;
 
-const MANIFEST = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: demo }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports:
-    - { name: http, port: 80, targetPort: 8080, nodePort: 30080 }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints:
-  - { addresses: [10.244.1.11], conditions: { ready: true }, nodeName: node-a }
-  - { addresses: [10.244.1.12], conditions: { ready: true }, nodeName: node-a }
-`;
+const MANIFEST = webNodePortYaml([
+  ['10.244.1.11', 'node-a'],
+  ['10.244.1.12', 'node-a'],
+]);
 
 async function renderNode(): Promise<IpvsRuleSet> {
   const dir = await mkdtemp(join(tmpdir(), 'pw-ipvs-traffic-'));
@@ -66,30 +53,13 @@ async function renderNode(): Promise<IpvsRuleSet> {
 }
 
 /** The guest builds the namespaces, loads the rendered parts into the node and sends the requests. */
-const GUEST_SCRIPT = String.raw`
+const GUEST_SCRIPT =
+  TWO_POD_NODE_PRELUDE +
+  String.raw`
 set -eu
-x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-for ns in client node pod1 pod2; do ip netns add $ns; ip -n $ns link set lo up; done
-ip link add eth0 netns client type veth peer name eth0 netns node
-ip -n client addr add 10.99.0.100/24 dev eth0
-ip -n client link set eth0 up
-ip -n node addr add 10.99.0.2/24 dev eth0
-ip -n node link set eth0 up
-ip -n node link add cbr0 type bridge
-ip -n node addr add 10.244.1.1/24 dev cbr0
-ip -n node link set cbr0 up
-for i in 1 2; do
-  ip link add eth0 netns pod$i type veth peer name veth$i netns node
-  ip -n pod$i addr add 10.244.1.1$i/24 dev eth0
-  ip -n pod$i link set eth0 up
-  ip -n pod$i route add default via 10.244.1.1
-  # hairpin: a pod's packet to the ClusterIP may come back out of the port it came in by.
-  ip -n node link set veth$i master cbr0 up
-  ip -n node link set veth$i type bridge_slave hairpin on
-  mkdir -p /tmp/www$i && echo pod$i >/tmp/www$i/index.html
-  x pod$i httpd -p 8080 -h /tmp/www$i
-done
-x node sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
+make_two_pod_node
+httpd_pods
+x node sysctl -qw net.ipv4.ip_forward=1
 while read -r key value; do x node sysctl -qw "$key=$value"; done <sysctls
 ip -n node link add kube-ipvs0 type dummy
 while read -r address; do ip -n node addr add "$address/32" dev kube-ipvs0; done <bound-addresses

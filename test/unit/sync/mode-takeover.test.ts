@@ -6,12 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAgent } from '../../../src/cli/commands/run.js';
-import {
-  CommandError,
-  createFakeDataplane,
-  FakeIpLinks,
-  type FakeDataplane,
-} from '../../../src/dataplane/index.js';
+import { CommandError, createFakeDataplane, type FakeDataplane } from '../../../src/dataplane/index.js';
 import { parseIpAddrJson } from '../../../src/dataplane/ip.js';
 import { parseIpsetSave } from '../../../src/dataplane/ipset.js';
 import { parseIpvsadmList } from '../../../src/dataplane/ipvs-live.js';
@@ -24,6 +19,8 @@ import {
   ownedVirtualServers,
   removeOtherModeLeftovers,
 } from '../../../src/sync/mode-takeover.js';
+import { fakeNodeAgentOptions } from '../../fixtures/fake-agent.js';
+import { webNodePortYaml } from '../../fixtures/web-nodeport.js';
 import { GOLDEN_DIR, goldenCases } from '../../golden/golden-cases.js';
 
 const FIXTURES = join(GOLDEN_DIR, '../fixtures/ipvs-live');
@@ -351,22 +348,7 @@ describe('removeOtherModeLeftovers', () => {
 });
 
 describe('mode switches through runAgent (fake dataplane)', () => {
-  const WEB = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: demo }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints: [{ addresses: [10.244.1.5], conditions: { ready: true } }]
-`;
+  const WEB = webNodePortYaml(['10.244.1.5']);
   let dir: string;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pw-mode-switch-'));
@@ -379,14 +361,13 @@ endpoints: [{ addresses: [10.244.1.5], conditions: { ready: true } }]
     const config = join(dir, `${mode}.config.yaml`);
     await writeFile(config, `mode: ${mode}\n`);
     return runAgent({
-      manifests: join(dir, 'web.yaml'),
+      ...fakeNodeAgentOptions({
+        dp,
+        manifests: join(dir, 'web.yaml'),
+        stateDir: join(dir, 'state'),
+        logger: new RecordingLogger(),
+      }),
       configPath: config,
-      logger: new RecordingLogger(),
-      stateDir: join(dir, 'state'),
-      handleSignals: false,
-      hostname: 'node-a',
-      ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-      createDataplane: async () => dp,
       once: true,
     });
   };

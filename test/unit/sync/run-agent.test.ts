@@ -14,24 +14,11 @@ import {
 } from '../../../src/dataplane/index.js';
 import { RecordingLogger } from '../../../src/observe/logger.js';
 import { MemorySysctlJournal } from '../../../src/sync/sysctls.js';
+import { fakeNodeAgentOptions } from '../../fixtures/fake-agent.js';
 import { eventually } from '../../fixtures/polling.js';
+import { webNodePortYaml } from '../../fixtures/web-nodeport.js';
 
-const web = (endpoints: string[]) => `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: demo }
-spec:
-  type: NodePort
-  clusterIP: 10.96.0.10
-  ports: [{ name: http, port: 80, targetPort: 8080, nodePort: 30080 }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: demo, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints: [${endpoints.map((e) => `{ addresses: [${e}], conditions: { ready: true } }`).join(', ')}]
-`;
+const web = (endpoints: string[]): string => webNodePortYaml(endpoints);
 
 describe('runAgent', () => {
   let dir: string;
@@ -47,15 +34,7 @@ describe('runAgent', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  const common = (logger: RecordingLogger) => ({
-    manifests: dir,
-    logger,
-    stateDir,
-    handleSignals: false,
-    hostname: 'node-a',
-    ipLinks: new FakeIpLinks({ lo: ['127.0.0.1/8'], eth0: ['192.168.50.2/24'] }),
-    createDataplane: async () => dp,
-  });
+  const common = (logger: RecordingLogger) => fakeNodeAgentOptions({ dp, manifests: dir, stateDir, logger });
 
   it('sets route_localnet only when the rules accept NodePorts on 127.0.0.1', async () => {
     await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
@@ -194,6 +173,62 @@ describe('runAgent', () => {
     abort.abort();
     expect(await running).toBe(0);
     expect(ipt.dump()).toContain('10.244.1.6');
+  });
+
+  it('SIGTERM during a sync: the agent keeps listening until it has stopped, so a later listener (signal-exit, loaded by execa while a command runs) never finds itself alone and kills the process', async () => {
+    await writeFile(join(dir, 'web.yaml'), web(['10.244.1.5']));
+    const configPath = join(stateDir, 'config.yaml');
+    await writeFile(configPath, 'iptables: { minSyncPeriod: 10ms, syncPeriod: 100ms }\n');
+    const ipt = dp.iptables.IPv4 as FakeIptables;
+    // The next full sync's iptables-save waits here: a sync in flight when the signal comes.
+    let holding = false;
+    let inFlight = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const save = ipt.save.bind(ipt);
+    ipt.save = async (table) => {
+      if (holding) {
+        inFlight = true;
+        await released;
+      }
+      return save(table);
+    };
+    const before = process.listeners('SIGTERM');
+    let syncs = 0;
+    const logger = new RecordingLogger();
+    const running = runAgent({
+      ...common(logger),
+      handleSignals: true,
+      metricsBindAddress: '127.0.0.1:0',
+      healthzBindAddress: '127.0.0.1:0',
+      configPath,
+      once: false,
+      onSync: () => syncs++,
+    });
+    // signal-exit's rule: when it is the only listener left (besides those that were there before),
+    // it re-raises the signal, which then kills the process (exit 143).
+    const agentListening: boolean[] = [];
+    const late = (): void => {
+      const others = process.listeners('SIGTERM').filter((l) => l !== late && !before.includes(l));
+      agentListening.push(others.length > 0);
+    };
+    try {
+      await eventually('first sync', () => syncs >= 1);
+      holding = true;
+      await eventually('a full sync in flight', () => inFlight);
+      process.on('SIGTERM', late);
+      process.emit('SIGTERM');
+      await eventually('stopping', () => logger.records.some((r) => r.message.startsWith('stopping')));
+      process.emit('SIGTERM'); // again, while the stop waits for the sync in flight
+      release();
+      expect(await running).toBe(0);
+      expect(agentListening).toEqual([true, true]);
+      // Gone once stopped: nothing is left behind.
+      expect(process.listeners('SIGTERM').filter((l) => l !== late)).toEqual(before);
+    } finally {
+      release();
+      process.off('SIGTERM', late);
+    }
   });
 
   describe('a listen address that cannot be bound (issue 9)', () => {

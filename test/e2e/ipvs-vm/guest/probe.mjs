@@ -2,7 +2,8 @@
 // The client side of the IPVS e2e in the guest: many requests from one process (node starts slowly
 // under emulation). Usage: probe.mjs JSON, where JSON is a list of steps:
 //   {label, proto: 'tcp'|'udp', host, port, count, source?, timeoutMs?}  → "R <label> <answer|failed>" per request
-//   {loop: label, host, port, durationMs, intervalMs}                    → the same, for a while (TCP)
+//   {loop: label, host, port, durationMs, intervalMs, stopFile?}         → the same, for a while (TCP),
+//        until durationMs has passed or stopFile exists
 //   {hold: label, host, port, stopFile}  → one TCP connection: "H <label> <first line>", then every
 //        second a line sent and "H <label> <reply>", until stopFile exists; then "H <label> closed"
 import { connect } from 'node:net';
@@ -72,7 +73,7 @@ for (const step of JSON.parse(process.argv[2] ?? '[]')) {
     await hold(step);
   } else if (step.loop) {
     const end = Date.now() + step.durationMs;
-    while (Date.now() < end) {
+    while (Date.now() < end && !(step.stopFile && existsSync(step.stopFile))) {
       say(`R ${step.loop} ${(await tcpOnce(step.host, step.port, 1000)) ?? 'failed'}`);
       await sleep(step.intervalMs);
     }

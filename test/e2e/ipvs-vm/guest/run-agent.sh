@@ -4,38 +4,14 @@
 set -u
 # The test puts PORTWAY_GUEST_PRELUDE (portway-in-guest.ts) in front: node and the bundle under /payload/portway.
 NODE=/payload/portway/node
-x() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-for ns in client node pod1 pod2; do ip netns add $ns; ip -n $ns link set lo up; done
-ip link add eth0 netns client type veth peer name eth0 netns node
-ip -n client addr add 10.99.0.100/24 dev eth0
-ip -n client addr add 10.99.0.101/24 dev eth0
-ip -n client link set eth0 up
-ip -n client route add default via 10.99.0.2
-ip -n node addr add 10.99.0.2/24 dev eth0
-ip -n node link set eth0 up
-ip -n node link add cbr0 type bridge
-ip -n node addr add 10.244.1.1/24 dev cbr0
-ip -n node link set cbr0 up
-for i in 1 2; do
-  ip link add eth0 netns pod$i type veth peer name veth$i netns node
-  ip -n pod$i addr add 10.244.1.1$i/24 dev eth0
-  ip -n pod$i link set eth0 up
-  ip -n pod$i route add default via 10.244.1.1
-  ip -n node link set veth$i master cbr0 up
-  ip -n node link set veth$i type bridge_slave hairpin on
-  x pod$i $NODE /payload/pod-server.mjs pod$i 8080 8081 >/tmp/pod$i.out 2>&1 &
-done
-x node sysctl -qw net.bridge.bridge-nf-call-iptables=1
+# The test puts TWO_POD_NODE_PRELUDE (guest-topology.ts) in front too: make_two_pod_node, x, wait_for.
+make_two_pod_node
+for i in 1 2; do x pod$i $NODE /payload/pod-server.mjs pod$i 8080 8081 >/tmp/pod$i.out 2>&1 & done
 mkdir -p /tmp/m && cp /payload/manifests/*.yaml /tmp/m/
 start_agent() {
   # Not through x: $! must be the agent itself (ip netns exec execs it), for the SIGTERM below.
   ip netns exec node $NODE /payload/portway/app/dist/cli/portway.mjs run --manifests /tmp/m --config /payload/config.yaml >>/tmp/pw.log 2>&1 &
   echo $! >/tmp/pw.pid
-}
-wait_for() { # SECONDS COMMAND…: poll until it succeeds
-  local n=$(( $1 * 5 )); shift
-  for _ in $(seq $n); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
 }
 start_agent
 wait_for 60 grep -q ready /tmp/pod1.out || echo "pod1 server not ready"
@@ -83,13 +59,20 @@ else
   echo "DRAINED no"; x node ipvsadm -Ln
 fi
 echo "@@@ phase C"
-x client $NODE /payload/probe.mjs '[{"loop":"restart","host":"10.99.0.2","port":30080,"durationMs":14000,"intervalMs":200}]' >/tmp/loop.out 2>&1 &
+# The requests go on until the new agent's first sync is done and 2 s after it (what a restart must
+# not break is that sync as much as the gap): a fixed duration ended, under load, before it.
+x client $NODE /payload/probe.mjs '[{"loop":"restart","host":"10.99.0.2","port":30080,"durationMs":90000,"intervalMs":200,"stopFile":"/tmp/loop-stop"}]' >/tmp/loop.out 2>&1 &
 loop=$!
-sleep 3
+wait_for 30 grep -q '^R restart' /tmp/loop.out
+sleep 2
 kill -TERM "$(cat /tmp/pw.pid)"
 wait "$(cat /tmp/pw.pid)"
 echo "AGENT-STOPPED exit $?"
+synced_before=$(grep -c '"ipvs state' /tmp/pw.log)
 start_agent
+wait_for 60 sh -c "[ \$(grep -c '\"ipvs state' /tmp/pw.log) -gt $synced_before ]" && echo "RESTARTED-SYNCED yes" || echo "RESTARTED-SYNCED no"
+sleep 2
+touch /tmp/loop-stop
 wait "$loop"
 cat /tmp/loop.out
 echo "@@@ agent log"
