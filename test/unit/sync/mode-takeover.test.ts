@@ -318,6 +318,29 @@ describe('removeOtherModeLeftovers', () => {
     expect(report.ipvs?.linkDeleted).toBe(true);
   });
 
+  test('iptables mode on a node ipvs mode never programmed (no KUBE set, no kube-ipvs0): no table is read', async () => {
+    const dp = createFakeDataplane({ families: ['IPv4'] });
+    dp.iptables.IPv4!.load(IPVS_THEN_IPTABLES);
+    await dp.ipset.restore('create my-set hash:ip family inet\n');
+    const iptables = dp.iptables.IPv4!;
+    const saved: string[] = [];
+    const save = iptables.save.bind(iptables);
+    iptables.save = async (table) => {
+      saved.push(table);
+      return save(table);
+    };
+    const report = await removeOtherModeLeftovers('iptables', {
+      iptables: dp.iptables,
+      ipset: dp.ipset,
+      ip: dp.ip,
+      ipvs: dp.ipvs,
+    });
+    expect(saved).toEqual([]);
+    expect(dp.ipvs.calls).toEqual([]);
+    expect(report).toMatchObject({ chainsDeleted: [], errors: [], ipvs: { virtualServersDeleted: [] } });
+    expect(dp.ipset.setNames()).toEqual(['my-set']);
+  });
+
   test('a kernel without IPVS: nothing to delete there, not an error; a set still in use is reported, the rest goes on', async () => {
     const dp = createFakeDataplane({ families: ['IPv4'] });
     await dp.ipset.restore(
