@@ -43,6 +43,7 @@ import {
   type SysctlChange,
   type SysctlJournal,
 } from './sysctls.js';
+import { LeftoversAfterFirstSync } from './mode-takeover.js';
 
 export interface FamilyDataplane {
   family: IPFamily;
@@ -170,9 +171,10 @@ export class IptablesSyncer {
   private state: ClusterState | null = null;
   private readonly families: FamilyState[];
   private sysctlsDone = false;
-  private leftoversRemoved = false;
+  private readonly leftovers: LeftoversAfterFirstSync;
 
   constructor(private readonly opts: IptablesSyncerOptions) {
+    this.leftovers = new LeftoversAfterFirstSync(opts.removeOtherModeLeftovers, opts.logger);
     if (opts.families.length === 0)
       throw new Error('iptables syncer: no IP family to program (no node addresses?)');
     this.families = opts.families.map((dp) => ({
@@ -258,17 +260,7 @@ export class IptablesSyncer {
       this.stats.lastError = firstError;
       throw new SyncFailedError(firstError, result);
     }
-    if (!this.leftoversRemoved && this.opts.removeOtherModeLeftovers) {
-      try {
-        await this.opts.removeOtherModeLeftovers();
-        this.leftoversRemoved = true;
-      } catch (err) {
-        this.opts.logger.error(
-          { err: errorText(err) },
-          'removing the other proxy mode’s leftovers failed; tried again after the next sync',
-        );
-      }
-    }
+    await this.leftovers.afterSuccessfulSync();
     return result;
   }
 

@@ -39,6 +39,7 @@ import {
   type SyncStats,
 } from './iptables-syncer.js';
 import { applySysctls, type SharedChainsJournal, type SysctlJournal } from './sysctls.js';
+import { LeftoversAfterFirstSync } from './mode-takeover.js';
 
 /** The node-wide executors of ipvs mode (both families share them). */
 export interface IpvsExecutors {
@@ -103,9 +104,10 @@ export class IpvsSyncer {
   private readonly drainingSince = new Map<string, number>();
   private needFull = true;
   private sysctlsDone = false;
-  private leftoversRemoved = false;
+  private readonly leftovers: LeftoversAfterFirstSync;
 
   constructor(private readonly opts: IpvsSyncerOptions) {
+    this.leftovers = new LeftoversAfterFirstSync(opts.removeOtherModeLeftovers, opts.logger);
     if (opts.families.length === 0)
       throw new Error('ipvs syncer: no IP family to program (no node addresses?)');
     this.families = opts.families.map((dp) => ({ family: dp.family, last: null }));
@@ -340,17 +342,7 @@ export class IpvsSyncer {
       },
       report.commands > 0 ? 'ipvs state applied' : 'ipvs state already up to date',
     );
-    if (!this.leftoversRemoved && this.opts.removeOtherModeLeftovers) {
-      try {
-        await this.opts.removeOtherModeLeftovers();
-        this.leftoversRemoved = true;
-      } catch (err) {
-        this.opts.logger.error(
-          { err: errorText(err) },
-          'removing the other proxy mode’s leftovers failed; tried again after the next sync',
-        );
-      }
-    }
+    await this.leftovers.afterSuccessfulSync();
     return merged;
   }
 

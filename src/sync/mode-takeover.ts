@@ -416,3 +416,30 @@ export function otherModeLeftoversHook(mode: ProxyMode, ex: ModeTakeoverExecutor
     if (report.errors.length > 0) throw new Error(report.errors.join('; '));
   };
 }
+
+/**
+ * A syncer's side of the hook: after each successful sync, until the removal has succeeded once (the other
+ * mode's state is only removed once this mode's is in place). A failure is logged and tried again after the
+ * next sync; it never fails the sync, whose rules are in place either way.
+ */
+export class LeftoversAfterFirstSync {
+  private done = false;
+
+  constructor(
+    private readonly remove: (() => Promise<void>) | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  async afterSuccessfulSync(): Promise<void> {
+    if (this.done || !this.remove) return;
+    try {
+      await this.remove();
+      this.done = true;
+    } catch (err) {
+      this.logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'removing the other proxy mode’s leftovers failed; tried again after the next sync',
+      );
+    }
+  }
+}
